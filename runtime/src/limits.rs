@@ -1,0 +1,65 @@
+//! Every limit of the core, named in one place, with the relations between them asserted at
+//! compile time.
+//!
+//! This module holds constants only. Per-system sizes (slot counts, pool sizes, mailbox
+//! capacities) live in the `SystemSpec` and are checked against these bounds by
+//! `SystemSpec::validate`.
+
+/// Size of one message envelope, header included.
+pub const ENVELOPE_SIZE: usize = 128;
+/// Largest payload carried inline in an envelope.
+pub const PAYLOAD_SIZE_MAX: usize = 96;
+/// Largest alignment a payload type may ask for.
+pub const PAYLOAD_ALIGN_MAX: usize = 16;
+/// Largest spawn-argument type; arguments are kept per slot for restarts.
+pub const ARGS_SIZE_MAX: usize = 64;
+
+/// Shards per node. A shard id is eight bits of a `Handle`.
+pub const SHARD_COUNT_MAX: usize = 255;
+/// Isolate types per system. A type index is eight bits of a `Handle`.
+pub const TYPE_COUNT_MAX: usize = 255;
+/// Slots per isolate type. A slot index is twenty bits of a `Handle`.
+pub const SLOT_COUNT_MAX: u32 = (1 << HANDLE_SLOT_BITS) - 1;
+/// The last generation a slot may carry; a slot reaching it is retired, never wrapped.
+pub const GENERATION_MAX: u32 = (1 << HANDLE_GENERATION_BITS) - 1;
+
+/// Bit widths of the packed 64-bit `Handle`.
+pub const HANDLE_SHARD_BITS: u32 = 8;
+/// Bit width of the type index in a `Handle`.
+pub const HANDLE_TYPE_BITS: u32 = 8;
+/// Bit width of the slot index in a `Handle`.
+pub const HANDLE_SLOT_BITS: u32 = 20;
+/// Bit width of the generation in a `Handle`.
+pub const HANDLE_GENERATION_BITS: u32 = 28;
+
+/// Messages one mailbox may hold.
+pub const MAILBOX_CAPACITY_MAX: u32 = 1 << 16;
+/// Envelopes in one shard's message pool.
+pub const MESSAGE_POOL_SIZE_MAX: u32 = 1 << 24;
+
+/// Dispatches granted to an isolate type per tick for each unit of its budget weight.
+pub const DISPATCH_QUOTA_PER_WEIGHT: u32 = 256;
+/// Largest budget weight of an isolate type.
+pub const BUDGET_WEIGHT_MAX: u32 = 64;
+/// Envelopes taken from the backend's inbound transport in one tick.
+pub const INBOUND_PER_TICK_MAX: u32 = 4096;
+
+/// Tags below this value belong to the system (resume, timers, replies, I/O); the user API
+/// cannot produce them.
+pub const USER_TAG_MIN: u16 = 0x0100;
+
+/// Integers carried by one `ctx.log` record.
+pub const LOG_VALUES_MAX: usize = 4;
+
+const _: () = {
+    assert!(HANDLE_SHARD_BITS + HANDLE_TYPE_BITS + HANDLE_SLOT_BITS + HANDLE_GENERATION_BITS == 64);
+    assert!(SHARD_COUNT_MAX < (1 << HANDLE_SHARD_BITS));
+    assert!(TYPE_COUNT_MAX < (1 << HANDLE_TYPE_BITS));
+    assert!(PAYLOAD_SIZE_MAX <= u8::MAX as usize);
+    assert!(PAYLOAD_SIZE_MAX < ENVELOPE_SIZE);
+    assert!(ARGS_SIZE_MAX <= PAYLOAD_SIZE_MAX);
+    assert!(PAYLOAD_ALIGN_MAX.is_power_of_two());
+    assert!(MAILBOX_CAPACITY_MAX <= MESSAGE_POOL_SIZE_MAX);
+    // The largest dispatch budget of one type must fit in u32 with room to spare.
+    assert!((BUDGET_WEIGHT_MAX as u64) * (DISPATCH_QUOTA_PER_WEIGHT as u64) < u32::MAX as u64);
+};

@@ -1,0 +1,236 @@
+//! A deterministic backend for unit tests of isolates: a manual clock, in-memory transports
+//! between shards, a SplitMix64 random stream and an optional event recorder.
+//!
+//! `TestWorld` boots every shard of a spec on one thread and ticks them in shard order. It
+//! is a test harness, not the simulator: there is no virtual network delay, no fault and no
+//! interleaving search (see `tina-sim` for those). Once built it does not allocate: the
+//! transports and the event recorder have fixed capacities, and events past the recorder's
+//! capacity are only counted.
+
+use core::time::Duration;
+
+use crate::backend::{Backend, Env, Timestamp, TransportFull};
+use crate::handle::Handle;
+use crate::handle::ShardId;
+use crate::message::{Message, MessageId};
+use crate::payload::{Outgoing, Payload, Tag};
+use crate::ring::Ring;
+use crate::scheduler::{Scheduler, TickReport};
+use crate::spec::{BootError, SystemSpec};
+use crate::trace::{Counters, Event};
+
+/// Sizes of a `TestWorld`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TestConfig {
+    /// Envelopes each shard may have in flight toward other shards between two ticks.
+    pub transport_capacity: usize,
+    /// Events recorded per shard; later events are only counted. Zero turns tracing off.
+    pub event_capacity: usize,
+    /// Seed of the random streams (shard `i` uses `seed + i`).
+    pub seed: u64,
+}
+
+impl Default for TestConfig {
+    fn default() -> TestConfig {
+        TestConfig { transport_capacity: 1024, event_capacity: 1 << 16, seed: 1 }
+    }
+}
+
+/// One shard's deterministic backend.
+#[derive(Debug)]
+pub struct TestBackend {
+    now: Timestamp,
+    random_state: u64,
+    inbound: Ring<Message>,
+    outbound: Ring<(ShardId, Message)>,
+    events: Vec<Event>,
+    event_capacity: usize,
+    events_seen: u64,
+}
+
+impl TestBackend {
+    /// A backend with the given capacities.
+    pub fn new(shard: ShardId, config: &TestConfig) -> TestBackend {
+        let blank = Message::system(MessageId::NONE, Handle::NONE, Tag::NONE);
+        TestBackend {
+            now: Timestamp::ZERO,
+            random_state: config.seed.wrapping_add(shard.0 as u64),
+            inbound: Ring::new(config.transport_capacity, blank),
+            outbound: Ring::new(config.transport_capacity, (ShardId(0), blank)),
+            events: Vec::with_capacity(config.event_capacity),
+            event_capacity: config.event_capacity,
+            events_seen: 0,
+        }
+    }
+
+    /// Events recorded so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Events seen, recorded or not.
+    pub fn events_seen(&self) -> u64 {
+        self.events_seen
+    }
+
+    /// Forgets recorded events.
+    pub fn clear_events(&mut self) {
+        self.events.clear();
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&mut self, duration: Duration) {
+        self.now = self.now.saturating_add(duration);
+    }
+}
+
+impl Env for TestBackend {
+    fn random_u64(&mut self) -> u64 {
+        // SplitMix64: a tiny, well-mixed stream; good enough for tests.
+        self.random_state = self.random_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.random_state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
+        self.outbound.push((to, *message)).map_err(|_| TransportFull)
+    }
+
+    fn trace(&mut self, event: &Event) {
+        self.events_seen += 1;
+        if self.events.len() < self.event_capacity {
+            self.events.push(*event);
+        }
+    }
+}
+
+impl Backend for TestBackend {
+    fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    fn tracing(&self) -> bool {
+        self.event_capacity > 0
+    }
+
+    fn receive_remote(&mut self) -> Option<Message> {
+        self.inbound.pop()
+    }
+
+    fn flush_remote(&mut self) {}
+
+    fn park(&mut self, _deadline: Option<Timestamp>) {}
+
+    fn stop_requested(&mut self) -> bool {
+        true
+    }
+}
+
+/// Every shard of a spec on one thread, ticked in shard order.
+#[derive(Debug)]
+pub struct TestWorld {
+    schedulers: Vec<Scheduler<TestBackend>>,
+    backends: Vec<TestBackend>,
+    injected: u64,
+}
+
+impl TestWorld {
+    /// Boots every shard of `spec`.
+    pub fn boot(spec: &SystemSpec, config: TestConfig) -> Result<TestWorld, BootError> {
+        spec.validate()?;
+        let shard_count = spec.shard_count();
+        // Shard counts are at most 255 once validated.
+        let shards = (0..shard_count).map(|i| ShardId(i as u8));
+        let mut backends: Vec<TestBackend> =
+            shards.clone().map(|s| TestBackend::new(s, &config)).collect();
+        let mut schedulers = Vec::with_capacity(shard_count);
+        for (shard, backend) in shards.zip(backends.iter_mut()) {
+            schedulers.push(Scheduler::boot(spec, shard, backend)?);
+        }
+        let mut world = TestWorld { schedulers, backends, injected: 0 };
+        world.route();
+        Ok(world)
+    }
+
+    /// Ticks every shard once, in shard order, routing cross-shard envelopes after each.
+    /// Returns the sum of the reports.
+    pub fn tick(&mut self) -> TickReport {
+        let mut total = TickReport::default();
+        for index in 0..self.schedulers.len() {
+            let report = self.schedulers[index].tick(&mut self.backends[index]);
+            total.dispatched += report.dispatched;
+            total.inbound += report.inbound;
+            total.has_work |= report.has_work;
+            self.route();
+        }
+        total.has_work |=
+            self.backends.iter().any(|b| !b.inbound.is_empty() || !b.outbound.is_empty());
+        total
+    }
+
+    /// Ticks until no shard has work and no envelope is in transit, or `ticks_max` ticks
+    /// ran. Returns the ticks run.
+    pub fn run_until_idle(&mut self, ticks_max: u64) -> u64 {
+        for ticks in 0..ticks_max {
+            if !self.tick().has_work {
+                return ticks + 1;
+            }
+        }
+        ticks_max
+    }
+
+    /// Delivers `payload` to `to` from outside the system, as if it arrived from the
+    /// transport: it enters the mailbox on the destination shard's next tick, with source
+    /// `Handle::NONE` and an id whose origin is `ShardId::EXTERNAL`. There is no `Send`
+    /// event for it. Returns false if the destination shard does not exist or its inbound
+    /// queue is full.
+    pub fn inject<P: Payload>(&mut self, to: Handle, payload: &P) -> bool {
+        let Some(backend) = self.backends.get_mut(to.shard().index()) else { return false };
+        self.injected += 1;
+        let id = MessageId::new(ShardId::EXTERNAL, self.injected);
+        backend.inbound.push(Message::user(id, Handle::NONE, to, &Outgoing::new(payload))).is_ok()
+    }
+
+    /// Moves every shard's clock forward.
+    pub fn advance(&mut self, duration: Duration) {
+        for backend in &mut self.backends {
+            backend.advance(duration);
+        }
+    }
+
+    /// The scheduler of `shard`.
+    pub fn scheduler(&self, shard: ShardId) -> &Scheduler<TestBackend> {
+        &self.schedulers[shard.index()]
+    }
+
+    /// The backend of `shard`.
+    pub fn backend(&self, shard: ShardId) -> &TestBackend {
+        &self.backends[shard.index()]
+    }
+
+    /// The backend of `shard`, mutably.
+    pub fn backend_mut(&mut self, shard: ShardId) -> &mut TestBackend {
+        &mut self.backends[shard.index()]
+    }
+
+    /// Counters of `shard`.
+    pub fn counters(&self, shard: ShardId) -> &Counters {
+        self.schedulers[shard.index()].counters()
+    }
+
+    /// Moves outbound envelopes into their destinations' inbound queues, keeping FIFO order
+    /// per pair. An envelope whose destination queue is full stays in its outbound queue.
+    fn route(&mut self) {
+        for source in 0..self.backends.len() {
+            // Bounded by the outbound ring's capacity.
+            while let Some(&(to, message)) = self.backends[source].outbound.peek() {
+                if self.backends[to.index()].inbound.push(message).is_err() {
+                    break;
+                }
+                self.backends[source].outbound.pop();
+            }
+        }
+    }
+}
