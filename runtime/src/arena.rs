@@ -3,13 +3,15 @@
 //! Each registered type gets one `TypedArena<I>`, a boxed slice of `Option<I>` sized at boot.
 //! The scheduler holds them as `Box<dyn ErasedArena>`, indexed by the type's dense index, and
 //! calls `run_batch` once per batch: the loop inside is monomorphised for `I`, so dispatch
-//! costs one virtual call per batch, not per message.
+//! costs one virtual call per batch, not per message. Every `init` and `handle` call runs
+//! inside `containment::contain`, so a panic tears down that isolate only.
 //!
 //! This module calls isolate code; it does not decide routing or lifecycle (see `shard`).
 
 use zerocopy::TryFromBytes;
 
 use crate::backend::Env;
+use crate::containment::contain;
 use crate::ctx::Ctx;
 use crate::isolate::Isolate;
 use crate::shard::{Fate, Phase, ShardCore};
@@ -19,14 +21,15 @@ use crate::shard::{Fate, Phase, ShardCore};
 pub(crate) struct Batch {
     /// Handler calls made.
     pub(crate) dispatched: u32,
-    /// The batch stopped early because a handler spawned children whose `init` must run now.
-    pub(crate) inits_pending: bool,
+    /// The batch stopped early because a handler spawned children (whose `init` must run
+    /// now) or a supervised isolate stopped (whose group must decide now).
+    pub(crate) interrupted: bool,
 }
 
 /// One isolate type's arena, with the type erased.
 pub(crate) trait ErasedArena {
     /// Dispatches ready isolates of this type, at most `budget` handler calls. Returns early
-    /// after a handler that spawned, so the children's `init` runs right after it.
+    /// after a handler that spawned or stopped a supervised isolate.
     fn run_batch(
         &mut self,
         core: &mut ShardCore,
@@ -37,6 +40,9 @@ pub(crate) trait ErasedArena {
 
     /// Runs `init` for the reserved slot (already marked running by the core).
     fn run_init(&mut self, core: &mut ShardCore, env: &mut dyn Env, type_index: usize, slot: usize);
+
+    /// Drops the state of a slot whose isolate the core tore down from outside a dispatch.
+    fn drop_state(&mut self, slot: usize);
 
     /// Isolates with state in this arena.
     fn live_count(&self) -> usize;
@@ -71,15 +77,22 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
             dispatched += 1;
             let handle = message.destination();
             let state = self.states[slot].as_mut().expect("a dispatched slot holds an isolate");
-            let effect = state.handle(&message, &mut Ctx::new(core, env, handle));
-            if core.apply_effect(env, type_index, slot, effect, Phase::Handle) == Fate::Stopped {
+            let outcome = contain(|| state.handle(&message, &mut Ctx::new(core, env, handle)));
+            let fate = match outcome {
+                Ok(effect) => core.apply_effect(env, type_index, slot, effect, Phase::Handle),
+                Err(text) => {
+                    core.panicked(env, type_index, slot, text, Phase::Handle);
+                    Fate::Stopped
+                }
+            };
+            if fate == Fate::Stopped {
                 self.states[slot] = None;
             }
-            if !core.pending_inits.is_empty() {
-                return Batch { dispatched, inits_pending: true };
+            if !core.pending_inits.is_empty() || !core.exits.is_empty() {
+                return Batch { dispatched, interrupted: true };
             }
         }
-        Batch { dispatched, inits_pending: false }
+        Batch { dispatched, interrupted: false }
     }
 
     fn run_init(
@@ -93,11 +106,19 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         let args = I::Args::try_read_from_bytes(core.types[type_index].args(slot))
             .unwrap_or_else(|_| panic!("spawn arguments were stored from a valid value"));
         debug_assert!(self.states[slot].is_none());
-        let (state, effect) = I::init(args, &mut Ctx::new(core, env, handle));
-        self.states[slot] = Some(state);
-        if core.apply_effect(env, type_index, slot, effect, Phase::Init) == Fate::Stopped {
-            self.states[slot] = None;
+        match contain(|| I::init(args, &mut Ctx::new(core, env, handle))) {
+            Ok((state, effect)) => {
+                self.states[slot] = Some(state);
+                if core.apply_effect(env, type_index, slot, effect, Phase::Init) == Fate::Stopped {
+                    self.states[slot] = None;
+                }
+            }
+            Err(text) => core.panicked(env, type_index, slot, text, Phase::Init),
         }
+    }
+
+    fn drop_state(&mut self, slot: usize) {
+        self.states[slot] = None;
     }
 
     fn live_count(&self) -> usize {

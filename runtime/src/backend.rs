@@ -14,8 +14,9 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::handle::ShardId;
+use crate::io::{IoBuffers, IoError, IoReaped, IoSubmission};
 use crate::message::Message;
-use crate::trace::Event;
+use crate::trace::{Event, ShardFailure};
 
 /// A point on a backend's monotonic clock, in nanoseconds since the backend's epoch.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -91,6 +92,25 @@ pub trait Backend: Env {
     /// Publishes what `send_remote` reserved during this tick (one release per ring in
     /// production; stamping with the tick's end time in simulation).
     fn flush_remote(&mut self);
+
+    /// Starts an I/O operation. Data to send is in `buffers` (the submission names the
+    /// buffer); the shard keeps it untouched until the completion is reaped. An `Err`
+    /// completes the operation at once with that error. The default supports no I/O.
+    fn io_submit(&mut self, submission: &IoSubmission, buffers: &IoBuffers) -> Result<(), IoError> {
+        let _ = (submission, buffers);
+        Err(IoError::Unsupported)
+    }
+
+    /// Takes the next completed operation, after writing any received bytes into the
+    /// submission's `receive_buffer`. The default supports no I/O.
+    fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
+        let _ = buffers;
+        None
+    }
+
+    /// The shard's root supervision group escalated: every isolate of the shard was
+    /// stopped. Recovering the shard is the backend's decision.
+    fn shard_failed(&mut self, failure: &ShardFailure);
 
     /// Blocks until work may have arrived or `deadline` passes. Called by `Scheduler::run`
     /// when a tick left nothing runnable. A simulated backend returns at once.

@@ -1,22 +1,30 @@
 //! `Ctx`: what a handler may do synchronously while it runs.
 //!
-//! A `Ctx` borrows the shard's metadata, pool, mailboxes and counters (never the arena being
-//! dispatched) and the backend through `&mut dyn Env`, so it does not mention the backend
-//! type. Every call returns at once: sends and spawns report a typed result instead of
-//! blocking, logging records a trace event instead of formatting.
+//! A `Ctx` borrows the shard's metadata, pool, mailboxes, timers, buffers and counters
+//! (never the arena being dispatched) and the backend through `&mut dyn Env`, so it does not
+//! mention the backend type. Every call returns at once: sends, spawns and timers report a
+//! typed result instead of blocking; logging records a trace event instead of formatting.
+//! Every call marks itself as core code, so a panic inside one is a broken invariant of the
+//! core, re-raised past the isolate boundary.
 
 use core::any::TypeId;
 use core::fmt;
+use core::time::Duration;
 
 use zerocopy::IntoBytes;
 
 use crate::backend::{Env, Timestamp};
+use crate::containment::CoreGuard;
 use crate::handle::{Handle, ShardId};
-use crate::isolate::Isolate;
+use crate::io::{BufferId, IoError};
+use crate::isolate::{Isolate, ReplyToken};
 use crate::label::Label;
 use crate::limits::LOG_VALUES_MAX;
 use crate::payload::{Outgoing, Payload};
-use crate::shard::{SendError, ShardCore};
+use crate::shard::{ReplyError, SendError, ShardCore};
+use crate::spec::Restart;
+use crate::supervision::NO_GROUP;
+use crate::timer::{TimerError, TimerId};
 use crate::trace::{Event, Level, SpawnError};
 
 /// The handler's view of its shard.
@@ -56,14 +64,96 @@ impl<'a> Ctx<'a> {
 
     /// Sends an already encoded payload.
     pub fn send_outgoing(&mut self, to: Handle, outgoing: &Outgoing) -> Result<(), SendError> {
+        let _core = CoreGuard::enter();
         self.core.send(self.env, self.me, to, outgoing)
     }
 
-    /// Spawns an isolate of type `I` on this shard. The handle is returned at once; the
-    /// child's `init` runs right after the current handler returns, and messages sent to it
-    /// meanwhile wait in its mailbox.
+    /// Replies to the call `token` names, now or from any later handler call. The caller
+    /// gets it ahead of its other queued messages. Replying when the caller no longer waits
+    /// (it timed out, or was answered) is `NoPendingCall` for a caller on this shard, and a
+    /// counted late reply on the caller's shard otherwise.
+    pub fn reply<P: Payload>(&mut self, token: ReplyToken, payload: &P) -> Result<(), ReplyError> {
+        let _core = CoreGuard::enter();
+        self.core.reply(self.env, self.me, token, &Outgoing::new(payload))
+    }
+
+    /// Spawns an unsupervised isolate of type `I` on this shard. The handle is returned at
+    /// once; the child's `init` runs right after the current handler returns, and messages
+    /// sent to it meanwhile wait in its mailbox.
     pub fn spawn<I: Isolate>(&mut self, args: I::Args) -> Result<Handle, SpawnError> {
-        self.core.reserve(self.env, self.me, TypeId::of::<I>(), args.as_bytes())
+        let _core = CoreGuard::enter();
+        let type_index = self.core.type_index_of(TypeId::of::<I>());
+        self.core.reserve(self.env, self.me, type_index, args.as_bytes(), NO_GROUP)
+    }
+
+    /// Spawns an isolate of type `I` as a dynamic child of the caller's own supervision
+    /// group, restarted according to `restart`. Refused with `NotSupervised` if the caller
+    /// has no group, and `GroupFull` at the group's `dynamic_children_max`.
+    pub fn spawn_child<I: Isolate>(
+        &mut self,
+        args: I::Args,
+        restart: Restart,
+    ) -> Result<Handle, SpawnError> {
+        let _core = CoreGuard::enter();
+        self.core.spawn_child(self.env, self.me, TypeId::of::<I>(), args.as_bytes(), restart)
+    }
+
+    /// Sets a one-shot timer: after `after` (rounded up to the timer resolution), a
+    /// `Tag::TIMER` message carrying the id and `tag` is delivered. A timer never fires early,
+    /// fires at most once, and never disturbs pending I/O.
+    pub fn timer_set(&mut self, after: Duration, tag: u64) -> Result<TimerId, TimerError> {
+        let _core = CoreGuard::enter();
+        self.core.timer_set(self.env, self.me, after, tag)
+    }
+
+    /// Cancels a timer this isolate set. Returns whether it was still pending; a cancelled
+    /// timer is never delivered.
+    pub fn timer_cancel(&mut self, timer: TimerId) -> bool {
+        let _core = CoreGuard::enter();
+        self.core.timer_cancel(self.env, self.me, timer)
+    }
+
+    /// Takes a shard-owned I/O buffer, freed when this isolate stops or hands it to an
+    /// operation.
+    pub fn buffer_alloc(&mut self) -> Result<BufferId, IoError> {
+        let _core = CoreGuard::enter();
+        self.core.buffers.alloc(self.me)
+    }
+
+    /// Copies `bytes` into a buffer this isolate holds, at `offset`.
+    pub fn buffer_write(
+        &mut self,
+        buffer: BufferId,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), IoError> {
+        let _core = CoreGuard::enter();
+        if !self.core.buffers.held_by(buffer, self.me) {
+            return Err(IoError::InvalidBuffer);
+        }
+        let data = self.core.buffers.get_mut(buffer).ok_or(IoError::InvalidBuffer)?;
+        let end = offset
+            .checked_add(bytes.len())
+            .filter(|&end| end <= data.len())
+            .ok_or(IoError::OutOfBounds)?;
+        data[offset..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Frees a buffer this isolate holds.
+    pub fn buffer_free(&mut self, buffer: BufferId) -> Result<(), IoError> {
+        let _core = CoreGuard::enter();
+        if !self.core.buffers.held_by(buffer, self.me) {
+            return Err(IoError::InvalidBuffer);
+        }
+        self.core.buffers.release(buffer);
+        Ok(())
+    }
+
+    /// The bytes received by the I/O completion being handled (empty otherwise). Valid only
+    /// during this handler call: the buffer returns to the shard when the handler returns.
+    pub fn io_data(&self) -> &[u8] {
+        self.core.io_data()
     }
 
     /// Records a log event: a level, a static tag and up to four integers. Nothing is

@@ -1,16 +1,675 @@
-//! I/O operation types carried by `Effect::Io`.
+//! I/O operations, their completions, and the shard-owned buffers data travels in.
 //!
-//! Provisional: the scheduler does not yet interpret I/O (it reports the isolate as crashed
-//! with `crash::EFFECT_UNSUPPORTED`). The full set of operations, shard-owned buffers and
-//! typed completions arrive with the I/O seam of the backend.
+//! An isolate submits one operation at a time with `Effect::Io(op)` and waits for its
+//! completion, which arrives as a `Tag::IO` message whose payload decodes to an
+//! [`IoCompletion`]. Data never lives in isolate memory while the backend (or a kernel) may
+//! touch it: sends name a shard-owned [`BufferId`] (filled with `ctx.buffer_write`) that the
+//! shard owns until the operation completes; receives land in a shard buffer that the
+//! handler reads with `ctx.io_data()` during the completion's handler call only.
+//!
+//! These types are provisional until a production backend implements them; the test
+//! backend completes them from a script. Errors are an enum of their own, never errno
+//! values.
 
-/// One I/O operation.
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use crate::handle::Handle;
+
+/// A socket or file owned by the shard, named by the backend that opened it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct IoHandle(u32);
+
+impl IoHandle {
+    /// Names nothing.
+    pub const NONE: IoHandle = IoHandle(0);
+
+    /// A backend's descriptor number.
+    pub const fn from_raw(raw: u32) -> IoHandle {
+        IoHandle(raw)
+    }
+
+    /// The backend's descriptor number.
+    pub const fn to_raw(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for IoHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "io{}", self.0)
+    }
+}
+
+/// A shard-owned buffer: index (low 16 bits) and generation (high 16 bits).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BufferId(u32);
+
+impl BufferId {
+    fn new(index: u16, generation: u16) -> BufferId {
+        BufferId(((generation as u32) << 16) | index as u32)
+    }
+
+    fn index(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+
+    fn generation(self) -> u16 {
+        (self.0 >> 16) as u16
+    }
+
+    /// Raw bits.
+    pub const fn to_raw(self) -> u32 {
+        self.0
+    }
+}
+
+impl fmt::Debug for BufferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "buf{}g{}", self.index(), self.generation())
+    }
+}
+
+/// How `IoOp::FileOpen` opens a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write, created if missing.
+    Create,
+    /// Read and write, created if missing, truncated to zero length.
+    Truncate,
+}
+
+/// One I/O operation. Data to send is in a shard buffer; the shard owns it until the
+/// operation completes and frees it then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoOp {
-    /// Close a descriptor held by the shard.
-    Close {
-        /// The shard-owned descriptor handle.
-        fd: u32,
+    /// Open a listening TCP socket.
+    TcpListen {
+        /// Local address.
+        addr: SocketAddr,
+        /// Pending-connection queue length.
+        backlog: u32,
     },
+    /// Accept one connection on a listening socket.
+    TcpAccept {
+        /// The listener.
+        listener: IoHandle,
+    },
+    /// Connect a new TCP socket.
+    TcpConnect {
+        /// Remote address.
+        addr: SocketAddr,
+    },
+    /// Send `len` bytes of `buffer`.
+    TcpSend {
+        /// The connected socket.
+        socket: IoHandle,
+        /// The data; owned by the shard from submission.
+        buffer: BufferId,
+        /// Bytes to send from the start of the buffer.
+        len: u32,
+    },
+    /// Receive at most `len_max` bytes.
+    TcpRecv {
+        /// The connected socket.
+        socket: IoHandle,
+        /// Upper bound (also capped by the buffer size).
+        len_max: u32,
+    },
+    /// Open a UDP socket bound to `addr`.
+    UdpBind {
+        /// Local address.
+        addr: SocketAddr,
+    },
+    /// Send one datagram.
+    UdpSendTo {
+        /// The socket.
+        socket: IoHandle,
+        /// Destination.
+        addr: SocketAddr,
+        /// The data; owned by the shard from submission.
+        buffer: BufferId,
+        /// Bytes to send.
+        len: u32,
+    },
+    /// Receive one datagram.
+    UdpRecvFrom {
+        /// The socket.
+        socket: IoHandle,
+        /// Upper bound (also capped by the buffer size).
+        len_max: u32,
+    },
+    /// Open a file whose path is the first `path_len` bytes of `path` (UTF-8).
+    FileOpen {
+        /// The path; owned by the shard from submission.
+        path: BufferId,
+        /// Path length in bytes.
+        path_len: u32,
+        /// How to open.
+        mode: OpenMode,
+    },
+    /// Read at most `len_max` bytes at `offset`.
+    FileRead {
+        /// The file.
+        file: IoHandle,
+        /// Byte offset.
+        offset: u64,
+        /// Upper bound (also capped by the buffer size).
+        len_max: u32,
+    },
+    /// Write `len` bytes of `buffer` at `offset`.
+    FileWrite {
+        /// The file.
+        file: IoHandle,
+        /// Byte offset.
+        offset: u64,
+        /// The data; owned by the shard from submission.
+        buffer: BufferId,
+        /// Bytes to write.
+        len: u32,
+    },
+    /// Make written data durable.
+    FileFsync {
+        /// The file.
+        file: IoHandle,
+    },
+    /// Close a socket or file.
+    Close {
+        /// What to close.
+        handle: IoHandle,
+    },
+}
+
+impl IoOp {
+    /// Which operation this is.
+    pub fn kind(&self) -> IoOpKind {
+        match self {
+            IoOp::TcpListen { .. } => IoOpKind::TcpListen,
+            IoOp::TcpAccept { .. } => IoOpKind::TcpAccept,
+            IoOp::TcpConnect { .. } => IoOpKind::TcpConnect,
+            IoOp::TcpSend { .. } => IoOpKind::TcpSend,
+            IoOp::TcpRecv { .. } => IoOpKind::TcpRecv,
+            IoOp::UdpBind { .. } => IoOpKind::UdpBind,
+            IoOp::UdpSendTo { .. } => IoOpKind::UdpSendTo,
+            IoOp::UdpRecvFrom { .. } => IoOpKind::UdpRecvFrom,
+            IoOp::FileOpen { .. } => IoOpKind::FileOpen,
+            IoOp::FileRead { .. } => IoOpKind::FileRead,
+            IoOp::FileWrite { .. } => IoOpKind::FileWrite,
+            IoOp::FileFsync { .. } => IoOpKind::FileFsync,
+            IoOp::Close { .. } => IoOpKind::Close,
+        }
+    }
+
+    /// The buffer the operation hands to the shard (data to send, a path), if any.
+    pub fn input_buffer(&self) -> Option<BufferId> {
+        match *self {
+            IoOp::TcpSend { buffer, .. }
+            | IoOp::UdpSendTo { buffer, .. }
+            | IoOp::FileWrite { buffer, .. } => Some(buffer),
+            IoOp::FileOpen { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The most bytes the operation may receive, if it receives.
+    pub fn receive_len_max(&self) -> Option<u32> {
+        match *self {
+            IoOp::TcpRecv { len_max, .. }
+            | IoOp::UdpRecvFrom { len_max, .. }
+            | IoOp::FileRead { len_max, .. } => Some(len_max),
+            _ => None,
+        }
+    }
+}
+
+/// Which operation a completion belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IoOpKind {
+    #[allow(missing_docs)]
+    TcpListen = 1,
+    #[allow(missing_docs)]
+    TcpAccept = 2,
+    #[allow(missing_docs)]
+    TcpConnect = 3,
+    #[allow(missing_docs)]
+    TcpSend = 4,
+    #[allow(missing_docs)]
+    TcpRecv = 5,
+    #[allow(missing_docs)]
+    UdpBind = 6,
+    #[allow(missing_docs)]
+    UdpSendTo = 7,
+    #[allow(missing_docs)]
+    UdpRecvFrom = 8,
+    #[allow(missing_docs)]
+    FileOpen = 9,
+    #[allow(missing_docs)]
+    FileRead = 10,
+    #[allow(missing_docs)]
+    FileWrite = 11,
+    #[allow(missing_docs)]
+    FileFsync = 12,
+    #[allow(missing_docs)]
+    Close = 13,
+}
+
+impl IoOpKind {
+    const ALL: [IoOpKind; 13] = [
+        IoOpKind::TcpListen,
+        IoOpKind::TcpAccept,
+        IoOpKind::TcpConnect,
+        IoOpKind::TcpSend,
+        IoOpKind::TcpRecv,
+        IoOpKind::UdpBind,
+        IoOpKind::UdpSendTo,
+        IoOpKind::UdpRecvFrom,
+        IoOpKind::FileOpen,
+        IoOpKind::FileRead,
+        IoOpKind::FileWrite,
+        IoOpKind::FileFsync,
+        IoOpKind::Close,
+    ];
+
+    fn from_u8(value: u8) -> Option<IoOpKind> {
+        IoOpKind::ALL.get(usize::from(value).checked_sub(1)?).copied()
+    }
+}
+
+/// Why an I/O operation failed. Its own enum: it never collides with errno values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum IoError {
+    /// The `IoHandle` names nothing open.
+    InvalidHandle = 1,
+    /// The `BufferId` names no buffer the isolate holds.
+    InvalidBuffer = 2,
+    /// The shard's buffer pool is empty.
+    BuffersExhausted = 3,
+    /// The shard submitted as many operations as it may in one tick.
+    SubmissionFull = 4,
+    /// The backend does not implement this operation.
+    Unsupported = 5,
+    /// A write or read range lies outside the buffer.
+    OutOfBounds = 6,
+    /// The path does not exist.
+    NotFound = 7,
+    /// The operating system refused.
+    PermissionDenied = 8,
+    /// Nobody listens at the address.
+    ConnectionRefused = 9,
+    /// The peer reset the connection.
+    ConnectionReset = 10,
+    /// The connection was aborted locally.
+    ConnectionAborted = 11,
+    /// The socket is not connected.
+    NotConnected = 12,
+    /// The local address is taken.
+    AddrInUse = 13,
+    /// The local address does not exist here.
+    AddrNotAvailable = 14,
+    /// Writing to a closed connection.
+    BrokenPipe = 15,
+    /// The operation timed out in the backend.
+    TimedOut = 16,
+    /// The disk is full.
+    StorageFull = 17,
+    /// The path is not valid UTF-8 or the arguments are malformed.
+    InvalidInput = 18,
+    /// Anything else the backend reports.
+    Other = 19,
+}
+
+impl IoError {
+    const ALL: [IoError; 19] = [
+        IoError::InvalidHandle,
+        IoError::InvalidBuffer,
+        IoError::BuffersExhausted,
+        IoError::SubmissionFull,
+        IoError::Unsupported,
+        IoError::OutOfBounds,
+        IoError::NotFound,
+        IoError::PermissionDenied,
+        IoError::ConnectionRefused,
+        IoError::ConnectionReset,
+        IoError::ConnectionAborted,
+        IoError::NotConnected,
+        IoError::AddrInUse,
+        IoError::AddrNotAvailable,
+        IoError::BrokenPipe,
+        IoError::TimedOut,
+        IoError::StorageFull,
+        IoError::InvalidInput,
+        IoError::Other,
+    ];
+
+    fn from_u8(value: u8) -> Option<IoError> {
+        IoError::ALL.get(usize::from(value).checked_sub(1)?).copied()
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+impl std::error::Error for IoError {}
+
+/// What an operation produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoResult {
+    /// A listener, connected socket, bound UDP socket or open file.
+    Opened(IoHandle),
+    /// An accepted connection and its peer.
+    Accepted {
+        /// The new socket.
+        socket: IoHandle,
+        /// The peer's address.
+        peer: SocketAddr,
+    },
+    /// Bytes sent or written.
+    Transferred(u32),
+    /// Bytes received or read, readable with `ctx.io_data()` in this handler call; for
+    /// `UdpRecvFrom`, the sender.
+    Received {
+        /// Bytes available.
+        len: u32,
+        /// The sender of a datagram.
+        from: Option<SocketAddr>,
+    },
+    /// Fsync or close finished.
+    Done,
+    /// The operation failed.
+    Failed(IoError),
+}
+
+/// A completed operation, as carried in a `Tag::IO` message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoCompletion {
+    /// The operation that completed.
+    pub op: IoOpKind,
+    /// What it produced.
+    pub result: IoResult,
+}
+
+/// Encoded size of an `IoCompletion` in a message payload.
+pub(crate) const COMPLETION_WIRE_SIZE: usize = 32;
+
+impl IoCompletion {
+    /// Fixed little-endian layout: op (1), result kind (1), error (1), address family (1),
+    /// port (2), reserved (2), value (4), handle (4), reserved (0..), address (16).
+    pub(crate) fn encode(&self) -> [u8; COMPLETION_WIRE_SIZE] {
+        let mut wire = [0u8; COMPLETION_WIRE_SIZE];
+        wire[0] = self.op as u8;
+        let (kind, error, value, handle, addr) = match self.result {
+            IoResult::Opened(handle) => (1, 0, 0, handle.0, None),
+            IoResult::Accepted { socket, peer } => (2, 0, 0, socket.0, Some(peer)),
+            IoResult::Transferred(bytes) => (3, 0, bytes, 0, None),
+            IoResult::Received { len, from } => (4, 0, len, 0, from),
+            IoResult::Done => (5, 0, 0, 0, None),
+            IoResult::Failed(error) => (6, error as u8, 0, 0, None),
+        };
+        wire[1] = kind;
+        wire[2] = error;
+        wire[8..12].copy_from_slice(&value.to_le_bytes());
+        wire[12..16].copy_from_slice(&handle.to_le_bytes());
+        if let Some(addr) = addr {
+            wire[3] = if addr.is_ipv4() { 4 } else { 6 };
+            wire[4..6].copy_from_slice(&addr.port().to_le_bytes());
+            match addr.ip() {
+                IpAddr::V4(ip) => wire[16..20].copy_from_slice(&ip.octets()),
+                IpAddr::V6(ip) => wire[16..32].copy_from_slice(&ip.octets()),
+            }
+        }
+        wire
+    }
+
+    /// Inverse of `encode`; `None` for bytes `encode` never produces.
+    pub(crate) fn decode(wire: &[u8]) -> Option<IoCompletion> {
+        if wire.len() != COMPLETION_WIRE_SIZE {
+            return None;
+        }
+        let op = IoOpKind::from_u8(wire[0])?;
+        let value = u32::from_le_bytes(wire[8..12].try_into().ok()?);
+        let handle = IoHandle(u32::from_le_bytes(wire[12..16].try_into().ok()?));
+        let port = u16::from_le_bytes([wire[4], wire[5]]);
+        let addr = match wire[3] {
+            0 => None,
+            4 => Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::new(wire[16], wire[17], wire[18], wire[19])),
+                port,
+            )),
+            6 => {
+                let octets: [u8; 16] = wire[16..32].try_into().ok()?;
+                Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(octets)), port))
+            }
+            _ => return None,
+        };
+        let result = match wire[1] {
+            1 => IoResult::Opened(handle),
+            2 => IoResult::Accepted { socket: handle, peer: addr? },
+            3 => IoResult::Transferred(value),
+            4 => IoResult::Received { len: value, from: addr },
+            5 => IoResult::Done,
+            6 => IoResult::Failed(IoError::from_u8(wire[2])?),
+            _ => return None,
+        };
+        Some(IoCompletion { op, result })
+    }
+}
+
+/// Names one submission: the isolate incarnation and its I/O sequence number. A completion
+/// whose token no longer matches (the isolate stopped, or was restarted) is stale: it is
+/// counted and its buffer freed, and it never reaches the new incarnation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoToken {
+    pub(crate) isolate: Handle,
+    pub(crate) sequence: u32,
+    /// The shard's in-flight entry holding the operation's buffers.
+    pub(crate) entry: u32,
+}
+
+impl IoToken {
+    /// The isolate that submitted.
+    pub fn isolate(&self) -> Handle {
+        self.isolate
+    }
+
+    /// Raw form (isolate handle, then sequence and entry), for backends that store tokens.
+    pub fn to_raw(&self) -> (u64, u64) {
+        (self.isolate.to_raw(), ((self.sequence as u64) << 32) | self.entry as u64)
+    }
+
+    /// Rebuilds a token; a token that names nothing is simply stale.
+    pub fn from_raw(isolate: u64, rest: u64) -> IoToken {
+        IoToken {
+            isolate: Handle::from_raw(isolate),
+            sequence: (rest >> 32) as u32,
+            entry: rest as u32,
+        }
+    }
+}
+
+/// What the shard hands the backend: the operation, its token, and for receiving
+/// operations the shard buffer the received bytes go into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoSubmission {
+    /// Names the submitter for the completion.
+    pub token: IoToken,
+    /// The operation.
+    pub op: IoOp,
+    /// Where received bytes go (for receiving operations).
+    pub receive_buffer: Option<BufferId>,
+}
+
+/// A completion the backend reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoReaped {
+    /// The submission's token.
+    pub token: IoToken,
+    /// What happened. For `Received`, the bytes are already in the submission's
+    /// `receive_buffer`.
+    pub result: IoResult,
+}
+
+/// The shard's buffers for I/O data: a fixed count of fixed-size buffers, allocated at boot.
+#[derive(Debug)]
+pub struct IoBuffers {
+    data: Box<[u8]>,
+    buffer_size: usize,
+    generation: Box<[u16]>,
+    /// Holder of each buffer: an isolate, `Handle::NONE` while free or while the shard holds
+    /// it for an operation in flight.
+    holder: Box<[Handle]>,
+    in_use: Box<[bool]>,
+    free: Box<[u16]>,
+    free_len: usize,
+}
+
+impl IoBuffers {
+    /// `count` buffers of `buffer_size` bytes. Sizes are validated by the spec.
+    pub(crate) fn new(count: u16, buffer_size: u32) -> IoBuffers {
+        let count_usize = usize::from(count);
+        let buffer_size = buffer_size as usize;
+        IoBuffers {
+            data: vec![0; count_usize * buffer_size].into_boxed_slice(),
+            buffer_size,
+            generation: vec![1; count_usize].into_boxed_slice(),
+            holder: vec![Handle::NONE; count_usize].into_boxed_slice(),
+            in_use: vec![false; count_usize].into_boxed_slice(),
+            free: (0..count).rev().collect(),
+            free_len: count_usize,
+        }
+    }
+
+    /// Bytes per buffer.
+    pub fn buffer_size(&self) -> usize {
+        self.buffer_size
+    }
+
+    /// Buffers not in use.
+    pub fn free_count(&self) -> usize {
+        self.free_len
+    }
+
+    /// The bytes of a buffer in use.
+    pub fn get(&self, id: BufferId) -> Option<&[u8]> {
+        self.check(id)?;
+        let start = id.index() * self.buffer_size;
+        Some(&self.data[start..start + self.buffer_size])
+    }
+
+    /// The bytes of a buffer in use, to write received data into.
+    pub fn get_mut(&mut self, id: BufferId) -> Option<&mut [u8]> {
+        self.check(id)?;
+        let start = id.index() * self.buffer_size;
+        Some(&mut self.data[start..start + self.buffer_size])
+    }
+
+    fn check(&self, id: BufferId) -> Option<()> {
+        let index = id.index();
+        (index < self.generation.len()
+            && self.in_use[index]
+            && self.generation[index] == id.generation())
+        .then_some(())
+    }
+
+    pub(crate) fn alloc(&mut self, holder: Handle) -> Result<BufferId, IoError> {
+        if self.free_len == 0 {
+            return Err(IoError::BuffersExhausted);
+        }
+        self.free_len -= 1;
+        let index = usize::from(self.free[self.free_len]);
+        self.in_use[index] = true;
+        self.holder[index] = holder;
+        // Index fits in u16: the count does.
+        Ok(BufferId::new(index as u16, self.generation[index]))
+    }
+
+    /// Whether `holder` holds `id`.
+    pub(crate) fn held_by(&self, id: BufferId, holder: Handle) -> bool {
+        self.check(id).is_some() && self.holder[id.index()] == holder
+    }
+
+    /// Moves a buffer from its isolate to the shard (an operation took it).
+    pub(crate) fn take_from_holder(&mut self, id: BufferId) {
+        self.holder[id.index()] = Handle::NONE;
+    }
+
+    pub(crate) fn release(&mut self, id: BufferId) {
+        if self.check(id).is_none() {
+            return;
+        }
+        let index = id.index();
+        self.in_use[index] = false;
+        self.holder[index] = Handle::NONE;
+        self.generation[index] = self.generation[index].wrapping_add(1).max(1);
+        // Index fits in u16: the count does.
+        self.free[self.free_len] = index as u16;
+        self.free_len += 1;
+    }
+
+    /// Frees every buffer `holder` still holds (its teardown). Bounded by the pool size; a
+    /// per-isolate list would avoid the scan, which only teardown pays.
+    pub(crate) fn release_held_by(&mut self, holder: Handle) -> u32 {
+        let mut released = 0;
+        for index in 0..self.holder.len() {
+            if self.in_use[index] && self.holder[index] == holder {
+                // Index fits in u16: the count does.
+                self.release(BufferId::new(index as u16, self.generation[index]));
+                released += 1;
+            }
+        }
+        released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every result kind survives the wire encoding, and malformed bytes decode to `None`.
+    #[test]
+    fn completion_round_trip() {
+        let v4: SocketAddr = "10.1.2.3:8080".parse().unwrap();
+        let v6: SocketAddr = "[2001:db8::1]:443".parse().unwrap();
+        let results = [
+            IoResult::Opened(IoHandle(7)),
+            IoResult::Accepted { socket: IoHandle(9), peer: v6 },
+            IoResult::Transferred(1234),
+            IoResult::Received { len: 5, from: Some(v4) },
+            IoResult::Received { len: 0, from: None },
+            IoResult::Done,
+            IoResult::Failed(IoError::ConnectionReset),
+        ];
+        for (index, result) in results.into_iter().enumerate() {
+            let completion = IoCompletion { op: IoOpKind::ALL[index], result };
+            assert_eq!(IoCompletion::decode(&completion.encode()), Some(completion));
+        }
+        assert_eq!(IoCompletion::decode(&[0; COMPLETION_WIRE_SIZE]), None);
+        assert_eq!(IoCompletion::decode(&[1; 3]), None);
+    }
+
+    /// Buffers are named by generation: a released id is stale, holders are tracked.
+    #[test]
+    fn buffers() {
+        let mut buffers = IoBuffers::new(2, 8);
+        let owner = Handle::from_raw(0x42);
+        let a = buffers.alloc(owner).unwrap();
+        let b = buffers.alloc(owner).unwrap();
+        assert_eq!(buffers.alloc(owner), Err(IoError::BuffersExhausted));
+        buffers.get_mut(a).unwrap()[0] = 9;
+        assert_eq!(buffers.get(a).unwrap()[0], 9);
+        buffers.take_from_holder(b);
+        assert!(!buffers.held_by(b, owner));
+        assert_eq!(buffers.release_held_by(owner), 1);
+        assert_eq!(buffers.get(a), None, "released ids are stale");
+        buffers.release(b);
+        assert_eq!(buffers.free_count(), 2);
+    }
 }

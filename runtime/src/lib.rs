@@ -64,6 +64,7 @@ extern crate self as tina;
 
 mod arena;
 mod backend;
+mod containment;
 mod ctx;
 mod handle;
 pub mod io;
@@ -77,7 +78,9 @@ mod ring;
 mod scheduler;
 mod shard;
 mod spec;
+mod supervision;
 pub mod testing;
+mod timer;
 mod trace;
 
 pub use backend::{Backend, Env, Timestamp, TransportFull};
@@ -85,12 +88,19 @@ pub use ctx::Ctx;
 pub use handle::{Handle, ShardId};
 pub use isolate::{Effect, Isolate, ReplyToken, SpawnArgs, crash};
 pub use label::{Label, fnv1a_64};
-pub use message::{Message, MessageId};
+pub use message::{Message, MessageId, TimerFired};
 pub use payload::{DecodeError, Outgoing, Payload, Tag};
 pub use scheduler::{Scheduler, TickReport};
-pub use shard::SendError;
-pub use spec::{BootError, SpecError, SpecErrors, SystemSpec, TypeConfig, TypeIndex};
-pub use trace::{Counters, DropReason, Event, ExitKind, Level, NO_REASON, SpawnError};
+pub use shard::{ReplyError, SendError};
+pub use spec::{
+    BootError, GroupConfig, GroupRef, Restart, SpecError, SpecErrors, Strategy, SystemSpec,
+    TypeConfig, TypeIndex,
+};
+pub use timer::{TimerError, TimerId};
+pub use trace::{
+    CallFailure, CallOutcome, Counters, DropReason, Event, ExitKind, Level, NO_REASON, PanicText,
+    ShardFailure, SpawnError,
+};
 
 /// Re-exported so `payload!` works without a direct `zerocopy` dependency.
 pub use zerocopy;

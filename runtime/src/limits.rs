@@ -51,6 +51,34 @@ pub const USER_TAG_MIN: u16 = 0x0100;
 /// Integers carried by one `ctx.log` record.
 pub const LOG_VALUES_MAX: usize = 4;
 
+/// User timers in one shard's pool.
+pub const TIMER_POOL_SIZE_MAX: u32 = 1 << 22;
+/// Finest timer resolution.
+pub const TIMER_RESOLUTION_NS_MIN: u64 = 1;
+/// Coarsest timer resolution (one second).
+pub const TIMER_RESOLUTION_NS_MAX: u64 = 1_000_000_000;
+
+/// I/O buffers in one shard's pool (a buffer id keeps 16 bits for the index).
+pub const IO_BUFFER_COUNT_MAX: u32 = u16::MAX as u32;
+/// Bytes in one I/O buffer.
+pub const IO_BUFFER_SIZE_MAX: u32 = 1 << 20;
+/// I/O operations in flight on one shard.
+pub const IO_IN_FLIGHT_MAX: u32 = 1 << 16;
+/// I/O operations one shard may submit in one tick.
+pub const IO_SUBMISSIONS_PER_TICK_MAX: u32 = 1024;
+/// I/O completions one shard takes from its backend in one tick.
+pub const IO_COMPLETIONS_PER_TICK_MAX: u32 = 1024;
+
+/// Supervision groups on one shard (a group index is 16 bits, with one value for "none").
+pub const GROUP_COUNT_MAX: usize = 4096;
+/// Restarts a group may allow within its window (`MaxR`); its history is allocated at boot.
+pub const RESTART_MAX_LIMIT: u32 = 4096;
+/// Dynamic children one group may hold.
+pub const DYNAMIC_CHILDREN_MAX: u32 = 1 << 20;
+
+/// Bytes of a panic message kept in the trace.
+pub const PANIC_TEXT_SIZE: usize = 48;
+
 const _: () = {
     assert!(HANDLE_SHARD_BITS + HANDLE_TYPE_BITS + HANDLE_SLOT_BITS + HANDLE_GENERATION_BITS == 64);
     assert!(SHARD_COUNT_MAX < (1 << HANDLE_SHARD_BITS));
@@ -60,6 +88,9 @@ const _: () = {
     assert!(ARGS_SIZE_MAX <= PAYLOAD_SIZE_MAX);
     assert!(PAYLOAD_ALIGN_MAX.is_power_of_two());
     assert!(MAILBOX_CAPACITY_MAX <= MESSAGE_POOL_SIZE_MAX);
+    assert!(GROUP_COUNT_MAX < u16::MAX as usize);
+    assert!(IO_BUFFER_COUNT_MAX <= u16::MAX as u32);
+    assert!(TIMER_RESOLUTION_NS_MIN <= TIMER_RESOLUTION_NS_MAX);
     // The largest dispatch budget of one type must fit in u32 with room to spare.
     assert!((BUDGET_WEIGHT_MAX as u64) * (DISPATCH_QUOTA_PER_WEIGHT as u64) < u32::MAX as u64);
 };

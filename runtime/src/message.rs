@@ -7,8 +7,30 @@
 use core::fmt;
 
 use crate::handle::{Handle, ShardId};
+use crate::io::IoCompletion;
+use crate::isolate::ReplyToken;
 use crate::limits::{ENVELOPE_SIZE, PAYLOAD_SIZE_MAX};
 use crate::payload::{self, DecodeError, Outgoing, Payload, Tag};
+use crate::timer::TimerId;
+use crate::trace::CallFailure;
+
+/// What a `Tag::TIMER` message carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerFired {
+    /// The timer that fired.
+    pub timer: TimerId,
+    /// The tag given to `ctx.timer_set`.
+    pub tag: u64,
+}
+
+impl TimerFired {
+    pub(crate) fn encode(&self) -> [u8; 16] {
+        let mut bytes = [0; 16];
+        bytes[..8].copy_from_slice(&self.timer.to_raw().to_le_bytes());
+        bytes[8..].copy_from_slice(&self.tag.to_le_bytes());
+        bytes
+    }
+}
 
 /// Identifies one message for its whole life: the shard that created it (top 8 bits) and
 /// that shard's send sequence number (low 56 bits, starting at 1). Checkers match a delivery
@@ -111,18 +133,59 @@ impl Message {
         }
     }
 
-    /// A payload-less system message (resume, timeouts).
+    /// A call request: a user message flagged as a call, with the caller's correlation.
+    pub(crate) fn request(
+        id: MessageId,
+        source: Handle,
+        destination: Handle,
+        correlation: u32,
+        outgoing: &Outgoing,
+    ) -> Message {
+        let mut message = Message::user(id, source, destination, outgoing);
+        message.flags = flags::CALL;
+        message.correlation = correlation;
+        message
+    }
+
+    /// A reply to the call `correlation` of `destination`.
+    pub(crate) fn reply(
+        id: MessageId,
+        source: Handle,
+        destination: Handle,
+        correlation: u32,
+        outgoing: &Outgoing,
+    ) -> Message {
+        let mut message = Message::user(id, source, destination, outgoing);
+        message.flags = flags::REPLY;
+        message.correlation = correlation;
+        message
+    }
+
+    /// A payload-less system message (resume).
     pub(crate) fn system(id: MessageId, destination: Handle, tag: Tag) -> Message {
+        Message::system_with(destination, tag, &[], id)
+    }
+
+    /// A system message carrying `bytes` (timer fired, call timeout, I/O completion).
+    pub(crate) fn system_with(
+        destination: Handle,
+        tag: Tag,
+        bytes: &[u8],
+        id: MessageId,
+    ) -> Message {
         debug_assert!(!tag.is_user());
+        let mut payload = [0; PAYLOAD_SIZE_MAX];
+        payload[..bytes.len()].copy_from_slice(bytes);
         Message {
-            payload: [0; PAYLOAD_SIZE_MAX],
+            payload,
             destination,
             source: Handle::NONE,
             id,
             correlation: 0,
             tag,
             flags: 0,
-            len: 0,
+            // System payloads are at most 32 bytes.
+            len: bytes.len() as u8,
         }
     }
 
@@ -174,6 +237,37 @@ impl Message {
     /// Whether this is the reply to a call.
     pub fn is_reply(&self) -> bool {
         self.flags & flags::REPLY != 0
+    }
+
+    /// For a call request, the token to reply with (now, or from a later handler call).
+    pub fn reply_token(&self) -> Option<ReplyToken> {
+        self.is_call().then_some(ReplyToken { caller: self.source, correlation: self.correlation })
+    }
+
+    /// For a `Tag::TIMER` message, which timer fired and the tag it was set with.
+    pub fn timer(&self) -> Option<TimerFired> {
+        if self.tag != Tag::TIMER || self.len != 16 {
+            return None;
+        }
+        let word =
+            |at: usize| u64::from_le_bytes(self.payload[at..at + 8].try_into().unwrap_or([0; 8]));
+        Some(TimerFired { timer: TimerId::from_raw(word(0)), tag: word(8) })
+    }
+
+    /// For a `Tag::CALL_TIMEOUT` message, why the call failed.
+    pub fn call_failure(&self) -> Option<CallFailure> {
+        if self.tag != Tag::CALL_TIMEOUT || self.len != 1 {
+            return None;
+        }
+        CallFailure::from_u8(self.payload[0])
+    }
+
+    /// For a `Tag::IO` message, the completed operation and its result.
+    pub fn io(&self) -> Option<IoCompletion> {
+        if self.tag != Tag::IO {
+            return None;
+        }
+        IoCompletion::decode(self.payload_bytes())
     }
 }
 

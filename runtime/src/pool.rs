@@ -98,6 +98,22 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Copies `message` into the pool and puts it first (a reply overtakes older messages).
+    pub(crate) fn push_front(
+        &mut self,
+        pool: &mut MessagePool,
+        message: &Message,
+    ) -> Result<(), ()> {
+        let index = pool.alloc(message).ok_or(())?;
+        pool.next[index as usize] = self.head;
+        self.head = index;
+        if self.tail == NIL {
+            self.tail = index;
+        }
+        self.len += 1;
+        Ok(())
+    }
+
     /// Copies the oldest message out and frees its slot before the caller dispatches it, so
     /// a crash in the handler loses exactly that one message and the handler can send freely.
     pub(crate) fn pop_front(&mut self, pool: &mut MessagePool) -> Option<Message> {
@@ -127,7 +143,7 @@ mod tests {
         Message::system(MessageId::new(ShardId(0), sequence), Handle::NONE, Tag::RESUME)
     }
 
-    /// Mailboxes keep FIFO order and the pool conserves its slots.
+    /// Mailboxes keep FIFO order, front pushes overtake, and the pool conserves its slots.
     #[test]
     fn mailboxes_share_the_pool() {
         let mut pool = MessagePool::new(4, message(1));
@@ -136,12 +152,12 @@ mod tests {
         a.push_back(&mut pool, &message(1)).unwrap();
         b.push_back(&mut pool, &message(2)).unwrap();
         a.push_back(&mut pool, &message(3)).unwrap();
-        a.push_back(&mut pool, &message(4)).unwrap();
+        a.push_front(&mut pool, &message(4)).unwrap();
         assert_eq!(pool.free_count(), 0);
         assert_eq!(a.push_back(&mut pool, &message(5)), Err(()));
         let order: Vec<u64> =
             core::iter::from_fn(|| a.pop_front(&mut pool)).map(|m| m.id().sequence()).collect();
-        assert_eq!(order, [1, 3, 4]);
+        assert_eq!(order, [4, 1, 3]);
         assert!(a.is_empty());
         assert_eq!(b.len(), 1);
         assert_eq!(pool.free_count(), 3);

@@ -22,6 +22,10 @@ impl<T: Copy> Ring<T> {
         self.len == 0
     }
 
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.buffer.len()
+    }
+
     /// Appends `value`, or hands it back if the ring is full.
     pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
         if self.len == self.buffer.len() {

@@ -1,8 +1,10 @@
 //! `Scheduler<B>`: one shard's tick, the same code in simulation and production.
 //!
-//! A tick drains the inbound transport, dispatches ready isolates type by type within each
-//! type's budget, and flushes the outbound transport. Ready queues make a tick cost
-//! O(work done), never O(slots). The backend is passed into every tick rather than stored.
+//! A tick drains the inbound transport, reaps I/O completions, dispatches ready isolates
+//! type by type within each type's budget (settling spawns and supervision decisions right
+//! after the handler that caused them), submits I/O, flushes the outbound transport and
+//! fires due timers. Ready queues make a tick cost O(work done), never O(slots). The
+//! backend is passed into every tick rather than stored.
 //!
 //! The scheduler owns the arenas and the `ShardCore`; it does not decide how time passes or
 //! when to tick; its driver (the simulator world, a production thread, a test) does.
@@ -10,12 +12,14 @@
 use core::marker::PhantomData;
 
 use crate::arena::ErasedArena;
-use crate::backend::{Backend, Env};
+use crate::backend::{Backend, Env, Timestamp};
+use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
-use crate::limits::INBOUND_PER_TICK_MAX;
+use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::shard::ShardCore;
-use crate::spec::{BootError, SystemSpec};
-use crate::trace::Counters;
+use crate::spec::{ArgsBytes, BootError, SystemSpec};
+use crate::supervision::{self, Actions, Groups};
+use crate::trace::{Counters, Event, ExitKind, NO_REASON, ShardFailure};
 
 /// What one tick did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +30,10 @@ pub struct TickReport {
     pub inbound: u32,
     /// Whether isolates are still queued to run: the next tick should not wait.
     pub has_work: bool,
+    /// When the next timer may be due, if any is pending.
+    pub next_deadline: Option<Timestamp>,
+    /// I/O operations the backend holds.
+    pub io_in_flight: u32,
 }
 
 /// One shard: its isolates, mailboxes and pools, driven tick by tick through a backend `B`.
@@ -33,12 +41,14 @@ pub struct Scheduler<B: Backend> {
     core: ShardCore,
     arenas: Box<[Box<dyn ErasedArena>]>,
     budget_left: Box<[u32]>,
+    failure_reported: bool,
     _backend: PhantomData<fn(&mut B)>,
 }
 
 impl<B: Backend> Scheduler<B> {
-    /// Validates `spec`, allocates every table of `shard` and runs the `init` of the shard's
-    /// boot children in order. Nothing allocates after this returns.
+    /// Validates `spec`, allocates every table of `shard`, and starts the shard's
+    /// supervision tree: static children are reserved in the order they were added, then
+    /// their `init`s run in start order. Nothing allocates after this returns.
     pub fn boot(
         spec: &SystemSpec,
         shard: ShardId,
@@ -48,28 +58,57 @@ impl<B: Backend> Scheduler<B> {
         if shard.index() >= spec.shard_count {
             return Err(BootError::ShardOutOfRange { shard, shard_count: spec.shard_count });
         }
+        install_panic_hook();
         let arenas =
             spec.types.iter().map(|entry| (entry.make_arena)(entry.config.slot_count)).collect();
         let mut scheduler = Scheduler {
             core: ShardCore::new(spec, shard),
             arenas,
             budget_left: vec![0; spec.types.len()].into_boxed_slice(),
+            failure_reported: false,
             _backend: PhantomData,
         };
         scheduler.core.now = backend.now();
         scheduler.core.trace_on = backend.tracing();
-        // Reserve every boot child before running any init, so the k-th child of a type
-        // gets slot k whatever the inits spawn (see `SystemSpec::boot_child`).
-        for child in spec.boot.iter().filter(|child| child.shard == shard.index()) {
-            let isolate = scheduler.core.types[child.type_index as usize].isolate;
-            // Validation guarantees a slot for every boot child.
-            scheduler
-                .core
-                .reserve(backend, Handle::NONE, isolate, child.args.as_slice())
-                .expect("validated boot children fit their arenas");
-        }
-        scheduler.run_pending_inits(backend);
+        scheduler.start_tree(spec, backend);
         Ok(scheduler)
+    }
+
+    /// Reserves every static child in the order added (so `SystemSpec::add_child` could
+    /// predict its handle), then queues the inits depth first in start order and runs them.
+    fn start_tree(&mut self, spec: &SystemSpec, backend: &mut B) {
+        if self.core.groups.is_empty() {
+            return;
+        }
+        let shard = self.core.shard.index();
+        let mut reserved_by_group = vec![Vec::new(); spec.trees[shard].len()];
+        for child in spec.children.iter().filter(|child| child.shard == shard) {
+            let handle = self
+                .core
+                .reserve(
+                    backend,
+                    Handle::NONE,
+                    Some(child.type_index as usize),
+                    child.args.as_slice(),
+                    child.group,
+                )
+                .expect("validated static children fit their arenas");
+            reserved_by_group[child.group as usize].push(handle);
+        }
+        // The pending-init queue now holds insertion order; rebuild it in start order. A
+        // group's isolate members were added in the same order as its reserved children.
+        while self.core.pending_inits.pop().is_some() {}
+        let mut next_by_group = vec![0usize; reserved_by_group.len()];
+        let mut order = Vec::new();
+        start_order(&self.core.groups, 0, &mut order);
+        for (group, position) in order {
+            let nth = &mut next_by_group[group as usize];
+            let handle = reserved_by_group[group as usize][*nth];
+            *nth += 1;
+            self.core.groups.set_static_handle(group, position, handle);
+            self.core.pending_inits.push(handle).expect("pending inits hold every slot");
+        }
+        self.settle(backend);
     }
 
     /// The shard this scheduler runs.
@@ -77,7 +116,8 @@ impl<B: Backend> Scheduler<B> {
         self.core.shard
     }
 
-    /// Counters of every send, drop, exhaustion and exit so far.
+    /// Counters of every send, drop, exhaustion, exit, timer, call, I/O operation and
+    /// supervision action so far.
     pub fn counters(&self) -> &Counters {
         &self.core.counters
     }
@@ -87,28 +127,60 @@ impl<B: Backend> Scheduler<B> {
         self.arenas.get(type_index).map_or(0, |arena| arena.live_count())
     }
 
+    /// Whether `handle` names a live isolate of this shard.
+    pub fn is_live(&self, handle: Handle) -> bool {
+        self.core.is_live(handle)
+    }
+
     /// Free envelopes in the shard's message pool.
     pub fn pool_free(&self) -> u32 {
         self.core.pool_free()
     }
 
-    /// Whether nothing is queued to run. Messages in transit and (later) timers and I/O
-    /// are the backend's to report.
+    /// User timers not pending, and the pool's size.
+    pub fn timers_free(&self) -> (u32, u32) {
+        (self.core.timers.free_count(), self.core.timers.user_capacity())
+    }
+
+    /// I/O buffers not in use.
+    pub fn io_buffers_free(&self) -> usize {
+        self.core.buffers.free_count()
+    }
+
+    /// The shard's failure, once its root supervision group escalated.
+    pub fn failure(&self) -> Option<ShardFailure> {
+        self.core.failure
+    }
+
+    /// Whether nothing is queued to run. Timers, I/O in flight and messages in transit are
+    /// reported by `TickReport`.
     pub fn is_idle(&self) -> bool {
         !self.core.has_work()
     }
 
-    /// Runs one tick: inbound transport, dispatch within budgets, outbound flush.
+    /// Runs one tick: inbound transport, I/O completions, dispatch within budgets, I/O
+    /// submissions, outbound flush, due timers.
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
         self.core.now = backend.now();
         self.core.trace_on = backend.tracing();
         let inbound = self.drain_inbound(backend);
+        self.reap_io(backend);
         for slots in self.core.types.iter_mut() {
             slots.promote_yielded();
         }
         let dispatched = self.dispatch(backend);
+        self.submit_io(backend);
         backend.flush_remote();
-        TickReport { dispatched, inbound, has_work: self.core.has_work() }
+        self.core.fire_timers(backend);
+        self.report_failure(backend);
+        TickReport {
+            dispatched,
+            inbound,
+            has_work: self.core.has_work(),
+            next_deadline: self.core.next_timer_deadline(),
+            // In flight is bounded by the spec's `io_in_flight_max` (a u32).
+            io_in_flight: self.core.io_in_flight() as u32,
+        }
     }
 
     /// Ticks until the backend asks to stop, parking whenever nothing is runnable. This is
@@ -118,7 +190,7 @@ impl<B: Backend> Scheduler<B> {
         while !backend.stop_requested() {
             let report = self.tick(backend);
             if !report.has_work {
-                backend.park(None);
+                backend.park(report.next_deadline);
             }
         }
     }
@@ -133,9 +205,29 @@ impl<B: Backend> Scheduler<B> {
         count
     }
 
+    fn reap_io(&mut self, backend: &mut B) {
+        for _ in 0..IO_COMPLETIONS_PER_TICK_MAX {
+            let Some(reaped) = backend.io_reap(&mut self.core.buffers) else { break };
+            if let Some(handle) = self.core.io_reaped(backend, reaped) {
+                self.core.discard_handle(handle);
+            }
+        }
+    }
+
+    fn submit_io(&mut self, backend: &mut B) {
+        // Bounded by the submission queue's capacity.
+        while let Some(submission) = self.core.pop_io_submission() {
+            if let Err(error) = backend.io_submit(&submission, &self.core.buffers)
+                && !submission.token.isolate().is_none()
+            {
+                self.core.io_refused(backend, submission.token, error);
+            }
+        }
+    }
+
     /// Dispatches type by type, in registration order, until every type's budget is spent
-    /// or nothing is ready. A handler that spawns interrupts its batch so the children's
-    /// `init` runs right after it.
+    /// or nothing is ready. A handler that spawns, or a supervised isolate that stops,
+    /// interrupts its batch so the inits and the supervision decision run right after it.
     fn dispatch(&mut self, backend: &mut B) -> u32 {
         for (left, slots) in self.budget_left.iter_mut().zip(self.core.types.iter()) {
             *left = slots.budget;
@@ -156,8 +248,8 @@ impl<B: Backend> Scheduler<B> {
                 self.budget_left[type_index] -= batch.dispatched;
                 total += batch.dispatched;
                 progress |= batch.dispatched > 0;
-                if batch.inits_pending {
-                    self.run_pending_inits(backend);
+                if batch.interrupted {
+                    self.settle(backend);
                 }
             }
             if !progress {
@@ -166,12 +258,107 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Runs the `init` of every reserved child, children of children included. Bounded by
-    /// the shard's slot count: each pending init consumed a slot.
-    fn run_pending_inits(&mut self, backend: &mut B) {
-        while let Some((type_index, slot)) = self.core.pop_pending_init() {
-            self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+    /// Runs pending inits and supervision decisions until none is left. Bounded: each
+    /// iteration consumes a pending init (bounded by the slots) or an exit notice, and the
+    /// restarts an exit may cause are bounded by the group's intensity, escalation by the
+    /// tree's depth.
+    fn settle(&mut self, backend: &mut B) {
+        loop {
+            if let Some(notice) = self.core.exits.pop() {
+                let mut actions =
+                    ShardActions { core: &mut self.core, arenas: &mut self.arenas, env: backend };
+                supervision::isolate_stopped(
+                    &mut actions,
+                    notice.group,
+                    notice.handle,
+                    notice.kind,
+                );
+            } else if let Some((type_index, slot)) = self.core.pop_pending_init() {
+                self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+            } else {
+                break;
+            }
         }
+    }
+
+    fn report_failure(&mut self, backend: &mut B) {
+        if let Some(failure) = self.core.failure
+            && !self.failure_reported
+        {
+            self.failure_reported = true;
+            backend.shard_failed(&failure);
+        }
+    }
+}
+
+/// Static isolate members of `group` and its nested groups, depth first, in start order, as
+/// (group, position in the group).
+fn start_order(groups: &Groups, group: u16, order: &mut Vec<(u16, usize)>) {
+    let members: Vec<_> = groups.static_members(group).collect();
+    for member in members {
+        match member {
+            Ok((position, _)) => order.push((group, position)),
+            Err(nested) => start_order(groups, nested, order),
+        }
+    }
+}
+
+/// Supervision's hands: the core, the arenas and the backend.
+struct ShardActions<'a> {
+    core: &'a mut ShardCore,
+    arenas: &'a mut [Box<dyn ErasedArena>],
+    env: &'a mut dyn Env,
+}
+
+impl Actions for ShardActions<'_> {
+    fn groups(&mut self) -> &mut Groups {
+        &mut self.core.groups
+    }
+
+    fn now(&self) -> Timestamp {
+        self.core.now
+    }
+
+    fn stop(&mut self, handle: Handle) {
+        if let Some((type_index, slot)) = self.core.resolve(handle) {
+            self.core.teardown(self.env, type_index, slot, ExitKind::Shutdown, NO_REASON);
+            self.arenas[type_index].drop_state(slot);
+        }
+    }
+
+    fn start(
+        &mut self,
+        group: u16,
+        type_index: u16,
+        args: &ArgsBytes,
+        old: Handle,
+    ) -> Option<Handle> {
+        let new = self
+            .core
+            .reserve(self.env, Handle::NONE, Some(type_index as usize), args.as_slice(), group)
+            .ok()?;
+        self.core.counters.restarts += 1;
+        self.core.trace(self.env, Event::Restart { group, old, new });
+        Some(new)
+    }
+
+    fn escalated(&mut self, group: u16) {
+        self.core.counters.escalations += 1;
+        self.core.trace(self.env, Event::Escalate { group });
+    }
+
+    fn group_restarted(&mut self, parent: u16) {
+        self.core.counters.restarts += 1;
+        self.core.trace(
+            self.env,
+            Event::Restart { group: parent, old: Handle::NONE, new: Handle::NONE },
+        );
+    }
+
+    fn shard_failed(&mut self) {
+        self.core.counters.shard_failures += 1;
+        self.core.trace(self.env, Event::ShardFailed);
+        self.core.failure = Some(ShardFailure { shard: self.core.shard, at: self.core.now });
     }
 }
 

@@ -1,25 +1,38 @@
 //! `ShardCore`: everything a shard owns except the isolate arenas.
 //!
-//! Slot metadata (generations, states, mailboxes, spawn arguments), ready queues, the message
-//! pool, counters and the pending-init queue live here. A handler's `Ctx` borrows this
-//! struct; the arena of the isolate being dispatched is borrowed separately by the batch
-//! loop, which is what lets a handler send and spawn while its own state is borrowed.
+//! Slot metadata (generations, states, mailboxes, spawn arguments, pending calls and I/O),
+//! ready queues, the message pool, timers, I/O buffers, supervision groups, counters and the
+//! pending-init and exit queues live here. A handler's `Ctx` borrows this struct; the arena
+//! of the isolate being dispatched is borrowed separately by the batch loop, which is what
+//! lets a handler send and spawn while its own state is borrowed.
 //!
-//! This module routes and accounts; it never calls isolate code.
+//! This module routes and accounts; it never calls isolate code and never decides
+//! supervision (see `supervision`).
 
 use core::any::TypeId;
+use core::fmt;
+use core::time::Duration;
 
 use crate::backend::{Env, Timestamp};
 use crate::handle::{Handle, ShardId};
-use crate::isolate::{Effect, crash};
+use crate::io::{
+    BufferId, IoBuffers, IoCompletion, IoError, IoOp, IoOpKind, IoReaped, IoResult, IoSubmission,
+    IoToken,
+};
+use crate::isolate::{Effect, ReplyToken, crash};
 use crate::label::Label;
-use crate::limits::GENERATION_MAX;
-use crate::message::{Message, MessageId};
+use crate::limits::{GENERATION_MAX, IO_SUBMISSIONS_PER_TICK_MAX};
+use crate::message::{Message, MessageId, TimerFired};
 use crate::payload::{Outgoing, Tag};
 use crate::pool::{Mailbox, MessagePool};
 use crate::ring::Ring;
-use crate::spec::{SystemSpec, TypeEntry};
-use crate::trace::{Counters, DropReason, Event, ExitKind, NO_REASON, SpawnError};
+use crate::spec::{ArgsBytes, SystemSpec, TypeEntry};
+use crate::supervision::{Groups, NO_GROUP};
+use crate::timer::{Expired, Fired, TimerError, TimerId, Timers};
+use crate::trace::{
+    CallFailure, CallOutcome, Counters, DropReason, Event, ExitKind, NO_REASON, ShardFailure,
+    SpawnError,
+};
 
 /// Lifecycle of one slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,10 +44,14 @@ pub(crate) enum SlotState {
     Reserved,
     /// Its `init` or handler is on the stack.
     Running,
-    /// Returned `Receive`: runs when a message arrives.
+    /// Returned `Receive`: runs when something is delivered.
     Waiting,
     /// Returned `Yield`: runs next tick.
     Runnable,
+    /// Made a call: runs when the reply or the timeout arrives; messages queue meanwhile.
+    WaitingReply,
+    /// Submitted I/O: runs when it completes; messages and timers wait meanwhile.
+    WaitingIo,
     /// Reached the last generation; never used again.
     Retired,
 }
@@ -42,10 +59,7 @@ pub(crate) enum SlotState {
 impl SlotState {
     /// Whether a handle with the slot's current generation names a live isolate.
     fn is_live(self) -> bool {
-        matches!(
-            self,
-            SlotState::Reserved | SlotState::Running | SlotState::Waiting | SlotState::Runnable
-        )
+        !matches!(self, SlotState::Free | SlotState::Retired)
     }
 }
 
@@ -60,8 +74,8 @@ pub enum SendError {
     StaleHandle,
 }
 
-impl core::fmt::Display for SendError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             SendError::MailboxFull => "the destination mailbox is full",
             SendError::PoolExhausted => "the message pool is exhausted",
@@ -71,6 +85,30 @@ impl core::fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+/// Why a reply could not be delivered (for a caller on this shard; a reply to another
+/// shard fails, if it does, on that shard, counted there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyError {
+    /// The caller is gone, or no longer waits for this call (answered or timed out).
+    NoPendingCall,
+    /// The message pool had no envelope for the reply.
+    PoolExhausted,
+    /// The transport toward the caller's shard is full.
+    TransportFull,
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplyError::NoPendingCall => "the caller no longer waits for this reply",
+            ReplyError::PoolExhausted => "the message pool is exhausted",
+            ReplyError::TransportFull => "the transport toward the caller is full",
+        })
+    }
+}
+
+impl std::error::Error for ReplyError {}
 
 /// Where an isolate's code was when it returned an effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +124,51 @@ pub(crate) enum Fate {
     Stopped,
 }
 
+/// A supervised isolate stopped by itself; its group decides what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExitNotice {
+    pub(crate) handle: Handle,
+    pub(crate) kind: ExitKind,
+    pub(crate) group: u16,
+}
+
+/// The resolution of a call, waiting to be delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallResolution {
+    None,
+    /// The reply is at the head of the mailbox.
+    Reply,
+    Failed(CallFailure),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct CallSlot {
+    /// The pending call's correlation, or 0.
+    correlation: u32,
+    resolution: CallResolution,
+}
+
+const CALL_IDLE: CallSlot = CallSlot { correlation: 0, resolution: CallResolution::None };
+
+#[derive(Clone, Copy, Debug)]
+struct IoSlot {
+    /// Bumped at every submission; a completion must carry the current value.
+    sequence: u32,
+    /// A completion waiting for delivery, with its received data.
+    completion: Option<(IoCompletion, Option<BufferId>)>,
+}
+
+const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
+
+/// An operation the backend holds: the buffers the shard must keep until it completes.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    token: IoToken,
+    op: IoOpKind,
+    input: Option<BufferId>,
+    receive: Option<BufferId>,
+}
+
 /// Metadata of every slot of one isolate type.
 #[derive(Debug)]
 pub(crate) struct TypeSlots {
@@ -94,12 +177,17 @@ pub(crate) struct TypeSlots {
     mailbox_capacity: u32,
     /// Dispatches per tick.
     pub(crate) budget: u32,
+    /// Dense key of slot 0 among every slot of the shard (timers are owned by keys).
+    key_base: u32,
     generation: Box<[u32]>,
     pub(crate) state: Box<[SlotState]>,
     /// Whether the slot is in `ready` or `yielded` (each slot at most once).
     queued: Box<[bool]>,
     mailbox: Box<[Mailbox]>,
     args: Box<[u8]>,
+    group: Box<[u16]>,
+    call: Box<[CallSlot]>,
+    io: Box<[IoSlot]>,
     free: Box<[u32]>,
     free_len: u32,
     pub(crate) ready: Ring<u32>,
@@ -107,7 +195,7 @@ pub(crate) struct TypeSlots {
 }
 
 impl TypeSlots {
-    fn new(entry: &TypeEntry) -> TypeSlots {
+    fn new(entry: &TypeEntry, key_base: u32) -> TypeSlots {
         let config = entry.config;
         let slot_count = config.slot_count as usize;
         TypeSlots {
@@ -115,21 +203,21 @@ impl TypeSlots {
             args_size: entry.args_size,
             mailbox_capacity: config.mailbox_capacity,
             budget: config.budget_weight * crate::limits::DISPATCH_QUOTA_PER_WEIGHT,
+            key_base,
             generation: vec![1; slot_count].into_boxed_slice(),
             state: vec![SlotState::Free; slot_count].into_boxed_slice(),
             queued: vec![false; slot_count].into_boxed_slice(),
             mailbox: vec![Mailbox::EMPTY; slot_count].into_boxed_slice(),
             args: vec![0; slot_count * entry.args_size].into_boxed_slice(),
+            group: vec![NO_GROUP; slot_count].into_boxed_slice(),
+            call: vec![CALL_IDLE; slot_count].into_boxed_slice(),
+            io: vec![IO_IDLE; slot_count].into_boxed_slice(),
             // Reversed so that slot 0 is handed out first.
             free: (0..config.slot_count).rev().collect(),
             free_len: config.slot_count,
             ready: Ring::new(slot_count, 0),
             yielded: Ring::new(slot_count, 0),
         }
-    }
-
-    pub(crate) fn slot_count(&self) -> usize {
-        self.state.len()
     }
 
     /// Spawn arguments kept for `slot`.
@@ -166,6 +254,18 @@ impl TypeSlots {
     }
 }
 
+/// The handle of the current incarnation in a slot.
+fn handle_in(types: &[TypeSlots], shard: ShardId, type_index: usize, slot: usize) -> Handle {
+    // Type and slot indices are bounded by the validated spec.
+    Handle::new(shard, type_index as u8, slot as u32, types[type_index].generation[slot])
+}
+
+/// The (type, slot) a timer owner key names.
+fn slot_of_key(types: &[TypeSlots], key: u32) -> (usize, usize) {
+    let type_index = types.partition_point(|slots| slots.key_base <= key) - 1;
+    (type_index, (key - types[type_index].key_base) as usize)
+}
+
 /// Everything one shard owns except the isolate arenas.
 #[derive(Debug)]
 pub(crate) struct ShardCore {
@@ -173,30 +273,75 @@ pub(crate) struct ShardCore {
     shard_count: usize,
     pub(crate) types: Box<[TypeSlots]>,
     pool: MessagePool,
+    pub(crate) timers: Timers,
+    pub(crate) buffers: IoBuffers,
+    pub(crate) groups: Groups,
     pub(crate) counters: Counters,
     sequence: u64,
+    correlation: u32,
     /// Children spawned whose `init` runs right after the current handler.
     pub(crate) pending_inits: Ring<Handle>,
+    /// Supervised isolates that stopped and await their group's decision.
+    pub(crate) exits: Ring<ExitNotice>,
+    /// I/O submitted this tick, handed to the backend at the end of dispatch.
+    io_queue: Ring<IoSubmission>,
+    in_flight: Box<[Option<InFlight>]>,
+    in_flight_free: Box<[u32]>,
+    in_flight_free_len: usize,
+    /// Received data of the completion being handled: readable through `ctx.io_data`.
+    current_io: Option<(BufferId, u32)>,
     pub(crate) trace_on: bool,
     pub(crate) now: Timestamp,
+    pub(crate) failure: Option<ShardFailure>,
 }
 
 impl ShardCore {
     /// Allocates every table of the shard. The spec is validated by the caller.
     pub(crate) fn new(spec: &SystemSpec, shard: ShardId) -> ShardCore {
-        let types: Box<[TypeSlots]> = spec.types.iter().map(TypeSlots::new).collect();
-        let total_slots = types.iter().map(TypeSlots::slot_count).sum();
+        let mut key_base = 0;
+        let types: Box<[TypeSlots]> = spec
+            .types
+            .iter()
+            .map(|entry| {
+                let slots = TypeSlots::new(entry, key_base);
+                key_base += entry.config.slot_count;
+                slots
+            })
+            .collect();
+        let total_slots = spec.slots_per_shard();
         let blank = Message::system(MessageId::NONE, Handle::NONE, Tag::NONE);
+        let resolution = u64::try_from(spec.timer_resolution.as_nanos()).unwrap_or(u64::MAX);
+        let blank_submission = IoSubmission {
+            token: IoToken { isolate: Handle::NONE, sequence: 0, entry: 0 },
+            op: IoOp::Close { handle: crate::io::IoHandle::NONE },
+            receive_buffer: None,
+        };
+        let in_flight_max = spec.io_in_flight_max as usize;
         ShardCore {
             shard,
             shard_count: spec.shard_count,
             types,
             pool: MessagePool::new(spec.message_pool_size, blank),
+            timers: Timers::new(spec.timer_pool_size, total_slots, resolution),
+            // Validated: the count fits in u16.
+            buffers: IoBuffers::new(spec.io_buffer_count as u16, spec.io_buffer_size),
+            groups: Groups::new(spec, shard.index()),
             counters: Counters::default(),
             sequence: 0,
+            correlation: 0,
             pending_inits: Ring::new(total_slots, Handle::NONE),
+            exits: Ring::new(
+                total_slots,
+                ExitNotice { handle: Handle::NONE, kind: ExitKind::Normal, group: NO_GROUP },
+            ),
+            io_queue: Ring::new(IO_SUBMISSIONS_PER_TICK_MAX as usize, blank_submission),
+            in_flight: vec![None; in_flight_max].into_boxed_slice(),
+            in_flight_free: (0..in_flight_max as u32).rev().collect(),
+            in_flight_free_len: in_flight_max,
+            current_io: None,
             trace_on: false,
             now: Timestamp::ZERO,
+            failure: None,
         }
     }
 
@@ -207,17 +352,15 @@ impl ShardCore {
     }
 
     pub(crate) fn handle_of(&self, type_index: usize, slot: usize) -> Handle {
-        // Type and slot indices are bounded by the validated spec.
-        Handle::new(
-            self.shard,
-            type_index as u8,
-            slot as u32,
-            self.types[type_index].generation[slot],
-        )
+        handle_in(&self.types, self.shard, type_index, slot)
+    }
+
+    fn key_of(&self, type_index: usize, slot: usize) -> u32 {
+        self.types[type_index].key_base + slot as u32
     }
 
     /// The (type, slot) a handle names on this shard, if it is live.
-    fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
+    pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
             return None;
         }
@@ -234,6 +377,33 @@ impl ShardCore {
         MessageId::new(self.shard, self.sequence)
     }
 
+    /// Whether the slot has something to be dispatched with, given its state.
+    fn deliverable(&self, type_index: usize, slot: usize) -> bool {
+        let slots = &self.types[type_index];
+        match slots.state[slot] {
+            SlotState::Runnable => true,
+            SlotState::Waiting => {
+                slots.call[slot].resolution != CallResolution::None
+                    || slots.io[slot].completion.is_some()
+                    || self.timers.has_fired(self.key_of(type_index, slot))
+                    || !slots.mailbox[slot].is_empty()
+            }
+            SlotState::WaitingReply => slots.call[slot].resolution != CallResolution::None,
+            SlotState::WaitingIo => slots.io[slot].completion.is_some(),
+            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
+                false
+            }
+        }
+    }
+
+    fn wake_if_deliverable(&mut self, type_index: usize, slot: usize) {
+        if self.deliverable(type_index, slot) {
+            self.types[type_index].wake(slot);
+        }
+    }
+
+    // ----- messages -------------------------------------------------------------------
+
     /// Sends `outgoing` from `from` to `to`: locally into the mailbox, or into the transport.
     pub(crate) fn send(
         &mut self,
@@ -243,30 +413,46 @@ impl ShardCore {
         outgoing: &Outgoing,
     ) -> Result<(), SendError> {
         let id = self.next_id();
+        self.send_message(env, &Message::user(id, from, to, outgoing))
+    }
+
+    /// Routes an envelope built by this shard; counts and traces the send and any drop.
+    fn send_message(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), SendError> {
+        let (id, from, to) = (message.id(), message.source(), message.destination());
         self.counters.sent += 1;
-        self.trace(env, Event::Send { id, from, to, tag: outgoing.tag });
-        let message = Message::user(id, from, to, outgoing);
+        self.trace(env, Event::Send { id, from, to, tag: message.tag() });
         let remote = !to.is_none() && to.shard() != self.shard;
         let result = if !remote {
-            self.enqueue(env, &message)
+            if message.is_reply() {
+                self.accept_reply(env, message)
+            } else {
+                self.enqueue(env, message)
+            }
         } else if to.shard().index() >= self.shard_count {
             Err(DropReason::StaleHandle)
         } else {
-            env.send_remote(to.shard(), &message).map_err(|_| DropReason::RingFull)
+            env.send_remote(to.shard(), message).map_err(|_| DropReason::RingFull)
         };
         result.map_err(|reason| {
             self.drop_message(env, id, to, reason);
             match reason {
                 DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
                 DropReason::PoolExhausted => SendError::PoolExhausted,
-                DropReason::StaleHandle | DropReason::TargetExited => SendError::StaleHandle,
+                DropReason::StaleHandle | DropReason::TargetExited | DropReason::LateReply => {
+                    SendError::StaleHandle
+                }
             }
         })
     }
 
     /// Accepts an envelope that arrived from another shard; drops are counted here.
     pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
-        if let Err(reason) = self.enqueue(env, message) {
+        let result = if message.is_reply() {
+            self.accept_reply(env, message)
+        } else {
+            self.enqueue(env, message)
+        };
+        if let Err(reason) = result {
             self.drop_message(env, message.id(), message.destination(), reason);
         }
     }
@@ -296,24 +482,74 @@ impl ShardCore {
         Ok(())
     }
 
+    /// Delivers a reply to a caller on this shard: accepted only while the caller waits for
+    /// that very call; then it goes to the head of the mailbox, ahead of older messages, and
+    /// does not count against the capacity.
+    fn accept_reply(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
+        let caller = message.destination();
+        let (type_index, slot) = self.resolve(caller).ok_or(DropReason::StaleHandle)?;
+        let slots = &mut self.types[type_index];
+        let call = slots.call[slot];
+        if slots.state[slot] != SlotState::WaitingReply
+            || call.correlation != message.correlation()
+            || call.resolution != CallResolution::None
+        {
+            return Err(DropReason::LateReply);
+        }
+        slots.mailbox[slot]
+            .push_front(&mut self.pool, message)
+            .map_err(|()| DropReason::PoolExhausted)?;
+        let mailbox_len = slots.mailbox[slot].len();
+        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Reply };
+        let key = self.key_of(type_index, slot);
+        self.timers.cancel_call(key);
+        self.counters.enqueued += 1;
+        self.counters.calls_replied += 1;
+        self.trace(env, Event::Enqueue { id: message.id(), to: caller, mailbox_len });
+        let correlation = message.correlation();
+        self.trace(env, Event::CallEnd { caller, correlation, outcome: CallOutcome::Replied });
+        self.types[type_index].wake(slot);
+        Ok(())
+    }
+
+    /// Sends the reply for `token`.
+    pub(crate) fn reply(
+        &mut self,
+        env: &mut dyn Env,
+        from: Handle,
+        token: ReplyToken,
+        outgoing: &Outgoing,
+    ) -> Result<(), ReplyError> {
+        let id = self.next_id();
+        self.counters.replies += 1;
+        let message = Message::reply(id, from, token.caller, token.correlation, outgoing);
+        self.send_message(env, &message).map_err(|error| match error {
+            SendError::MailboxFull => ReplyError::TransportFull,
+            SendError::PoolExhausted => ReplyError::PoolExhausted,
+            SendError::StaleHandle => ReplyError::NoPendingCall,
+        })
+    }
+
+    // ----- spawning -------------------------------------------------------------------
+
     /// The dense index of the isolate type whose Rust type is `isolate`. A linear scan over
     /// at most 255 types; each Rust type is registered once, so the answer is unique.
     pub(crate) fn type_index_of(&self, isolate: TypeId) -> Option<usize> {
         self.types.iter().position(|slots| slots.isolate == isolate)
     }
 
-    /// Reserves a slot of type `isolate` for a child of `parent`; its `init` runs after the
-    /// current handler returns.
+    /// Reserves a slot of `type_index` for a child of `parent` in `group`; its `init` runs
+    /// after the current handler returns.
     pub(crate) fn reserve(
         &mut self,
         env: &mut dyn Env,
         parent: Handle,
-        isolate: TypeId,
+        type_index: Option<usize>,
         args: &[u8],
+        group: u16,
     ) -> Result<Handle, SpawnError> {
-        let type_index = self.type_index_of(isolate);
         let result = match type_index {
-            Some(type_index) => self.try_reserve(type_index, args),
+            Some(type_index) => self.try_reserve(type_index, args, group),
             None => Err(SpawnError::NotRegistered),
         };
         match result {
@@ -322,17 +558,30 @@ impl ShardCore {
                 self.pending_inits.push(child).expect("pending inits hold every slot");
                 self.trace(env, Event::Spawn { parent, child });
             }
-            Err(reason) => {
-                self.counters.spawn_failed += 1;
-                // Type indices fit in u8 once the spec is validated.
-                let event_type = type_index.map_or(u8::MAX, |t| t as u8);
-                self.trace(env, Event::SpawnFailed { parent, type_index: event_type, reason });
-            }
+            Err(reason) => self.spawn_failed(env, parent, type_index, reason),
         }
         result
     }
 
-    fn try_reserve(&mut self, type_index: usize, args: &[u8]) -> Result<Handle, SpawnError> {
+    fn spawn_failed(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        type_index: Option<usize>,
+        reason: SpawnError,
+    ) {
+        self.counters.spawn_failed += 1;
+        // Type indices fit in u8 once the spec is validated.
+        let type_index = type_index.map_or(u8::MAX, |t| t as u8);
+        self.trace(env, Event::SpawnFailed { parent, type_index, reason });
+    }
+
+    fn try_reserve(
+        &mut self,
+        type_index: usize,
+        args: &[u8],
+        group: u16,
+    ) -> Result<Handle, SpawnError> {
         let slots = &mut self.types[type_index];
         assert_eq!(args.len(), slots.args_size, "spawn arguments of the registered size");
         if slots.free_len == 0 {
@@ -343,13 +592,44 @@ impl ShardCore {
         assert_eq!(slots.state[slot], SlotState::Free);
         debug_assert!(slots.mailbox[slot].is_empty());
         slots.state[slot] = SlotState::Reserved;
+        slots.group[slot] = group;
         let size = slots.args_size;
         slots.args[slot * size..(slot + 1) * size].copy_from_slice(args);
         Ok(self.handle_of(type_index, slot))
     }
 
-    /// Takes the next pending init that is still reserved (a reserved slot never leaves that
-    /// state before its init runs, but the check keeps the invariant local).
+    /// Spawns a dynamic child of `isolate` type into the group of `parent`.
+    pub(crate) fn spawn_child(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        isolate: TypeId,
+        args: &[u8],
+        restart: crate::spec::Restart,
+    ) -> Result<Handle, SpawnError> {
+        let type_index = self.type_index_of(isolate);
+        let group = self.resolve(parent).map_or(NO_GROUP, |(parent_type, parent_slot)| {
+            self.types[parent_type].group[parent_slot]
+        });
+        let refusal = if group == NO_GROUP {
+            Some(SpawnError::NotSupervised)
+        } else if !self.groups.dynamic_room(group) {
+            Some(SpawnError::GroupFull)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.spawn_failed(env, parent, type_index, reason);
+            return Err(reason);
+        }
+        let child = self.reserve(env, parent, type_index, args, group)?;
+        // Type indices fit in u16 (at most 255 types).
+        let index = child.type_index() as u16;
+        self.groups.add_dynamic(group, index, ArgsBytes::from_slice(args), restart, child);
+        Ok(child)
+    }
+
+    /// Takes the next pending init that is still reserved and marks it running.
     pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize)> {
         // Bounded by the ring's capacity, which is the shard's slot count.
         while let Some(child) = self.pending_inits.pop() {
@@ -366,41 +646,79 @@ impl ShardCore {
         None
     }
 
+    // ----- dispatch -------------------------------------------------------------------
+
     /// The message to hand to a slot popped from the ready queue, or `None` if it has
     /// nothing to do (it stopped, or was woken spuriously). Marks the slot `Running`.
+    ///
+    /// Priority: a call's resolution, an I/O completion, fired timers, the mailbox, then a
+    /// resume after `Yield`.
     pub(crate) fn take_message(
         &mut self,
         env: &mut dyn Env,
         type_index: usize,
         slot: usize,
     ) -> Option<Message> {
+        if !self.deliverable(type_index, slot) {
+            return None;
+        }
+        let handle = self.handle_of(type_index, slot);
+        let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
-        let state = slots.state[slot];
-        let message = match state {
-            SlotState::Waiting | SlotState::Runnable => match slots.mailbox[slot]
-                .pop_front(&mut self.pool)
-            {
-                Some(message) => {
+        let runnable = slots.state[slot] == SlotState::Runnable;
+        let message = match slots.call[slot].resolution {
+            CallResolution::Reply => {
+                slots.call[slot].resolution = CallResolution::None;
+                let reply = slots.mailbox[slot]
+                    .pop_front(&mut self.pool)
+                    .expect("the reply is queued first");
+                assert!(reply.is_reply(), "the mailbox head is the accepted reply");
+                self.counters.delivered += 1;
+                reply
+            }
+            CallResolution::Failed(failure) => {
+                slots.call[slot].resolution = CallResolution::None;
+                Message::system_with(handle, Tag::CALL_TIMEOUT, &[failure as u8], MessageId::NONE)
+            }
+            CallResolution::None => {
+                if let Some((completion, data)) = slots.io[slot].completion.take() {
+                    self.current_io = data.map(|buffer| {
+                        let IoResult::Received { len, .. } = completion.result else {
+                            return (buffer, 0);
+                        };
+                        (buffer, len)
+                    });
+                    Message::system_with(handle, Tag::IO, &completion.encode(), MessageId::NONE)
+                } else if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
+                    let fired = TimerFired { timer: id, tag };
+                    Message::system_with(handle, Tag::TIMER, &fired.encode(), MessageId::NONE)
+                } else if let Some(message) = slots.mailbox[slot].pop_front(&mut self.pool) {
                     self.counters.delivered += 1;
                     message
+                } else {
+                    debug_assert!(runnable);
+                    Message::system(MessageId::NONE, handle, Tag::RESUME)
                 }
-                None if state == SlotState::Runnable => {
-                    Message::system(MessageId::NONE, self.handle_of(type_index, slot), Tag::RESUME)
-                }
-                None => return None,
-            },
-            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
-                return None;
             }
         };
         self.types[type_index].state[slot] = SlotState::Running;
         self.counters.dispatched += 1;
-        let to = message.destination();
-        self.trace(env, Event::Deliver { id: message.id(), to, tag: message.tag() });
+        self.trace(env, Event::Deliver { id: message.id(), to: handle, tag: message.tag() });
         Some(message)
     }
 
-    /// Applies what a handler or `init` returned.
+    /// The received data of the completion being handled.
+    pub(crate) fn io_data(&self) -> &[u8] {
+        match self.current_io {
+            Some((buffer, len)) => {
+                let bytes = self.buffers.get(buffer).unwrap_or(&[]);
+                &bytes[..(len as usize).min(bytes.len())]
+            }
+            None => &[],
+        }
+    }
+
+    /// Applies what a handler or `init` returned, after freeing what the dispatch lent.
     pub(crate) fn apply_effect(
         &mut self,
         env: &mut dyn Env,
@@ -409,6 +727,9 @@ impl ShardCore {
         effect: Effect,
         phase: Phase,
     ) -> Fate {
+        if let Some((buffer, _)) = self.current_io.take() {
+            self.buffers.release(buffer);
+        }
         debug_assert_eq!(self.types[type_index].state[slot], SlotState::Running);
         let stop_kind = |crashed: bool| match (phase, crashed) {
             (Phase::Init, _) => ExitKind::InitFailed,
@@ -416,14 +737,7 @@ impl ShardCore {
             (Phase::Handle, true) => ExitKind::Crashed,
         };
         match effect {
-            Effect::Receive => {
-                let slots = &mut self.types[type_index];
-                slots.state[slot] = SlotState::Waiting;
-                if !slots.mailbox[slot].is_empty() {
-                    slots.wake(slot);
-                }
-                Fate::Lives
-            }
+            Effect::Receive => self.wait(type_index, slot),
             Effect::Yield => {
                 let slots = &mut self.types[type_index];
                 slots.state[slot] = SlotState::Runnable;
@@ -431,26 +745,383 @@ impl ShardCore {
                     slots.queued[slot] = true;
                     slots.yielded.push(slot as u32).expect("yielded queue holds every slot");
                 }
-                Fate::Lives
             }
             Effect::Done => {
                 let reason = if phase == Phase::Init { crash::INIT_DONE } else { NO_REASON };
                 self.teardown(env, type_index, slot, stop_kind(false), reason);
-                Fate::Stopped
+                return Fate::Stopped;
             }
             Effect::Crash(reason) => {
                 self.teardown(env, type_index, slot, stop_kind(true), reason);
-                Fate::Stopped
+                return Fate::Stopped;
             }
-            Effect::Call { .. } | Effect::Reply { .. } | Effect::Io(_) => {
-                self.teardown(env, type_index, slot, stop_kind(true), crash::EFFECT_UNSUPPORTED);
-                Fate::Stopped
+            Effect::Call { to, message, timeout } => {
+                self.start_call(env, type_index, slot, to, &message, timeout)
+            }
+            Effect::Reply { token, message } => {
+                let me = self.handle_of(type_index, slot);
+                // A reply to a caller that stopped waiting is counted as a late reply.
+                let _ = self.reply(env, me, token, &message);
+                self.wait(type_index, slot);
+            }
+            Effect::Io(op) => self.submit_io(env, type_index, slot, op),
+        }
+        Fate::Lives
+    }
+
+    fn wait(&mut self, type_index: usize, slot: usize) {
+        self.types[type_index].state[slot] = SlotState::Waiting;
+        self.wake_if_deliverable(type_index, slot);
+    }
+
+    /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
+    pub(crate) fn panicked(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        text: crate::trace::PanicText,
+        phase: Phase,
+    ) {
+        if let Some((buffer, _)) = self.current_io.take() {
+            self.buffers.release(buffer);
+        }
+        let handle = self.handle_of(type_index, slot);
+        self.counters.panics += 1;
+        self.trace(env, Event::Panic { handle, text });
+        let kind = if phase == Phase::Init { ExitKind::InitFailed } else { ExitKind::Crashed };
+        self.teardown(env, type_index, slot, kind, crash::PANIC);
+    }
+
+    // ----- calls ----------------------------------------------------------------------
+
+    fn start_call(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        to: Handle,
+        outgoing: &Outgoing,
+        timeout: Duration,
+    ) {
+        let caller = self.handle_of(type_index, slot);
+        // Correlations are per shard and skip zero, which means "no call".
+        self.correlation = self.correlation.wrapping_add(1).max(1);
+        let correlation = self.correlation;
+        let deadline = self.now.saturating_add(timeout);
+        let deadline_tick = self.timers.tick_at_or_after(deadline.as_nanos());
+        let deadline_ns = self.timers.nanos_of(deadline_tick);
+        let key = self.key_of(type_index, slot);
+        let slots = &mut self.types[type_index];
+        slots.state[slot] = SlotState::WaitingReply;
+        slots.call[slot] = CallSlot { correlation, resolution: CallResolution::None };
+        self.timers.set_call(key, deadline_tick);
+        self.counters.calls += 1;
+        let id = self.next_id();
+        self.trace(
+            env,
+            Event::CallStart { caller, callee: to, correlation, request: id, deadline_ns },
+        );
+        let request = Message::request(id, caller, to, correlation, outgoing);
+        if let Err(error) = self.send_message(env, &request) {
+            let failure = match error {
+                SendError::MailboxFull => CallFailure::MailboxFull,
+                SendError::PoolExhausted => CallFailure::PoolExhausted,
+                SendError::StaleHandle => CallFailure::StaleHandle,
+            };
+            self.counters.calls_unroutable += 1;
+            self.fail_call(env, type_index, slot, failure);
+        }
+    }
+
+    /// Ends the pending call of a slot with `failure`, delivered at its next dispatch.
+    fn fail_call(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        failure: CallFailure,
+    ) {
+        let caller = self.handle_of(type_index, slot);
+        let key = self.key_of(type_index, slot);
+        self.timers.cancel_call(key);
+        let slots = &mut self.types[type_index];
+        let correlation = slots.call[slot].correlation;
+        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
+        slots.state[slot] = SlotState::Waiting;
+        slots.wake(slot);
+        self.trace(
+            env,
+            Event::CallEnd { caller, correlation, outcome: CallOutcome::Failed(failure) },
+        );
+    }
+
+    // ----- timers ---------------------------------------------------------------------
+
+    /// Sets a timer for `owner`, due `after` from the tick's start.
+    pub(crate) fn timer_set(
+        &mut self,
+        env: &mut dyn Env,
+        owner: Handle,
+        after: Duration,
+        tag: u64,
+    ) -> Result<TimerId, TimerError> {
+        let (type_index, slot) = self.resolve(owner).expect("a running isolate is live");
+        let deadline_tick = self.timers.tick_at_or_after(self.now.saturating_add(after).as_nanos());
+        match self.timers.set(self.key_of(type_index, slot), deadline_tick, tag) {
+            Ok(timer) => {
+                self.counters.timers_set += 1;
+                let deadline_ns = self.timers.nanos_of(deadline_tick);
+                self.trace(env, Event::TimerSet { owner, timer, deadline_ns });
+                Ok(timer)
+            }
+            Err(error) => {
+                self.counters.timer_pool_exhausted += 1;
+                Err(error)
             }
         }
     }
 
-    /// Ends the incarnation in `slot`: drops its queued messages, bumps the generation (so
-    /// every handle to it is stale) and frees or retires the slot. The caller drops the
+    /// Cancels `timer` if `owner` owns it and it was not delivered yet.
+    pub(crate) fn timer_cancel(
+        &mut self,
+        env: &mut dyn Env,
+        owner: Handle,
+        timer: TimerId,
+    ) -> bool {
+        let (type_index, slot) = self.resolve(owner).expect("a running isolate is live");
+        let cancelled = self.timers.cancel(self.key_of(type_index, slot), timer);
+        if cancelled {
+            self.counters.timers_cancelled += 1;
+            self.trace(env, Event::TimerCancel { owner, timer });
+        }
+        cancelled
+    }
+
+    /// Moves the wheel to the tick's time: fired timers wait for their owners, expired calls
+    /// fail with `Timeout`.
+    pub(crate) fn fire_timers(&mut self, env: &mut dyn Env) {
+        let now_tick = self.timers.tick_of(self.now.as_nanos());
+        let ShardCore { shard, types, timers, counters, trace_on, .. } = self;
+        let (shard, trace_on) = (*shard, *trace_on);
+        let mut trace = |event: Event| {
+            if trace_on {
+                env.trace(&event);
+            }
+        };
+        timers.advance(now_tick, |expired| match expired {
+            Expired::User { owner, id } => {
+                let (type_index, slot) = slot_of_key(types, owner);
+                counters.timers_fired += 1;
+                trace(Event::TimerFire {
+                    owner: handle_in(types, shard, type_index, slot),
+                    timer: id,
+                });
+                // A fired timer is deliverable to a waiting isolate; one waiting for a reply
+                // or for I/O gets it after that.
+                let slots = &mut types[type_index];
+                if slots.state[slot] == SlotState::Waiting {
+                    slots.wake(slot);
+                }
+            }
+            Expired::Call(call) => {
+                let (type_index, slot) = slot_of_key(types, call.owner);
+                counters.call_timeouts += 1;
+                let caller = handle_in(types, shard, type_index, slot);
+                let slots = &mut types[type_index];
+                debug_assert_eq!(slots.state[slot], SlotState::WaitingReply);
+                let correlation = slots.call[slot].correlation;
+                let failure = CallFailure::Timeout;
+                slots.call[slot] =
+                    CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
+                slots.state[slot] = SlotState::Waiting;
+                slots.wake(slot);
+                trace(Event::CallEnd {
+                    caller,
+                    correlation,
+                    outcome: CallOutcome::Failed(failure),
+                });
+            }
+        });
+    }
+
+    /// The backend time at which the next timer may be due.
+    pub(crate) fn next_timer_deadline(&self) -> Option<Timestamp> {
+        self.timers.next_deadline().map(|tick| Timestamp::from_nanos(self.timers.nanos_of(tick)))
+    }
+
+    // ----- I/O ------------------------------------------------------------------------
+
+    /// Queues `op` for the backend, or completes it at once with the reason it cannot go.
+    fn submit_io(&mut self, env: &mut dyn Env, type_index: usize, slot: usize, op: IoOp) {
+        let isolate = self.handle_of(type_index, slot);
+        let io = &mut self.types[type_index].io[slot];
+        io.sequence = io.sequence.wrapping_add(1);
+        let sequence = io.sequence;
+        self.types[type_index].state[slot] = SlotState::WaitingIo;
+        self.counters.io_submitted += 1;
+        self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
+        match self.prepare_io(isolate, sequence, op) {
+            Ok(submission) => {
+                // `prepare_io` checked the queue has room.
+                self.io_queue.push(submission).expect("room checked");
+            }
+            Err(error) => {
+                let completion = IoCompletion { op: op.kind(), result: IoResult::Failed(error) };
+                self.complete_io(env, type_index, slot, completion, None);
+            }
+        }
+    }
+
+    /// Takes the operation's buffers and an in-flight entry, or says why it cannot go.
+    fn prepare_io(
+        &mut self,
+        isolate: Handle,
+        sequence: u32,
+        op: IoOp,
+    ) -> Result<IoSubmission, IoError> {
+        if self.io_queue.is_full() {
+            return Err(IoError::SubmissionFull);
+        }
+        if self.in_flight_free_len == 0 {
+            return Err(IoError::SubmissionFull);
+        }
+        let input = op.input_buffer();
+        if let Some(buffer) = input
+            && !self.buffers.held_by(buffer, isolate)
+        {
+            return Err(IoError::InvalidBuffer);
+        }
+        let receive = match op.receive_len_max() {
+            Some(_) => Some(self.buffers.alloc(Handle::NONE)?),
+            None => None,
+        };
+        if let Some(buffer) = input {
+            self.buffers.take_from_holder(buffer);
+        }
+        self.in_flight_free_len -= 1;
+        let entry = self.in_flight_free[self.in_flight_free_len];
+        let token = IoToken { isolate, sequence, entry };
+        self.in_flight[entry as usize] = Some(InFlight { token, op: op.kind(), input, receive });
+        Ok(IoSubmission { token, op, receive_buffer: receive })
+    }
+
+    /// The next submission for the backend.
+    pub(crate) fn pop_io_submission(&mut self) -> Option<IoSubmission> {
+        self.io_queue.pop()
+    }
+
+    /// The backend refused a submission: it completes with `error`.
+    pub(crate) fn io_refused(&mut self, env: &mut dyn Env, token: IoToken, error: IoError) {
+        self.io_reaped(env, IoReaped { token, result: IoResult::Failed(error) });
+    }
+
+    /// A completion from the backend: delivered to the isolate that is still waiting for
+    /// it, or discarded as stale (its buffers freed, a handle it opened closed).
+    pub(crate) fn io_reaped(
+        &mut self,
+        env: &mut dyn Env,
+        reaped: IoReaped,
+    ) -> Option<crate::io::IoHandle> {
+        let token = reaped.token;
+        if token.isolate.is_none() {
+            // The completion of a close the shard issued for a stale completion.
+            return None;
+        }
+        let Some(Some(entry)) = self.in_flight.get(token.entry as usize).copied() else {
+            self.io_stale(env, token);
+            return None;
+        };
+        if entry.token != token {
+            self.io_stale(env, token);
+            return None;
+        }
+        self.in_flight[token.entry as usize] = None;
+        self.in_flight_free[self.in_flight_free_len] = token.entry;
+        self.in_flight_free_len += 1;
+        if let Some(buffer) = entry.input {
+            self.buffers.release(buffer);
+        }
+        let completion = IoCompletion { op: entry.op, result: reaped.result };
+        let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
+            let slots = &self.types[type_index];
+            slots.state[slot] == SlotState::WaitingIo && slots.io[slot].sequence == token.sequence
+        });
+        match waiting {
+            Some((type_index, slot)) => {
+                let data = match reaped.result {
+                    IoResult::Received { .. } => entry.receive,
+                    _ => {
+                        if let Some(buffer) = entry.receive {
+                            self.buffers.release(buffer);
+                        }
+                        None
+                    }
+                };
+                self.complete_io(env, type_index, slot, completion, data);
+                None
+            }
+            None => {
+                if let Some(buffer) = entry.receive {
+                    self.buffers.release(buffer);
+                }
+                self.io_stale(env, token);
+                match reaped.result {
+                    IoResult::Opened(handle) | IoResult::Accepted { socket: handle, .. } => {
+                        Some(handle)
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn io_stale(&mut self, env: &mut dyn Env, token: IoToken) {
+        self.counters.io_stale += 1;
+        self.trace(env, Event::IoStale { isolate: token.isolate, sequence: token.sequence });
+    }
+
+    fn complete_io(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        completion: IoCompletion,
+        data: Option<BufferId>,
+    ) {
+        let isolate = self.handle_of(type_index, slot);
+        let slots = &mut self.types[type_index];
+        let sequence = slots.io[slot].sequence;
+        slots.io[slot].completion = Some((completion, data));
+        slots.state[slot] = SlotState::Waiting;
+        slots.wake(slot);
+        self.counters.io_completed += 1;
+        let ok = !matches!(completion.result, IoResult::Failed(_));
+        self.trace(env, Event::IoComplete { isolate, sequence, op: completion.op, ok });
+    }
+
+    /// Queues a close, on no isolate's behalf, of a handle a stale completion opened. If the
+    /// queue is full the handle stays open (counted as stale already).
+    pub(crate) fn discard_handle(&mut self, handle: crate::io::IoHandle) {
+        let token = IoToken { isolate: Handle::NONE, sequence: 0, entry: u32::MAX };
+        let _ = self.io_queue.push(IoSubmission {
+            token,
+            op: IoOp::Close { handle },
+            receive_buffer: None,
+        });
+    }
+
+    /// Operations handed to the backend and not yet completed.
+    pub(crate) fn io_in_flight(&self) -> usize {
+        self.in_flight.len() - self.in_flight_free_len
+    }
+
+    // ----- teardown -------------------------------------------------------------------
+
+    /// Ends the incarnation in `slot`: drops its queued messages, timers, pending call,
+    /// undelivered completion and buffers, bumps the generation (so every handle to it and
+    /// every I/O token of it is stale) and frees or retires the slot. A supervised isolate
+    /// that stopped by itself is queued for its group's decision. The caller drops the
     /// isolate's state in its arena.
     pub(crate) fn teardown(
         &mut self,
@@ -465,13 +1136,24 @@ impl ShardCore {
             ExitKind::Normal => self.counters.exits_normal += 1,
             ExitKind::Crashed => self.counters.crashes += 1,
             ExitKind::InitFailed => self.counters.init_failures += 1,
+            ExitKind::Shutdown => self.counters.shutdowns += 1,
         }
         self.trace(env, Event::Exit { handle, kind, reason });
-        // Bounded by the mailbox capacity.
+        // Bounded by the mailbox capacity (plus one accepted reply).
         while let Some(message) = self.types[type_index].mailbox[slot].pop_front(&mut self.pool) {
             self.drop_message(env, message.id(), handle, DropReason::TargetExited);
         }
+        let key = self.key_of(type_index, slot);
+        self.timers.clear_owner(key);
         let slots = &mut self.types[type_index];
+        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
+        if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
+            self.buffers.release(buffer);
+        }
+        self.buffers.release_held_by(handle);
+        let slots = &mut self.types[type_index];
+        let group = slots.group[slot];
+        slots.group[slot] = NO_GROUP;
         if slots.generation[slot] == GENERATION_MAX {
             slots.state[slot] = SlotState::Retired;
             self.counters.slots_retired += 1;
@@ -482,16 +1164,29 @@ impl ShardCore {
             slots.free[slots.free_len as usize] = slot as u32;
             slots.free_len += 1;
         }
+        if group != NO_GROUP && kind != ExitKind::Shutdown {
+            self.exits
+                .push(ExitNotice { handle, kind, group })
+                .expect("exit notices hold every slot");
+        }
     }
 
-    /// Whether any isolate is queued to run or any init is pending.
+    /// Whether any isolate is queued to run, any init is pending or any exit awaits its
+    /// supervisor.
     pub(crate) fn has_work(&self) -> bool {
-        !self.pending_inits.is_empty() || self.types.iter().any(TypeSlots::has_work)
+        !self.pending_inits.is_empty()
+            || !self.exits.is_empty()
+            || self.types.iter().any(TypeSlots::has_work)
     }
 
     /// Free envelopes in the message pool.
     pub(crate) fn pool_free(&self) -> u32 {
         self.pool.free_count()
+    }
+
+    /// Whether a handle names a live isolate on this shard.
+    pub(crate) fn is_live(&self, handle: Handle) -> bool {
+        self.resolve(handle).is_some()
     }
 }
 
@@ -499,7 +1194,6 @@ impl ShardCore {
 mod tests {
     use super::*;
     use crate::isolate::Isolate;
-    use crate::message::Message;
     use crate::spec::TypeConfig;
     use crate::testing::{TestBackend, TestConfig};
 
@@ -524,20 +1218,24 @@ mod tests {
         let mut core = ShardCore::new(&spec, ShardId(0));
         let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
         core.trace_on = true;
-        let idle = TypeId::of::<Idle>();
+        let idle = Some(0);
 
         core.types[0].generation[0] = GENERATION_MAX - 1;
-        let first = core.reserve(&mut backend, Handle::NONE, idle, &[]).expect("a slot");
+        let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
-        let last = core.reserve(&mut backend, Handle::NONE, idle, &[]).expect("the slot again");
+        let last =
+            core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("the slot again");
         assert_eq!((first.generation(), last.generation()), (GENERATION_MAX - 1, GENERATION_MAX));
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
         assert_eq!(core.types[0].state[0], SlotState::Retired);
         assert_eq!(core.counters.slots_retired, 1);
-        assert_eq!(core.reserve(&mut backend, Handle::NONE, idle, &[]), Err(SpawnError::ArenaFull));
+        assert_eq!(
+            core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP),
+            Err(SpawnError::ArenaFull)
+        );
         assert_eq!(core.resolve(last), None);
         assert!(backend.events().contains(&Event::Retire { handle: last }));
     }

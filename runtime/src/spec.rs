@@ -1,13 +1,15 @@
 //! `SystemSpec`: the static description a node boots from, and its validation.
 //!
 //! A spec lists the shards, the isolate types (registered by Rust type, each getting a dense
-//! index), the payload types, the pool sizes, and the isolates each shard starts at boot.
+//! index), the payload types, the pool sizes, and each shard's supervision tree: groups with
+//! a strategy and a restart intensity, and the static children each group starts at boot.
 //! `validate` reports every problem as a typed error and never panics. The spec is plain
 //! data (`Send + Sync`), so each shard can boot from it on its own thread.
 
 use core::any::TypeId;
 use core::fmt;
 use core::marker::PhantomData;
+use core::time::Duration;
 
 use zerocopy::IntoBytes;
 
@@ -15,8 +17,10 @@ use crate::arena::{ErasedArena, make_arena};
 use crate::handle::{Handle, ShardId};
 use crate::isolate::Isolate;
 use crate::limits::{
-    ARGS_SIZE_MAX, BUDGET_WEIGHT_MAX, MAILBOX_CAPACITY_MAX, MESSAGE_POOL_SIZE_MAX, SHARD_COUNT_MAX,
-    SLOT_COUNT_MAX, TYPE_COUNT_MAX,
+    ARGS_SIZE_MAX, BUDGET_WEIGHT_MAX, DYNAMIC_CHILDREN_MAX, GROUP_COUNT_MAX, IO_BUFFER_COUNT_MAX,
+    IO_BUFFER_SIZE_MAX, IO_IN_FLIGHT_MAX, MAILBOX_CAPACITY_MAX, MESSAGE_POOL_SIZE_MAX,
+    RESTART_MAX_LIMIT, SHARD_COUNT_MAX, SLOT_COUNT_MAX, TIMER_POOL_SIZE_MAX,
+    TIMER_RESOLUTION_NS_MAX, TIMER_RESOLUTION_NS_MIN, TYPE_COUNT_MAX,
 };
 use crate::payload::{Payload, Tag};
 
@@ -68,8 +72,8 @@ impl TypeConfig {
     }
 }
 
-/// The dense index a registered isolate type got. Typed, so `ctx.spawn` checks arguments
-/// at compile time; it can never disagree with the type's position in the spec.
+/// The dense index a registered isolate type got. Typed, so the spec checks spawn
+/// arguments at compile time; it can never disagree with the type's position in the spec.
 pub struct TypeIndex<I> {
     index: u16,
     _isolate: PhantomData<fn() -> I>,
@@ -96,6 +100,99 @@ impl<I> fmt::Debug for TypeIndex<I> {
     }
 }
 
+/// Which children a group restarts when one of them must be restarted (Erlang semantics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only the child that stopped.
+    OneForOne,
+    /// Every child: the others are stopped (last started first) and all start again in
+    /// order; temporary children stopped this way are removed.
+    OneForAll,
+    /// The child that stopped and every child started after it.
+    RestForOne,
+}
+
+/// When a child is restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// Always, whether it finished or crashed.
+    Permanent,
+    /// Only after a crash or a failed `init`; a normal `Done` ends it.
+    Transient,
+    /// Never; it is removed from its group when it stops for any reason.
+    Temporary,
+}
+
+impl Restart {
+    /// Kebab-case name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Restart::Permanent => "permanent",
+            Restart::Transient => "transient",
+            Restart::Temporary => "temporary",
+        }
+    }
+}
+
+/// A supervision group's policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// Which children restart together.
+    pub strategy: Strategy,
+    /// `MaxR`: restarts allowed within `restart_window`; the next one escalates.
+    pub restart_max: u32,
+    /// `MaxT`: the sliding window, measured on the backend clock.
+    pub restart_window: Duration,
+    /// Children isolates of this group may add at run time with `ctx.spawn_child`.
+    pub dynamic_children_max: u32,
+}
+
+impl GroupConfig {
+    /// `OneForOne`, 3 restarts in 5 seconds, no dynamic children.
+    pub const fn new(strategy: Strategy) -> GroupConfig {
+        GroupConfig {
+            strategy,
+            restart_max: 3,
+            restart_window: Duration::from_secs(5),
+            dynamic_children_max: 0,
+        }
+    }
+
+    /// Sets the intensity: `restart_max` restarts within `restart_window`.
+    pub const fn intensity(mut self, restart_max: u32, restart_window: Duration) -> GroupConfig {
+        self.restart_max = restart_max;
+        self.restart_window = restart_window;
+        self
+    }
+
+    /// Sets `dynamic_children_max`.
+    pub const fn dynamic(mut self, dynamic_children_max: u32) -> GroupConfig {
+        self.dynamic_children_max = dynamic_children_max;
+        self
+    }
+}
+
+impl Default for GroupConfig {
+    fn default() -> GroupConfig {
+        GroupConfig::new(Strategy::OneForOne)
+    }
+}
+
+/// Names a supervision group of a spec: its shard and its index in that shard's tree
+/// (the root is index 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupRef {
+    shard: usize,
+    index: u16,
+}
+
+impl GroupRef {
+    /// The group's index on its shard (the root is 0), as used in trace events.
+    pub fn index(self) -> u16 {
+        self.index
+    }
+}
+
 /// Spawn arguments stored as bytes, so a spec (and later a slot) can keep them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ArgsBytes {
@@ -107,6 +204,13 @@ impl ArgsBytes {
     /// Encodes `args`; the size limit is asserted when the type is registered.
     pub(crate) fn encode<A: IntoBytes + zerocopy::Immutable>(args: &A) -> ArgsBytes {
         let source = args.as_bytes();
+        assert!(source.len() <= ARGS_SIZE_MAX, "spawn arguments above 64 bytes");
+        let mut bytes = [0; ARGS_SIZE_MAX];
+        bytes[..source.len()].copy_from_slice(source);
+        ArgsBytes { bytes, len: source.len() as u8 }
+    }
+
+    pub(crate) fn from_slice(source: &[u8]) -> ArgsBytes {
         assert!(source.len() <= ARGS_SIZE_MAX, "spawn arguments above 64 bytes");
         let mut bytes = [0; ARGS_SIZE_MAX];
         bytes[..source.len()].copy_from_slice(source);
@@ -142,37 +246,80 @@ pub(crate) struct PayloadEntry {
     pub(crate) tag: Tag,
 }
 
-/// An isolate a shard spawns at boot.
+/// A member of a group in the spec, in start order.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct BootChild {
-    pub(crate) shard: usize,
-    pub(crate) type_index: u16,
-    pub(crate) args: ArgsBytes,
+pub(crate) enum MemberSpec {
+    /// An isolate: index into `SystemSpec::children`.
+    Child(usize),
+    /// A nested group: its index in the shard's tree.
+    Group(u16),
 }
 
-/// The static description of one node: shards, isolate types, payloads, pools and the
-/// isolates each shard starts with.
+/// One group of a shard's tree.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupSpec {
+    pub(crate) config: GroupConfig,
+    pub(crate) parent: Option<u16>,
+    pub(crate) members: Vec<MemberSpec>,
+}
+
+/// An isolate a shard starts at boot.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StaticChild {
+    pub(crate) shard: usize,
+    pub(crate) group: u16,
+    pub(crate) type_index: u16,
+    pub(crate) args: ArgsBytes,
+    pub(crate) restart: Restart,
+}
+
+/// The static description of one node: shards, isolate types, payloads, pools, timers,
+/// I/O buffers and each shard's supervision tree.
 #[derive(Debug)]
 pub struct SystemSpec {
     pub(crate) shard_count: usize,
     pub(crate) message_pool_size: u32,
+    pub(crate) timer_pool_size: u32,
+    pub(crate) timer_resolution: Duration,
+    pub(crate) io_buffer_count: u32,
+    pub(crate) io_buffer_size: u32,
+    pub(crate) io_in_flight_max: u32,
     pub(crate) types: Vec<TypeEntry>,
     pub(crate) payloads: Vec<PayloadEntry>,
-    pub(crate) boot: Vec<BootChild>,
+    /// Per shard (indexed by shard), the groups of its tree; the root is group 0.
+    pub(crate) trees: Vec<Vec<GroupSpec>>,
+    /// Every static child of every shard, in the order added.
+    pub(crate) children: Vec<StaticChild>,
 }
 
 impl SystemSpec {
     /// Envelopes per shard used when none is given.
     pub const MESSAGE_POOL_SIZE_DEFAULT: u32 = 4096;
+    /// User timers per shard used when none is given.
+    pub const TIMER_POOL_SIZE_DEFAULT: u32 = 1024;
+    /// Timer resolution used when none is given.
+    pub const TIMER_RESOLUTION_DEFAULT: Duration = Duration::from_micros(1);
+    /// I/O buffers per shard used when none is given.
+    pub const IO_BUFFER_COUNT_DEFAULT: u32 = 64;
+    /// Bytes per I/O buffer used when none is given.
+    pub const IO_BUFFER_SIZE_DEFAULT: u32 = 4096;
+    /// I/O operations in flight per shard used when none is given.
+    pub const IO_IN_FLIGHT_MAX_DEFAULT: u32 = 256;
 
     /// An empty spec for `shard_count` shards.
     pub fn new(shard_count: usize) -> SystemSpec {
         SystemSpec {
             shard_count,
             message_pool_size: SystemSpec::MESSAGE_POOL_SIZE_DEFAULT,
+            timer_pool_size: SystemSpec::TIMER_POOL_SIZE_DEFAULT,
+            timer_resolution: SystemSpec::TIMER_RESOLUTION_DEFAULT,
+            io_buffer_count: SystemSpec::IO_BUFFER_COUNT_DEFAULT,
+            io_buffer_size: SystemSpec::IO_BUFFER_SIZE_DEFAULT,
+            io_in_flight_max: SystemSpec::IO_IN_FLIGHT_MAX_DEFAULT,
             types: Vec::new(),
             payloads: Vec::new(),
-            boot: Vec::new(),
+            trees: Vec::new(),
+            children: Vec::new(),
         }
     }
 
@@ -184,6 +331,32 @@ impl SystemSpec {
     /// Sets the number of envelopes in each shard's message pool.
     pub fn message_pool_size(&mut self, size: u32) -> &mut SystemSpec {
         self.message_pool_size = size;
+        self
+    }
+
+    /// Sets the number of user timers in each shard's pool.
+    pub fn timer_pool_size(&mut self, size: u32) -> &mut SystemSpec {
+        self.timer_pool_size = size;
+        self
+    }
+
+    /// Sets the timer wheel's resolution: deadlines round up to a multiple of it.
+    pub fn timer_resolution(&mut self, resolution: Duration) -> &mut SystemSpec {
+        self.timer_resolution = resolution;
+        self
+    }
+
+    /// Sets the count and size of each shard's I/O buffers.
+    pub fn io_buffers(&mut self, count: u32, size: u32) -> &mut SystemSpec {
+        self.io_buffer_count = count;
+        self.io_buffer_size = size;
+        self
+    }
+
+    /// Sets how many I/O operations a shard may have in flight (completions of stopped
+    /// isolates included, until they arrive).
+    pub fn io_in_flight_max(&mut self, max: u32) -> &mut SystemSpec {
+        self.io_in_flight_max = max;
         self
     }
 
@@ -213,34 +386,86 @@ impl SystemSpec {
         self
     }
 
-    /// Starts an isolate of type `ty` with `args` on `shard` at boot, and returns the handle
-    /// it will have, so isolates on other shards can be given it as an argument.
+    /// The root group of `shard`'s supervision tree (created with the default config,
+    /// `OneForOne`, 3 restarts in 5 seconds, on first use).
+    pub fn root(&mut self, shard: ShardId) -> GroupRef {
+        let shard = shard.index();
+        if self.trees.len() <= shard {
+            self.trees.resize_with(shard + 1, Vec::new);
+        }
+        if self.trees[shard].is_empty() {
+            let root =
+                GroupSpec { config: GroupConfig::default(), parent: None, members: Vec::new() };
+            self.trees[shard].push(root);
+        }
+        GroupRef { shard, index: 0 }
+    }
+
+    /// Replaces a group's config.
+    pub fn configure(&mut self, group: GroupRef, config: GroupConfig) -> &mut SystemSpec {
+        self.trees[group.shard][group.index as usize].config = config;
+        self
+    }
+
+    /// Adds a group as the next member of `parent`.
+    pub fn add_group(&mut self, parent: GroupRef, config: GroupConfig) -> GroupRef {
+        let tree = &mut self.trees[parent.shard];
+        // More groups than u16 allows is reported by `validate`.
+        let index = u16::try_from(tree.len()).unwrap_or(u16::MAX);
+        tree.push(GroupSpec { config, parent: Some(parent.index), members: Vec::new() });
+        tree[parent.index as usize].members.push(MemberSpec::Group(index));
+        GroupRef { shard: parent.shard, index }
+    }
+
+    /// Adds an isolate of type `ty` as the next member of `group`, started at boot, and
+    /// returns the handle its first incarnation will have, so isolates on other shards can
+    /// be given it as an argument.
     ///
-    /// A shard reserves all its boot children first, in the order they were added (the
-    /// k-th child of a type gets slot k, generation 1), then runs their `init`s in that
-    /// order. A placement `validate` rejects returns `Handle::NONE`.
+    /// A shard reserves its static children in the order they were added (the k-th child
+    /// of a type on a shard gets slot k, generation 1), then runs their `init`s in start
+    /// order: the tree depth first, each group's members in order.
+    pub fn add_child<I: Isolate>(
+        &mut self,
+        group: GroupRef,
+        ty: TypeIndex<I>,
+        args: I::Args,
+        restart: Restart,
+    ) -> Handle {
+        let slot = self
+            .children
+            .iter()
+            .filter(|child| child.shard == group.shard && child.type_index == ty.index)
+            .count();
+        let child = StaticChild {
+            shard: group.shard,
+            group: group.index,
+            type_index: ty.index,
+            args: ArgsBytes::encode(&args),
+            restart,
+        };
+        self.trees[group.shard][group.index as usize]
+            .members
+            .push(MemberSpec::Child(self.children.len()));
+        self.children.push(child);
+        let shard = u8::try_from(group.shard).ok().filter(|&s| (s as usize) < SHARD_COUNT_MAX);
+        match (shard, u8::try_from(ty.index), u32::try_from(slot)) {
+            (Some(shard), Ok(type_index), Ok(slot)) if slot <= SLOT_COUNT_MAX => {
+                Handle::new(ShardId(shard), type_index, slot, 1)
+            }
+            _ => Handle::NONE,
+        }
+    }
+
+    /// Adds a `Transient` isolate to `shard`'s root group: the common case of a static
+    /// isolate that is restarted after a crash but may finish with `Done`.
     pub fn boot_child<I: Isolate>(
         &mut self,
         shard: ShardId,
         ty: TypeIndex<I>,
         args: I::Args,
     ) -> Handle {
-        let slot = self
-            .boot
-            .iter()
-            .filter(|child| child.shard == shard.index() && child.type_index == ty.index)
-            .count();
-        self.boot.push(BootChild {
-            shard: shard.index(),
-            type_index: ty.index,
-            args: ArgsBytes::encode(&args),
-        });
-        match (u8::try_from(ty.index), u32::try_from(slot)) {
-            (Ok(type_index), Ok(slot)) if slot <= SLOT_COUNT_MAX => {
-                Handle::new(shard, type_index, slot, 1)
-            }
-            _ => Handle::NONE,
-        }
+        let root = self.root(shard);
+        self.add_child(root, ty, args, Restart::Transient)
     }
 
     /// The name a payload tag was registered under, if any.
@@ -253,15 +478,15 @@ impl SystemSpec {
         self.types.get(index).map(|entry| entry.config.name)
     }
 
+    /// Total slots of every type on one shard.
+    pub(crate) fn slots_per_shard(&self) -> usize {
+        self.types.iter().map(|entry| entry.config.slot_count as usize).sum()
+    }
+
     /// Checks every rule and returns every violation found.
     pub fn validate(&self) -> Result<(), SpecErrors> {
         let mut errors = Vec::new();
-        if self.shard_count == 0 || self.shard_count > SHARD_COUNT_MAX {
-            errors.push(SpecError::ShardCount { count: self.shard_count });
-        }
-        if self.message_pool_size == 0 || self.message_pool_size > MESSAGE_POOL_SIZE_MAX {
-            errors.push(SpecError::MessagePoolSize { size: self.message_pool_size });
-        }
+        self.validate_sizes(&mut errors);
         if self.types.is_empty() || self.types.len() > TYPE_COUNT_MAX {
             errors.push(SpecError::TypeCount { count: self.types.len() });
         }
@@ -269,35 +494,72 @@ impl SystemSpec {
             validate_type(index, entry, &self.types[..index], &mut errors);
         }
         for (index, entry) in self.payloads.iter().enumerate() {
-            if let Some(first) = self.payloads[..index].iter().find(|p| p.tag == entry.tag) {
-                if first.name != entry.name {
-                    errors.push(SpecError::DuplicatePayloadTag {
-                        tag: entry.tag,
-                        first: first.name,
-                        second: entry.name,
-                    });
-                }
+            if let Some(first) = self.payloads[..index].iter().find(|p| p.tag == entry.tag)
+                && first.name != entry.name
+            {
+                errors.push(SpecError::DuplicatePayloadTag {
+                    tag: entry.tag,
+                    first: first.name,
+                    second: entry.name,
+                });
             }
         }
-        self.validate_boot(&mut errors);
+        self.validate_trees(&mut errors);
         if errors.is_empty() { Ok(()) } else { Err(SpecErrors(errors)) }
     }
 
-    fn validate_boot(&self, errors: &mut Vec<SpecError>) {
-        for child in &self.boot {
-            if child.shard >= self.shard_count {
-                errors.push(SpecError::BootShard { shard: child.shard });
+    fn validate_sizes(&self, errors: &mut Vec<SpecError>) {
+        if self.shard_count == 0 || self.shard_count > SHARD_COUNT_MAX {
+            errors.push(SpecError::ShardCount { count: self.shard_count });
+        }
+        if self.message_pool_size == 0 || self.message_pool_size > MESSAGE_POOL_SIZE_MAX {
+            errors.push(SpecError::MessagePoolSize { size: self.message_pool_size });
+        }
+        if self.timer_pool_size > TIMER_POOL_SIZE_MAX {
+            errors.push(SpecError::TimerPoolSize { size: self.timer_pool_size });
+        }
+        let resolution = self.timer_resolution.as_nanos();
+        if resolution < u128::from(TIMER_RESOLUTION_NS_MIN)
+            || resolution > u128::from(TIMER_RESOLUTION_NS_MAX)
+        {
+            errors.push(SpecError::TimerResolution { resolution: self.timer_resolution });
+        }
+        if self.io_buffer_count > IO_BUFFER_COUNT_MAX
+            || (self.io_buffer_count > 0
+                && (self.io_buffer_size == 0 || self.io_buffer_size > IO_BUFFER_SIZE_MAX))
+        {
+            errors.push(SpecError::IoBuffers {
+                count: self.io_buffer_count,
+                size: self.io_buffer_size,
+            });
+        }
+        if self.io_in_flight_max > IO_IN_FLIGHT_MAX {
+            errors.push(SpecError::IoInFlightMax { max: self.io_in_flight_max });
+        }
+    }
+
+    fn validate_trees(&self, errors: &mut Vec<SpecError>) {
+        for (shard, tree) in self.trees.iter().enumerate() {
+            let used = !tree.is_empty() && (tree.len() > 1 || !tree[0].members.is_empty());
+            if shard >= self.shard_count && used {
+                errors.push(SpecError::TreeShard { shard });
+            }
+            if tree.len() > GROUP_COUNT_MAX {
+                errors.push(SpecError::GroupCount { shard, count: tree.len() });
+            }
+            for (index, group) in tree.iter().enumerate() {
+                validate_group(shard, index, group, errors);
             }
         }
         for (index, entry) in self.types.iter().enumerate() {
             for shard in 0..self.shard_count.min(SHARD_COUNT_MAX) {
                 let count = self
-                    .boot
+                    .children
                     .iter()
                     .filter(|c| c.shard == shard && c.type_index as usize == index)
                     .count();
                 if count > entry.config.slot_count as usize {
-                    errors.push(SpecError::BootChildrenAboveSlots {
+                    errors.push(SpecError::StaticChildrenAboveSlots {
                         type_name: entry.config.name,
                         shard,
                         count,
@@ -337,6 +599,26 @@ fn validate_type(
     }
 }
 
+fn validate_group(shard: usize, index: usize, group: &GroupSpec, errors: &mut Vec<SpecError>) {
+    let config = group.config;
+    if config.restart_max > RESTART_MAX_LIMIT {
+        errors.push(SpecError::RestartMax { shard, group: index, restart_max: config.restart_max });
+    }
+    if config.restart_window.is_zero() {
+        errors.push(SpecError::RestartWindowZero { shard, group: index });
+    }
+    if config.dynamic_children_max > DYNAMIC_CHILDREN_MAX {
+        errors.push(SpecError::DynamicChildrenMax {
+            shard,
+            group: index,
+            dynamic_children_max: config.dynamic_children_max,
+        });
+    }
+    if index != 0 && group.members.is_empty() && config.dynamic_children_max == 0 {
+        errors.push(SpecError::EmptyGroup { shard, group: index });
+    }
+}
+
 /// One rule a `SystemSpec` breaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -350,6 +632,28 @@ pub enum SpecError {
     MessagePoolSize {
         /// The size given.
         size: u32,
+    },
+    /// The timer pool is above the limit.
+    TimerPoolSize {
+        /// The size given.
+        size: u32,
+    },
+    /// The timer resolution is below 1 ns or above 1 s.
+    TimerResolution {
+        /// The resolution given.
+        resolution: Duration,
+    },
+    /// Too many I/O buffers, or buffers of size zero or above the limit.
+    IoBuffers {
+        /// The count given.
+        count: u32,
+        /// The size given.
+        size: u32,
+    },
+    /// More I/O operations in flight than the limit.
+    IoInFlightMax {
+        /// The maximum given.
+        max: u32,
     },
     /// No isolate type, or more than 255.
     TypeCount {
@@ -400,18 +704,57 @@ pub enum SpecError {
         /// The second.
         second: &'static str,
     },
-    /// A boot child names a shard the node does not have.
-    BootShard {
+    /// A supervision tree is placed on a shard the node does not have.
+    TreeShard {
         /// The shard given.
         shard: usize,
     },
-    /// A shard boots more isolates of a type than the type has slots.
-    BootChildrenAboveSlots {
+    /// A shard has more supervision groups than the limit.
+    GroupCount {
+        /// The shard.
+        shard: usize,
+        /// Its groups.
+        count: usize,
+    },
+    /// A group allows more restarts than the limit.
+    RestartMax {
+        /// The shard.
+        shard: usize,
+        /// The group's index in the shard's tree.
+        group: usize,
+        /// The `MaxR` given.
+        restart_max: u32,
+    },
+    /// A group's restart window is zero.
+    RestartWindowZero {
+        /// The shard.
+        shard: usize,
+        /// The group's index in the shard's tree.
+        group: usize,
+    },
+    /// A group allows more dynamic children than the limit.
+    DynamicChildrenMax {
+        /// The shard.
+        shard: usize,
+        /// The group's index in the shard's tree.
+        group: usize,
+        /// The maximum given.
+        dynamic_children_max: u32,
+    },
+    /// A nested group has no static child and admits no dynamic one.
+    EmptyGroup {
+        /// The shard.
+        shard: usize,
+        /// The group's index in the shard's tree.
+        group: usize,
+    },
+    /// A shard starts more isolates of a type than the type has slots.
+    StaticChildrenAboveSlots {
         /// The type.
         type_name: &'static str,
         /// The shard.
         shard: usize,
-        /// Boot children of that type on that shard.
+        /// Static children of that type on that shard.
         count: usize,
         /// The type's slots.
         slot_count: u32,
@@ -426,6 +769,23 @@ impl fmt::Display for SpecError {
             }
             SpecError::MessagePoolSize { size } => {
                 write!(f, "message pool size is {size}; it must be 1 to {MESSAGE_POOL_SIZE_MAX}")
+            }
+            SpecError::TimerPoolSize { size } => {
+                write!(f, "timer pool size is {size}; it must be at most {TIMER_POOL_SIZE_MAX}")
+            }
+            SpecError::TimerResolution { resolution } => write!(
+                f,
+                "timer resolution is {}ns; it must be {TIMER_RESOLUTION_NS_MIN}ns to \
+                 {TIMER_RESOLUTION_NS_MAX}ns",
+                resolution.as_nanos()
+            ),
+            SpecError::IoBuffers { count, size } => write!(
+                f,
+                "{count} I/O buffers of {size} bytes; use at most {IO_BUFFER_COUNT_MAX} buffers \
+                 of 1 to {IO_BUFFER_SIZE_MAX} bytes"
+            ),
+            SpecError::IoInFlightMax { max } => {
+                write!(f, "{max} I/O operations in flight; allow at most {IO_IN_FLIGHT_MAX}")
             }
             SpecError::TypeCount { count } => {
                 write!(f, "{count} isolate types are registered; register 1 to {TYPE_COUNT_MAX}")
@@ -456,12 +816,37 @@ impl fmt::Display for SpecError {
                 f,
                 "payload types `{first}` and `{second}` share tag {tag:?}; rename or move one"
             ),
-            SpecError::BootShard { shard } => {
-                write!(f, "a boot child is placed on shard {shard}, which does not exist")
+            SpecError::TreeShard { shard } => {
+                write!(f, "a supervision tree is placed on shard {shard}, which does not exist")
             }
-            SpecError::BootChildrenAboveSlots { type_name, shard, count, slot_count } => write!(
+            SpecError::GroupCount { shard, count } => write!(
                 f,
-                "shard {shard} boots {count} isolates of `{type_name}`, which has only \
+                "shard {shard} has {count} supervision groups; it may have at most {GROUP_COUNT_MAX}"
+            ),
+            SpecError::RestartMax { shard, group, restart_max } => write!(
+                f,
+                "group {group} on shard {shard} allows {restart_max} restarts; allow at most \
+                 {RESTART_MAX_LIMIT}"
+            ),
+            SpecError::RestartWindowZero { shard, group } => {
+                write!(
+                    f,
+                    "group {group} on shard {shard} has a zero restart window; give it a duration"
+                )
+            }
+            SpecError::DynamicChildrenMax { shard, group, dynamic_children_max } => write!(
+                f,
+                "group {group} on shard {shard} allows {dynamic_children_max} dynamic children; \
+                 allow at most {DYNAMIC_CHILDREN_MAX}"
+            ),
+            SpecError::EmptyGroup { shard, group } => write!(
+                f,
+                "group {group} on shard {shard} has no children and admits no dynamic ones; add \
+                 a child or remove the group"
+            ),
+            SpecError::StaticChildrenAboveSlots { type_name, shard, count, slot_count } => write!(
+                f,
+                "shard {shard} starts {count} isolates of `{type_name}`, which has only \
                  {slot_count} slots"
             ),
         }

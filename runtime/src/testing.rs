@@ -8,16 +8,18 @@
 //! capacity are only counted.
 
 use core::time::Duration;
+use std::collections::VecDeque;
 
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::handle::Handle;
 use crate::handle::ShardId;
+use crate::io::{IoBuffers, IoError, IoReaped, IoResult, IoSubmission};
 use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
 use crate::ring::Ring;
 use crate::scheduler::{Scheduler, TickReport};
 use crate::spec::{BootError, SystemSpec};
-use crate::trace::{Counters, Event};
+use crate::trace::{Counters, Event, ShardFailure};
 
 /// Sizes of a `TestWorld`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +48,11 @@ pub struct TestBackend {
     events: Vec<Event>,
     event_capacity: usize,
     events_seen: u64,
+    io_submitted: VecDeque<IoSubmission>,
+    io_script: VecDeque<(IoResult, Vec<u8>)>,
+    io_ready: VecDeque<(IoSubmission, IoResult, Vec<u8>)>,
+    io_log: Vec<IoSubmission>,
+    failures: Vec<ShardFailure>,
 }
 
 impl TestBackend {
@@ -60,6 +67,46 @@ impl TestBackend {
             events: Vec::with_capacity(config.event_capacity),
             event_capacity: config.event_capacity,
             events_seen: 0,
+            io_submitted: VecDeque::new(),
+            io_script: VecDeque::new(),
+            io_ready: VecDeque::new(),
+            io_log: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Scripts the completion of the oldest submission not yet completed (now, or when it
+    /// is submitted). For `IoResult::Received`, `data` is written into the receive buffer
+    /// (cut to the operation's limit and the buffer size) and `len` is set to what fit.
+    pub fn script_io(&mut self, result: IoResult, data: &[u8]) {
+        self.io_script.push_back((result, data.to_vec()));
+        self.match_script();
+    }
+
+    /// Every submission so far, in order.
+    pub fn io_submissions(&self) -> &[IoSubmission] {
+        &self.io_log
+    }
+
+    /// Submissions waiting for a scripted completion.
+    pub fn io_unscripted(&self) -> usize {
+        self.io_submitted.len()
+    }
+
+    /// Shard failures reported to this backend.
+    pub fn failures(&self) -> &[ShardFailure] {
+        &self.failures
+    }
+
+    fn match_script(&mut self) {
+        // Bounded by the shorter of the two queues.
+        while !self.io_submitted.is_empty() && !self.io_script.is_empty() {
+            let (Some(submission), Some((result, data))) =
+                (self.io_submitted.pop_front(), self.io_script.pop_front())
+            else {
+                break;
+            };
+            self.io_ready.push_back((submission, result, data));
         }
     }
 
@@ -121,6 +168,39 @@ impl Backend for TestBackend {
 
     fn flush_remote(&mut self) {}
 
+    fn io_submit(
+        &mut self,
+        submission: &IoSubmission,
+        _buffers: &IoBuffers,
+    ) -> Result<(), IoError> {
+        self.io_log.push(*submission);
+        self.io_submitted.push_back(*submission);
+        self.match_script();
+        Ok(())
+    }
+
+    fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
+        let (submission, mut result, data) = self.io_ready.pop_front()?;
+        if let IoResult::Received { len, from } = result {
+            let limit = submission.op.receive_len_max().unwrap_or(0) as usize;
+            let written = match submission.receive_buffer.and_then(|b| buffers.get_mut(b)) {
+                Some(buffer) => {
+                    let n = data.len().min(limit).min(buffer.len()).min(len as usize);
+                    buffer[..n].copy_from_slice(&data[..n]);
+                    n
+                }
+                None => 0,
+            };
+            // `written` is at most `len`, a u32.
+            result = IoResult::Received { len: written as u32, from };
+        }
+        Some(IoReaped { token: submission.token, result })
+    }
+
+    fn shard_failed(&mut self, failure: &ShardFailure) {
+        self.failures.push(*failure);
+    }
+
     fn park(&mut self, _deadline: Option<Timestamp>) {}
 
     fn stop_requested(&mut self) -> bool {
@@ -163,6 +243,11 @@ impl TestWorld {
             total.dispatched += report.dispatched;
             total.inbound += report.inbound;
             total.has_work |= report.has_work;
+            total.io_in_flight += report.io_in_flight;
+            total.next_deadline = match (total.next_deadline, report.next_deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             self.route();
         }
         total.has_work |=
@@ -191,6 +276,23 @@ impl TestWorld {
         self.injected += 1;
         let id = MessageId::new(ShardId::EXTERNAL, self.injected);
         backend.inbound.push(Message::user(id, Handle::NONE, to, &Outgoing::new(payload))).is_ok()
+    }
+
+    /// Runs until idle, then jumps the clocks to the next timer deadline, repeatedly, until
+    /// no timer is pending or `ticks_max` ticks ran. Returns the ticks run.
+    pub fn run_with_timers(&mut self, ticks_max: u64) -> u64 {
+        let mut ticks = 0;
+        while ticks < ticks_max {
+            let report = self.tick();
+            ticks += 1;
+            if report.has_work {
+                continue;
+            }
+            let Some(deadline) = report.next_deadline else { break };
+            let now = self.backends[0].now;
+            self.advance(deadline.saturating_duration_since(now));
+        }
+        ticks
     }
 
     /// Moves every shard's clock forward.

@@ -11,10 +11,13 @@
 use core::fmt;
 
 use crate::handle::Handle;
+use crate::io::IoOpKind;
 use crate::label::Label;
 use crate::limits::LOG_VALUES_MAX;
+use crate::limits::PANIC_TEXT_SIZE;
 use crate::message::MessageId;
 use crate::payload::Tag;
+use crate::timer::TimerId;
 
 /// Severity of a `ctx.log` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,6 +60,8 @@ pub enum DropReason {
     RingFull = 3,
     /// The message was queued when its destination stopped.
     TargetExited = 4,
+    /// A reply reached a caller that no longer waits for it (timed out, or answered).
+    LateReply = 5,
 }
 
 impl DropReason {
@@ -68,6 +73,7 @@ impl DropReason {
             DropReason::StaleHandle => "stale-handle",
             DropReason::RingFull => "ring-full",
             DropReason::TargetExited => "target-exited",
+            DropReason::LateReply => "late-reply",
         }
     }
 }
@@ -82,6 +88,8 @@ pub enum ExitKind {
     Crashed = 1,
     /// Its `init` failed.
     InitFailed = 2,
+    /// Its supervisor stopped it (a sibling's restart or an escalation).
+    Shutdown = 3,
 }
 
 impl ExitKind {
@@ -91,6 +99,7 @@ impl ExitKind {
             ExitKind::Normal => "normal",
             ExitKind::Crashed => "crashed",
             ExitKind::InitFailed => "init-failed",
+            ExitKind::Shutdown => "shutdown",
         }
     }
 }
@@ -103,6 +112,10 @@ pub enum SpawnError {
     ArenaFull = 0,
     /// The isolate type is not registered in the shard's `SystemSpec`.
     NotRegistered = 1,
+    /// `spawn_child` from an isolate that has no supervision group.
+    NotSupervised = 2,
+    /// The caller's group already holds its maximum of dynamic children.
+    GroupFull = 3,
 }
 
 impl SpawnError {
@@ -111,6 +124,8 @@ impl SpawnError {
         match self {
             SpawnError::ArenaFull => "arena-full",
             SpawnError::NotRegistered => "not-registered",
+            SpawnError::NotSupervised => "not-supervised",
+            SpawnError::GroupFull => "group-full",
         }
     }
 }
@@ -120,11 +135,103 @@ impl fmt::Display for SpawnError {
         f.write_str(match self {
             SpawnError::ArenaFull => "every slot of the isolate type is in use",
             SpawnError::NotRegistered => "the isolate type is not registered in the system spec",
+            SpawnError::NotSupervised => "the caller has no supervision group to add a child to",
+            SpawnError::GroupFull => "the caller's group holds its maximum of dynamic children",
         })
     }
 }
 
 impl std::error::Error for SpawnError {}
+
+/// How a call ended without a reply. Carried by the `Tag::CALL_TIMEOUT` message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum CallFailure {
+    /// No reply arrived before the timeout.
+    Timeout = 1,
+    /// The callee handle was stale.
+    StaleHandle = 2,
+    /// The callee's mailbox (or the transport toward it) was full.
+    MailboxFull = 3,
+    /// The message pool had no envelope for the request.
+    PoolExhausted = 4,
+}
+
+impl CallFailure {
+    /// Kebab-case name for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CallFailure::Timeout => "timeout",
+            CallFailure::StaleHandle => "stale-handle",
+            CallFailure::MailboxFull => "mailbox-full",
+            CallFailure::PoolExhausted => "pool-exhausted",
+        }
+    }
+
+    pub(crate) fn from_u8(value: u8) -> Option<CallFailure> {
+        match value {
+            1 => Some(CallFailure::Timeout),
+            2 => Some(CallFailure::StaleHandle),
+            3 => Some(CallFailure::MailboxFull),
+            4 => Some(CallFailure::PoolExhausted),
+            _ => None,
+        }
+    }
+}
+
+/// The first bytes of a panic message, kept inline so events stay fixed-width.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PanicText {
+    bytes: [u8; PANIC_TEXT_SIZE],
+    len: u8,
+}
+
+impl PanicText {
+    /// No text.
+    pub const EMPTY: PanicText = PanicText { bytes: [0; PANIC_TEXT_SIZE], len: 0 };
+
+    /// The first `PANIC_TEXT_SIZE` bytes of `text`, cut at a character boundary.
+    pub fn new(text: &str) -> PanicText {
+        let mut len = text.len().min(PANIC_TEXT_SIZE);
+        while !text.is_char_boundary(len) {
+            len -= 1;
+        }
+        let mut bytes = [0; PANIC_TEXT_SIZE];
+        bytes[..len].copy_from_slice(&text.as_bytes()[..len]);
+        // len <= PANIC_TEXT_SIZE < 256.
+        PanicText { bytes, len: len as u8 }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Built from a `str` cut at a character boundary.
+        core::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for PanicText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+/// How a call ended, in the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CallOutcome {
+    /// The reply was accepted.
+    Replied,
+    /// It failed: timed out or could not be routed.
+    Failed(CallFailure),
+}
+
+/// A shard's root group escalated: every isolate of the shard was stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardFailure {
+    /// The shard.
+    pub shard: crate::handle::ShardId,
+    /// When, on the backend clock.
+    pub at: crate::backend::Timestamp,
+}
 
 /// One observable step of a shard. The backend stamps it with time and place.
 ///
@@ -201,6 +308,104 @@ pub enum Event {
         /// The last incarnation the slot held.
         handle: Handle,
     },
+    /// An isolate set a timer due at `deadline_ns` (backend clock).
+    TimerSet {
+        /// The owner.
+        owner: Handle,
+        /// The timer.
+        timer: TimerId,
+        /// When it is due, in nanoseconds, rounded up to the wheel's resolution.
+        deadline_ns: u64,
+    },
+    /// A timer came due and was queued for its owner.
+    TimerFire {
+        /// The owner.
+        owner: Handle,
+        /// The timer.
+        timer: TimerId,
+    },
+    /// A pending timer was cancelled; it will never be delivered.
+    TimerCancel {
+        /// The owner.
+        owner: Handle,
+        /// The timer.
+        timer: TimerId,
+    },
+    /// An isolate made a call (the request is the `Send` with id `request`).
+    CallStart {
+        /// The caller.
+        caller: Handle,
+        /// The callee.
+        callee: Handle,
+        /// The caller's shard-unique correlation id.
+        correlation: u32,
+        /// The request's message id.
+        request: MessageId,
+        /// When the call times out, in nanoseconds.
+        deadline_ns: u64,
+    },
+    /// A call ended: by its reply, or by a failure delivered as `Tag::CALL_TIMEOUT`.
+    CallEnd {
+        /// The caller.
+        caller: Handle,
+        /// Its correlation id.
+        correlation: u32,
+        /// How it ended.
+        outcome: CallOutcome,
+    },
+    /// An isolate submitted an I/O operation.
+    IoSubmit {
+        /// The isolate.
+        isolate: Handle,
+        /// Its I/O sequence number.
+        sequence: u32,
+        /// The operation.
+        op: IoOpKind,
+    },
+    /// An I/O operation completed (or failed before reaching the backend).
+    IoComplete {
+        /// The isolate.
+        isolate: Handle,
+        /// Its I/O sequence number.
+        sequence: u32,
+        /// The operation.
+        op: IoOpKind,
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A completion arrived for an incarnation that no longer waits for it; it was
+    /// discarded.
+    IoStale {
+        /// The token's isolate handle.
+        isolate: Handle,
+        /// The token's sequence number.
+        sequence: u32,
+    },
+    /// A handler or `init` panicked; the isolate is torn down as crashed.
+    Panic {
+        /// The isolate.
+        handle: Handle,
+        /// The first bytes of the panic message.
+        text: PanicText,
+    },
+    /// A supervisor restarted a child: `old` stopped, `new` was spawned in its place
+    /// (`NONE` for a nested group).
+    Restart {
+        /// The supervising group's index on the shard.
+        group: u16,
+        /// The incarnation that stopped.
+        old: Handle,
+        /// The new incarnation.
+        new: Handle,
+    },
+    /// A group exceeded its restart intensity (or could not restart a child): its children
+    /// were stopped and the failure goes to its parent, or, for the root, to the shard.
+    Escalate {
+        /// The group's index on the shard.
+        group: u16,
+    },
+    /// The root group escalated: the shard has failed and is reported to the backend.
+    ShardFailed,
     /// An isolate logged a record.
     Log {
         /// The isolate.
@@ -219,11 +424,12 @@ pub enum Event {
 /// The empty reason of a normal exit.
 pub const NO_REASON: Label = Label::new("");
 
-/// Per-shard counters of every send, drop, exhaustion, stale delivery and exit.
+/// Per-shard counters of every send, drop, exhaustion, stale delivery, exit, timer, call,
+/// I/O operation and supervision action.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Counters {
-    /// Send attempts (each has a message id).
+    /// Send attempts (each has a message id), requests and replies included.
     pub sent: u64,
     /// Messages accepted into a mailbox on this shard.
     pub enqueued: u64,
@@ -241,20 +447,56 @@ pub struct Counters {
     pub ring_full: u64,
     /// Messages still queued when their isolate stopped.
     pub dropped_on_exit: u64,
-    /// Slots reserved by spawns (boot included).
+    /// Replies that arrived after their call ended.
+    pub late_replies: u64,
+    /// Slots reserved by spawns (boot and restarts included).
     pub spawned: u64,
-    /// Spawns refused (no free slot, or an unregistered type).
+    /// Spawns refused (no free slot, unregistered type, no group, group full).
     pub spawn_failed: u64,
     /// Isolates that returned `Done`.
     pub exits_normal: u64,
-    /// Isolates that crashed.
+    /// Isolates that crashed (returned `Crash` or panicked).
     pub crashes: u64,
     /// `init` calls that failed.
     pub init_failures: u64,
+    /// Isolates stopped by their supervisor.
+    pub shutdowns: u64,
+    /// Panics contained in isolates.
+    pub panics: u64,
     /// Slots retired at the last generation.
     pub slots_retired: u64,
     /// `ctx.log` records.
     pub logs: u64,
+    /// Timers set.
+    pub timers_set: u64,
+    /// Timers that came due.
+    pub timers_fired: u64,
+    /// Timers cancelled before delivery.
+    pub timers_cancelled: u64,
+    /// `timer_set` refused because the pool was empty.
+    pub timer_pool_exhausted: u64,
+    /// Calls made.
+    pub calls: u64,
+    /// Replies sent.
+    pub replies: u64,
+    /// Calls that ended by their reply.
+    pub calls_replied: u64,
+    /// Calls that timed out.
+    pub call_timeouts: u64,
+    /// Calls that could not be routed (failed at once).
+    pub calls_unroutable: u64,
+    /// I/O operations submitted.
+    pub io_submitted: u64,
+    /// I/O operations completed (failures included).
+    pub io_completed: u64,
+    /// I/O completions discarded as stale.
+    pub io_stale: u64,
+    /// Children restarted by a supervisor.
+    pub restarts: u64,
+    /// Groups that escalated.
+    pub escalations: u64,
+    /// Root escalations: the shard failed.
+    pub shard_failures: u64,
 }
 
 impl Counters {
@@ -265,6 +507,7 @@ impl Counters {
             + self.stale_handle
             + self.ring_full
             + self.dropped_on_exit
+            + self.late_replies
     }
 
     /// Counts one drop under its reason.
@@ -275,12 +518,13 @@ impl Counters {
             DropReason::StaleHandle => &mut self.stale_handle,
             DropReason::RingFull => &mut self.ring_full,
             DropReason::TargetExited => &mut self.dropped_on_exit,
+            DropReason::LateReply => &mut self.late_replies,
         };
         *counter += 1;
     }
 
     /// Name and value of every counter, in a fixed order (for summaries and logs).
-    pub fn entries(&self) -> [(&'static str, u64); 16] {
+    pub fn entries(&self) -> [(&'static str, u64); 34] {
         [
             ("sent", self.sent),
             ("enqueued", self.enqueued),
@@ -291,13 +535,31 @@ impl Counters {
             ("stale_handle", self.stale_handle),
             ("ring_full", self.ring_full),
             ("dropped_on_exit", self.dropped_on_exit),
+            ("late_replies", self.late_replies),
             ("spawned", self.spawned),
             ("spawn_failed", self.spawn_failed),
             ("exits_normal", self.exits_normal),
             ("crashes", self.crashes),
             ("init_failures", self.init_failures),
+            ("shutdowns", self.shutdowns),
+            ("panics", self.panics),
             ("slots_retired", self.slots_retired),
             ("logs", self.logs),
+            ("timers_set", self.timers_set),
+            ("timers_fired", self.timers_fired),
+            ("timers_cancelled", self.timers_cancelled),
+            ("timer_pool_exhausted", self.timer_pool_exhausted),
+            ("calls", self.calls),
+            ("replies", self.replies),
+            ("calls_replied", self.calls_replied),
+            ("call_timeouts", self.call_timeouts),
+            ("calls_unroutable", self.calls_unroutable),
+            ("io_submitted", self.io_submitted),
+            ("io_completed", self.io_completed),
+            ("io_stale", self.io_stale),
+            ("restarts", self.restarts),
+            ("escalations", self.escalations),
+            ("shard_failures", self.shard_failures),
         ]
     }
 }

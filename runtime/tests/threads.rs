@@ -103,6 +103,10 @@ impl Backend for ThreadBackend {
         }
     }
 
+    fn shard_failed(&mut self, failure: &tina::ShardFailure) {
+        panic!("shard {} failed", failure.shard);
+    }
+
     fn stop_requested(&mut self) -> bool {
         self.stop.load(Ordering::Acquire)
     }
