@@ -83,3 +83,29 @@ pub(crate) fn contain<R>(code: impl FnOnce() -> R) -> Result<R, PanicText> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An isolate's panic comes back as its message; a panic inside core code (a `Ctx`
+    /// call) passes through `contain` and unwinds further; afterwards containment works
+    /// again.
+    #[test]
+    fn isolate_panics_are_contained_and_core_panics_are_not() {
+        install_panic_hook();
+        let text = contain(|| -> () { panic!("isolate {} broke", 7) }).expect_err("contained");
+        assert_eq!(text.as_str(), "isolate 7 broke");
+        let outer = panic::catch_unwind(|| {
+            let _ = contain(|| {
+                let _core = CoreGuard::enter();
+                panic!("core invariant broken");
+            });
+        });
+        let payload = outer.expect_err("a core panic is not contained");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"core invariant broken"));
+        assert_eq!(contain(|| 5), Ok(5));
+        assert_eq!(IN_CORE.with(Cell::get), 0);
+        assert_eq!(IN_ISOLATE.with(Cell::get), 0);
+    }
+}

@@ -250,8 +250,10 @@ impl TestWorld {
             };
             self.route();
         }
-        total.has_work |=
-            self.backends.iter().any(|b| !b.inbound.is_empty() || !b.outbound.is_empty());
+        total.has_work |= self
+            .backends
+            .iter()
+            .any(|b| !b.inbound.is_empty() || !b.outbound.is_empty() || !b.io_ready.is_empty());
         total
     }
 

@@ -1,26 +1,40 @@
-//! After boot, the scheduler allocates nothing: 100,000 ticks of two-shard ping-pong with
-//! tracing on run under a counting global allocator that is armed only for that window.
-//! This test is alone in its binary so no other test's allocations are counted.
+//! After boot, the scheduler allocates nothing: 100,000 ticks of two-shard ping-pong, then
+//! 100,000 ticks of calls, replies and timers, all with tracing on, run under a counting
+//! global allocator that is armed only for those windows. This test is alone in its binary
+//! so no other test's allocations are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use tina::ShardId;
+use core::time::Duration;
+
 use tina::testing::{TestConfig, TestWorld};
+use tina::{Ctx, Effect, Handle, Isolate, Message, ShardId, SystemSpec, TypeConfig};
 
 mod common;
 
-/// Counts allocations while `ARMED` is set; forwards everything to the system allocator.
+/// Counts allocations made by a thread while its `ARMED` flag is set; forwards everything
+/// to the system allocator. The flag is per thread so that the test harness's own threads
+/// (which may allocate lazily while they wait) are not counted: the scheduler runs on the
+/// test's thread.
 struct CountingAllocator;
 
-static ARMED: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    // Const-initialised, so reading it from the allocator never allocates.
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+}
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+fn armed() -> bool {
+    ARMED.try_with(Cell::get).unwrap_or(false)
+}
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
 // counter has no effect on the memory handed out.
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
+        if armed() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::alloc`'s contract.
@@ -33,7 +47,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
+        if armed() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: forwarded unchanged; the caller upholds `GlobalAlloc::realloc`'s contract.
@@ -44,6 +58,58 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+tina::payload! {
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct Question { pub n: u64 }
+}
+
+/// Answers every call at once.
+struct Answerer;
+
+impl Isolate for Answerer {
+    type Args = ();
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Answerer, Effect::Receive)
+    }
+    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        match (message.decode::<Question>(), message.reply_token()) {
+            (Ok(question), Some(token)) => Effect::reply(token, &question),
+            _ => Effect::Receive,
+        }
+    }
+}
+
+/// Calls, and on each answer sets a timer and cancels an older one; on each timer, calls.
+struct Asker {
+    peer: Handle,
+    pending: Option<tina::TimerId>,
+}
+
+impl Isolate for Asker {
+    type Args = Handle;
+    fn init(peer: Handle, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (
+            Asker { peer, pending: None },
+            Effect::call(peer, &Question { n: 0 }, Duration::from_secs(1)),
+        )
+    }
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if let Ok(question) = message.decode::<Question>() {
+            if let Some(old) = self.pending.take() {
+                ctx.timer_cancel(old);
+            }
+            self.pending = ctx.timer_set(Duration::from_micros(5), question.n).ok();
+            let _ = ctx.timer_set(Duration::from_micros(1), question.n + 1).expect("room");
+            return Effect::Receive;
+        }
+        if let Some(fired) = message.timer() {
+            return Effect::call(self.peer, &Question { n: fired.tag }, Duration::from_secs(1));
+        }
+        Effect::Receive
+    }
+}
+
 #[test]
 fn no_allocation_after_boot() {
     const TICKS: u64 = 100_000;
@@ -53,15 +119,36 @@ fn no_allocation_after_boot() {
     let config = TestConfig { event_capacity: 1024, ..TestConfig::default() };
     let mut world = TestWorld::boot(&spec, config).expect("valid spec");
 
-    ARMED.store(true, Ordering::SeqCst);
+    ARMED.with(|armed| armed.set(true));
     for _ in 0..TICKS {
         world.tick();
     }
-    ARMED.store(false, Ordering::SeqCst);
+    ARMED.with(|armed| armed.set(false));
 
     let allocations = ALLOCATIONS.load(Ordering::SeqCst);
     let delivered = world.counters(ShardId(0)).delivered + world.counters(ShardId(1)).delivered;
     assert!(delivered >= TICKS, "the game ran: {delivered} deliveries");
     assert!(world.backend(ShardId(0)).events_seen() > 1024, "tracing was on past the recorder");
-    assert_eq!(allocations, 0, "allocations after boot");
+    assert_eq!(allocations, 0, "allocations after boot (ping-pong)");
+
+    let mut spec = SystemSpec::new(2);
+    let asker = spec.register::<Asker>(TypeConfig::new("asker").slots(1));
+    let answerer = spec.register::<Answerer>(TypeConfig::new("answerer").slots(1));
+    let peer = spec.boot_child(ShardId(1), answerer, ());
+    spec.boot_child(ShardId(0), asker, peer);
+    let mut world = TestWorld::boot(&spec, config).expect("valid spec");
+    ARMED.with(|armed| armed.set(true));
+    for _ in 0..TICKS {
+        world.advance(Duration::from_micros(1));
+        world.tick();
+    }
+    ARMED.with(|armed| armed.set(false));
+    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - allocations;
+    let counters = world.counters(ShardId(0));
+    assert!(counters.calls_replied > 1_000, "calls ran: {counters:?}");
+    assert!(
+        counters.timers_fired > 1_000 && counters.timers_cancelled > 1_000,
+        "timers ran: {counters:?}"
+    );
+    assert_eq!(allocations, 0, "allocations after boot (calls and timers)");
 }
