@@ -3,6 +3,5 @@
 //! It owns how a scenario runs: the world of nodes and shards, the `SimBackend`, faults, the
 //! PRNG tree, the replay log and the `sim` binary. This crate depends on `tina`,
 //! `tina-checkers` and `tina-scenarios`.
-//!
-//! The world and the binary arrive in their own change; for now the crate only fixes its
-//! place in the dependency graph.
+
+pub mod prng;
