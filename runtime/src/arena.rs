@@ -3,18 +3,21 @@
 //! Each registered type gets one `TypedArena<I>`, a boxed slice of `Option<I>` sized at boot.
 //! The scheduler holds them as `Box<dyn ErasedArena>`, indexed by the type's dense index, and
 //! calls `run_batch` once per batch: the loop inside is monomorphised for `I`, so dispatch
-//! costs one virtual call per batch, not per message. Every `init` and `handle` call runs
-//! inside `containment::contain`, so a panic tears down that isolate only.
+//! costs one virtual call per batch, not per message. Isolate code runs inside
+//! `containment::contain`, entered once per batch (and again after a contained panic), so a
+//! panic tears down the isolate that raised it and the batch goes on.
 //!
 //! This module calls isolate code; it does not decide routing or lifecycle (see `shard`).
 
 use zerocopy::TryFromBytes;
 
 use crate::backend::Env;
-use crate::containment::contain;
+use crate::containment::{Panicked, contain};
 use crate::ctx::Ctx;
 use crate::isolate::Isolate;
+use crate::message::Message;
 use crate::shard::{Fate, Phase, ShardCore};
+use crate::trace::PanicText;
 
 /// What one batch did.
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +63,61 @@ pub(crate) fn make_arena<I: Isolate>(slot_count: u32) -> Box<dyn ErasedArena> {
     Box::new(TypedArena { states })
 }
 
+/// Where a batch is, shared between the contained loop and its caller.
+struct Progress {
+    dispatched: u32,
+    /// The slot whose handler is on the stack, if any.
+    running: Option<usize>,
+}
+
+/// The batch loop proper: returns whether it was interrupted. Runs inside `contain`.
+fn dispatch_loop<I: Isolate>(
+    states: &mut [Option<I>],
+    core: &mut ShardCore,
+    env: &mut dyn Env,
+    type_index: usize,
+    budget: u32,
+    progress: &mut Progress,
+) -> bool {
+    let mut message = Message::BLANK;
+    // Bounded by `budget`; spurious wake-ups consume ready entries, which are bounded by the
+    // slot count.
+    while progress.dispatched < budget {
+        let Some(slot) = core.types[type_index].pop_ready() else { return false };
+        if !core.take_message(env, type_index, slot, &mut message) {
+            continue;
+        }
+        progress.dispatched += 1;
+        let state = states[slot].as_mut().expect("a dispatched slot holds an isolate");
+        progress.running = Some(slot);
+        let effect = state.handle(&message, &mut Ctx::new(core, env, message.destination()));
+        progress.running = None;
+        if core.apply_effect(env, type_index, slot, effect, Phase::Handle) == Fate::Stopped {
+            states[slot] = None;
+        }
+        if core.interrupted() {
+            return true;
+        }
+    }
+    false
+}
+
+/// A contained panic: the core's own panics are re-raised; an isolate's is the crash of
+/// the slot that was running, returned with the panic's message.
+fn panicked_in(
+    core: &mut ShardCore,
+    panic: Panicked,
+    running: Option<usize>,
+) -> (usize, PanicText) {
+    match running {
+        Some(slot) if core.in_core == 0 => (slot, panic.text),
+        _ => {
+            core.in_core = 0;
+            panic.reraise_as_core()
+        }
+    }
+}
+
 impl<I: Isolate> ErasedArena for TypedArena<I> {
     fn run_batch(
         &mut self,
@@ -68,31 +126,26 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         type_index: usize,
         budget: u32,
     ) -> Batch {
-        let mut dispatched = 0;
-        // Bounded by `budget`; spurious wake-ups consume ready entries, which are bounded by
-        // the slot count.
-        while dispatched < budget {
-            let Some(slot) = core.types[type_index].pop_ready() else { break };
-            let Some(message) = core.take_message(env, type_index, slot) else { continue };
-            dispatched += 1;
-            let handle = message.destination();
-            let state = self.states[slot].as_mut().expect("a dispatched slot holds an isolate");
-            let outcome = contain(|| state.handle(&message, &mut Ctx::new(core, env, handle)));
-            let fate = match outcome {
-                Ok(effect) => core.apply_effect(env, type_index, slot, effect, Phase::Handle),
-                Err(text) => {
+        let mut progress = Progress { dispatched: 0, running: None };
+        // Bounded: each iteration after the first follows a contained panic, which
+        // consumed a dispatch from the budget.
+        loop {
+            let states = &mut self.states;
+            let outcome = contain(|| {
+                dispatch_loop(states, core, &mut *env, type_index, budget, &mut progress)
+            });
+            match outcome {
+                Ok(interrupted) => return Batch { dispatched: progress.dispatched, interrupted },
+                Err(panic) => {
+                    let (slot, text) = panicked_in(core, panic, progress.running.take());
                     core.panicked(env, type_index, slot, text, Phase::Handle);
-                    Fate::Stopped
+                    self.states[slot] = None;
+                    if core.interrupted() {
+                        return Batch { dispatched: progress.dispatched, interrupted: true };
+                    }
                 }
-            };
-            if fate == Fate::Stopped {
-                self.states[slot] = None;
-            }
-            if !core.pending_inits.is_empty() || !core.exits.is_empty() {
-                return Batch { dispatched, interrupted: true };
             }
         }
-        Batch { dispatched, interrupted: false }
     }
 
     fn run_init(
@@ -106,14 +159,17 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         let args = I::Args::try_read_from_bytes(core.types[type_index].args(slot))
             .unwrap_or_else(|_| panic!("spawn arguments were stored from a valid value"));
         debug_assert!(self.states[slot].is_none());
-        match contain(|| I::init(args, &mut Ctx::new(core, env, handle))) {
+        match contain(|| I::init(args, &mut Ctx::new(core, &mut *env, handle))) {
             Ok((state, effect)) => {
                 self.states[slot] = Some(state);
                 if core.apply_effect(env, type_index, slot, effect, Phase::Init) == Fate::Stopped {
                     self.states[slot] = None;
                 }
             }
-            Err(text) => core.panicked(env, type_index, slot, text, Phase::Init),
+            Err(panic) => {
+                let (slot, text) = panicked_in(core, panic, Some(slot));
+                core.panicked(env, type_index, slot, text, Phase::Init);
+            }
         }
     }
 

@@ -1,18 +1,18 @@
 //! Crash containment: running isolate code under `catch_unwind`, and telling an isolate's
 //! panic from a broken core invariant.
 //!
-//! `contain` runs `init` or `handle`. A panic in isolate code comes back as
-//! `Err(PanicText)` and the caller tears the isolate down as crashed. A panic raised while
-//! core code runs on the isolate's behalf (inside a `Ctx` call, marked by `CoreGuard`) is a
-//! broken invariant of the core, not the isolate's fault: it is re-raised past the isolate
-//! boundary and takes the run down.
+//! `contain` runs a batch of isolate code (a batch of handlers, or one `init`). A panic
+//! comes back as `Err(Panicked)` with the message for the trace. The caller asks the core
+//! whether core code was running on the isolate's behalf when it panicked (a `Ctx` call
+//! keeps a depth counter in `ShardCore`): if so, it is a broken invariant of the core, not
+//! the isolate's fault, and the caller re-raises it past the isolate boundary.
 //!
-//! The panic hook is installed once per process. For panics in isolate code it records the
-//! message for the trace and prints nothing (file paths differ between machines); every
+//! The panic hook is installed once per process. While isolate code is on the stack it
+//! records the message and prints nothing (file paths differ between machines); every
 //! other panic goes to the hook that was installed before. The thread-locals below hold
-//! only the state of the handler call on the stack; nothing survives from one run to the
-//! next.
+//! only the state of the batch on the stack; nothing survives from one run to the next.
 
+use core::any::Any;
 use core::cell::Cell;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
@@ -20,11 +20,9 @@ use std::sync::Once;
 use crate::trace::PanicText;
 
 thread_local! {
-    /// Depth of isolate code on this thread's stack.
+    /// Depth of `contain` on this thread's stack.
     static IN_ISOLATE: Cell<u32> = const { Cell::new(0) };
-    /// Depth of core code running inside isolate code (`Ctx` calls).
-    static IN_CORE: Cell<u32> = const { Cell::new(0) };
-    /// The message of the last isolate panic, taken by `contain`.
+    /// The message of the last panic under `contain`, taken by `contain`.
     static LAST_PANIC: Cell<PanicText> = const { Cell::new(PanicText::EMPTY) };
 }
 
@@ -35,9 +33,7 @@ pub(crate) fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
-            let in_isolate = IN_ISOLATE.with(Cell::get) > 0;
-            let in_core = IN_CORE.with(Cell::get) > 0;
-            if in_isolate && !in_core {
+            if IN_ISOLATE.with(Cell::get) > 0 {
                 let text = info.payload_as_str().unwrap_or("panic with a non-string payload");
                 LAST_PANIC.with(|last| last.set(PanicText::new(text)));
             } else {
@@ -47,65 +43,58 @@ pub(crate) fn install_panic_hook() {
     });
 }
 
-/// Marks core code running on an isolate's behalf. A panic while a guard is alive is a
-/// broken core invariant. The depth is not restored on unwinding, so `contain` can see it.
-pub(crate) struct CoreGuard(());
+/// A panic caught by `contain`.
+pub(crate) struct Panicked {
+    /// The first bytes of its message.
+    pub(crate) text: PanicText,
+    /// The payload, to re-raise a core panic unchanged.
+    pub(crate) payload: Box<dyn Any + Send>,
+}
 
-impl CoreGuard {
-    pub(crate) fn enter() -> CoreGuard {
-        IN_CORE.with(|depth| depth.set(depth.get() + 1));
-        CoreGuard(())
+impl Panicked {
+    /// Re-raises a panic of core code: it is not the isolate's fault and takes the run
+    /// down. The hook printed nothing, so say what broke.
+    pub(crate) fn reraise_as_core(self) -> ! {
+        eprintln!("tina: a core invariant broke inside a ctx call: {}", self.text.as_str());
+        panic::resume_unwind(self.payload)
     }
 }
 
-impl Drop for CoreGuard {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            IN_CORE.with(|depth| depth.set(depth.get() - 1));
-        }
-    }
-}
-
-/// Runs isolate code. `Err` carries the panic message of an isolate panic; a core panic is
-/// re-raised.
-pub(crate) fn contain<R>(code: impl FnOnce() -> R) -> Result<R, PanicText> {
+/// Runs isolate code, returning what it returned or the panic it raised.
+pub(crate) fn contain<R>(code: impl FnOnce() -> R) -> Result<R, Panicked> {
     IN_ISOLATE.with(|depth| depth.set(depth.get() + 1));
-    // The isolate's state is dropped after a panic, so no broken state is observed again.
+    // State a panic leaves half-updated is dropped by the caller (the isolate is torn
+    // down), or the panic is re-raised; either way it is never observed again.
     let result = panic::catch_unwind(AssertUnwindSafe(code));
     IN_ISOLATE.with(|depth| depth.set(depth.get() - 1));
-    match result {
-        Ok(value) => Ok(value),
-        Err(payload) => {
-            if IN_CORE.with(|depth| depth.replace(0)) > 0 {
-                panic::resume_unwind(payload);
-            }
-            Err(LAST_PANIC.with(|last| last.replace(PanicText::EMPTY)))
-        }
-    }
+    result.map_err(|payload| Panicked {
+        text: LAST_PANIC.with(|last| last.replace(PanicText::EMPTY)),
+        payload,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// An isolate's panic comes back as its message; a panic inside core code (a `Ctx`
-    /// call) passes through `contain` and unwinds further; afterwards containment works
-    /// again.
+    /// A panic under `contain` comes back with its message and payload, prints nothing,
+    /// and containment works again afterwards.
     #[test]
-    fn isolate_panics_are_contained_and_core_panics_are_not() {
+    fn panics_come_back_as_values() {
         install_panic_hook();
-        let text = contain(|| -> () { panic!("isolate {} broke", 7) }).expect_err("contained");
-        assert_eq!(text.as_str(), "isolate 7 broke");
-        let outer = panic::catch_unwind(|| {
-            let _ = contain(|| {
-                let _core = CoreGuard::enter();
-                panic!("core invariant broken");
-            });
+        let seven = std::hint::black_box(7);
+        let panicked =
+            contain(|| -> () { panic!("isolate {seven} broke") }).expect_err("contained");
+        assert_eq!(panicked.text.as_str(), "isolate 7 broke");
+        assert_eq!(
+            panicked.payload.downcast_ref::<String>().map(String::as_str),
+            Some("isolate 7 broke")
+        );
+        let reraised = panic::catch_unwind(|| {
+            contain(|| -> () { panic!("core") }).expect_err("contained").reraise_as_core()
         });
-        let payload = outer.expect_err("a core panic is not contained");
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"core invariant broken"));
-        assert_eq!(contain(|| 5), Ok(5));
-        assert_eq!(IN_CORE.with(Cell::get), 0);
+        assert_eq!(reraised.expect_err("re-raised").downcast_ref::<&str>(), Some(&"core"));
+        assert_eq!(contain(|| 5).ok(), Some(5));
         assert_eq!(IN_ISOLATE.with(Cell::get), 0);
     }
 }

@@ -4,8 +4,9 @@
 //! (never the arena being dispatched) and the backend through `&mut dyn Env`, so it does not
 //! mention the backend type. Every call returns at once: sends, spawns and timers report a
 //! typed result instead of blocking; logging records a trace event instead of formatting.
-//! Every call marks itself as core code, so a panic inside one is a broken invariant of the
-//! core, re-raised past the isolate boundary.
+//! Every call that runs core code counts itself in `ShardCore::in_core`, so a panic inside
+//! one is recognised as a broken invariant of the core and re-raised past the isolate
+//! boundary instead of being blamed on the isolate.
 
 use core::any::TypeId;
 use core::fmt;
@@ -14,7 +15,6 @@ use core::time::Duration;
 use zerocopy::IntoBytes;
 
 use crate::backend::{Env, Timestamp};
-use crate::containment::CoreGuard;
 use crate::handle::{Handle, ShardId};
 use crate::io::{BufferId, IoError};
 use crate::isolate::{Isolate, ReplyToken};
@@ -64,8 +64,10 @@ impl<'a> Ctx<'a> {
 
     /// Sends an already encoded payload.
     pub fn send_outgoing(&mut self, to: Handle, outgoing: &Outgoing) -> Result<(), SendError> {
-        let _core = CoreGuard::enter();
-        self.core.send(self.env, self.me, to, outgoing)
+        self.core.in_core += 1;
+        let result = self.core.send(self.env, self.me, to, outgoing);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Replies to the call `token` names, now or from any later handler call. The caller
@@ -73,17 +75,21 @@ impl<'a> Ctx<'a> {
     /// (it timed out, or was answered) is `NoPendingCall` for a caller on this shard, and a
     /// counted late reply on the caller's shard otherwise.
     pub fn reply<P: Payload>(&mut self, token: ReplyToken, payload: &P) -> Result<(), ReplyError> {
-        let _core = CoreGuard::enter();
-        self.core.reply(self.env, self.me, token, &Outgoing::new(payload))
+        self.core.in_core += 1;
+        let result = self.core.reply(self.env, self.me, token, &Outgoing::new(payload));
+        self.core.in_core -= 1;
+        result
     }
 
     /// Spawns an unsupervised isolate of type `I` on this shard. The handle is returned at
     /// once; the child's `init` runs right after the current handler returns, and messages
     /// sent to it meanwhile wait in its mailbox.
     pub fn spawn<I: Isolate>(&mut self, args: I::Args) -> Result<Handle, SpawnError> {
-        let _core = CoreGuard::enter();
+        self.core.in_core += 1;
         let type_index = self.core.type_index_of(TypeId::of::<I>());
-        self.core.reserve(self.env, self.me, type_index, args.as_bytes(), NO_GROUP)
+        let result = self.core.reserve(self.env, self.me, type_index, args.as_bytes(), NO_GROUP);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Spawns an isolate of type `I` as a dynamic child of the caller's own supervision
@@ -94,30 +100,39 @@ impl<'a> Ctx<'a> {
         args: I::Args,
         restart: Restart,
     ) -> Result<Handle, SpawnError> {
-        let _core = CoreGuard::enter();
-        self.core.spawn_child(self.env, self.me, TypeId::of::<I>(), args.as_bytes(), restart)
+        self.core.in_core += 1;
+        let result =
+            self.core.spawn_child(self.env, self.me, TypeId::of::<I>(), args.as_bytes(), restart);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Sets a one-shot timer: after `after` (rounded up to the timer resolution), a
     /// `Tag::TIMER` message carrying the id and `tag` is delivered. A timer never fires early,
     /// fires at most once, and never disturbs pending I/O.
     pub fn timer_set(&mut self, after: Duration, tag: u64) -> Result<TimerId, TimerError> {
-        let _core = CoreGuard::enter();
-        self.core.timer_set(self.env, self.me, after, tag)
+        self.core.in_core += 1;
+        let result = self.core.timer_set(self.env, self.me, after, tag);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Cancels a timer this isolate set. Returns whether it was still pending; a cancelled
     /// timer is never delivered.
     pub fn timer_cancel(&mut self, timer: TimerId) -> bool {
-        let _core = CoreGuard::enter();
-        self.core.timer_cancel(self.env, self.me, timer)
+        self.core.in_core += 1;
+        let result = self.core.timer_cancel(self.env, self.me, timer);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Takes a shard-owned I/O buffer, freed when this isolate stops or hands it to an
     /// operation.
     pub fn buffer_alloc(&mut self) -> Result<BufferId, IoError> {
-        let _core = CoreGuard::enter();
-        self.core.buffers.alloc(self.me)
+        self.core.in_core += 1;
+        let result = self.core.buffer_alloc(self.me);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Copies `bytes` into a buffer this isolate holds, at `offset`.
@@ -127,7 +142,6 @@ impl<'a> Ctx<'a> {
         offset: usize,
         bytes: &[u8],
     ) -> Result<(), IoError> {
-        let _core = CoreGuard::enter();
         if !self.core.buffers.held_by(buffer, self.me) {
             return Err(IoError::InvalidBuffer);
         }
@@ -142,12 +156,10 @@ impl<'a> Ctx<'a> {
 
     /// Frees a buffer this isolate holds.
     pub fn buffer_free(&mut self, buffer: BufferId) -> Result<(), IoError> {
-        let _core = CoreGuard::enter();
-        if !self.core.buffers.held_by(buffer, self.me) {
-            return Err(IoError::InvalidBuffer);
-        }
-        self.core.buffers.release(buffer);
-        Ok(())
+        self.core.in_core += 1;
+        let result = self.core.buffer_free(self.me, buffer);
+        self.core.in_core -= 1;
+        result
     }
 
     /// The bytes received by the I/O completion being handled (empty otherwise). Valid only

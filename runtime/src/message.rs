@@ -161,6 +161,30 @@ impl Message {
         message
     }
 
+    /// An envelope with nothing in it (a buffer to copy messages into).
+    pub(crate) const BLANK: Message = Message {
+        payload: [0; PAYLOAD_SIZE_MAX],
+        destination: Handle::NONE,
+        source: Handle::NONE,
+        id: MessageId::NONE,
+        correlation: 0,
+        tag: Tag::NONE,
+        flags: 0,
+        len: 0,
+    };
+
+    /// Turns `self` into a payload-less system message in place. The old payload bytes
+    /// stay but are unreadable: the length is zero.
+    pub(crate) fn make_system(&mut self, destination: Handle, tag: Tag) {
+        self.destination = destination;
+        self.source = Handle::NONE;
+        self.id = MessageId::NONE;
+        self.correlation = 0;
+        self.tag = tag;
+        self.flags = 0;
+        self.len = 0;
+    }
+
     /// A payload-less system message (resume).
     pub(crate) fn system(id: MessageId, destination: Handle, tag: Tag) -> Message {
         Message::system_with(destination, tag, &[], id)

@@ -117,18 +117,25 @@ impl Mailbox {
     /// Copies the oldest message out and frees its slot before the caller dispatches it, so
     /// a crash in the handler loses exactly that one message and the handler can send freely.
     pub(crate) fn pop_front(&mut self, pool: &mut MessagePool) -> Option<Message> {
+        let mut message = Message::BLANK;
+        self.pop_front_into(pool, &mut message).then_some(message)
+    }
+
+    /// `pop_front` writing into `out`, which saves moving a 128-byte value around on the
+    /// dispatch path.
+    pub(crate) fn pop_front_into(&mut self, pool: &mut MessagePool, out: &mut Message) -> bool {
         if self.head == NIL {
-            return None;
+            return false;
         }
         let index = self.head;
-        let message = pool.slots[index as usize];
+        *out = pool.slots[index as usize];
         self.head = pool.next[index as usize];
         if self.head == NIL {
             self.tail = NIL;
         }
         self.len -= 1;
         pool.release(index);
-        Some(message)
+        true
     }
 }
 

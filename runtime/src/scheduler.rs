@@ -206,6 +206,9 @@ impl<B: Backend> Scheduler<B> {
     }
 
     fn reap_io(&mut self, backend: &mut B) {
+        if self.core.io_in_flight() == 0 {
+            return;
+        }
         for _ in 0..IO_COMPLETIONS_PER_TICK_MAX {
             let Some(reaped) = backend.io_reap(&mut self.core.buffers) else { break };
             if let Some(handle) = self.core.io_reaped(backend, reaped) {
@@ -217,9 +220,7 @@ impl<B: Backend> Scheduler<B> {
     fn submit_io(&mut self, backend: &mut B) {
         // Bounded by the submission queue's capacity.
         while let Some(submission) = self.core.pop_io_submission() {
-            if let Err(error) = backend.io_submit(&submission, &self.core.buffers)
-                && !submission.token.isolate().is_none()
-            {
+            if let Err(error) = backend.io_submit(&submission, &self.core.buffers) {
                 self.core.io_refused(backend, submission.token, error);
             }
         }

@@ -160,6 +160,17 @@ struct IoSlot {
 
 const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
 
+/// Bits of `TypeSlots::pending`: what a slot has to be dispatched with besides its mailbox,
+/// kept in one byte so the common dispatch path checks one value.
+mod pending {
+    /// A call resolution (reply at the mailbox head, or a failure) awaits delivery.
+    pub(super) const RESOLVED: u8 = 1 << 0;
+    /// An I/O completion awaits delivery.
+    pub(super) const IO: u8 = 1 << 1;
+    /// A timer may have fired for the slot (its fired list is checked when delivering).
+    pub(super) const FIRED: u8 = 1 << 2;
+}
+
 /// An operation the backend holds: the buffers the shard must keep until it completes.
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
@@ -188,6 +199,9 @@ pub(crate) struct TypeSlots {
     group: Box<[u16]>,
     call: Box<[CallSlot]>,
     io: Box<[IoSlot]>,
+    pending: Box<[u8]>,
+    /// I/O buffers each isolate holds (so teardown scans the pool only when needed).
+    buffers_held: Box<[u16]>,
     free: Box<[u32]>,
     free_len: u32,
     pub(crate) ready: Ring<u32>,
@@ -212,6 +226,8 @@ impl TypeSlots {
             group: vec![NO_GROUP; slot_count].into_boxed_slice(),
             call: vec![CALL_IDLE; slot_count].into_boxed_slice(),
             io: vec![IO_IDLE; slot_count].into_boxed_slice(),
+            pending: vec![0; slot_count].into_boxed_slice(),
+            buffers_held: vec![0; slot_count].into_boxed_slice(),
             // Reversed so that slot 0 is handed out first.
             free: (0..config.slot_count).rev().collect(),
             free_len: config.slot_count,
@@ -234,8 +250,13 @@ impl TypeSlots {
         }
     }
 
-    /// Moves isolates that yielded last tick to the ready queue.
+    /// Moves isolates that yielded last tick to the ready queue (usually empty at the start
+    /// of a tick, so the two rings just swap).
     pub(crate) fn promote_yielded(&mut self) {
+        if self.ready.is_empty() {
+            core::mem::swap(&mut self.ready, &mut self.yielded);
+            return;
+        }
         // Bounded: the yielded ring holds at most `slot_count` entries.
         while let Some(slot) = self.yielded.pop() {
             self.ready.push(slot).expect("ready queue holds every slot");
@@ -293,6 +314,9 @@ pub(crate) struct ShardCore {
     pub(crate) trace_on: bool,
     pub(crate) now: Timestamp,
     pub(crate) failure: Option<ShardFailure>,
+    /// Depth of core code running inside isolate code (`Ctx` calls). A panic while it is
+    /// above zero is a broken core invariant, not the isolate's fault.
+    pub(crate) in_core: u32,
 }
 
 impl ShardCore {
@@ -342,6 +366,7 @@ impl ShardCore {
             trace_on: false,
             now: Timestamp::ZERO,
             failure: None,
+            in_core: 0,
         }
     }
 
@@ -380,16 +405,12 @@ impl ShardCore {
     /// Whether the slot has something to be dispatched with, given its state.
     fn deliverable(&self, type_index: usize, slot: usize) -> bool {
         let slots = &self.types[type_index];
+        let flags = slots.pending[slot];
         match slots.state[slot] {
             SlotState::Runnable => true,
-            SlotState::Waiting => {
-                slots.call[slot].resolution != CallResolution::None
-                    || slots.io[slot].completion.is_some()
-                    || self.timers.has_fired(self.key_of(type_index, slot))
-                    || !slots.mailbox[slot].is_empty()
-            }
-            SlotState::WaitingReply => slots.call[slot].resolution != CallResolution::None,
-            SlotState::WaitingIo => slots.io[slot].completion.is_some(),
+            SlotState::Waiting => flags != 0 || !slots.mailbox[slot].is_empty(),
+            SlotState::WaitingReply => flags & pending::RESOLVED != 0,
+            SlotState::WaitingIo => flags & pending::IO != 0,
             SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
                 false
             }
@@ -501,6 +522,7 @@ impl ShardCore {
             .map_err(|()| DropReason::PoolExhausted)?;
         let mailbox_len = slots.mailbox[slot].len();
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Reply };
+        slots.pending[slot] |= pending::RESOLVED;
         let key = self.key_of(type_index, slot);
         self.timers.cancel_call(key);
         self.counters.enqueued += 1;
@@ -658,53 +680,112 @@ impl ShardCore {
         env: &mut dyn Env,
         type_index: usize,
         slot: usize,
-    ) -> Option<Message> {
+        out: &mut Message,
+    ) -> bool {
         if !self.deliverable(type_index, slot) {
-            return None;
+            return false;
         }
         let handle = self.handle_of(type_index, slot);
-        let key = self.key_of(type_index, slot);
-        let slots = &mut self.types[type_index];
-        let runnable = slots.state[slot] == SlotState::Runnable;
-        let message = match slots.call[slot].resolution {
-            CallResolution::Reply => {
-                slots.call[slot].resolution = CallResolution::None;
-                let reply = slots.mailbox[slot]
-                    .pop_front(&mut self.pool)
-                    .expect("the reply is queued first");
-                assert!(reply.is_reply(), "the mailbox head is the accepted reply");
-                self.counters.delivered += 1;
-                reply
-            }
-            CallResolution::Failed(failure) => {
-                slots.call[slot].resolution = CallResolution::None;
-                Message::system_with(handle, Tag::CALL_TIMEOUT, &[failure as u8], MessageId::NONE)
-            }
-            CallResolution::None => {
-                if let Some((completion, data)) = slots.io[slot].completion.take() {
-                    self.current_io = data.map(|buffer| {
-                        let IoResult::Received { len, .. } = completion.result else {
-                            return (buffer, 0);
-                        };
-                        (buffer, len)
-                    });
-                    Message::system_with(handle, Tag::IO, &completion.encode(), MessageId::NONE)
-                } else if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
-                    let fired = TimerFired { timer: id, tag };
-                    Message::system_with(handle, Tag::TIMER, &fired.encode(), MessageId::NONE)
-                } else if let Some(message) = slots.mailbox[slot].pop_front(&mut self.pool) {
-                    self.counters.delivered += 1;
-                    message
-                } else {
-                    debug_assert!(runnable);
-                    Message::system(MessageId::NONE, handle, Tag::RESUME)
+        let taken = if self.types[type_index].pending[slot] == 0 {
+            self.take_plain(type_index, slot, handle, out)
+        } else {
+            match self.take_pending(type_index, slot, handle) {
+                Some(message) => {
+                    *out = message;
+                    true
                 }
+                None => self.take_plain(type_index, slot, handle, out),
             }
         };
+        if !taken {
+            return false;
+        }
         self.types[type_index].state[slot] = SlotState::Running;
         self.counters.dispatched += 1;
-        self.trace(env, Event::Deliver { id: message.id(), to: handle, tag: message.tag() });
-        Some(message)
+        if self.trace_on {
+            env.trace(&Event::Deliver { id: out.id(), to: handle, tag: out.tag() });
+        }
+        true
+    }
+
+    /// The common path: the mailbox head, or a resume after `Yield`.
+    fn take_plain(
+        &mut self,
+        type_index: usize,
+        slot: usize,
+        handle: Handle,
+        out: &mut Message,
+    ) -> bool {
+        let slots = &mut self.types[type_index];
+        if slots.mailbox[slot].pop_front_into(&mut self.pool, out) {
+            self.counters.delivered += 1;
+            return true;
+        }
+        if slots.state[slot] == SlotState::Runnable {
+            out.make_system(handle, Tag::RESUME);
+            return true;
+        }
+        false
+    }
+
+    /// Something besides the mailbox may be due: a call's resolution, an I/O completion or
+    /// a fired timer, in that order.
+    fn take_pending(&mut self, type_index: usize, slot: usize, handle: Handle) -> Option<Message> {
+        let key = self.key_of(type_index, slot);
+        let slots = &mut self.types[type_index];
+        let flags = slots.pending[slot];
+        if flags & pending::RESOLVED != 0 {
+            slots.pending[slot] &= !pending::RESOLVED;
+            let resolution =
+                core::mem::replace(&mut slots.call[slot].resolution, CallResolution::None);
+            return Some(match resolution {
+                CallResolution::Reply => {
+                    let reply = slots.mailbox[slot]
+                        .pop_front(&mut self.pool)
+                        .expect("the reply is queued first");
+                    assert!(reply.is_reply(), "the mailbox head is the accepted reply");
+                    self.counters.delivered += 1;
+                    reply
+                }
+                CallResolution::Failed(failure) => Message::system_with(
+                    handle,
+                    Tag::CALL_TIMEOUT,
+                    &[failure as u8],
+                    MessageId::NONE,
+                ),
+                CallResolution::None => unreachable!("RESOLVED is set with a resolution"),
+            });
+        }
+        if flags & pending::IO != 0 {
+            slots.pending[slot] &= !pending::IO;
+            let (completion, data) =
+                slots.io[slot].completion.take().expect("IO is set with a completion");
+            self.current_io = data.map(|buffer| match completion.result {
+                IoResult::Received { len, .. } => (buffer, len),
+                _ => (buffer, 0),
+            });
+            return Some(Message::system_with(
+                handle,
+                Tag::IO,
+                &completion.encode(),
+                MessageId::NONE,
+            ));
+        }
+        if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
+            if !self.timers.has_fired(key) {
+                self.types[type_index].pending[slot] &= !pending::FIRED;
+            }
+            let fired = TimerFired { timer: id, tag };
+            return Some(Message::system_with(
+                handle,
+                Tag::TIMER,
+                &fired.encode(),
+                MessageId::NONE,
+            ));
+        }
+        // The fired timers were cancelled before delivery: the caller takes the plain path.
+        self.types[type_index].pending[slot] &= !pending::FIRED;
+        None
     }
 
     /// The received data of the completion being handled.
@@ -815,7 +896,8 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         slots.state[slot] = SlotState::WaitingReply;
         slots.call[slot] = CallSlot { correlation, resolution: CallResolution::None };
-        self.timers.set_call(key, deadline_tick);
+        let now_tick = self.timers.tick_of(self.now.as_nanos());
+        self.timers.set_call(key, now_tick, deadline_tick);
         self.counters.calls += 1;
         let id = self.next_id();
         self.trace(
@@ -848,6 +930,7 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let correlation = slots.call[slot].correlation;
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
+        slots.pending[slot] |= pending::RESOLVED;
         slots.state[slot] = SlotState::Waiting;
         slots.wake(slot);
         self.trace(
@@ -868,7 +951,8 @@ impl ShardCore {
     ) -> Result<TimerId, TimerError> {
         let (type_index, slot) = self.resolve(owner).expect("a running isolate is live");
         let deadline_tick = self.timers.tick_at_or_after(self.now.saturating_add(after).as_nanos());
-        match self.timers.set(self.key_of(type_index, slot), deadline_tick, tag) {
+        let now_tick = self.timers.tick_of(self.now.as_nanos());
+        match self.timers.set(self.key_of(type_index, slot), now_tick, deadline_tick, tag) {
             Ok(timer) => {
                 self.counters.timers_set += 1;
                 let deadline_ns = self.timers.nanos_of(deadline_tick);
@@ -901,6 +985,9 @@ impl ShardCore {
     /// Moves the wheel to the tick's time: fired timers wait for their owners, expired calls
     /// fail with `Timeout`.
     pub(crate) fn fire_timers(&mut self, env: &mut dyn Env) {
+        if self.timers.is_idle() {
+            return;
+        }
         let now_tick = self.timers.tick_of(self.now.as_nanos());
         let ShardCore { shard, types, timers, counters, trace_on, .. } = self;
         let (shard, trace_on) = (*shard, *trace_on);
@@ -920,6 +1007,7 @@ impl ShardCore {
                 // A fired timer is deliverable to a waiting isolate; one waiting for a reply
                 // or for I/O gets it after that.
                 let slots = &mut types[type_index];
+                slots.pending[slot] |= pending::FIRED;
                 if slots.state[slot] == SlotState::Waiting {
                     slots.wake(slot);
                 }
@@ -934,6 +1022,7 @@ impl ShardCore {
                 let failure = CallFailure::Timeout;
                 slots.call[slot] =
                     CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
+                slots.pending[slot] |= pending::RESOLVED;
                 slots.state[slot] = SlotState::Waiting;
                 slots.wake(slot);
                 trace(Event::CallEnd {
@@ -998,6 +1087,8 @@ impl ShardCore {
         };
         if let Some(buffer) = input {
             self.buffers.take_from_holder(buffer);
+            let (type_index, slot) = (isolate.type_index() as usize, isolate.slot() as usize);
+            self.types[type_index].buffers_held[slot] -= 1;
         }
         self.in_flight_free_len -= 1;
         let entry = self.in_flight_free[self.in_flight_free_len];
@@ -1024,10 +1115,6 @@ impl ShardCore {
         reaped: IoReaped,
     ) -> Option<crate::io::IoHandle> {
         let token = reaped.token;
-        if token.isolate.is_none() {
-            // The completion of a close the shard issued for a stale completion.
-            return None;
-        }
         let Some(Some(entry)) = self.in_flight.get(token.entry as usize).copied() else {
             self.io_stale(env, token);
             return None;
@@ -1041,6 +1128,10 @@ impl ShardCore {
         self.in_flight_free_len += 1;
         if let Some(buffer) = entry.input {
             self.buffers.release(buffer);
+        }
+        if token.isolate.is_none() {
+            // The completion of a close the shard issued for a stale completion.
+            return None;
         }
         let completion = IoCompletion { op: entry.op, result: reaped.result };
         let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
@@ -1093,6 +1184,7 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let sequence = slots.io[slot].sequence;
         slots.io[slot].completion = Some((completion, data));
+        slots.pending[slot] |= pending::IO;
         slots.state[slot] = SlotState::Waiting;
         slots.wake(slot);
         self.counters.io_completed += 1;
@@ -1103,12 +1195,17 @@ impl ShardCore {
     /// Queues a close, on no isolate's behalf, of a handle a stale completion opened. If the
     /// queue is full the handle stays open (counted as stale already).
     pub(crate) fn discard_handle(&mut self, handle: crate::io::IoHandle) {
-        let token = IoToken { isolate: Handle::NONE, sequence: 0, entry: u32::MAX };
-        let _ = self.io_queue.push(IoSubmission {
-            token,
-            op: IoOp::Close { handle },
-            receive_buffer: None,
-        });
+        if self.io_queue.is_full() || self.in_flight_free_len == 0 {
+            return;
+        }
+        self.in_flight_free_len -= 1;
+        let entry = self.in_flight_free[self.in_flight_free_len];
+        let token = IoToken { isolate: Handle::NONE, sequence: 0, entry };
+        self.in_flight[entry as usize] =
+            Some(InFlight { token, op: IoOpKind::Close, input: None, receive: None });
+        self.io_queue
+            .push(IoSubmission { token, op: IoOp::Close { handle }, receive_buffer: None })
+            .expect("room checked");
     }
 
     /// Operations handed to the backend and not yet completed.
@@ -1147,10 +1244,13 @@ impl ShardCore {
         self.timers.clear_owner(key);
         let slots = &mut self.types[type_index];
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
+        slots.pending[slot] = 0;
         if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
             self.buffers.release(buffer);
         }
-        self.buffers.release_held_by(handle);
+        if core::mem::take(&mut slots.buffers_held[slot]) > 0 {
+            self.buffers.release_held_by(handle);
+        }
         let slots = &mut self.types[type_index];
         let group = slots.group[slot];
         slots.group[slot] = NO_GROUP;
@@ -1182,6 +1282,30 @@ impl ShardCore {
     /// Free envelopes in the message pool.
     pub(crate) fn pool_free(&self) -> u32 {
         self.pool.free_count()
+    }
+
+    /// Whether a batch must stop so that pending inits or supervision decisions run now.
+    pub(crate) fn interrupted(&self) -> bool {
+        !self.pending_inits.is_empty() || !self.exits.is_empty()
+    }
+
+    /// Gives `holder` a shard buffer.
+    pub(crate) fn buffer_alloc(&mut self, holder: Handle) -> Result<BufferId, IoError> {
+        let (type_index, slot) = self.resolve(holder).expect("a running isolate is live");
+        let buffer = self.buffers.alloc(holder)?;
+        self.types[type_index].buffers_held[slot] += 1;
+        Ok(buffer)
+    }
+
+    /// Takes back a buffer `holder` holds.
+    pub(crate) fn buffer_free(&mut self, holder: Handle, buffer: BufferId) -> Result<(), IoError> {
+        if !self.buffers.held_by(buffer, holder) {
+            return Err(IoError::InvalidBuffer);
+        }
+        let (type_index, slot) = self.resolve(holder).expect("a running isolate is live");
+        self.buffers.release(buffer);
+        self.types[type_index].buffers_held[slot] -= 1;
+        Ok(())
     }
 
     /// Whether a handle names a live isolate on this shard.

@@ -219,8 +219,28 @@ impl Timers {
         tick.saturating_mul(self.resolution_ns)
     }
 
-    /// Sets a user timer for `owner` due at tick `when`.
-    pub(crate) fn set(&mut self, owner: u32, when: u64, tag: u64) -> Result<TimerId, TimerError> {
+    /// Catches the wheel up to `now` when it holds nothing: `advance` is skipped while the
+    /// wheel is idle, so its time may lag behind the shard's.
+    fn sync(&mut self, now: u64) {
+        if self.in_wheel == 0 {
+            self.elapsed = self.elapsed.max(now);
+        }
+    }
+
+    /// Whether no timer or call timeout is pending: `advance` has nothing to do.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_wheel == 0
+    }
+
+    /// Sets a user timer for `owner` due at tick `when`; `now` is the current tick.
+    pub(crate) fn set(
+        &mut self,
+        owner: u32,
+        now: u64,
+        when: u64,
+        tag: u64,
+    ) -> Result<TimerId, TimerError> {
+        self.sync(now);
         if self.free_head == NIL {
             return Err(TimerError::PoolExhausted);
         }
@@ -245,8 +265,9 @@ impl Timers {
         Ok(id)
     }
 
-    /// Arms `owner`'s call timeout for tick `when`.
-    pub(crate) fn set_call(&mut self, owner: u32, when: u64) {
+    /// Arms `owner`'s call timeout for tick `when`; `now` is the current tick.
+    pub(crate) fn set_call(&mut self, owner: u32, now: u64, when: u64) {
+        self.sync(now);
         let index = self.call_entry(owner);
         assert_eq!(self.entries[index as usize].place, Place::Free, "one call at a time");
         let entry = &mut self.entries[index as usize];
@@ -312,12 +333,6 @@ impl Timers {
         self.fired_head[owner as usize] != NIL
     }
 
-    /// Whether any timer is pending in the wheel.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.in_wheel == 0
-    }
-
     /// Moves the wheel to tick `now`, reporting every entry that came due: user timers move
     /// to their owner's fired list; call timeouts are freed. Bounded: each pass either fires
     /// entries or moves them to a lower level, so there are at most `LEVELS` passes per
@@ -349,6 +364,9 @@ impl Timers {
     /// The earliest tick at which `advance` can find something due (a lower bound when
     /// the earliest entry sits in a coarse level).
     pub(crate) fn next_deadline(&self) -> Option<u64> {
+        if self.in_wheel == 0 {
+            return None;
+        }
         self.next_expiration().map(|(_, _, deadline)| deadline)
     }
 
@@ -540,16 +558,16 @@ mod tests {
         let mut timers = Timers::new(deadlines.len() as u32, 1, 1);
         let mut ids = Vec::new();
         for (i, &when) in deadlines.iter().enumerate() {
-            ids.push((timers.set(0, when, i as u64).expect("room"), when));
+            ids.push((timers.set(0, 0, when, i as u64).expect("room"), when));
         }
-        assert_eq!(timers.set(0, 5, 0), Err(TimerError::PoolExhausted));
+        assert_eq!(timers.set(0, 0, 5, 0), Err(TimerError::PoolExhausted));
         let mut fired_at = vec![None; deadlines.len()];
         let mut nows = Vec::new();
         let mut now = 0;
         let mut step = 1;
         // Bounded: every iteration moves time forward, and jumps to the next deadline
         // when it is further than the step (as the simulator does when idle).
-        while !timers.is_empty() || (0..1).any(|_| timers.has_fired(0)) {
+        while !timers.is_idle() || (0..1).any(|_| timers.has_fired(0)) {
             timers.advance(now, |expired| {
                 let Expired::User { .. } = expired else { panic!("no calls here") };
             });
@@ -576,9 +594,9 @@ mod tests {
     #[test]
     fn cancel_and_clear() {
         let mut timers = Timers::new(4, 2, 1);
-        let a = timers.set(0, 10, 1).unwrap();
-        let b = timers.set(0, 20, 2).unwrap();
-        let c = timers.set(1, 10, 3).unwrap();
+        let a = timers.set(0, 0, 10, 1).unwrap();
+        let b = timers.set(0, 0, 20, 2).unwrap();
+        let c = timers.set(1, 0, 10, 3).unwrap();
         assert!(timers.cancel(0, a));
         assert!(!timers.cancel(0, a), "already cancelled");
         assert!(!timers.cancel(0, c), "owned by another");
@@ -586,12 +604,12 @@ mod tests {
         assert!(timers.has_fired(0) && timers.has_fired(1));
         assert!(timers.cancel(0, b), "fired but undelivered");
         assert_eq!(timers.pop_fired(0), None);
-        timers.set(1, 100, 4).unwrap();
+        timers.set(1, 30, 100, 4).unwrap();
         timers.clear_owner(1);
         assert_eq!(timers.pop_fired(1), None);
         assert_eq!(timers.free_count(), 4);
-        assert!(timers.is_empty());
-        let reused = timers.set(0, 40, 5).unwrap();
+        assert!(timers.is_idle());
+        let reused = timers.set(0, 30, 40, 5).unwrap();
         assert_ne!(reused, a, "a reused entry has a new generation");
     }
 
@@ -600,13 +618,13 @@ mod tests {
     fn call_timeouts() {
         let mut timers = Timers::new(0, 3, 1_000);
         assert_eq!(timers.tick_at_or_after(1_500), 2);
-        timers.set_call(2, 5);
-        timers.set_call(1, 9);
+        timers.set_call(2, 0, 5);
+        timers.set_call(1, 0, 9);
         timers.cancel_call(1);
         let mut expired = Vec::new();
         timers.advance(100, |e| expired.push(e));
         assert_eq!(expired, [Expired::Call(CallExpired { owner: 2 })]);
-        timers.set_call(2, 200);
+        timers.set_call(2, 100, 200);
         assert_eq!(timers.next_deadline().map(|d| d <= 200), Some(true));
     }
 }
