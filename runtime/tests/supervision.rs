@@ -491,3 +491,39 @@ fn dynamic_children() {
     assert_eq!(world.counters(S0).restarts, 1);
     assert_eq!(world.scheduler(S0).live_count(1), 2, "the crasher was restarted in place");
 }
+
+/// A panic in the middle of a batch stops only the isolate that raised it: the isolates
+/// after it in the same batch still run in the same tick.
+#[test]
+fn a_panic_does_not_stop_the_rest_of_the_batch() {
+    thread_local! {
+        static HANDLED: std::cell::RefCell<Vec<u64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    struct Member {
+        index: u64,
+    }
+    impl Isolate for Member {
+        type Args = u64;
+        fn init(index: u64, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+            (Member { index }, Effect::Receive)
+        }
+        fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+            assert_ne!(self.index, 1, "member 1 always panics");
+            HANDLED.with(|h| h.borrow_mut().push(self.index));
+            Effect::Receive
+        }
+    }
+    let mut spec = SystemSpec::new(1);
+    let member = spec.register::<Member>(TypeConfig::new("member").slots(3));
+    let root = spec.root(S0);
+    let handles: Vec<Handle> =
+        (0..3).map(|index| spec.add_child(root, member, index, Restart::Temporary)).collect();
+    let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+    for &handle in &handles {
+        world.inject(handle, &Job { seq: 0, finish: 0 });
+    }
+    world.tick();
+    assert_eq!(HANDLED.with(|h| h.borrow().clone()), [0, 2], "one tick, member 1 skipped");
+    let counters = world.counters(S0);
+    assert_eq!((counters.dispatched, counters.panics), (3, 1));
+}
