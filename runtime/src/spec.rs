@@ -468,6 +468,11 @@ impl SystemSpec {
         self.add_child(root, ty, args, Restart::Transient)
     }
 
+    /// Every registered payload: its tag and its type's path.
+    pub fn payloads(&self) -> impl Iterator<Item = (Tag, &'static str)> + '_ {
+        self.payloads.iter().map(|entry| (entry.tag, entry.name))
+    }
+
     /// The name a payload tag was registered under, if any.
     pub fn payload_name(&self, tag: Tag) -> Option<&'static str> {
         self.payloads.iter().find(|entry| entry.tag == tag).map(|entry| entry.name)

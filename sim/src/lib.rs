@@ -1,7 +1,16 @@
 //! tina-sim: the deterministic simulator.
 //!
-//! It owns how a scenario runs: the world of nodes and shards, the `SimBackend`, faults, the
-//! PRNG tree, the replay log and the `sim` binary. This crate depends on `tina`,
-//! `tina-checkers` and `tina-scenarios`.
+//! It owns how a scenario runs: the world of nodes and shards (`world`), the `SimBackend`
+//! each shard sees (`backend`), the PRNG tree (`prng`), the trace, its hash and the replay
+//! log (`trace`), the inputs (`config`), one run and the determinism check (`run`), and the
+//! `sim` binary. This crate depends on `tina`, `tina-checkers` and `tina-scenarios`; the
+//! scenario catalog lives there.
 
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod json;
 pub mod prng;
+pub mod run;
+pub mod trace;
+pub mod world;

@@ -1,0 +1,309 @@
+//! `dispatcher`: Tina's task dispatcher. A dispatcher on shard 0 hands `jobs` jobs, one at
+//! a time, as calls to workers spread over the shards; a worker crashes on every job whose
+//! number is a multiple of `crash_every`, its supervisor restarts it, and the new
+//! incarnation checks in again. A job whose call fails (it timed out, or its worker was
+//! gone) counts as lost. The goal: every job completed or lost, and the counts agree with
+//! the job-by-job trace.
+
+use core::time::Duration;
+
+use tina::{
+    Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, Restart, ShardId,
+    Strategy, SystemSpec, TypeConfig,
+};
+use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
+
+use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
+
+/// Workers one dispatcher can track.
+pub const WORKERS_MAX: usize = 64;
+
+/// A job completed (values: job number).
+pub const COMPLETED: Label = Label::new("dispatcher.job-completed");
+/// A job was lost (values: job number, `CallFailure` code).
+pub const LOST: Label = Label::new("dispatcher.job-lost");
+/// Every job is accounted for (values: completed, lost).
+pub const FINISHED: Label = Label::new("dispatcher.finished");
+/// A worker crashed on its job (the crash reason).
+pub const WORKER_CRASH: Label = Label::new("worker crashes on every nth job");
+
+tina::payload! {
+    /// Dispatcher to worker, as a call.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct Job { pub seq: u64 }
+}
+
+tina::payload! {
+    /// Worker to dispatcher, the reply.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct JobDone { pub seq: u64 }
+}
+
+tina::payload! {
+    /// Worker to dispatcher after every `init`.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct CheckIn { pub index: u64 }
+}
+
+tina::spawn_args! {
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct WorkerArgs { pub dispatcher: Handle, pub index: u64, pub crash_every: u64 }
+}
+
+tina::spawn_args! {
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct DispatcherArgs { pub jobs: u64, pub workers: u64, pub job_timeout_ns: u64 }
+}
+
+/// Does jobs; crashes on every job whose number is a multiple of `crash_every`.
+#[derive(Debug)]
+pub struct Worker {
+    crash_every: u64,
+}
+
+impl Isolate for Worker {
+    type Args = WorkerArgs;
+
+    fn init(args: WorkerArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        // If the check-in is refused the dispatcher never uses this incarnation; the run
+        // then ends as a liveness failure, which is the truth.
+        let _ = ctx.send(args.dispatcher, &CheckIn { index: args.index });
+        (Worker { crash_every: args.crash_every }, Effect::Receive)
+    }
+
+    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        let (Ok(job), Some(token)) = (message.decode::<Job>(), message.reply_token()) else {
+            return Effect::Receive;
+        };
+        if job.seq % self.crash_every == 0 {
+            return Effect::Crash(WORKER_CRASH);
+        }
+        Effect::reply(token, &JobDone { seq: job.seq })
+    }
+}
+
+/// Hands out jobs one at a time to the workers that checked in, round robin.
+#[derive(Debug)]
+pub struct Dispatcher {
+    args: DispatcherArgs,
+    workers: [Handle; WORKERS_MAX],
+    cursor: usize,
+    /// The job in flight and the worker it went to.
+    in_flight: Option<(u64, usize)>,
+    next_job: u64,
+    completed: u64,
+    lost: u64,
+}
+
+impl Isolate for Dispatcher {
+    type Args = DispatcherArgs;
+
+    fn init(args: DispatcherArgs, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        let dispatcher = Dispatcher {
+            args,
+            workers: [Handle::NONE; WORKERS_MAX],
+            cursor: 0,
+            in_flight: None,
+            next_job: 0,
+            completed: 0,
+            lost: 0,
+        };
+        (dispatcher, Effect::Receive)
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if let Ok(check_in) = message.decode::<CheckIn>() {
+            if let Some(slot) = self.workers.get_mut(check_in.index as usize) {
+                *slot = message.source();
+            }
+        } else if let Ok(done) = message.decode::<JobDone>() {
+            self.in_flight = None;
+            self.completed += 1;
+            ctx.log(Level::Info, COMPLETED, [done.seq]);
+        } else if let Some(failure) = message.call_failure()
+            && let Some((seq, worker)) = self.in_flight.take()
+        {
+            // The worker is gone or unresponsive; it is used again once it checks in.
+            self.workers[worker] = Handle::NONE;
+            self.lost += 1;
+            ctx.log(Level::Warn, LOST, [seq, failure as u64]);
+        }
+        self.next(ctx)
+    }
+}
+
+impl Dispatcher {
+    /// Sends the next job if a worker is known, finishes when every job is accounted for.
+    fn next(&mut self, ctx: &mut Ctx<'_>) -> Effect {
+        if self.in_flight.is_some() {
+            return Effect::Receive;
+        }
+        if self.next_job == self.args.jobs {
+            ctx.log(Level::Info, FINISHED, [self.completed, self.lost]);
+            return Effect::Done;
+        }
+        let count = self.args.workers as usize;
+        // Bounded by the number of workers.
+        for step in 0..count {
+            let worker = (self.cursor + step) % count;
+            let handle = self.workers[worker];
+            if handle.is_none() {
+                continue;
+            }
+            self.cursor = (worker + 1) % count;
+            let seq = self.next_job;
+            self.next_job += 1;
+            self.in_flight = Some((seq, worker));
+            return Effect::call(
+                handle,
+                &Job { seq },
+                Duration::from_nanos(self.args.job_timeout_ns),
+            );
+        }
+        Effect::Receive
+    }
+}
+
+/// Tracks the job-by-job trace and checks it against the dispatcher's final count.
+#[derive(Debug)]
+pub struct Goal {
+    jobs: u64,
+    completed: u64,
+    lost: u64,
+}
+
+impl Goal {
+    fn violated(&self, explanation: String) -> Verdict {
+        Verdict::Violated(Violation {
+            class: FailureClass::Correctness,
+            checker: "dispatcher.goal",
+            explanation,
+        })
+    }
+}
+
+impl Observer for Goal {
+    fn name(&self) -> &'static str {
+        "dispatcher.goal"
+    }
+
+    fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+        let Event::Log { tag, values, .. } = event else { return Verdict::Continue };
+        if *tag == COMPLETED {
+            self.completed += 1;
+        } else if *tag == LOST {
+            self.lost += 1;
+        } else if *tag == FINISHED {
+            let (completed, lost) = (values[0], values[1]);
+            if (completed, lost) != (self.completed, self.lost) {
+                return self.violated(format!(
+                    "dispatcher reports {completed} completed and {lost} lost, the trace shows {} and {}",
+                    self.completed, self.lost
+                ));
+            }
+            if completed + lost != self.jobs {
+                return self.violated(format!(
+                    "{completed} completed + {lost} lost != {} jobs",
+                    self.jobs
+                ));
+            }
+            return Verdict::Done;
+        }
+        Verdict::Continue
+    }
+}
+
+/// The `dispatcher` scenario.
+#[derive(Debug)]
+pub struct DispatcherScenario;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "jobs",
+        kind: ParamKind::Count,
+        default: 200,
+        min: 1,
+        max: 1 << 32,
+        description: "jobs to hand out",
+    },
+    ParamSpec {
+        name: "workers",
+        kind: ParamKind::Count,
+        default: 4,
+        min: 1,
+        max: WORKERS_MAX as u64,
+        description: "workers, spread over the shards",
+    },
+    ParamSpec {
+        name: "shards",
+        kind: ParamKind::Count,
+        default: 2,
+        min: 1,
+        max: 16,
+        description: "shards of the node (the dispatcher is on shard 0)",
+    },
+    ParamSpec {
+        name: "crash_every",
+        kind: ParamKind::Count,
+        default: 7,
+        min: 1,
+        max: u64::MAX,
+        description: "a worker crashes on every job whose number is a multiple of this",
+    },
+    ParamSpec {
+        name: "job_timeout",
+        kind: ParamKind::Duration,
+        default: 100_000_000,
+        min: 1,
+        max: 3_600_000_000_000,
+        description: "how long the dispatcher waits for a job's reply",
+    },
+];
+
+impl Scenario for DispatcherScenario {
+    fn name(&self) -> &'static str {
+        "dispatcher"
+    }
+
+    fn description(&self) -> &'static str {
+        "a dispatcher calls workers that crash every nth job; supervisors restart them"
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn build(&self, params: &Params) -> Setup {
+        let (jobs, workers, shards) =
+            (params.get("jobs"), params.get("workers"), params.get("shards"));
+        // Bounded by the parameter's maximum of 16.
+        let shard_count = shards as usize;
+        let mut spec = SystemSpec::new(shard_count);
+        let dispatcher = spec.register::<Dispatcher>(TypeConfig::new("dispatcher").slots(1));
+        let worker = spec.register::<Worker>(TypeConfig::new("worker").slots(WORKERS_MAX as u32));
+        spec.register_payload::<Job>().register_payload::<JobDone>().register_payload::<CheckIn>();
+        // Workers crash often by design: allow a restart per job within any second.
+        let intensity =
+            GroupConfig::new(Strategy::OneForOne).intensity(1000, Duration::from_secs(1));
+        for shard in 0..shard_count {
+            let root = spec.root(ShardId(shard as u8));
+            spec.configure(root, intensity);
+        }
+        let args = DispatcherArgs { jobs, workers, job_timeout_ns: params.get("job_timeout") };
+        let root = spec.root(ShardId(0));
+        let handle = spec.add_child(root, dispatcher, args, Restart::Transient);
+        for index in 0..workers {
+            let shard = ShardId((index % shards) as u8);
+            let root = spec.root(shard);
+            let args =
+                WorkerArgs { dispatcher: handle, index, crash_every: params.get("crash_every") };
+            spec.add_child(root, worker, args, Restart::Permanent);
+        }
+        Setup { nodes: vec![spec], observers: vec![Box::new(Goal { jobs, completed: 0, lost: 0 })] }
+    }
+}

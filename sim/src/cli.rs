@@ -1,0 +1,351 @@
+//! The `sim` command line: parse arguments, run, print, choose the exit code.
+//!
+//! `main_with` takes the arguments, the scenario catalog and two writers, so tests drive
+//! the command line exactly as a user does, without spawning a process. The only reads of
+//! the wall clock (to print `wall=`) and of OS entropy (to draw a seed when none is given)
+//! in the simulator are here, each marked.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use tina_checkers::FailureClass;
+use tina_scenarios::{ParamKind, ParamSpec, Scenario};
+
+use crate::config::{ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed};
+use crate::json::Json;
+use crate::prng::{PrngTree, Scope, Seed};
+use crate::run::{LogRequest, Outcome, RunConfig, RunReport, run};
+use crate::world::Limits;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   pass: the scenario reached its goal and no checker objected
+  2   invalid arguments or configuration
+  10  correctness failure: a checker saw a property violated
+  11  liveness failure: quiescence, --time-max or --events-max before the goal
+  12  crash: the framework broke (a panic outside an isolate)
+  13  nondeterminism: --check-determinism saw two runs of one seed differ
+
+Examples:
+  sim --seed 42
+  sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
+  sim --seed 7 --scenario ping-pong --log run.log --check-determinism
+  sim list --json";
+
+/// Run one deterministic simulation: same seed, same run, byte for byte.
+#[derive(Debug, Parser)]
+#[command(name = "sim", version, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Root seed, decimal or 0x hex (printed in decimal). Drawn from OS entropy if absent.
+    #[arg(long, value_parser = parse_seed)]
+    seed: Option<u64>,
+    /// Scenario to run (see `sim list`). Picked by the seed if absent.
+    #[arg(long)]
+    scenario: Option<String>,
+    /// Set a scenario or simulator parameter, e.g. --set round_trips=500 --set dispatch_cost=2us.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Stop with a liveness failure past this virtual time: <integer><ns|us|ms|s|m|h>.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    time_max: u64,
+    /// Stop with a liveness failure after this many trace events.
+    #[arg(long, value_name = "N", default_value_t = 100_000_000)]
+    events_max: u64,
+    /// Write the canonical replay log to PATH.
+    #[arg(long, value_name = "PATH")]
+    log: Option<PathBuf>,
+    /// Run the seed twice in this process and report the first diverging event.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print one JSON object on stdout (human lines go to stderr).
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the scenarios, their parameters and the simulator's parameters.
+    List,
+}
+
+/// Where the command writes, and which scenarios it knows.
+struct Io<'a> {
+    out: &'a mut dyn Write,
+    err: &'a mut dyn Write,
+    catalog: &'a [&'static dyn Scenario],
+    json: bool,
+}
+
+impl Io<'_> {
+    /// A human line: to stdout, or to stderr when stdout carries JSON. Output errors (a
+    /// closed pipe) are ignored: the exit code still tells the result.
+    fn say(&mut self, line: &str) {
+        let target: &mut dyn Write = if self.json { &mut *self.err } else { &mut *self.out };
+        let _ = writeln!(target, "{line}");
+    }
+
+    fn invalid(&mut self, error: &dyn std::fmt::Display) -> u8 {
+        let _ = writeln!(self.err, "error: {error}");
+        2
+    }
+}
+
+/// Runs the command line `args` (the first is the program name) against `catalog`, writing
+/// to `out` and `err`; returns the exit code. A panic outside the world is class crash.
+pub fn main_with(
+    args: &[String],
+    catalog: &[&'static dyn Scenario],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> u8 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let target: &mut dyn Write = if error.use_stderr() { err } else { out };
+            let _ = write!(target, "{}", error.render());
+            return u8::try_from(error.exit_code()).unwrap_or(2);
+        }
+    };
+    let mut io = Io { out, err, catalog, json: cli.json };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
+        Some(Command::List) => list(&mut io),
+        None => simulate(&cli, &mut io),
+    }));
+    outcome.unwrap_or_else(|_| {
+        io.say("result: fail (crash) the simulator panicked outside the world");
+        12
+    })
+}
+
+fn list(io: &mut Io<'_>) -> u8 {
+    if io.json {
+        let scenarios = io
+            .catalog
+            .iter()
+            .map(|s| {
+                Json::object([
+                    ("name", Json::string(s.name())),
+                    ("description", Json::string(s.description())),
+                    ("parameters", params_json(s.params())),
+                ])
+            })
+            .collect();
+        let all = Json::object([
+            ("scenarios", Json::Array(scenarios)),
+            ("simulator", params_json(SIM_PARAMS)),
+        ]);
+        let _ = writeln!(io.out, "{}", all.render());
+        return 0;
+    }
+    let _ = writeln!(io.out, "scenarios:");
+    for scenario in io.catalog {
+        let _ = writeln!(io.out, "  {:<12} {}", scenario.name(), scenario.description());
+        print_params(io.out, scenario.params());
+    }
+    let _ = writeln!(io.out, "simulator parameters (any scenario):");
+    print_params(io.out, SIM_PARAMS);
+    0
+}
+
+fn print_params(out: &mut dyn Write, params: &[ParamSpec]) {
+    for p in params {
+        let range = format!("{}..={}", format_value(p.kind, p.min), format_value(p.kind, p.max));
+        let setting = format!("{}={}", p.name, format_value(p.kind, p.default));
+        let _ = writeln!(out, "      {setting:<26} {} ({range})", p.description);
+    }
+}
+
+fn params_json(params: &[ParamSpec]) -> Json {
+    let kind = |k: ParamKind| if k == ParamKind::Count { "count" } else { "duration" };
+    Json::Array(
+        params
+            .iter()
+            .map(|p| {
+                Json::object([
+                    ("name", Json::string(p.name)),
+                    ("kind", Json::string(kind(p.kind))),
+                    ("default", Json::Number(p.default)),
+                    ("min", Json::Number(p.min)),
+                    ("max", Json::Number(p.max)),
+                    ("description", Json::string(p.description)),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
+    let seed = cli.seed.unwrap_or_else(entropy_seed);
+    let scenario = match &cli.scenario {
+        Some(name) => match io.catalog.iter().copied().find(|s| s.name() == name) {
+            Some(scenario) => scenario,
+            None => {
+                let valid = io.catalog.iter().map(|s| s.name()).collect();
+                return io.invalid(&ConfigError::UnknownScenario { name: name.clone(), valid });
+            }
+        },
+        None => {
+            let mut pick = PrngTree::new(Seed::new(seed)).stream(Scope::World, "scenario.pick");
+            io.catalog[pick.choose_index(io.catalog.len())]
+        }
+    };
+    let settings = match Settings::new(scenario, &cli.sets) {
+        Ok(settings) => settings,
+        Err(error) => return io.invalid(&error),
+    };
+    let header = settings.describe(scenario).join(" ");
+    io.say(&format!("seed={seed} scenario={} {header}", scenario.name()));
+    let config = RunConfig {
+        seed,
+        scenario,
+        settings,
+        limits: Limits { time_max_ns: cli.time_max, events_max: cli.events_max },
+        log: cli.log.clone().map_or(LogRequest::None, LogRequest::File),
+        check_determinism: cli.check_determinism,
+    };
+    let (report, wall) = timed(|| run(&config));
+    report_result(cli, io, seed, &config, &report, wall)
+}
+
+#[expect(clippy::disallowed_methods, reason = "the sim binary prints the wall time of a run")]
+fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = work();
+    (value, start.elapsed())
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    reason = "main is the one place a seed is drawn from OS entropy"
+)]
+fn entropy_seed() -> u64 {
+    use std::hash::BuildHasher;
+    // std seeds each RandomState from OS entropy; hashing a constant exposes it.
+    std::collections::hash_map::RandomState::new().hash_one(0x7469_6e61u64)
+}
+
+fn report_result(
+    cli: &Cli,
+    io: &mut Io<'_>,
+    seed: u64,
+    config: &RunConfig,
+    report: &RunReport,
+    wall: Duration,
+) -> u8 {
+    let scenario = config.scenario;
+    let stats = format!(
+        "events={} sim_time={} wall={}ms trace={:016x}",
+        report.events,
+        report.sim_time_ns,
+        wall.as_millis(),
+        report.trace
+    );
+    let code = match &report.outcome {
+        Outcome::Pass => {
+            io.say(&format!("result: pass {stats}"));
+            0
+        }
+        Outcome::Fail { class, checker, reason } => {
+            if let Some(divergence) = &report.divergence {
+                io.say(&format!("first divergence at event {}:", divergence.index));
+                io.say(&format!("  run 1: {}", divergence.first.as_deref().unwrap_or("(ended)")));
+                io.say(&format!("  run 2: {}", divergence.second.as_deref().unwrap_or("(ended)")));
+            }
+            io.say(&format!("reproduce: {}", reproduce(cli, seed, scenario)));
+            io.say(&format!("result: fail ({class}) {stats} {checker}: {reason}"));
+            exit_code(*class)
+        }
+    };
+    if cli.json {
+        let _ = writeln!(io.out, "{}", report_json(seed, scenario, config, report, wall).render());
+    }
+    code
+}
+
+/// The exit code of a failure class.
+pub fn exit_code(class: FailureClass) -> u8 {
+    match class {
+        FailureClass::Correctness => 10,
+        FailureClass::Liveness => 11,
+        FailureClass::Crash => 12,
+        FailureClass::Nondeterminism => 13,
+    }
+}
+
+/// The command that replays this run: seed, scenario and every flag that changes the run.
+fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario) -> String {
+    let mut command =
+        format!("cargo run --release --bin sim -- --seed {seed} --scenario {}", scenario.name());
+    // Writing to a String cannot fail; `push_str` keeps it simple.
+    for set in &cli.sets {
+        command.push_str(&format!(" --set {set}"));
+    }
+    if cli.time_max != 3_600_000_000_000 {
+        command.push_str(&format!(" --time-max {}", crate::config::format_duration(cli.time_max)));
+    }
+    if cli.events_max != 100_000_000 {
+        command.push_str(&format!(" --events-max {}", cli.events_max));
+    }
+    if cli.check_determinism {
+        command.push_str(" --check-determinism");
+    }
+    command
+}
+
+fn report_json(
+    seed: u64,
+    scenario: &dyn Scenario,
+    config: &RunConfig,
+    report: &RunReport,
+    wall: Duration,
+) -> Json {
+    let parameters = config
+        .settings
+        .describe(scenario)
+        .into_iter()
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((&pair, ""));
+            (key.to_string(), Json::string(value))
+        })
+        .collect();
+    let (result, class, checker, reason) = match &report.outcome {
+        Outcome::Pass => ("pass", Json::Null, Json::Null, Json::Null),
+        Outcome::Fail { class, checker, reason } => (
+            "fail",
+            Json::string(class.name()),
+            Json::string(checker.clone()),
+            Json::string(reason.clone()),
+        ),
+    };
+    let counters = report
+        .total_counters()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Json::Number(v)))
+        .collect();
+    let divergence = report.divergence.as_ref().map_or(Json::Null, |d| {
+        Json::object([
+            ("index", Json::Number(d.index)),
+            ("first", d.first.clone().map_or(Json::Null, Json::String)),
+            ("second", d.second.clone().map_or(Json::Null, Json::String)),
+        ])
+    });
+    Json::object([
+        ("seed", Json::Number(seed)),
+        ("scenario", Json::string(scenario.name())),
+        ("parameters", Json::Object(parameters)),
+        ("result", Json::string(result)),
+        ("class", class),
+        ("checker", checker),
+        ("reason", reason),
+        ("events", Json::Number(report.events)),
+        ("sim_time_ns", Json::Number(report.sim_time_ns)),
+        ("wall_ns", Json::Number(u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX))),
+        ("trace", Json::string(format!("{:016x}", report.trace))),
+        ("counters", Json::Object(counters)),
+        ("divergence", divergence),
+    ])
+}

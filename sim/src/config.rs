@@ -1,0 +1,319 @@
+//! Parsing of the simulator's inputs: seeds, durations, `--set KEY=VALUE`, and the
+//! simulator's own parameters. Every error is a typed value whose message says what to fix.
+//!
+//! This module does not run anything.
+
+use core::fmt;
+
+use tina_scenarios::{ParamKind, ParamSpec, Params, Scenario};
+
+use crate::world::WorldConfig;
+
+/// The simulator's own parameters, settable with `--set` like a scenario's.
+pub const SIM_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "dispatch_cost",
+        kind: ParamKind::Duration,
+        default: 1_000,
+        min: 0,
+        max: 1_000_000_000,
+        description: "virtual time each handler call costs",
+    },
+    ParamSpec {
+        name: "net_delay_min",
+        kind: ParamKind::Duration,
+        default: 1_000_000,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "smallest cross-shard message delay",
+    },
+    ParamSpec {
+        name: "net_delay_max",
+        kind: ParamKind::Duration,
+        default: 10_000_000,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "largest cross-shard message delay (inclusive)",
+    },
+    ParamSpec {
+        name: "transport_capacity",
+        kind: ParamKind::Count,
+        default: 1024,
+        min: 1,
+        max: 1 << 20,
+        description: "messages in flight per ordered shard pair",
+    },
+];
+
+/// A bad input, with what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A seed that is not a decimal or `0x` hexadecimal u64.
+    Seed(String),
+    /// A duration not of the form `<integer><ns|us|ms|s|m|h>`.
+    Duration(String),
+    /// A count that is not a non-negative integer.
+    Count(String),
+    /// `--set` without `=`.
+    SetSyntax(String),
+    /// A parameter neither the scenario nor the simulator has.
+    UnknownParam {
+        /// The key given.
+        key: String,
+        /// The scenario.
+        scenario: &'static str,
+        /// Every valid key.
+        valid: Vec<&'static str>,
+    },
+    /// A value outside a parameter's bounds.
+    OutOfRange {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The smallest allowed.
+        min: String,
+        /// The largest allowed.
+        max: String,
+    },
+    /// A scenario name that is not in the catalog.
+    UnknownScenario {
+        /// The name given.
+        name: String,
+        /// Every scenario.
+        valid: Vec<&'static str>,
+    },
+    /// `net_delay_min` above `net_delay_max`.
+    DelayRange,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Seed(text) => {
+                write!(
+                    f,
+                    "invalid seed {text:?}: write a u64 in decimal (42) or hexadecimal (0x2a)"
+                )
+            }
+            ConfigError::Duration(text) => write!(
+                f,
+                "invalid duration {text:?}: write an integer and a unit, one of ns, us, ms, s, m, h (for example 250ms)"
+            ),
+            ConfigError::Count(text) => {
+                write!(f, "invalid count {text:?}: write a non-negative integer")
+            }
+            ConfigError::SetSyntax(text) => {
+                write!(
+                    f,
+                    "invalid --set {text:?}: write KEY=VALUE, for example --set round_trips=500"
+                )
+            }
+            ConfigError::UnknownParam { key, scenario, valid } => write!(
+                f,
+                "unknown parameter {key:?} for scenario {scenario}; valid parameters: {}",
+                valid.join(", ")
+            ),
+            ConfigError::OutOfRange { key, value, min, max } => {
+                write!(f, "{key}={value} is out of range; use {min} to {max}")
+            }
+            ConfigError::UnknownScenario { name, valid } => {
+                write!(f, "unknown scenario {name:?}; valid scenarios: {}", valid.join(", "))
+            }
+            ConfigError::DelayRange => {
+                write!(f, "net_delay_min is above net_delay_max; make min <= max")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses a seed: decimal, or hexadecimal after `0x`.
+pub fn parse_seed(text: &str) -> Result<u64, ConfigError> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            u64::from_str_radix(hex, 16)
+        }
+        Some(_) => return Err(ConfigError::Seed(text.to_string())),
+        None if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) => text.parse::<u64>(),
+        None => return Err(ConfigError::Seed(text.to_string())),
+    };
+    parsed.map_err(|_| ConfigError::Seed(text.to_string()))
+}
+
+const UNITS: [(&str, u64); 6] = [
+    ("ns", 1),
+    ("us", 1_000),
+    ("ms", 1_000_000),
+    ("s", 1_000_000_000),
+    ("m", 60_000_000_000),
+    ("h", 3_600_000_000_000),
+];
+
+/// Parses `<integer><ns|us|ms|s|m|h>` into nanoseconds.
+pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
+    let error = || ConfigError::Duration(text.to_string());
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (number, unit) = text.split_at(digits);
+    if number.is_empty() {
+        return Err(error());
+    }
+    let scale =
+        UNITS.iter().find(|(name, _)| *name == unit).map(|(_, scale)| *scale).ok_or_else(error)?;
+    number.parse::<u64>().ok().and_then(|n| n.checked_mul(scale)).ok_or_else(error)
+}
+
+/// Writes nanoseconds in the largest unit that divides them exactly (`1ms`, `1500us`).
+pub fn format_duration(nanos: u64) -> String {
+    if nanos == 0 {
+        return "0ns".to_string();
+    }
+    let (unit, scale) = UNITS
+        .iter()
+        .rev()
+        .find(|(_, scale)| nanos.is_multiple_of(*scale))
+        .copied()
+        .unwrap_or(("ns", 1));
+    format!("{}{unit}", nanos / scale)
+}
+
+fn parse_count(text: &str) -> Result<u64, ConfigError> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::Count(text.to_string()));
+    }
+    text.parse::<u64>().map_err(|_| ConfigError::Count(text.to_string()))
+}
+
+/// A value as written for its kind.
+pub fn format_value(kind: ParamKind, value: u64) -> String {
+    match kind {
+        ParamKind::Count => value.to_string(),
+        ParamKind::Duration => format_duration(value),
+    }
+}
+
+/// The scenario's and the simulator's parameter values after `--set`s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The scenario's parameters.
+    pub scenario: Params,
+    /// The simulator's parameters (`SIM_PARAMS`).
+    pub sim: Params,
+}
+
+impl Settings {
+    /// Defaults, then each `KEY=VALUE` in order.
+    pub fn new(scenario: &dyn Scenario, sets: &[String]) -> Result<Settings, ConfigError> {
+        let mut settings = Settings {
+            scenario: Params::defaults(scenario.params()),
+            sim: Params::defaults(SIM_PARAMS),
+        };
+        for set in sets {
+            let (key, value) =
+                set.split_once('=').ok_or_else(|| ConfigError::SetSyntax(set.clone()))?;
+            let spec = scenario
+                .params()
+                .iter()
+                .chain(SIM_PARAMS)
+                .find(|spec| spec.name == key)
+                .ok_or_else(|| ConfigError::UnknownParam {
+                    key: key.to_string(),
+                    scenario: scenario.name(),
+                    valid: scenario
+                        .params()
+                        .iter()
+                        .chain(SIM_PARAMS)
+                        .map(|spec| spec.name)
+                        .collect(),
+                })?;
+            let parsed = match spec.kind {
+                ParamKind::Count => parse_count(value)?,
+                ParamKind::Duration => parse_duration(value)?,
+            };
+            if parsed < spec.min || parsed > spec.max {
+                return Err(ConfigError::OutOfRange {
+                    key: spec.name,
+                    value: value.to_string(),
+                    min: format_value(spec.kind, spec.min),
+                    max: format_value(spec.kind, spec.max),
+                });
+            }
+            let _ = settings.scenario.set(spec.name, parsed) || settings.sim.set(spec.name, parsed);
+        }
+        if settings.sim.get("net_delay_min") > settings.sim.get("net_delay_max") {
+            return Err(ConfigError::DelayRange);
+        }
+        Ok(settings)
+    }
+
+    /// The world's configuration.
+    pub fn world(&self) -> WorldConfig {
+        WorldConfig {
+            dispatch_cost_ns: self.sim.get("dispatch_cost"),
+            net_delay_min_ns: self.sim.get("net_delay_min"),
+            net_delay_max_ns: self.sim.get("net_delay_max"),
+            // Bounded by the parameter's maximum of 2^20.
+            transport_capacity: self.sim.get("transport_capacity") as u32,
+        }
+    }
+
+    /// `key=value` for every parameter, scenario's first, as written on a command line.
+    pub fn describe(&self, scenario: &dyn Scenario) -> Vec<String> {
+        let line = |specs: &[ParamSpec], params: &Params| -> Vec<String> {
+            specs
+                .iter()
+                .map(|spec| {
+                    format!("{}={}", spec.name, format_value(spec.kind, params.get(spec.name)))
+                })
+                .collect()
+        };
+        let mut all = line(scenario.params(), &self.scenario);
+        all.extend(line(SIM_PARAMS, &self.sim));
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seeds and durations parse exactly as documented, and reject everything else.
+    #[test]
+    fn parsers() {
+        assert_eq!(parse_seed("42"), Ok(42));
+        assert_eq!(parse_seed("0x2a"), Ok(42));
+        assert_eq!(parse_seed("18446744073709551615"), Ok(u64::MAX));
+        for bad in ["", "-1", "0x", "0xg", "1e3", "18446744073709551616", " 1"] {
+            assert_eq!(parse_seed(bad), Err(ConfigError::Seed(bad.to_string())), "{bad:?}");
+        }
+        assert_eq!(parse_duration("250ms"), Ok(250_000_000));
+        assert_eq!(parse_duration("1h"), Ok(3_600_000_000_000));
+        assert_eq!(parse_duration("0ns"), Ok(0));
+        for bad in ["", "ms", "10", "1.5s", "10 ms", "5d", "99999999999h"] {
+            assert_eq!(parse_duration(bad), Err(ConfigError::Duration(bad.to_string())), "{bad:?}");
+        }
+        assert_eq!(format_duration(1_500_000), "1500us");
+        assert_eq!(format_duration(60_000_000_000), "1m");
+    }
+
+    /// `--set` reaches both namespaces and reports unknown keys with the valid ones.
+    #[test]
+    fn sets() {
+        let scenario = tina_scenarios::find("ping-pong").expect("in the catalog");
+        let sets = ["round_trips=5".to_string(), "dispatch_cost=2us".to_string()];
+        let settings = Settings::new(scenario, &sets).expect("valid");
+        assert_eq!(settings.scenario.get("round_trips"), 5);
+        assert_eq!(settings.world().dispatch_cost_ns, 2_000);
+        let error = Settings::new(scenario, &["rounds=5".to_string()]).expect_err("unknown");
+        assert!(
+            error.to_string().contains("valid parameters: round_trips, dispatch_cost"),
+            "{error}"
+        );
+        let error = Settings::new(scenario, &["round_trips=0".to_string()]).expect_err("range");
+        assert_eq!(error.to_string(), "round_trips=0 is out of range; use 1 to 1099511627776");
+        let error =
+            Settings::new(scenario, &["net_delay_min=20ms".to_string()]).expect_err("order");
+        assert_eq!(error, ConfigError::DelayRange);
+    }
+}

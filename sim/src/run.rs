@@ -1,0 +1,286 @@
+//! Running a scenario from a seed: boot the world, run it to a verdict or a limit, classify
+//! the result, write the replay log, and, on request, run the seed again and compare.
+//!
+//! This module is what the `sim` binary and the tests call. It reads no clock and no
+//! environment; the binary measures wall time around it.
+
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+
+use tina::{Counters, ShardFailure, ShardId};
+use tina_checkers::{FailureClass, Verdict};
+use tina_scenarios::Scenario;
+
+use crate::config::Settings;
+use crate::trace::{Divergence, LogOut, Names, Sink, Tape};
+use crate::world::{Ending, Limits, World};
+
+/// Where the replay log goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogRequest {
+    /// No log: no text is formatted.
+    None,
+    /// Kept in memory and returned in the report.
+    Memory,
+    /// Written to a file.
+    File(PathBuf),
+}
+
+/// One run to perform.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The root seed.
+    pub seed: u64,
+    /// The scenario.
+    pub scenario: &'static dyn Scenario,
+    /// Its parameters and the simulator's.
+    pub settings: Settings,
+    /// When to give up.
+    pub limits: Limits,
+    /// Where the replay log goes.
+    pub log: LogRequest,
+    /// Run the seed twice and compare every event.
+    pub check_determinism: bool,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The scenario reached its goal and no property broke.
+    Pass,
+    /// It failed.
+    Fail {
+        /// The class (it decides the exit code).
+        class: FailureClass,
+        /// The observer that noticed, or `limit`, `quiescence`, `panic`, `determinism`.
+        checker: String,
+        /// One line.
+        reason: String,
+    },
+}
+
+/// Everything a run produced.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Pass or fail.
+    pub outcome: Outcome,
+    /// Trace events.
+    pub events: u64,
+    /// Virtual time at the end, in nanoseconds.
+    pub sim_time_ns: u64,
+    /// The trace hash.
+    pub trace: u64,
+    /// Each shard's counters.
+    pub counters: Vec<(u16, ShardId, Counters)>,
+    /// Shard failures (root escalations).
+    pub shard_failures: Vec<ShardFailure>,
+    /// Where a determinism check found the runs differ.
+    pub divergence: Option<Divergence>,
+    /// The replay log, for `LogRequest::Memory`.
+    pub log: Option<String>,
+}
+
+impl RunReport {
+    /// Every shard's counters summed.
+    pub fn total_counters(&self) -> Vec<(&'static str, u64)> {
+        let mut total: Vec<(&'static str, u64)> = Counters::default().entries().to_vec();
+        for (_, _, counters) in &self.counters {
+            for (sum, (_, value)) in total.iter_mut().zip(counters.entries()) {
+                sum.1 += value;
+            }
+        }
+        total
+    }
+}
+
+/// Runs `config`: once, or twice with a comparison when `check_determinism` is set. A panic
+/// that escapes the world (a broken core invariant) is reported as class crash.
+pub fn run(config: &RunConfig) -> RunReport {
+    if !config.check_determinism {
+        return run_once(config, &config.log, Tape::Off).0;
+    }
+    let (mut first, tape) = run_once(config, &config.log, Tape::Record(Vec::new()));
+    if matches!(first.outcome, Outcome::Fail { class: FailureClass::Crash, .. }) {
+        return first;
+    }
+    let Tape::Record(recording) = tape else { unreachable!("the first run records") };
+    let (second, _) = run_once(config, &LogRequest::None, Tape::Compare(recording));
+    if let Some(divergence) = second.divergence.clone() {
+        first.outcome = Outcome::Fail {
+            class: FailureClass::Nondeterminism,
+            checker: "determinism".to_string(),
+            reason: format!("the second run differs from event {} on", divergence.index),
+        };
+        first.divergence = Some(divergence);
+    }
+    first
+}
+
+fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
+    let attempt = panic::catch_unwind(AssertUnwindSafe(|| run_world(config, log, tape)));
+    attempt.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic with a non-string payload".to_string());
+        let report = RunReport {
+            outcome: Outcome::Fail {
+                class: FailureClass::Crash,
+                checker: "panic".to_string(),
+                reason: message,
+            },
+            events: 0,
+            sim_time_ns: 0,
+            trace: 0,
+            counters: Vec::new(),
+            shard_failures: Vec::new(),
+            divergence: None,
+            log: None,
+        };
+        (report, Tape::Off)
+    })
+}
+
+fn open_log(config: &RunConfig, request: &LogRequest) -> Result<Option<LogOut>, String> {
+    let mut out = match request {
+        LogRequest::None => return Ok(None),
+        LogRequest::Memory => LogOut::Memory(String::new()),
+        LogRequest::File(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            LogOut::File(std::io::BufWriter::new(file), None)
+        }
+    };
+    out.line("# tina replay log v1");
+    out.line(&format!("seed={}", config.seed));
+    out.line(&format!("scenario={}", config.scenario.name()));
+    for parameter in config.settings.describe(config.scenario) {
+        out.line(&format!("param {parameter}"));
+    }
+    out.line("# index time_ns node/shard kind fields");
+    Ok(Some(out))
+}
+
+fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
+    let setup = config.scenario.build(&config.settings.scenario);
+    let names = Names::new(&setup.nodes);
+    let log_out = match open_log(config, log) {
+        Ok(out) => out,
+        Err(reason) => return (failed_before_start(reason), Tape::Off),
+    };
+    let sink = Sink::new(setup.observers, names, log_out, tape);
+    let mut world = match World::boot(&setup.nodes, config.settings.world(), config.seed, sink) {
+        Ok(world) => world,
+        Err(error) => {
+            return (
+                failed_before_start(format!("the scenario's spec does not boot: {error}")),
+                Tape::Off,
+            );
+        }
+    };
+    let ending = world.run(config.limits);
+    let sim_time_ns = world.now_ns();
+    let counters = world.counters();
+    let shard_failures = world.failures();
+    let mut sink = world.into_sink();
+    if ending != Ending::Stopped {
+        sink.finish_observers();
+    }
+    sink.finish_compare();
+    let outcome = classify(ending, &sink, config.limits);
+    let mut report = RunReport {
+        outcome,
+        events: sink.events(),
+        sim_time_ns,
+        trace: sink.hash(),
+        counters,
+        shard_failures,
+        divergence: sink.divergence().cloned(),
+        log: None,
+    };
+    if let Some(mut out) = sink.take_log() {
+        write_footer(&mut out, &report);
+        match out.finish() {
+            Ok(text) => report.log = text,
+            Err(error) => {
+                report.outcome = Outcome::Fail {
+                    class: FailureClass::Crash,
+                    checker: "log".to_string(),
+                    reason: format!("writing the replay log failed: {error}"),
+                }
+            }
+        }
+    }
+    (report, sink.take_tape())
+}
+
+fn failed_before_start(reason: String) -> RunReport {
+    RunReport {
+        outcome: Outcome::Fail { class: FailureClass::Crash, checker: "setup".to_string(), reason },
+        events: 0,
+        sim_time_ns: 0,
+        trace: 0,
+        counters: Vec::new(),
+        shard_failures: Vec::new(),
+        divergence: None,
+        log: None,
+    }
+}
+
+fn classify(ending: Ending, sink: &Sink, limits: Limits) -> Outcome {
+    if let Some(divergence) = sink.divergence() {
+        return Outcome::Fail {
+            class: FailureClass::Nondeterminism,
+            checker: "determinism".to_string(),
+            reason: format!("the second run differs from event {} on", divergence.index),
+        };
+    }
+    match (sink.verdict(), ending) {
+        (Verdict::Violated(violation), _) => Outcome::Fail {
+            class: violation.class,
+            checker: violation.checker.to_string(),
+            reason: violation.explanation.clone(),
+        },
+        (Verdict::Done, _) => Outcome::Pass,
+        (Verdict::Continue, ending) => {
+            let reason = match ending {
+                Ending::Quiescent => {
+                    "the system went quiet before reaching the scenario's goal".to_string()
+                }
+                Ending::TimeMax => {
+                    format!(
+                        "time-max ({}) reached before the goal",
+                        crate::config::format_duration(limits.time_max_ns)
+                    )
+                }
+                Ending::EventsMax => {
+                    format!("events-max ({}) reached before the goal", limits.events_max)
+                }
+                Ending::Stopped => "stopped without a verdict".to_string(),
+            };
+            Outcome::Fail { class: FailureClass::Liveness, checker: "goal".to_string(), reason }
+        }
+    }
+}
+
+fn write_footer(out: &mut LogOut, report: &RunReport) {
+    out.line("# end");
+    let result = match &report.outcome {
+        Outcome::Pass => "pass".to_string(),
+        Outcome::Fail { class, checker, reason } => format!("fail ({class}) {checker}: {reason}"),
+    };
+    out.line(&format!("result={result}"));
+    out.line(&format!("events={}", report.events));
+    out.line(&format!("sim_time_ns={}", report.sim_time_ns));
+    for (node, shard, counters) in &report.counters {
+        let fields: Vec<String> = counters
+            .entries()
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.line(&format!("counters n{node}/s{} {}", shard.0, fields.join(" ")));
+    }
+    out.line(&format!("trace={:016x}", report.trace));
+}

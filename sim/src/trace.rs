@@ -1,0 +1,526 @@
+//! The run's trace: canonical encoding of events, the trace hash, replay-log lines, and the
+//! sink every shard's backend feeds.
+//!
+//! # Canonical encoding
+//!
+//! Each event becomes a short list of little-endian `u64` words: word 0 packs the event
+//! kind (bits 0..8), the node (bits 8..24) and the shard (bits 24..32); word 1 is the
+//! virtual time in nanoseconds; the rest are the event's fields in declaration order
+//! (handles, message ids and timer ids as their raw bits, tags and enums as their integer
+//! codes, labels as their FNV-1a fingerprints, panic text as FNV-1a of its bytes). No
+//! pointer, `TypeId`, hash-map order or float ever reaches it.
+//!
+//! # Trace hash
+//!
+//! `h0 = 0x7469_6e61_7472_6163` (ASCII "tinatrac"); for each word `w` of each event in
+//! order, `h = (h.rotate_left(5) ^ w) * 0x517c_c1b7_2722_0a95` (wrapping); the printed hash
+//! is the SplitMix64 finaliser of `h ^ event_count`. One multiply per word keeps it cheap
+//! enough to compute on every run.
+//!
+//! This module does not decide when a run ends; it reports what observers say.
+
+use std::fmt::Write as _;
+
+use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
+use tina_checkers::{Observer, Stamp, Verdict, Violation};
+
+/// Most words one event encodes to.
+pub const WORDS_MAX: usize = 10;
+
+const HASH_SEED: u64 = 0x7469_6e61_7472_6163;
+const HASH_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+
+/// The kind code and name of every event, in encoding order.
+fn kind(event: &Event) -> (u64, &'static str) {
+    match event {
+        Event::Spawn { .. } => (1, "spawn"),
+        Event::SpawnFailed { .. } => (2, "spawn-failed"),
+        Event::Send { .. } => (3, "send"),
+        Event::Enqueue { .. } => (4, "enqueue"),
+        Event::Deliver { .. } => (5, "deliver"),
+        Event::Drop { .. } => (6, "drop"),
+        Event::Exit { .. } => (7, "exit"),
+        Event::Retire { .. } => (8, "retire"),
+        Event::TimerSet { .. } => (9, "timer-set"),
+        Event::TimerFire { .. } => (10, "timer-fire"),
+        Event::TimerCancel { .. } => (11, "timer-cancel"),
+        Event::CallStart { .. } => (12, "call-start"),
+        Event::CallEnd { .. } => (13, "call-end"),
+        Event::IoSubmit { .. } => (14, "io-submit"),
+        Event::IoComplete { .. } => (15, "io-complete"),
+        Event::IoStale { .. } => (16, "io-stale"),
+        Event::Panic { .. } => (17, "panic"),
+        Event::Restart { .. } => (18, "restart"),
+        Event::Escalate { .. } => (19, "escalate"),
+        Event::ShardFailed => (20, "shard-failed"),
+        Event::Log { .. } => (21, "log"),
+        _ => (255, "unknown"),
+    }
+}
+
+fn outcome_code(outcome: CallOutcome) -> u64 {
+    match outcome {
+        CallOutcome::Replied => 0,
+        CallOutcome::Failed(failure) => failure as u64,
+    }
+}
+
+/// Writes the canonical words of `event` at `stamp` into `out`; returns how many.
+pub fn encode(stamp: &Stamp, event: &Event, out: &mut [u64; WORDS_MAX]) -> usize {
+    let h = |handle: &Handle| handle.to_raw();
+    out[0] = kind(event).0 | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24);
+    out[1] = stamp.time_ns;
+    let fields: &[u64] = &match *event {
+        Event::Spawn { parent, child } => [h(&parent), h(&child), 0, 0, 0, 0, 0, 0],
+        Event::SpawnFailed { parent, type_index, reason } => {
+            [h(&parent), u64::from(type_index) | ((reason as u64) << 8), 0, 0, 0, 0, 0, 0]
+        }
+        Event::Send { id, from, to, tag } => {
+            [id.to_raw(), h(&from), h(&to), u64::from(tag.to_raw()), 0, 0, 0, 0]
+        }
+        Event::Enqueue { id, to, mailbox_len } => {
+            [id.to_raw(), h(&to), u64::from(mailbox_len), 0, 0, 0, 0, 0]
+        }
+        Event::Deliver { id, to, tag } => {
+            [id.to_raw(), h(&to), u64::from(tag.to_raw()), 0, 0, 0, 0, 0]
+        }
+        Event::Drop { id, to, reason } => [id.to_raw(), h(&to), reason as u64, 0, 0, 0, 0, 0],
+        Event::Exit { handle, kind, reason } => {
+            [h(&handle), kind as u64, reason.fingerprint(), 0, 0, 0, 0, 0]
+        }
+        Event::Retire { handle } => [h(&handle), 0, 0, 0, 0, 0, 0, 0],
+        Event::TimerSet { owner, timer, deadline_ns } => {
+            [h(&owner), timer.to_raw(), deadline_ns, 0, 0, 0, 0, 0]
+        }
+        Event::TimerFire { owner, timer } | Event::TimerCancel { owner, timer } => {
+            [h(&owner), timer.to_raw(), 0, 0, 0, 0, 0, 0]
+        }
+        Event::CallStart { caller, callee, correlation, request, deadline_ns } => {
+            [h(&caller), h(&callee), u64::from(correlation), request.to_raw(), deadline_ns, 0, 0, 0]
+        }
+        Event::CallEnd { caller, correlation, outcome } => {
+            [h(&caller), u64::from(correlation), outcome_code(outcome), 0, 0, 0, 0, 0]
+        }
+        Event::IoSubmit { isolate, sequence, op } => {
+            [h(&isolate), u64::from(sequence), op as u64, 0, 0, 0, 0, 0]
+        }
+        Event::IoComplete { isolate, sequence, op, ok } => {
+            [h(&isolate), u64::from(sequence), op as u64 | (u64::from(ok) << 8), 0, 0, 0, 0, 0]
+        }
+        Event::IoStale { isolate, sequence } => {
+            [h(&isolate), u64::from(sequence), 0, 0, 0, 0, 0, 0]
+        }
+        Event::Panic { handle, text } => {
+            [h(&handle), fnv1a_64(text.as_str().as_bytes()), 0, 0, 0, 0, 0, 0]
+        }
+        Event::Restart { group, old, new } => [u64::from(group), h(&old), h(&new), 0, 0, 0, 0, 0],
+        Event::Escalate { group } => [u64::from(group), 0, 0, 0, 0, 0, 0, 0],
+        Event::ShardFailed => [0; 8],
+        Event::Log { handle, level, tag, values, count } => [
+            h(&handle),
+            level as u64 | (u64::from(count) << 8),
+            tag.fingerprint(),
+            values[0],
+            values[1],
+            values[2],
+            values[3],
+            0,
+        ],
+        _ => [0; 8],
+    };
+    let len = field_count(event);
+    out[2..2 + len].copy_from_slice(&fields[..len]);
+    2 + len
+}
+
+/// How many field words an event encodes.
+fn field_count(event: &Event) -> usize {
+    match event {
+        Event::Spawn { .. }
+        | Event::SpawnFailed { .. }
+        | Event::TimerFire { .. }
+        | Event::TimerCancel { .. } => 2,
+        Event::Retire { .. } | Event::Escalate { .. } => 1,
+        Event::ShardFailed => 0,
+        Event::Send { .. } => 4,
+        Event::CallStart { .. } => 5,
+        Event::Log { .. } => 7,
+        Event::Panic { .. } | Event::IoStale { .. } => 2,
+        _ => 3,
+    }
+}
+
+/// The running trace hash (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceHash {
+    state: u64,
+    events: u64,
+}
+
+impl Default for TraceHash {
+    fn default() -> TraceHash {
+        TraceHash { state: HASH_SEED, events: 0 }
+    }
+}
+
+impl TraceHash {
+    /// Mixes one event's words.
+    pub fn add(&mut self, words: &[u64]) {
+        for &word in words {
+            self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(HASH_MULTIPLIER);
+        }
+        self.events += 1;
+    }
+
+    /// The printed value.
+    pub fn value(&self) -> u64 {
+        let mut z = self.state ^ self.events;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Payload names for log lines, from the specs' registrations.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    tags: Vec<(Tag, &'static str)>,
+}
+
+impl Names {
+    /// Names for every payload registered in `specs`.
+    pub fn new(specs: &[tina::SystemSpec]) -> Names {
+        let mut tags: Vec<(Tag, &'static str)> = specs
+            .iter()
+            .flat_map(|spec| spec.payloads())
+            .map(|(tag, name)| (tag, short_name(name)))
+            .collect();
+        tags.sort_by_key(|(tag, _)| *tag);
+        tags.dedup_by_key(|(tag, _)| *tag);
+        Names { tags }
+    }
+
+    fn tag(&self, tag: Tag) -> String {
+        match self.tags.binary_search_by_key(&tag, |(t, _)| *t) {
+            Ok(index) => self.tags[index].1.to_string(),
+            Err(_) => tag.to_string(),
+        }
+    }
+}
+
+/// The last two segments of a type path (`ping_pong::Ball`).
+fn short_name(path: &'static str) -> &'static str {
+    let mut cut = path.len();
+    for _ in 0..2 {
+        match path[..cut].rfind("::") {
+            Some(at) => cut = at,
+            None => return path,
+        }
+    }
+    &path[cut + 2..]
+}
+
+/// One replay-log line: `index time node/shard kind fields`.
+pub fn format_line(stamp: &Stamp, event: &Event, names: &Names) -> String {
+    let mut line = format!(
+        "{} {} n{}/s{} {}",
+        stamp.index,
+        stamp.time_ns,
+        stamp.node,
+        stamp.shard.0,
+        kind(event).1
+    );
+    let label = |label: &Label| {
+        if label.text().is_empty() { "-".to_string() } else { label.text().replace(' ', "_") }
+    };
+    // Writing to a String cannot fail.
+    let _ = match *event {
+        Event::Spawn { parent, child } => write!(line, " parent={parent} child={child}"),
+        Event::SpawnFailed { parent, type_index, reason } => {
+            write!(line, " parent={parent} type={type_index} reason={}", reason.name())
+        }
+        Event::Send { id, from, to, tag } => {
+            write!(line, " id={id} from={from} to={to} tag={}", names.tag(tag))
+        }
+        Event::Enqueue { id, to, mailbox_len } => {
+            write!(line, " id={id} to={to} len={mailbox_len}")
+        }
+        Event::Deliver { id, to, tag } => write!(line, " id={id} to={to} tag={}", names.tag(tag)),
+        Event::Drop { id, to, reason } => write!(line, " id={id} to={to} reason={}", reason.name()),
+        Event::Exit { handle, kind, reason } => {
+            write!(line, " handle={handle} kind={} reason={}", kind.name(), label(&reason))
+        }
+        Event::Retire { handle } => write!(line, " handle={handle}"),
+        Event::TimerSet { owner, timer, deadline_ns } => {
+            write!(line, " owner={owner} timer={timer} deadline={deadline_ns}")
+        }
+        Event::TimerFire { owner, timer } | Event::TimerCancel { owner, timer } => {
+            write!(line, " owner={owner} timer={timer}")
+        }
+        Event::CallStart { caller, callee, correlation, request, deadline_ns } => write!(
+            line,
+            " caller={caller} callee={callee} correlation={correlation} request={request} deadline={deadline_ns}"
+        ),
+        Event::CallEnd { caller, correlation, outcome } => {
+            let outcome = match outcome {
+                CallOutcome::Replied => "replied",
+                CallOutcome::Failed(failure) => failure.name(),
+            };
+            write!(line, " caller={caller} correlation={correlation} outcome={outcome}")
+        }
+        Event::IoSubmit { isolate, sequence, op } => {
+            write!(line, " isolate={isolate} sequence={sequence} op={op:?}")
+        }
+        Event::IoComplete { isolate, sequence, op, ok } => {
+            write!(line, " isolate={isolate} sequence={sequence} op={op:?} ok={ok}")
+        }
+        Event::IoStale { isolate, sequence } => {
+            write!(line, " isolate={isolate} sequence={sequence}")
+        }
+        Event::Panic { handle, text } => write!(line, " handle={handle} text={:?}", text.as_str()),
+        Event::Restart { group, old, new } => write!(line, " group={group} old={old} new={new}"),
+        Event::Escalate { group } => write!(line, " group={group}"),
+        Event::ShardFailed => Ok(()),
+        Event::Log { handle, level, tag, values, count } => {
+            let values = &values[..usize::from(count)];
+            write!(
+                line,
+                " handle={handle} level={} tag={} values={values:?}",
+                level.name(),
+                label(&tag)
+            )
+        }
+        _ => Ok(()),
+    };
+    line
+}
+
+/// Where replay-log lines go.
+#[derive(Debug)]
+pub enum LogOut {
+    /// Kept in memory (tests, snapshots).
+    Memory(String),
+    /// Written to a file; the first write error is kept and reported at the end.
+    File(std::io::BufWriter<std::fs::File>, Option<std::io::Error>),
+}
+
+impl LogOut {
+    /// Appends one line.
+    pub fn line(&mut self, line: &str) {
+        match self {
+            LogOut::Memory(text) => {
+                text.push_str(line);
+                text.push('\n');
+            }
+            LogOut::File(file, error) => {
+                if error.is_none()
+                    && let Err(e) = std::io::Write::write_all(file, line.as_bytes())
+                        .and_then(|()| std::io::Write::write_all(file, b"\n"))
+                {
+                    *error = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Flushes a file; returns the first error seen.
+    pub fn finish(self) -> Result<Option<String>, std::io::Error> {
+        match self {
+            LogOut::Memory(text) => Ok(Some(text)),
+            LogOut::File(mut file, error) => match error {
+                Some(error) => Err(error),
+                None => std::io::Write::flush(&mut file).map(|()| None),
+            },
+        }
+    }
+}
+
+/// A recorded event, for comparing two runs of one seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    /// When and where.
+    pub stamp: Stamp,
+    /// What.
+    pub event: Event,
+}
+
+/// Where two runs of one seed first differed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// The index of the first differing event.
+    pub index: u64,
+    /// The first run's event there (`None` if the first run ended before).
+    pub first: Option<String>,
+    /// The second run's event there (`None` if the second run ended before).
+    pub second: Option<String>,
+}
+
+/// What the sink does with each event beyond hashing.
+#[derive(Debug, Default)]
+pub enum Tape {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Keep every event (the first run of a determinism check).
+    Record(Vec<Recorded>),
+    /// Compare every event with a recording (the second run).
+    Compare(Vec<Recorded>),
+}
+
+/// Where every event of a run goes: counted, hashed, optionally logged, recorded or
+/// compared, and shown to the observers until one of them ends the run.
+pub struct Sink {
+    events: u64,
+    hash: TraceHash,
+    names: Names,
+    log: Option<LogOut>,
+    tape: Tape,
+    observers: Vec<Box<dyn Observer>>,
+    verdict: Verdict,
+    divergence: Option<Divergence>,
+}
+
+impl core::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sink")
+            .field("events", &self.events)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// A sink feeding `observers`, writing replay-log lines to `log` if given.
+    pub fn new(
+        observers: Vec<Box<dyn Observer>>,
+        names: Names,
+        log: Option<LogOut>,
+        tape: Tape,
+    ) -> Sink {
+        Sink {
+            events: 0,
+            hash: TraceHash::default(),
+            names,
+            log,
+            tape,
+            observers,
+            verdict: Verdict::Continue,
+            divergence: None,
+        }
+    }
+
+    /// Takes one event.
+    pub fn record(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
+        let stamp = Stamp { index: self.events, time_ns, node, shard };
+        self.events += 1;
+        let mut words = [0u64; WORDS_MAX];
+        let len = encode(&stamp, event, &mut words);
+        self.hash.add(&words[..len]);
+        if let Some(log) = &mut self.log {
+            log.line(&format_line(&stamp, event, &self.names));
+        }
+        match &mut self.tape {
+            Tape::Off => {}
+            Tape::Record(tape) => tape.push(Recorded { stamp, event: *event }),
+            Tape::Compare(_) => self.compare(stamp, event),
+        }
+        if self.verdict == Verdict::Continue {
+            for observer in &mut self.observers {
+                let verdict = observer.observe(&stamp, event);
+                if verdict != Verdict::Continue {
+                    self.verdict = verdict;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn compare(&mut self, stamp: Stamp, event: &Event) {
+        let Tape::Compare(tape) = &self.tape else { return };
+        if self.divergence.is_some() {
+            return;
+        }
+        let here = Recorded { stamp, event: *event };
+        let expected = tape.get(stamp.index as usize).copied();
+        if expected != Some(here) {
+            self.divergence = Some(Divergence {
+                index: stamp.index,
+                first: expected.map(|r| format_line(&r.stamp, &r.event, &self.names)),
+                second: Some(format_line(&stamp, event, &self.names)),
+            });
+        }
+    }
+
+    /// After the second run ended: a divergence if it saw fewer events than the first.
+    pub fn finish_compare(&mut self) {
+        if self.divergence.is_some() {
+            return;
+        }
+        if let Tape::Compare(tape) = &self.tape
+            && (tape.len() as u64) > self.events
+        {
+            let first = tape[self.events as usize];
+            self.divergence = Some(Divergence {
+                index: self.events,
+                first: Some(format_line(&first.stamp, &first.event, &self.names)),
+                second: None,
+            });
+        }
+    }
+
+    /// Asks every observer for end-of-run properties, unless the run already failed.
+    pub fn finish_observers(&mut self) {
+        if matches!(self.verdict, Verdict::Violated(_)) {
+            return;
+        }
+        for observer in &mut self.observers {
+            if let Verdict::Violated(violation) = observer.finish() {
+                self.verdict = Verdict::Violated(violation);
+                return;
+            }
+        }
+    }
+
+    /// Events so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// The trace hash so far.
+    pub fn hash(&self) -> u64 {
+        self.hash.value()
+    }
+
+    /// What the observers said first (`Continue` if nothing yet).
+    pub fn verdict(&self) -> &Verdict {
+        &self.verdict
+    }
+
+    /// Whether the run must stop: goal reached, property violated, or the runs diverged.
+    pub fn stop(&self) -> bool {
+        self.verdict != Verdict::Continue || self.divergence.is_some()
+    }
+
+    /// The first divergence from the recording, if any.
+    pub fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_ref()
+    }
+
+    /// Takes the recording (after a recording run).
+    pub fn take_tape(&mut self) -> Tape {
+        core::mem::take(&mut self.tape)
+    }
+
+    /// Takes the replay log back (to write its footer).
+    pub fn take_log(&mut self) -> Option<LogOut> {
+        self.log.take()
+    }
+
+    /// A violation reported by the observers, if any.
+    pub fn violation(&self) -> Option<&Violation> {
+        match &self.verdict {
+            Verdict::Violated(violation) => Some(violation),
+            _ => None,
+        }
+    }
+}

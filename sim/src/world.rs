@@ -1,0 +1,365 @@
+//! The simulated world: nodes of shards, one event queue, virtual time.
+//!
+//! One priority queue ordered by (time, sequence) holds message deliveries and shard
+//! wake-ups (a shard has at most one live wake-up: the earliest time it asked for; later
+//! ones are dropped, earlier ones replace them). When no shard can run at the current
+//! instant, time jumps to the queue's head; there is no tick loop. When several shards can
+//! run at the same instant, the scheduling stream picks which goes first.
+//!
+//! A tick starting at `t` that made `n` dispatches ends at `t + n * dispatch_cost`; the
+//! messages it sent depart then, each with a delay drawn from the sender's network stream,
+//! FIFO per ordered shard pair; the shard does not run again before then.
+//!
+//! The world owns every piece of mutable state of a run. It does not know scenarios, only
+//! specs and the sink.
+
+use core::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use tina::{BootError, Counters, Message, Scheduler, ShardFailure, ShardId, SystemSpec, Timestamp};
+
+use crate::backend::SimBackend;
+use crate::prng::{PrngTree, Scope, Seed, Stream};
+use crate::trace::Sink;
+
+/// How the world models time and the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorldConfig {
+    /// Virtual time each handler call costs, in nanoseconds.
+    pub dispatch_cost_ns: u64,
+    /// Smallest cross-shard delay, in nanoseconds.
+    pub net_delay_min_ns: u64,
+    /// Largest cross-shard delay, in nanoseconds (inclusive).
+    pub net_delay_max_ns: u64,
+    /// Messages in flight per ordered shard pair (the ring's capacity).
+    pub transport_capacity: u32,
+}
+
+impl Default for WorldConfig {
+    fn default() -> WorldConfig {
+        WorldConfig {
+            dispatch_cost_ns: 1_000,
+            net_delay_min_ns: 1_000_000,
+            net_delay_max_ns: 10_000_000,
+            transport_capacity: 1024,
+        }
+    }
+}
+
+/// When a run stops short of its observers' verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Virtual time not to run past, in nanoseconds.
+    pub time_max_ns: u64,
+    /// Trace events not to exceed.
+    pub events_max: u64,
+}
+
+/// Why `World::run` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The sink says stop: an observer's verdict, or a divergence from the recording.
+    Stopped,
+    /// Nothing can ever run again.
+    Quiescent,
+    /// The next event is past `time_max`.
+    TimeMax,
+    /// `events_max` events were traced.
+    EventsMax,
+}
+
+/// High bit of `Item::what`: a wake-up (low bits: shard); otherwise a delivery (low bits:
+/// in-flight slot).
+const WAKE: u64 = 1 << 63;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Item {
+    time: u64,
+    sequence: u64,
+    what: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    source: u32,
+    destination: u32,
+    message: Message,
+}
+
+/// One shard of one node.
+struct Cell {
+    node: u16,
+    shard: ShardId,
+    /// Global index of the node's shard 0.
+    node_base: u32,
+    scheduler: Scheduler<SimBackend>,
+    backend: SimBackend,
+    busy_until: u64,
+    /// The live wake-up's time, or `u64::MAX`.
+    wake_at: u64,
+    runnable: bool,
+    /// Arrival time of the last message sent to each shard of the node (FIFO per pair).
+    last_arrival: Box<[u64]>,
+    network: Stream,
+}
+
+/// A running simulation.
+pub struct World {
+    cells: Vec<Cell>,
+    queue: BinaryHeap<Reverse<Item>>,
+    sequence: u64,
+    now: u64,
+    flights: Vec<InFlight>,
+    flights_free: Vec<u32>,
+    runnable: Vec<u32>,
+    scheduling: Stream,
+    config: WorldConfig,
+    sink: Option<Box<Sink>>,
+}
+
+impl core::fmt::Debug for World {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("shards", &self.cells.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// Boots every shard of every node (node ids are positions in `nodes`) at time zero,
+    /// feeding boot's events to `sink`, and makes every shard runnable.
+    pub fn boot(
+        nodes: &[SystemSpec],
+        config: WorldConfig,
+        seed: u64,
+        sink: Sink,
+    ) -> Result<World, BootError> {
+        let tree = PrngTree::new(Seed::new(seed));
+        let mut sink = Some(Box::new(sink));
+        let mut cells = Vec::new();
+        for (node, spec) in nodes.iter().enumerate() {
+            spec.validate()?;
+            // At most 65,536 nodes: node ids are 16 bits in the trace.
+            let node = node as u16;
+            let shard_count = spec.shard_count();
+            let node_base = cells.len() as u32;
+            for index in 0..shard_count {
+                // Validated: at most 255 shards.
+                let shard = ShardId(index as u8);
+                let scope = Scope::Shard { node, shard: u16::from(shard.0) };
+                let random = tree.stream(scope, "isolate.random");
+                let mut backend =
+                    SimBackend::new(node, shard, shard_count, config.transport_capacity, random);
+                backend.sink = sink.take();
+                let scheduler = Scheduler::boot(spec, shard, &mut backend);
+                sink = backend.sink.take();
+                cells.push(Cell {
+                    node,
+                    shard,
+                    node_base,
+                    scheduler: scheduler?,
+                    backend,
+                    busy_until: 0,
+                    wake_at: u64::MAX,
+                    runnable: false,
+                    last_arrival: vec![0; shard_count].into_boxed_slice(),
+                    network: tree.stream(scope, "net.delay"),
+                });
+            }
+        }
+        let flights_max: usize = cells.iter().map(|c| c.backend.credits.len()).sum::<usize>()
+            * config.transport_capacity as usize;
+        let mut world = World {
+            queue: BinaryHeap::with_capacity(flights_max + 4 * cells.len()),
+            sequence: 0,
+            now: 0,
+            flights: Vec::with_capacity(flights_max),
+            flights_free: Vec::with_capacity(flights_max),
+            runnable: Vec::with_capacity(cells.len()),
+            scheduling: tree.stream(Scope::World, "scheduler.pick"),
+            config,
+            sink,
+            cells,
+        };
+        for index in 0..world.cells.len() {
+            world.route_outbound(index, 0);
+            world.schedule(index, 0);
+        }
+        Ok(world)
+    }
+
+    /// Runs until the sink says stop, nothing can run, or a limit is reached.
+    pub fn run(&mut self, limits: Limits) -> Ending {
+        // The one loop of the simulator without a count bound of its own: every iteration
+        // either runs a tick (which adds events, bounded by `events_max`) or moves time
+        // forward (bounded by `time_max`) or applies a queued item (each was pushed by a
+        // tick).
+        loop {
+            if self.sink().stop() {
+                return Ending::Stopped;
+            }
+            if self.sink().events() >= limits.events_max {
+                return Ending::EventsMax;
+            }
+            self.apply_due();
+            if self.runnable.is_empty() {
+                match self.queue.peek() {
+                    None => return Ending::Quiescent,
+                    Some(Reverse(head)) if head.time > limits.time_max_ns => {
+                        return Ending::TimeMax;
+                    }
+                    Some(Reverse(head)) => self.now = head.time,
+                }
+                continue;
+            }
+            let pick = if self.runnable.len() == 1 {
+                0
+            } else {
+                self.scheduling.choose_index(self.runnable.len())
+            };
+            let index = self.runnable.swap_remove(pick) as usize;
+            self.cells[index].runnable = false;
+            self.tick(index);
+        }
+    }
+
+    /// Applies every queued item due at or before now.
+    fn apply_due(&mut self) {
+        // Bounded by the queue's length.
+        while let Some(&Reverse(item)) = self.queue.peek() {
+            if item.time > self.now {
+                return;
+            }
+            self.queue.pop();
+            if item.what & WAKE != 0 {
+                let index = (item.what & !WAKE) as usize;
+                let cell = &mut self.cells[index];
+                if cell.wake_at == item.time {
+                    cell.wake_at = u64::MAX;
+                    if !cell.runnable {
+                        cell.runnable = true;
+                        // Shard indices fit in u32.
+                        self.runnable.push(index as u32);
+                    }
+                }
+            } else {
+                self.deliver(item.what as u32);
+            }
+        }
+    }
+
+    fn deliver(&mut self, slot: u32) {
+        let flight = self.flights[slot as usize];
+        self.flights_free.push(slot);
+        let destination = flight.destination as usize;
+        let cell = &mut self.cells[destination];
+        let source_local = (flight.source - cell.node_base) as u8;
+        cell.backend.inbound.push_back((source_local, flight.message));
+        let at = self.now.max(cell.busy_until);
+        self.schedule(destination, at);
+    }
+
+    /// Runs one tick of shard `index` at the current time.
+    fn tick(&mut self, index: usize) {
+        let now = self.now;
+        let cell = &mut self.cells[index];
+        cell.backend.now = Timestamp::from_nanos(now);
+        cell.backend.sink = self.sink.take();
+        let report = cell.scheduler.tick(&mut cell.backend);
+        self.sink = cell.backend.sink.take();
+        let end = now + u64::from(report.dispatched) * self.config.dispatch_cost_ns;
+        cell.busy_until = end;
+        let more = report.has_work || !cell.backend.inbound.is_empty();
+        self.return_credits(index);
+        self.route_outbound(index, end);
+        if more {
+            self.schedule(index, end);
+        } else if let Some(deadline) = report.next_deadline {
+            self.schedule(index, deadline.as_nanos().max(end));
+        }
+    }
+
+    /// Gives the senders back the ring slots of the messages shard `index` took.
+    fn return_credits(&mut self, index: usize) {
+        let base = self.cells[index].node_base as usize;
+        let local = self.cells[index].shard.index();
+        for source in 0..self.cells[index].backend.consumed.len() {
+            let taken = core::mem::take(&mut self.cells[index].backend.consumed[source]);
+            if taken > 0 {
+                self.cells[base + source].backend.credits[local] += taken;
+            }
+        }
+    }
+
+    /// Sends what shard `index` sent during its tick, departing at `departure`.
+    fn route_outbound(&mut self, index: usize, departure: u64) {
+        let (min, max) = (self.config.net_delay_min_ns, self.config.net_delay_max_ns);
+        // Bounded by the transport credits.
+        for position in 0..self.cells[index].backend.outbound.len() {
+            let cell = &mut self.cells[index];
+            let (destination_local, message) = cell.backend.outbound[position];
+            let delay = if max == 0 { 0 } else { cell.network.range_inclusive(min, max) };
+            let pair = &mut cell.last_arrival[usize::from(destination_local)];
+            let arrival = (departure + delay).max(*pair);
+            *pair = arrival;
+            let destination = cell.node_base + u32::from(destination_local);
+            // Cell indices fit in u32.
+            let flight = InFlight { source: index as u32, destination, message };
+            let slot = match self.flights_free.pop() {
+                Some(slot) => {
+                    self.flights[slot as usize] = flight;
+                    slot
+                }
+                None => {
+                    self.flights.push(flight);
+                    (self.flights.len() - 1) as u32
+                }
+            };
+            self.push(arrival, u64::from(slot));
+        }
+        self.cells[index].backend.outbound.clear();
+    }
+
+    /// Asks for shard `index` to run at `at` (kept only if earlier than its live wake-up).
+    fn schedule(&mut self, index: usize, at: u64) {
+        if at < self.cells[index].wake_at {
+            self.cells[index].wake_at = at;
+            self.push(at, WAKE | index as u64);
+        }
+    }
+
+    fn push(&mut self, time: u64, what: u64) {
+        self.sequence += 1;
+        self.queue.push(Reverse(Item { time, sequence: self.sequence, what }));
+    }
+
+    fn sink(&self) -> &Sink {
+        self.sink.as_deref().expect("the sink is home between ticks")
+    }
+
+    /// The sink, between ticks.
+    pub fn sink_mut(&mut self) -> &mut Sink {
+        self.sink.as_deref_mut().expect("the sink is home between ticks")
+    }
+
+    /// Takes the sink out when the run is over.
+    pub fn into_sink(mut self) -> Sink {
+        *self.sink.take().expect("the sink is home between ticks")
+    }
+
+    /// Virtual time now, in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// Counters of every shard: (node, shard, counters).
+    pub fn counters(&self) -> Vec<(u16, ShardId, Counters)> {
+        self.cells.iter().map(|cell| (cell.node, cell.shard, *cell.scheduler.counters())).collect()
+    }
+
+    /// Shard failures reported so far.
+    pub fn failures(&self) -> Vec<ShardFailure> {
+        self.cells.iter().flat_map(|cell| cell.backend.failures.iter().copied()).collect()
+    }
+}

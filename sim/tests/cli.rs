@@ -1,0 +1,225 @@
+//! The `sim` command line as a user meets it: output lines, exit codes, JSON, bad input,
+//! and a deliberately nondeterministic isolate caught by `--check-determinism`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tina::{Ctx, Effect, Event, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig};
+use tina_checkers::{Observer, Stamp, Verdict};
+use tina_scenarios::{ParamSpec, Params, Scenario, Setup, catalog};
+use tina_sim::cli::main_with;
+
+/// Runs the command line and returns (exit code, stdout, stderr).
+fn sim(args: &[&str], scenarios: &[&'static dyn Scenario]) -> (u8, String, String) {
+    let args: Vec<String> =
+        std::iter::once("sim").chain(args.iter().copied()).map(String::from).collect();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = main_with(&args, scenarios, &mut out, &mut err);
+    (code, String::from_utf8(out).expect("utf-8"), String::from_utf8(err).expect("utf-8"))
+}
+
+fn run(args: &[&str]) -> (u8, String, String) {
+    sim(args, catalog())
+}
+
+/// The value of `key=` in the `result:` line.
+fn field<'a>(output: &'a str, key: &str) -> &'a str {
+    let line = output.lines().find(|l| l.starts_with("result:")).expect("a result line");
+    let start = line.find(&format!("{key}=")).expect("the field") + key.len() + 1;
+    line[start..].split(' ').next().expect("a value")
+}
+
+/// `sim --seed 42` passes with the documented first and last lines; the same seed gives the
+/// same trace, another seed another trace.
+#[test]
+fn seed_42_passes_and_reproduces() {
+    let (code, out, _) = run(&["--seed", "42"]);
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().next().expect("a first line");
+    assert!(first.starts_with("seed=42 scenario="), "{first}");
+    let last = out.lines().last().expect("a last line");
+    assert!(last.starts_with("result: pass events="), "{last}");
+    for key in ["events", "sim_time", "wall", "trace"] {
+        assert!(!field(&out, key).is_empty());
+    }
+    let (_, again, _) = run(&["--seed", "0x2a"]);
+    assert_eq!(field(&out, "trace"), field(&again, "trace"), "hex and decimal seeds are one seed");
+    assert!(again.starts_with("seed=42 "), "seeds print in decimal");
+    let scenario = first.split(' ').nth(1).expect("scenario=");
+    let name = scenario.trim_start_matches("scenario=");
+    let (_, other, _) = run(&["--seed", "43", "--scenario", name]);
+    assert_ne!(field(&out, "trace"), field(&other, "trace"));
+}
+
+/// Bad input exits 2 with a message that says what is valid.
+#[test]
+fn bad_input_exits_2() {
+    let cases: [(&[&str], &str); 8] = [
+        (&["--seed", "forty-two"], "write a u64 in decimal (42) or hexadecimal (0x2a)"),
+        (&["--seed", "0x"], "invalid seed"),
+        (&["--seed", "1", "--scenario", "nope"], "valid scenarios: ping-pong, dispatcher"),
+        (
+            &["--seed", "1", "--scenario", "ping-pong", "--set", "speed=9"],
+            "valid parameters: round_trips",
+        ),
+        (&["--seed", "1", "--set", "round_trips"], "write KEY=VALUE"),
+        (
+            &["--seed", "1", "--scenario", "ping-pong", "--set", "round_trips=0"],
+            "out of range; use 1 to",
+        ),
+        (&["--seed", "1", "--time-max", "10"], "one of ns, us, ms, s, m, h"),
+        (&["--frobnicate"], "unexpected argument '--frobnicate'"),
+    ];
+    for (args, message) in cases {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
+/// `--help` documents the exit codes and exits 0.
+#[test]
+fn help_lists_exit_codes() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for line in [
+        "10  correctness",
+        "11  liveness",
+        "12  crash",
+        "13  nondeterminism",
+        "--check-determinism",
+    ] {
+        assert!(out.contains(line), "{line}");
+    }
+}
+
+/// With `--json`, stdout is exactly one JSON object with the documented keys; `sim list
+/// --json` is one object with a `scenarios` array.
+#[test]
+fn json_output_parses() {
+    let (code, out, err) =
+        run(&["--seed", "9", "--scenario", "ping-pong", "--set", "round_trips=5", "--json"]);
+    assert_eq!(code, 0);
+    assert!(err.starts_with("seed=9 "), "human lines go to stderr");
+    let value: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON value");
+    for key in [
+        "seed",
+        "scenario",
+        "parameters",
+        "result",
+        "class",
+        "events",
+        "sim_time_ns",
+        "wall_ns",
+        "trace",
+        "counters",
+    ] {
+        assert!(value.get(key).is_some(), "{key}");
+    }
+    assert_eq!(value["result"], "pass");
+    assert_eq!(value["parameters"]["round_trips"], "5");
+    assert_eq!(value["counters"]["delivered"], 10);
+
+    let (code, out, _) = run(&["list", "--json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("one JSON value");
+    let names: Vec<&str> =
+        list["scenarios"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ping-pong", "dispatcher"]);
+    assert_eq!(list["scenarios"][0]["parameters"][0]["default"], 1000);
+}
+
+/// Limits end a run as a liveness failure (exit 11) with a reproduce line.
+#[test]
+fn limits_are_liveness_failures() {
+    let (code, out, _) = run(&["--seed", "5", "--scenario", "ping-pong", "--events-max", "50"]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains(
+        "reproduce: cargo run --release --bin sim -- --seed 5 --scenario ping-pong --events-max 50"
+    ));
+    assert!(out.lines().last().unwrap().starts_with("result: fail (liveness) "), "{out}");
+    // The limit is checked between ticks: the tick that crosses it finishes.
+    let events: u64 = field(&out, "events").parse().expect("a count");
+    assert!((50..60).contains(&events), "{out}");
+    let (code, out, _) = run(&["--seed", "5", "--scenario", "dispatcher", "--time-max", "100ms"]);
+    assert_eq!(code, 11, "{out}");
+    assert!(out.contains("time-max (100ms) reached before the goal"), "{out}");
+}
+
+/// Kept across runs in one process: exactly the kind of state the determinism check exists
+/// to catch.
+static RUNS: AtomicU64 = AtomicU64::new(0);
+
+const SEEN: Label = Label::new("leaky.seen");
+
+/// Logs how many times any `Leaky` was built in this process.
+#[derive(Debug)]
+struct Leaky;
+
+impl Isolate for Leaky {
+    type Args = ();
+    fn init(_args: (), ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        let runs = RUNS.fetch_add(1, Ordering::Relaxed);
+        ctx.log(Level::Info, SEEN, [runs]);
+        (Leaky, Effect::Done)
+    }
+    fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        Effect::Receive
+    }
+}
+
+struct LeakyGoal;
+
+impl Observer for LeakyGoal {
+    fn name(&self) -> &'static str {
+        "leaky.goal"
+    }
+    fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+        if matches!(event, Event::Exit { .. }) { Verdict::Done } else { Verdict::Continue }
+    }
+}
+
+struct LeakyScenario;
+
+impl Scenario for LeakyScenario {
+    fn name(&self) -> &'static str {
+        "leaky"
+    }
+    fn description(&self) -> &'static str {
+        "an isolate that keeps a counter in a static"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+    fn build(&self, _params: &Params) -> Setup {
+        let mut spec = SystemSpec::new(1);
+        let leaky = spec.register::<Leaky>(TypeConfig::new("leaky").slots(1));
+        spec.boot_child(ShardId(0), leaky, ());
+        Setup { nodes: vec![spec], observers: vec![Box::new(LeakyGoal)] }
+    }
+}
+
+/// A nondeterministic isolate passes a single run but fails `--check-determinism` with exit
+/// 13, printing the index and both versions of the first diverging event.
+#[test]
+fn nondeterminism_is_reported_with_exit_13() {
+    let scenarios: &[&'static dyn Scenario] = &[&LeakyScenario];
+    let (code, _, _) = sim(&["--seed", "1", "--scenario", "leaky"], scenarios);
+    assert_eq!(code, 0, "one run cannot see the leak");
+    let (code, out, _) =
+        sim(&["--seed", "1", "--scenario", "leaky", "--check-determinism"], scenarios);
+    assert_eq!(code, 13, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("first divergence at event 1:"))
+        .expect("the divergence");
+    assert!(
+        lines[at + 1].starts_with("  run 1: 1 0 n0/s0 log ")
+            && lines[at + 1].contains("tag=leaky.seen"),
+        "{out}"
+    );
+    assert!(lines[at + 2].starts_with("  run 2: 1 0 n0/s0 log "), "{out}");
+    assert_ne!(lines[at + 1][9..], lines[at + 2][9..], "the two versions differ");
+    assert!(out.contains("--check-determinism"), "the reproduce line keeps the flag");
+    assert!(lines.last().unwrap().starts_with("result: fail (nondeterminism)"), "{out}");
+}
