@@ -220,7 +220,8 @@ fn timed<T>(work: impl FnOnce() -> T) -> (T, Duration) {
 
 #[expect(
     clippy::disallowed_methods,
-    reason = "main is the one place a seed is drawn from OS entropy"
+    clippy::disallowed_types,
+    reason = "the command line is the one place a seed is drawn from OS entropy"
 )]
 fn entropy_seed() -> u64 {
     use std::hash::BuildHasher;
