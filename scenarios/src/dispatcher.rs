@@ -1,6 +1,6 @@
 //! `dispatcher`: Tina's task dispatcher. A dispatcher on shard 0 hands `jobs` jobs, one at
-//! a time, as calls to workers spread over the shards; a worker crashes on every job whose
-//! number is a multiple of `crash_every`, its supervisor restarts it, and the new
+//! a time, as calls to workers spread over the shards; a worker crashes on every
+//! `crash_every`-th job, its supervisor restarts it, and the new
 //! incarnation checks in again. A job whose call fails (it timed out, or its worker was
 //! gone) counts as lost. The goal: every job completed or lost, and the counts agree with
 //! the job-by-job trace.
@@ -60,7 +60,7 @@ tina::spawn_args! {
     pub struct DispatcherArgs { pub jobs: u64, pub workers: u64, pub job_timeout_ns: u64 }
 }
 
-/// Does jobs; crashes on every job whose number is a multiple of `crash_every`.
+/// Does jobs; crashes on every `crash_every`-th job (jobs 7, 14, ... for 7).
 #[derive(Debug)]
 pub struct Worker {
     crash_every: u64,
@@ -80,7 +80,8 @@ impl Isolate for Worker {
         let (Ok(job), Some(token)) = (message.decode::<Job>(), message.reply_token()) else {
             return Effect::Receive;
         };
-        if job.seq % self.crash_every == 0 {
+        // Jobs count from 0; the nth job is number n - 1.
+        if (job.seq + 1) % self.crash_every == 0 {
             return Effect::Crash(WORKER_CRASH);
         }
         Effect::reply(token, &JobDone { seq: job.seq })
@@ -253,7 +254,7 @@ const PARAMS: &[ParamSpec] = &[
         default: 7,
         min: 1,
         max: u64::MAX,
-        description: "a worker crashes on every job whose number is a multiple of this",
+        description: "a worker crashes on every nth job",
     },
     ParamSpec {
         name: "job_timeout",
