@@ -151,9 +151,13 @@ const UNITS: [(&str, u64); 6] = [
     ("h", 3_600_000_000_000),
 ];
 
-/// Parses `<integer><ns|us|ms|s|m|h>` into nanoseconds.
+/// Parses `<integer><ns|us|ms|s|m|h>` (or a bare `0`) into nanoseconds.
 pub fn parse_duration(text: &str) -> Result<u64, ConfigError> {
     let error = || ConfigError::Duration(text.to_string());
+    if text == "0" {
+        // Zero needs no unit.
+        return Ok(0);
+    }
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     if number.is_empty() {
@@ -290,6 +294,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(250_000_000));
         assert_eq!(parse_duration("1h"), Ok(3_600_000_000_000));
         assert_eq!(parse_duration("0ns"), Ok(0));
+        assert_eq!(parse_duration("0"), Ok(0));
         for bad in ["", "ms", "10", "1.5s", "10 ms", "5d", "99999999999h"] {
             assert_eq!(parse_duration(bad), Err(ConfigError::Duration(bad.to_string())), "{bad:?}");
         }
