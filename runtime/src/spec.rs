@@ -7,6 +7,7 @@
 //! data (`Send + Sync`), so each shard can boot from it on its own thread.
 
 use core::any::TypeId;
+use std::collections::BTreeMap;
 use core::fmt;
 use core::marker::PhantomData;
 use core::time::Duration;
@@ -290,6 +291,8 @@ pub struct SystemSpec {
     pub(crate) trees: Vec<Vec<GroupSpec>>,
     /// Every static child of every shard, in the order added.
     pub(crate) children: Vec<StaticChild>,
+    /// Static children per (shard, type) so far: the next one's slot.
+    static_counts: BTreeMap<(usize, u16), usize>,
 }
 
 impl SystemSpec {
@@ -320,6 +323,7 @@ impl SystemSpec {
             payloads: Vec::new(),
             trees: Vec::new(),
             children: Vec::new(),
+            static_counts: BTreeMap::new(),
         }
     }
 
@@ -431,11 +435,9 @@ impl SystemSpec {
         args: I::Args,
         restart: Restart,
     ) -> Handle {
-        let slot = self
-            .children
-            .iter()
-            .filter(|child| child.shard == group.shard && child.type_index == ty.index)
-            .count();
+        let count = self.static_counts.entry((group.shard, ty.index)).or_insert(0);
+        let slot = *count;
+        *count += 1;
         let child = StaticChild {
             shard: group.shard,
             group: group.index,
@@ -556,21 +558,15 @@ impl SystemSpec {
                 validate_group(shard, index, group, errors);
             }
         }
-        for (index, entry) in self.types.iter().enumerate() {
-            for shard in 0..self.shard_count.min(SHARD_COUNT_MAX) {
-                let count = self
-                    .children
-                    .iter()
-                    .filter(|c| c.shard == shard && c.type_index as usize == index)
-                    .count();
-                if count > entry.config.slot_count as usize {
-                    errors.push(SpecError::StaticChildrenAboveSlots {
-                        type_name: entry.config.name,
-                        shard,
-                        count,
-                        slot_count: entry.config.slot_count,
-                    });
-                }
+        for (&(shard, type_index), &count) in &self.static_counts {
+            let Some(entry) = self.types.get(usize::from(type_index)) else { continue };
+            if shard < self.shard_count && count > entry.config.slot_count as usize {
+                errors.push(SpecError::StaticChildrenAboveSlots {
+                    type_name: entry.config.name,
+                    shard,
+                    count,
+                    slot_count: entry.config.slot_count,
+                });
             }
         }
     }

@@ -57,7 +57,7 @@ tina::spawn_args! {
 tina::spawn_args! {
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct DispatcherArgs { pub jobs: u64, pub workers: u64, pub job_timeout_ns: u64 }
+    pub struct DispatcherArgs { pub jobs: u64, pub workers: u64, pub job_timeout_ns: u64, pub job_interval_ns: u64 }
 }
 
 /// Does jobs; crashes on every `crash_every`-th job (jobs 7, 14, ... for 7).
@@ -99,12 +99,18 @@ pub struct Dispatcher {
     next_job: u64,
     completed: u64,
     lost: u64,
+    /// Whether the next job may go: always without pacing, else once per interval.
+    due: bool,
 }
 
 impl Isolate for Dispatcher {
     type Args = DispatcherArgs;
 
-    fn init(args: DispatcherArgs, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+    fn init(args: DispatcherArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        if args.job_interval_ns > 0 {
+            // One pacing timer is pending at a time; the pool has room for it.
+            let _ = ctx.timer_set(Duration::from_nanos(args.job_interval_ns), 0);
+        }
         let dispatcher = Dispatcher {
             args,
             workers: [Handle::NONE; WORKERS_MAX],
@@ -113,6 +119,7 @@ impl Isolate for Dispatcher {
             next_job: 0,
             completed: 0,
             lost: 0,
+            due: args.job_interval_ns == 0,
         };
         (dispatcher, Effect::Receive)
     }
@@ -126,6 +133,11 @@ impl Isolate for Dispatcher {
             self.in_flight = None;
             self.completed += 1;
             ctx.log(Level::Info, COMPLETED, [done.seq]);
+        } else if message.timer().is_some() {
+            self.due = true;
+            if self.next_job < self.args.jobs {
+                let _ = ctx.timer_set(Duration::from_nanos(self.args.job_interval_ns), 0);
+            }
         } else if let Some(failure) = message.call_failure()
             && let Some((seq, worker)) = self.in_flight.take()
         {
@@ -148,6 +160,9 @@ impl Dispatcher {
             ctx.log(Level::Info, FINISHED, [self.completed, self.lost]);
             return Effect::Done;
         }
+        if !self.due {
+            return Effect::Receive;
+        }
         let count = self.args.workers as usize;
         // Bounded by the number of workers.
         for step in 0..count {
@@ -160,6 +175,7 @@ impl Dispatcher {
             let seq = self.next_job;
             self.next_job += 1;
             self.in_flight = Some((seq, worker));
+            self.due = self.args.job_interval_ns == 0;
             return Effect::call(
                 handle,
                 &Job { seq },
@@ -257,6 +273,14 @@ const PARAMS: &[ParamSpec] = &[
         description: "a worker crashes on every nth job",
     },
     ParamSpec {
+        name: "job_interval",
+        kind: ParamKind::Duration,
+        default: 0,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "pacing: at most one job starts per interval (0: back to back)",
+    },
+    ParamSpec {
         name: "job_timeout",
         kind: ParamKind::Duration,
         default: 100_000_000,
@@ -295,7 +319,12 @@ impl Scenario for DispatcherScenario {
             let root = spec.root(ShardId(shard as u8));
             spec.configure(root, intensity);
         }
-        let args = DispatcherArgs { jobs, workers, job_timeout_ns: params.get("job_timeout") };
+        let args = DispatcherArgs {
+            jobs,
+            workers,
+            job_timeout_ns: params.get("job_timeout"),
+            job_interval_ns: params.get("job_interval"),
+        };
         let root = spec.root(ShardId(0));
         let handle = spec.add_child(root, dispatcher, args, Restart::Transient);
         for index in 0..workers {

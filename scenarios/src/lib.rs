@@ -14,6 +14,7 @@ use tina_checkers::Observer;
 
 pub mod dispatcher;
 pub mod ping_pong;
+pub mod timers;
 
 /// How a parameter's value is written and shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +118,7 @@ impl fmt::Debug for dyn Scenario {
 
 /// Every scenario, in a fixed order (a seed picks from it by index).
 pub fn catalog() -> &'static [&'static dyn Scenario] {
-    &[&ping_pong::PingPong, &dispatcher::DispatcherScenario]
+    &[&ping_pong::PingPong, &dispatcher::DispatcherScenario, &timers::TimersScenario]
 }
 
 /// The scenario called `name`.
