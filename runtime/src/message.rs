@@ -98,7 +98,7 @@ pub(crate) mod flags {
 /// Layout (fixed, asserted): payload (96), destination (8), source (8), id (8),
 /// correlation (4), tag (2), flags (1), payload length (1).
 #[derive(Clone, Copy)]
-#[repr(C, align(64))]
+#[repr(C, align(16))]
 pub struct Message {
     payload: [u8; PAYLOAD_SIZE_MAX],
     destination: Handle,

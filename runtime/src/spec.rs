@@ -7,10 +7,10 @@
 //! data (`Send + Sync`), so each shard can boot from it on its own thread.
 
 use core::any::TypeId;
-use std::collections::BTreeMap;
 use core::fmt;
 use core::marker::PhantomData;
 use core::time::Duration;
+use std::collections::BTreeMap;
 
 use zerocopy::IntoBytes;
 

@@ -4,7 +4,9 @@
 
 use core::time::Duration;
 
-use tina::{Ctx, Effect, Event, ExitKind, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig};
+use tina::{
+    Ctx, Effect, Event, ExitKind, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig,
+};
 use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
@@ -75,7 +77,9 @@ impl Observer for Goal {
 
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
         match event {
-            Event::Exit { handle, kind: ExitKind::Normal, .. } if handle.type_index() == SLEEPER_TYPE => {
+            Event::Exit { handle, kind: ExitKind::Normal, .. }
+                if handle.type_index() == SLEEPER_TYPE =>
+            {
                 self.finished += 1;
                 if self.finished == self.sleepers { Verdict::Done } else { Verdict::Continue }
             }
@@ -152,6 +156,9 @@ impl Scenario for TimersScenario {
             let sleepers = per_shard.min(isolates - shard * per_shard);
             spec.boot_child(ShardId(shard as u8), spawner, SpawnerArgs { sleepers, spread_ns });
         }
-        Setup { nodes: vec![spec], observers: vec![Box::new(Goal { sleepers: isolates, finished: 0 })] }
+        Setup {
+            nodes: vec![spec],
+            observers: vec![Box::new(Goal { sleepers: isolates, finished: 0 })],
+        }
     }
 }

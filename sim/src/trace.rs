@@ -67,86 +67,63 @@ fn outcome_code(outcome: CallOutcome) -> u64 {
 
 /// Writes the canonical words of `event` at `stamp` into `out`; returns how many.
 pub fn encode(stamp: &Stamp, event: &Event, out: &mut [u64; WORDS_MAX]) -> usize {
-    let h = |handle: &Handle| handle.to_raw();
+    let h = |handle: Handle| handle.to_raw();
     out[0] = kind(event).0 | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24);
     out[1] = stamp.time_ns;
-    let fields: &[u64] = &match *event {
-        Event::Spawn { parent, child } => [h(&parent), h(&child), 0, 0, 0, 0, 0, 0],
+    let mut put = |fields: &[u64]| {
+        out[2..2 + fields.len()].copy_from_slice(fields);
+        2 + fields.len()
+    };
+    match *event {
+        Event::Spawn { parent, child } => put(&[h(parent), h(child)]),
         Event::SpawnFailed { parent, type_index, reason } => {
-            [h(&parent), u64::from(type_index) | ((reason as u64) << 8), 0, 0, 0, 0, 0, 0]
+            put(&[h(parent), u64::from(type_index) | ((reason as u64) << 8)])
         }
         Event::Send { id, from, to, tag } => {
-            [id.to_raw(), h(&from), h(&to), u64::from(tag.to_raw()), 0, 0, 0, 0]
+            put(&[id.to_raw(), h(from), h(to), u64::from(tag.to_raw())])
         }
         Event::Enqueue { id, to, mailbox_len } => {
-            [id.to_raw(), h(&to), u64::from(mailbox_len), 0, 0, 0, 0, 0]
+            put(&[id.to_raw(), h(to), u64::from(mailbox_len)])
         }
-        Event::Deliver { id, to, tag } => {
-            [id.to_raw(), h(&to), u64::from(tag.to_raw()), 0, 0, 0, 0, 0]
-        }
-        Event::Drop { id, to, reason } => [id.to_raw(), h(&to), reason as u64, 0, 0, 0, 0, 0],
+        Event::Deliver { id, to, tag } => put(&[id.to_raw(), h(to), u64::from(tag.to_raw())]),
+        Event::Drop { id, to, reason } => put(&[id.to_raw(), h(to), reason as u64]),
         Event::Exit { handle, kind, reason } => {
-            [h(&handle), kind as u64, reason.fingerprint(), 0, 0, 0, 0, 0]
+            put(&[h(handle), kind as u64, reason.fingerprint()])
         }
-        Event::Retire { handle } => [h(&handle), 0, 0, 0, 0, 0, 0, 0],
+        Event::Retire { handle } => put(&[h(handle)]),
         Event::TimerSet { owner, timer, deadline_ns } => {
-            [h(&owner), timer.to_raw(), deadline_ns, 0, 0, 0, 0, 0]
+            put(&[h(owner), timer.to_raw(), deadline_ns])
         }
         Event::TimerFire { owner, timer } | Event::TimerCancel { owner, timer } => {
-            [h(&owner), timer.to_raw(), 0, 0, 0, 0, 0, 0]
+            put(&[h(owner), timer.to_raw()])
         }
         Event::CallStart { caller, callee, correlation, request, deadline_ns } => {
-            [h(&caller), h(&callee), u64::from(correlation), request.to_raw(), deadline_ns, 0, 0, 0]
+            put(&[h(caller), h(callee), u64::from(correlation), request.to_raw(), deadline_ns])
         }
         Event::CallEnd { caller, correlation, outcome } => {
-            [h(&caller), u64::from(correlation), outcome_code(outcome), 0, 0, 0, 0, 0]
+            put(&[h(caller), u64::from(correlation), outcome_code(outcome)])
         }
         Event::IoSubmit { isolate, sequence, op } => {
-            [h(&isolate), u64::from(sequence), op as u64, 0, 0, 0, 0, 0]
+            put(&[h(isolate), u64::from(sequence), op as u64])
         }
         Event::IoComplete { isolate, sequence, op, ok } => {
-            [h(&isolate), u64::from(sequence), op as u64 | (u64::from(ok) << 8), 0, 0, 0, 0, 0]
+            put(&[h(isolate), u64::from(sequence), op as u64 | (u64::from(ok) << 8)])
         }
-        Event::IoStale { isolate, sequence } => {
-            [h(&isolate), u64::from(sequence), 0, 0, 0, 0, 0, 0]
-        }
-        Event::Panic { handle, text } => {
-            [h(&handle), fnv1a_64(text.as_str().as_bytes()), 0, 0, 0, 0, 0, 0]
-        }
-        Event::Restart { group, old, new } => [u64::from(group), h(&old), h(&new), 0, 0, 0, 0, 0],
-        Event::Escalate { group } => [u64::from(group), 0, 0, 0, 0, 0, 0, 0],
-        Event::ShardFailed => [0; 8],
-        Event::Log { handle, level, tag, values, count } => [
-            h(&handle),
+        Event::IoStale { isolate, sequence } => put(&[h(isolate), u64::from(sequence)]),
+        Event::Panic { handle, text } => put(&[h(handle), fnv1a_64(text.as_str().as_bytes())]),
+        Event::Restart { group, old, new } => put(&[u64::from(group), h(old), h(new)]),
+        Event::Escalate { group } => put(&[u64::from(group)]),
+        Event::ShardFailed => put(&[]),
+        Event::Log { handle, level, tag, values, count } => put(&[
+            h(handle),
             level as u64 | (u64::from(count) << 8),
             tag.fingerprint(),
             values[0],
             values[1],
             values[2],
             values[3],
-            0,
-        ],
-        _ => [0; 8],
-    };
-    let len = field_count(event);
-    out[2..2 + len].copy_from_slice(&fields[..len]);
-    2 + len
-}
-
-/// How many field words an event encodes.
-fn field_count(event: &Event) -> usize {
-    match event {
-        Event::Spawn { .. }
-        | Event::SpawnFailed { .. }
-        | Event::TimerFire { .. }
-        | Event::TimerCancel { .. } => 2,
-        Event::Retire { .. } | Event::Escalate { .. } => 1,
-        Event::ShardFailed => 0,
-        Event::Send { .. } => 4,
-        Event::CallStart { .. } => 5,
-        Event::Log { .. } => 7,
-        Event::Panic { .. } | Event::IoStale { .. } => 2,
-        _ => 3,
+        ]),
+        _ => put(&[]),
     }
 }
 
