@@ -1,15 +1,30 @@
 //! tina-checkers: pure checks over tina event histories.
 //!
-//! A checker is an [`Observer`]: it is fed every trace event of a run, in order, stamped
-//! with when and where it happened, and answers with a [`Verdict`]. It never mutates the
-//! system under test. Scenario end conditions ("every job completed or lost") are
-//! observers too. This crate depends on `tina` only.
+//! A checker is an [`Observer`]: it learns the system's shape from the specs at the start,
+//! is fed every trace event of a run in order (stamped with when and where it happened),
+//! and at the end sees a read-only [`EndView`] of the shards. It answers with a [`Verdict`]
+//! and never mutates the system under test. Scenario end conditions ("every job completed
+//! or lost") are observers too. This crate depends on `tina` only.
+//!
+//! [`structural`] returns the framework's invariant checkers, one module each, all
+//! streaming: amortised O(1) work per event, no re-scan of the history.
 //!
 //! This crate does not drive a run, format logs or decide exit codes; the simulator does.
 
 use core::fmt;
 
-use tina::{Event, ShardId};
+use tina::{Event, ShardId, SystemSpec};
+
+pub mod accounting;
+pub mod calls;
+pub mod fifo;
+pub mod generations;
+pub mod io;
+pub mod layout;
+pub mod mailbox;
+pub mod pools;
+pub mod supervision;
+pub mod timers;
 
 /// When and where an event happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +81,7 @@ pub struct Violation {
     pub explanation: String,
 }
 
-/// What an observer says after an event.
+/// What an observer says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Nothing to report.
@@ -77,17 +92,86 @@ pub enum Verdict {
     Violated(Violation),
 }
 
+/// A correctness violation found by `checker`.
+pub fn violated(checker: &'static str, explanation: String) -> Verdict {
+    Verdict::Violated(Violation { class: FailureClass::Correctness, checker, explanation })
+}
+
+/// One shard as the run left it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardView {
+    /// The node.
+    pub node: u16,
+    /// The shard.
+    pub shard: ShardId,
+    /// Free envelopes in its message pool.
+    pub pool_free: u32,
+    /// User timers not pending.
+    pub timers_free: u32,
+    /// Live isolates per type index.
+    pub live: Vec<usize>,
+}
+
+/// The system at the end of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndView {
+    /// Whether the run ended because nothing could ever run again (rather than at its goal
+    /// or a limit): then nothing is in flight and nothing is queued.
+    pub quiescent: bool,
+    /// Every shard.
+    pub shards: Vec<ShardView>,
+}
+
 /// Fed every event of a run, in order.
 pub trait Observer {
     /// The observer's name, for failure reports.
     fn name(&self) -> &'static str;
 
+    /// Learns the system's shape before the first event (node ids are positions).
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        let _ = nodes;
+    }
+
     /// Looks at one event.
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict;
 
-    /// Called once when the run ends without a violation (goal reached or a limit hit),
-    /// for end-of-run properties.
-    fn finish(&mut self) -> Verdict {
+    /// Called once when the run ends without a violation (goal reached, quiescence or a
+    /// limit), for end-of-run properties. A goal observer returns `Done` here when the goal
+    /// is reached only at quiescence.
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        let _ = view;
         Verdict::Continue
     }
 }
+
+/// Every structural checker, in a fixed order: the framework's invariants, on for every
+/// run.
+pub fn structural() -> Vec<Box<dyn Observer>> {
+    vec![
+        Box::new(accounting::Accounting::default()),
+        Box::new(fifo::Fifo::default()),
+        Box::new(mailbox::Occupancy::default()),
+        Box::new(pools::Pools::default()),
+        Box::new(generations::Generations::default()),
+        Box::new(timers::Timers::default()),
+        Box::new(calls::Calls::default()),
+        Box::new(supervision::Supervision::default()),
+        Box::new(io::Io::default()),
+    ]
+}
+
+/// Name and one line of every structural checker, as `structural` orders them.
+pub const STRUCTURAL: [(&str, &str); 9] = [
+    (
+        "accounting",
+        "every send is enqueued or dropped once, every enqueue delivered or dropped once",
+    ),
+    ("fifo", "arrivals per ordered shard pair and deliveries per mailbox keep their order"),
+    ("mailbox", "a mailbox never holds more than its capacity (a reply may add one)"),
+    ("pools", "envelopes, timers and slots are conserved and nothing is queued at quiescence"),
+    ("generations", "a slot's generation only grows; nothing reaches a stale generation"),
+    ("timers", "no timer fires early, twice, or after it was cancelled"),
+    ("calls", "a call ends once, by reply or failure; no reply arrives after its call ended"),
+    ("supervision", "restarts stay within intensity; escalation happens exactly when exceeded"),
+    ("io", "every I/O submission completes exactly once"),
+];

@@ -343,17 +343,14 @@ impl Actions for ShardActions<'_> {
         Some(new)
     }
 
-    fn escalated(&mut self, group: u16) {
+    fn escalated(&mut self, group: u16, exceeded: bool) {
         self.core.counters.escalations += 1;
-        self.core.trace(self.env, Event::Escalate { group });
+        self.core.trace(self.env, Event::Escalate { group, exceeded });
     }
 
-    fn group_restarted(&mut self, parent: u16) {
+    fn group_restarted(&mut self, parent: u16, group: u16) {
         self.core.counters.restarts += 1;
-        self.core.trace(
-            self.env,
-            Event::Restart { group: parent, old: Handle::NONE, new: Handle::NONE },
-        );
+        self.core.trace(self.env, Event::Rebuild { parent, group });
     }
 
     fn shard_failed(&mut self) {

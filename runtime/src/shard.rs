@@ -499,7 +499,7 @@ impl ShardCore {
             slots.wake(slot);
         }
         self.counters.enqueued += 1;
-        self.trace(env, Event::Enqueue { id: message.id(), to, mailbox_len });
+        self.trace(env, Event::Enqueue { id: message.id(), to, mailbox_len, reply: false });
         Ok(())
     }
 
@@ -527,7 +527,7 @@ impl ShardCore {
         self.timers.cancel_call(key);
         self.counters.enqueued += 1;
         self.counters.calls_replied += 1;
-        self.trace(env, Event::Enqueue { id: message.id(), to: caller, mailbox_len });
+        self.trace(env, Event::Enqueue { id: message.id(), to: caller, mailbox_len, reply: true });
         let correlation = message.correlation();
         self.trace(env, Event::CallEnd { caller, correlation, outcome: CallOutcome::Replied });
         self.types[type_index].wake(slot);
@@ -1241,7 +1241,13 @@ impl ShardCore {
             self.drop_message(env, message.id(), handle, DropReason::TargetExited);
         }
         let key = self.key_of(type_index, slot);
-        self.timers.clear_owner(key);
+        let (timers, trace_on, counters) = (&mut self.timers, self.trace_on, &mut self.counters);
+        timers.clear_owner(key, |timer| {
+            counters.timers_cancelled += 1;
+            if trace_on {
+                env.trace(&Event::TimerCancel { owner: handle, timer });
+            }
+        });
         let slots = &mut self.types[type_index];
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
         slots.pending[slot] = 0;

@@ -470,6 +470,34 @@ impl SystemSpec {
         self.add_child(root, ty, args, Restart::Transient)
     }
 
+    /// Isolate types registered.
+    pub fn type_count(&self) -> usize {
+        self.types.len()
+    }
+
+    /// The config of the isolate type at `index`.
+    pub fn type_config(&self, index: usize) -> Option<TypeConfig> {
+        self.types.get(index).map(|entry| entry.config)
+    }
+
+    /// Envelopes in each shard's message pool.
+    pub fn pool_size(&self) -> u32 {
+        self.message_pool_size
+    }
+
+    /// User timers in each shard's pool.
+    pub fn timer_pool(&self) -> u32 {
+        self.timer_pool_size
+    }
+
+    /// The configs of `shard`'s supervision groups, by group index (the root is 0; empty if
+    /// the shard has no tree).
+    pub fn group_configs(&self, shard: ShardId) -> Vec<GroupConfig> {
+        self.trees
+            .get(shard.index())
+            .map_or_else(Vec::new, |tree| tree.iter().map(|g| g.config).collect())
+    }
+
     /// Every registered payload: its tag and its type's path.
     pub fn payloads(&self) -> impl Iterator<Item = (Tag, &'static str)> + '_ {
         self.payloads.iter().map(|entry| (entry.tag, entry.name))

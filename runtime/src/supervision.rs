@@ -224,10 +224,10 @@ pub(crate) trait Actions {
         args: &ArgsBytes,
         old: Handle,
     ) -> Option<Handle>;
-    /// Records an escalation of `group`.
-    fn escalated(&mut self, group: u16);
-    /// Records a restart of a nested group as a member of `parent`.
-    fn group_restarted(&mut self, parent: u16);
+    /// Records an escalation of `group` (`exceeded`: by intensity, not a failed start).
+    fn escalated(&mut self, group: u16, exceeded: bool);
+    /// Records a restart of nested `group` as a member of `parent`.
+    fn group_restarted(&mut self, parent: u16, group: u16);
     /// The root escalated: the shard failed.
     fn shard_failed(&mut self);
 }
@@ -268,7 +268,7 @@ fn member_stopped(actions: &mut impl Actions, group: u16, position: usize, kind:
     }
     let now = actions.now().as_nanos();
     if !actions.groups().groups[group as usize].record_restart(now) {
-        escalate(actions, group);
+        escalate(actions, group, true);
         return;
     }
     let len = actions.groups().groups[group as usize].children.len();
@@ -293,7 +293,7 @@ fn member_stopped(actions: &mut impl Actions, group: u16, position: usize, kind:
             continue;
         }
         if !start_member(actions, group, index) {
-            escalate(actions, group);
+            escalate(actions, group, false);
             return;
         }
         index += 1;
@@ -343,7 +343,7 @@ fn start_member(actions: &mut impl Actions, group: u16, position: usize) -> bool
             true
         }
         Member::Group(nested) => {
-            actions.group_restarted(group);
+            actions.group_restarted(group, nested);
             rebuild(actions, nested)
         }
     }
@@ -374,8 +374,8 @@ fn rebuild(actions: &mut impl Actions, group: u16) -> bool {
 
 /// `group` exceeded its intensity or could not restart: stop its children and fail as a
 /// member of the parent, or fail the shard at the root.
-fn escalate(actions: &mut impl Actions, group: u16) {
-    actions.escalated(group);
+fn escalate(actions: &mut impl Actions, group: u16, exceeded: bool) {
+    actions.escalated(group, exceeded);
     stop_all(actions, group);
     match actions.groups().groups[group as usize].parent {
         Some(parent) => {

@@ -306,10 +306,11 @@ impl Timers {
     }
 
     /// Frees every user timer of `owner` and disarms its call timeout (teardown).
-    pub(crate) fn clear_owner(&mut self, owner: u32) {
+    pub(crate) fn clear_owner(&mut self, owner: u32, mut on_cancel: impl FnMut(TimerId)) {
         // Bounded by the pool: each iteration frees one entry.
         while self.owned_head[owner as usize] != NIL {
             let index = self.owned_head[owner as usize];
+            on_cancel(TimerId::new(index, self.entries[index as usize].generation));
             self.release_user(index);
         }
         debug_assert_eq!(self.fired_head[owner as usize], NIL);
@@ -605,7 +606,7 @@ mod tests {
         assert!(timers.cancel(0, b), "fired but undelivered");
         assert_eq!(timers.pop_fired(0), None);
         timers.set(1, 30, 100, 4).unwrap();
-        timers.clear_owner(1);
+        timers.clear_owner(1, |_| {});
         assert_eq!(timers.pop_fired(1), None);
         assert_eq!(timers.free_count(), 4);
         assert!(timers.is_idle());

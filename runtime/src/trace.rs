@@ -275,6 +275,8 @@ pub enum Event {
         to: Handle,
         /// Messages in the mailbox after this one was added.
         mailbox_len: u32,
+        /// Whether it is an accepted reply (put first, not counted against the capacity).
+        reply: bool,
     },
     /// A message was handed to a handler (`id` is `NONE` for a resume after `Yield`).
     Deliver {
@@ -324,7 +326,8 @@ pub enum Event {
         /// The timer.
         timer: TimerId,
     },
-    /// A pending timer was cancelled; it will never be delivered.
+    /// A pending timer was cancelled (by its owner, or because its owner stopped); it will
+    /// never be delivered.
     TimerCancel {
         /// The owner.
         owner: Handle,
@@ -388,8 +391,8 @@ pub enum Event {
         /// The first bytes of the panic message.
         text: PanicText,
     },
-    /// A supervisor restarted a child: `old` stopped, `new` was spawned in its place
-    /// (`NONE` for a nested group).
+    /// A supervisor restarted an isolate child: `old` stopped, `new` was spawned in its
+    /// place.
     Restart {
         /// The supervising group's index on the shard.
         group: u16,
@@ -398,11 +401,21 @@ pub enum Event {
         /// The new incarnation.
         new: Handle,
     },
+    /// A supervisor restarted a nested group: its static members start again with a fresh
+    /// restart history (its dynamic children are gone).
+    Rebuild {
+        /// The supervising group's index on the shard.
+        parent: u16,
+        /// The rebuilt group's index.
+        group: u16,
+    },
     /// A group exceeded its restart intensity (or could not restart a child): its children
     /// were stopped and the failure goes to its parent, or, for the root, to the shard.
     Escalate {
         /// The group's index on the shard.
         group: u16,
+        /// True when the restart intensity was exceeded; false when a restart found no slot.
+        exceeded: bool,
     },
     /// The root group escalated: the shard has failed and is reported to the backend.
     ShardFailed,

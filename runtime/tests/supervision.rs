@@ -202,7 +202,7 @@ impl Tree {
                 }
                 Event::Exit { kind, .. } => format!("exit dispatcher {}", kind.name()),
                 Event::Panic { text, .. } => format!("panic {:?}", text.as_str()),
-                Event::Escalate { group } => format!("escalate g{group}"),
+                Event::Escalate { group, .. } => format!("escalate g{group}"),
                 Event::ShardFailed => "shard failed".to_string(),
                 _ => continue,
             };

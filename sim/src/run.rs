@@ -169,7 +169,9 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
-    let sink = Sink::new(setup.observers, names, log_out, tape);
+    let mut observers = tina_checkers::structural();
+    observers.extend(setup.observers);
+    let sink = Sink::new(observers, names, log_out, tape);
     let mut world = match World::boot(&setup.nodes, config.settings.world(), config.seed, sink) {
         Ok(world) => world,
         Err(error) => {
@@ -183,9 +185,10 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     let sim_time_ns = world.now_ns();
     let counters = world.counters();
     let shard_failures = world.failures();
+    let view = world.end_view(ending == Ending::Quiescent);
     let mut sink = world.into_sink();
     if ending != Ending::Stopped {
-        sink.finish_observers();
+        sink.finish_observers(&view);
     }
     sink.finish_compare();
     let outcome = classify(ending, &sink, config.limits);

@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 
 use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
-use tina_checkers::{Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EndView, Observer, Stamp, Verdict, Violation};
 
 /// Most words one event encodes to.
 pub const WORDS_MAX: usize = 10;
@@ -51,6 +51,7 @@ fn kind(event: &Event) -> (u64, &'static str) {
         Event::IoStale { .. } => (16, "io-stale"),
         Event::Panic { .. } => (17, "panic"),
         Event::Restart { .. } => (18, "restart"),
+        Event::Rebuild { .. } => (22, "rebuild"),
         Event::Escalate { .. } => (19, "escalate"),
         Event::ShardFailed => (20, "shard-failed"),
         Event::Log { .. } => (21, "log"),
@@ -82,8 +83,8 @@ pub fn encode(stamp: &Stamp, event: &Event, out: &mut [u64; WORDS_MAX]) -> usize
         Event::Send { id, from, to, tag } => {
             put(&[id.to_raw(), h(from), h(to), u64::from(tag.to_raw())])
         }
-        Event::Enqueue { id, to, mailbox_len } => {
-            put(&[id.to_raw(), h(to), u64::from(mailbox_len)])
+        Event::Enqueue { id, to, mailbox_len, reply } => {
+            put(&[id.to_raw(), h(to), u64::from(mailbox_len) | (u64::from(reply) << 32)])
         }
         Event::Deliver { id, to, tag } => put(&[id.to_raw(), h(to), u64::from(tag.to_raw())]),
         Event::Drop { id, to, reason } => put(&[id.to_raw(), h(to), reason as u64]),
@@ -112,7 +113,10 @@ pub fn encode(stamp: &Stamp, event: &Event, out: &mut [u64; WORDS_MAX]) -> usize
         Event::IoStale { isolate, sequence } => put(&[h(isolate), u64::from(sequence)]),
         Event::Panic { handle, text } => put(&[h(handle), fnv1a_64(text.as_str().as_bytes())]),
         Event::Restart { group, old, new } => put(&[u64::from(group), h(old), h(new)]),
-        Event::Escalate { group } => put(&[u64::from(group)]),
+        Event::Rebuild { parent, group } => put(&[u64::from(parent), u64::from(group)]),
+        Event::Escalate { group, exceeded } => {
+            put(&[u64::from(group) | (u64::from(exceeded) << 16)])
+        }
         Event::ShardFailed => put(&[]),
         Event::Log { handle, level, tag, values, count } => put(&[
             h(handle),
@@ -219,8 +223,8 @@ pub fn format_line(stamp: &Stamp, event: &Event, names: &Names) -> String {
         Event::Send { id, from, to, tag } => {
             write!(line, " id={id} from={from} to={to} tag={}", names.tag(tag))
         }
-        Event::Enqueue { id, to, mailbox_len } => {
-            write!(line, " id={id} to={to} len={mailbox_len}")
+        Event::Enqueue { id, to, mailbox_len, reply } => {
+            write!(line, " id={id} to={to} len={mailbox_len}{}", if reply { " reply" } else { "" })
         }
         Event::Deliver { id, to, tag } => write!(line, " id={id} to={to} tag={}", names.tag(tag)),
         Event::Drop { id, to, reason } => write!(line, " id={id} to={to} reason={}", reason.name()),
@@ -256,7 +260,11 @@ pub fn format_line(stamp: &Stamp, event: &Event, names: &Names) -> String {
         }
         Event::Panic { handle, text } => write!(line, " handle={handle} text={:?}", text.as_str()),
         Event::Restart { group, old, new } => write!(line, " group={group} old={old} new={new}"),
-        Event::Escalate { group } => write!(line, " group={group}"),
+        Event::Rebuild { parent, group } => write!(line, " parent={parent} group={group}"),
+        Event::Escalate { group, exceeded } => {
+            let reason = if exceeded { "intensity" } else { "no-slot" };
+            write!(line, " group={group} reason={reason}")
+        }
         Event::ShardFailed => Ok(()),
         Event::Log { handle, level, tag, values, count } => {
             let values = &values[..usize::from(count)];
@@ -354,6 +362,7 @@ pub struct Sink {
     tape: Tape,
     observers: Vec<Box<dyn Observer>>,
     verdict: Verdict,
+    violation_index: Option<u64>,
     divergence: Option<Divergence>,
 }
 
@@ -382,6 +391,7 @@ impl Sink {
             tape,
             observers,
             verdict: Verdict::Continue,
+            violation_index: None,
             divergence: None,
         }
     }
@@ -405,6 +415,9 @@ impl Sink {
             for observer in &mut self.observers {
                 let verdict = observer.observe(&stamp, event);
                 if verdict != Verdict::Continue {
+                    if matches!(verdict, Verdict::Violated(_)) {
+                        self.violation_index = Some(stamp.index);
+                    }
                     self.verdict = verdict;
                     break;
                 }
@@ -445,17 +458,40 @@ impl Sink {
         }
     }
 
-    /// Asks every observer for end-of-run properties, unless the run already failed.
-    pub fn finish_observers(&mut self) {
+    /// Starts every observer with the system's shape.
+    pub fn start_observers(&mut self, nodes: &[tina::SystemSpec]) {
+        for observer in &mut self.observers {
+            observer.start(nodes);
+        }
+    }
+
+    /// Asks every observer for end-of-run properties, unless the run already failed. A
+    /// goal reached only at quiescence is reported here as `Done`.
+    pub fn finish_observers(&mut self, view: &EndView) {
         if matches!(self.verdict, Verdict::Violated(_)) {
             return;
         }
+        let mut done = false;
         for observer in &mut self.observers {
-            if let Verdict::Violated(violation) = observer.finish() {
-                self.verdict = Verdict::Violated(violation);
-                return;
+            match observer.finish(view) {
+                Verdict::Violated(violation) => {
+                    self.verdict = Verdict::Violated(violation);
+                    self.violation_index = Some(self.events);
+                    return;
+                }
+                Verdict::Done => done = true,
+                Verdict::Continue => {}
             }
         }
+        if done && self.verdict == Verdict::Continue {
+            self.verdict = Verdict::Done;
+        }
+    }
+
+    /// The index of the event at which the first violation was found (the event count for
+    /// a violation found at the end).
+    pub fn violation_index(&self) -> Option<u64> {
+        self.violation_index
     }
 
     /// Events so far.

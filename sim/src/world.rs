@@ -21,6 +21,7 @@ use tina::{BootError, Counters, Message, Scheduler, ShardFailure, ShardId, Syste
 use crate::backend::SimBackend;
 use crate::prng::{PrngTree, Scope, Seed, Stream};
 use crate::trace::Sink;
+use tina_checkers::{EndView, ShardView};
 
 /// How the world models time and the network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +99,8 @@ struct Cell {
     /// The live wake-up's time, or `u64::MAX`.
     wake_at: u64,
     runnable: bool,
+    /// Isolate types of the node's spec.
+    types: usize,
     /// Arrival time of the last message sent to each shard of the node (FIFO per pair).
     last_arrival: Box<[u64]>,
     network: Stream,
@@ -136,7 +139,9 @@ impl World {
         sink: Sink,
     ) -> Result<World, BootError> {
         let tree = PrngTree::new(Seed::new(seed));
-        let mut sink = Some(Box::new(sink));
+        let mut sink = Box::new(sink);
+        sink.start_observers(nodes);
+        let mut sink = Some(sink);
         let mut cells = Vec::new();
         for (node, spec) in nodes.iter().enumerate() {
             spec.validate()?;
@@ -163,6 +168,7 @@ impl World {
                     busy_until: 0,
                     wake_at: u64::MAX,
                     runnable: false,
+                    types: spec.type_count(),
                     last_arrival: vec![0; shard_count].into_boxed_slice(),
                     network: tree.stream(scope, "net.delay"),
                 });
@@ -356,6 +362,22 @@ impl World {
     /// Counters of every shard: (node, shard, counters).
     pub fn counters(&self) -> Vec<(u16, ShardId, Counters)> {
         self.cells.iter().map(|cell| (cell.node, cell.shard, *cell.scheduler.counters())).collect()
+    }
+
+    /// The read-only view observers get at the end of a run.
+    pub fn end_view(&self, quiescent: bool) -> EndView {
+        let shards = self
+            .cells
+            .iter()
+            .map(|cell| ShardView {
+                node: cell.node,
+                shard: cell.shard,
+                pool_free: cell.scheduler.pool_free(),
+                timers_free: cell.scheduler.timers_free().0,
+                live: (0..cell.types).map(|t| cell.scheduler.live_count(t)).collect(),
+            })
+            .collect();
+        EndView { quiescent, shards }
     }
 
     /// Shard failures reported so far.

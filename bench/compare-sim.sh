@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Compares the wall-clock speed of our simulator with madsim and turmoil on one workload:
+# two endpoints on two simulated hosts, a 64-byte request and a 64-byte response, N round
+# trips one after the other, network latency uniform in 1..=10 ms, seeded.
+#
+# Builds all three in release, then runs them interleaved (ours, madsim, turmoil) for
+# ROUNDS rounds, round r using seed r. Prints each round's numbers, each system's median
+# in round trips per wall-clock second, further figures (see `further_figures`), and last:
+#   sim-vs-madsim: <x>x sim-vs-turmoil: <y>x
+#
+# Environment: ROUND_TRIPS (default 200000), ROUNDS (default 5).
+# Each system times only its simulation run (building the runtime and running it), not
+# process start. The peers live in bench/peers/ with their own Cargo.lock and target dir.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+ROUND_TRIPS=${ROUND_TRIPS:-200000}
+ROUNDS=${ROUNDS:-5}
+case $ROUND_TRIPS in '' | *[!0-9]* | 0) echo "ROUND_TRIPS must be a positive integer" >&2; exit 2 ;; esac
+case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer" >&2; exit 2 ;; esac
+
+SIM="$ROOT/target/release/sim"
+MADSIM_DIR="$ROOT/bench/peers/madsim-ping-pong"
+TURMOIL_DIR="$ROOT/bench/peers/turmoil-ping-pong"
+MADSIM="$MADSIM_DIR/target/release/madsim-ping-pong"
+TURMOIL="$TURMOIL_DIR/target/release/turmoil-ping-pong"
+
+echo "== build (release)" >&2
+cargo build --release --bin sim
+# Each peer has its own target dir, so RUSTFLAGS for madsim never touch the main build.
+(cd "$MADSIM_DIR" && RUSTFLAGS="--cfg madsim" CARGO_TARGET_DIR="$MADSIM_DIR/target" \
+    cargo build --release --locked)
+(cd "$TURMOIL_DIR" && CARGO_TARGET_DIR="$TURMOIL_DIR/target" cargo build --release --locked)
+
+# quiet CMD...: runs CMD with its stderr kept aside, shown only if CMD fails.
+ERR=$(mktemp)
+trap 'rm -f "$ERR"' EXIT
+quiet() {
+    local rc=0
+    "$@" 2>"$ERR" || rc=$?
+    if ((rc != 0)); then
+        echo "failed (exit $rc): $*" >&2
+        cat "$ERR" >&2
+    fi
+    return "$rc"
+}
+
+# json_field FIELD: reads one JSON object on stdin, prints FIELD.
+json_field() {
+    python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+# peer_wall_ns: reads a peer's stdout, checks its round_trips, prints its wall_ns.
+peer_wall_ns() {
+    local line
+    line=$(grep -E '^round_trips=[0-9]+ wall_ns=[0-9]+$' || true)
+    if [[ $line != "round_trips=$ROUND_TRIPS wall_ns="* ]]; then
+        echo "unexpected peer output (wanted round_trips=$ROUND_TRIPS wall_ns=<ns>)" >&2
+        return 1
+    fi
+    echo "${line##*wall_ns=}"
+}
+
+# rate COUNT WALL_NS: COUNT per wall-clock second, as an integer.
+rate() {
+    python3 -c 'import sys; print(round(int(sys.argv[1]) * 1e9 / int(sys.argv[2])))' "$1" "$2"
+}
+
+# median N...: the median of integers.
+median() {
+    python3 -c 'import statistics, sys; print(round(statistics.median(int(a) for a in sys.argv[1:])))' "$@"
+}
+
+# ratio A B: A/B with one decimal, or two significant digits when below 10.
+ratio() {
+    python3 -c '
+import sys
+r = float(sys.argv[1]) / float(sys.argv[2])
+print(f"{r:.2g}" if r < 10 else f"{r:.1f}")' "$1" "$2"
+}
+
+has_scenario() {
+    "$SIM" list 2>/dev/null | grep -qE "^[[:space:]]+$1[[:space:]]"
+}
+
+if ! has_scenario ping-pong; then
+    echo "sim has no ping-pong scenario (see: $SIM list)" >&2
+    exit 1
+fi
+
+echo "== ping-pong: round_trips=$ROUND_TRIPS latency uniform 1..=10ms, $ROUNDS rounds (seed = round)"
+printf '%-6s %-8s %14s %14s\n' round system wall_ns rt_per_s
+ours_rates=() madsim_rates=() turmoil_rates=()
+for ((round = 1; round <= ROUNDS; round++)); do
+    wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
+        --set net_delay_min=1ms --set net_delay_max=10ms --json | json_field wall_ns)
+    r=$(rate "$ROUND_TRIPS" "$wall")
+    ours_rates+=("$r")
+    printf '%-6s %-8s %14s %14s\n' "$round" sim "$wall" "$r"
+
+    wall=$(quiet "$MADSIM" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
+    r=$(rate "$ROUND_TRIPS" "$wall")
+    madsim_rates+=("$r")
+    printf '%-6s %-8s %14s %14s\n' "$round" madsim "$wall" "$r"
+
+    wall=$(quiet "$TURMOIL" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
+    r=$(rate "$ROUND_TRIPS" "$wall")
+    turmoil_rates+=("$r")
+    printf '%-6s %-8s %14s %14s\n' "$round" turmoil "$wall" "$r"
+done
+
+ours=$(median "${ours_rates[@]}")
+madsim=$(median "${madsim_rates[@]}")
+turmoil=$(median "${turmoil_rates[@]}")
+echo "== median round trips per wall-clock second"
+printf '%-8s %14s\n' sim "$ours" madsim "$madsim" turmoil "$turmoil"
+
+# Further figures of our simulator alone. Each one checks that what it needs exists
+# (`sim list`) and prints a note instead when it does not. Add more commands here.
+further_figures() {
+    echo "== further figures (sim)"
+
+    # (a) Simulated messages per wall-clock second: ping-pong with zero latency.
+    if has_scenario ping-pong; then
+        local wall messages
+        wall=$(quiet "$SIM" --seed 1 --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
+            --set net_delay_min=0 --set net_delay_max=0 --json | json_field wall_ns)
+        messages=$((2 * ROUND_TRIPS))
+        echo "ping-pong zero latency: messages=$messages wall_ns=$wall messages_per_s=$(rate "$messages" "$wall")"
+    else
+        echo "ping-pong zero latency: skipped (no ping-pong scenario in sim list)"
+    fi
+
+    # (b) More figures go here.
+}
+further_figures
+
+echo "sim-vs-madsim: $(ratio "$ours" "$madsim")x sim-vs-turmoil: $(ratio "$ours" "$turmoil")x"

@@ -1,0 +1,86 @@
+//! I/O: every submission completes exactly once, by a completion delivered to its
+//! isolate or as a stale completion after the isolate stopped; nothing completes that was
+//! not submitted; an isolate has at most one operation outstanding; at quiescence nothing
+//! is outstanding.
+//!
+//! O(1) per event: per slot, the outstanding operations (at most the live incarnation's
+//! and a stopped incarnation's). It does not check results.
+
+use tina::{Event, Handle, SystemSpec};
+
+use crate::layout::Layout;
+use crate::{EndView, Observer, Stamp, Verdict, violated};
+
+const NAME: &str = "io";
+
+/// The I/O checker.
+#[derive(Debug, Default)]
+pub struct Io {
+    layout: Layout,
+    /// Per slot: outstanding (incarnation, sequence) pairs.
+    outstanding: Vec<Vec<(Handle, u32)>>,
+}
+
+impl Io {
+    fn complete(&mut self, node: u16, isolate: Handle, sequence: u32, what: &str) -> Verdict {
+        let Some(slot) = self.layout.slot_index(node, isolate) else { return Verdict::Continue };
+        let outstanding = &mut self.outstanding[slot];
+        match outstanding.iter().position(|&entry| entry == (isolate, sequence)) {
+            Some(at) => {
+                outstanding.swap_remove(at);
+                Verdict::Continue
+            }
+            None => violated(
+                NAME,
+                format!("operation {sequence} of {isolate} {what} but was not outstanding"),
+            ),
+        }
+    }
+}
+
+impl Observer for Io {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.outstanding = vec![Vec::new(); self.layout.slot_total()];
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::IoSubmit { isolate, sequence, .. } => {
+                let Some(slot) = self.layout.slot_index(stamp.node, isolate) else {
+                    return Verdict::Continue;
+                };
+                let outstanding = &mut self.outstanding[slot];
+                if outstanding.iter().any(|&(handle, _)| handle == isolate) {
+                    return violated(
+                        NAME,
+                        format!("{isolate} submitted operation {sequence} with one outstanding"),
+                    );
+                }
+                outstanding.push((isolate, sequence));
+                Verdict::Continue
+            }
+            Event::IoComplete { isolate, sequence, .. } => {
+                self.complete(stamp.node, isolate, sequence, "completed")
+            }
+            Event::IoStale { isolate, sequence } => {
+                self.complete(stamp.node, isolate, sequence, "completed stale")
+            }
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        if view.quiescent && self.outstanding.iter().any(|slot| !slot.is_empty()) {
+            return violated(
+                NAME,
+                "an I/O operation was still outstanding at quiescence".to_string(),
+            );
+        }
+        Verdict::Continue
+    }
+}

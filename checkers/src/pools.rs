@@ -1,0 +1,138 @@
+//! Pools conserve their slots: the envelopes queued, the timers pending and the isolates
+//! alive, counted from the trace, never exceed their pools and at the end equal what the
+//! shards report (free + used = total); at quiescence no envelope is still queued.
+//!
+//! O(1) per event with per-shard and per-type counters. It does not check which message
+//! or timer is which (see `accounting` and `timers`).
+
+use tina::{DropReason, Event, MessageId, SystemSpec, Tag};
+
+use crate::layout::Layout;
+use crate::{EndView, Observer, Stamp, Verdict, violated};
+
+const NAME: &str = "pools";
+
+#[derive(Clone, Debug, Default)]
+struct Counts {
+    envelopes: u64,
+    timers: u64,
+    live: Vec<u64>,
+}
+
+/// The pool conservation checker.
+#[derive(Debug, Default)]
+pub struct Pools {
+    layout: Layout,
+    shards: Vec<Counts>,
+}
+
+impl Observer for Pools {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.shards = self
+            .layout
+            .shards
+            .iter()
+            .map(|shape| Counts { envelopes: 0, timers: 0, live: vec![0; shape.slot_counts.len()] })
+            .collect();
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let Some(index) = self.layout.shard_index(stamp.node, stamp.shard) else {
+            return Verdict::Continue;
+        };
+        let (counts, shape) = (&mut self.shards[index], &self.layout.shards[index]);
+        match *event {
+            Event::Enqueue { .. } => {
+                counts.envelopes += 1;
+                if counts.envelopes > u64::from(shape.pool_size) {
+                    return violated(
+                        NAME,
+                        format!("shard {} queues more envelopes than its pool has", stamp.shard),
+                    );
+                }
+            }
+            Event::Deliver { id, tag, .. } => {
+                if id != MessageId::NONE {
+                    counts.envelopes = counts.envelopes.saturating_sub(1);
+                } else if tag == Tag::TIMER {
+                    counts.timers = counts.timers.saturating_sub(1);
+                }
+            }
+            Event::Drop { reason: DropReason::TargetExited, .. } => {
+                counts.envelopes = counts.envelopes.saturating_sub(1)
+            }
+            Event::TimerSet { .. } => {
+                counts.timers += 1;
+                if counts.timers > u64::from(shape.timer_pool) {
+                    return violated(
+                        NAME,
+                        format!("shard {} has more timers pending than its pool has", stamp.shard),
+                    );
+                }
+            }
+            Event::TimerCancel { .. } => counts.timers = counts.timers.saturating_sub(1),
+            Event::Spawn { child, .. } => {
+                if let Some(live) = counts.live.get_mut(usize::from(child.type_index())) {
+                    *live += 1;
+                }
+            }
+            Event::Exit { handle, .. } => {
+                if let Some(live) = counts.live.get_mut(usize::from(handle.type_index())) {
+                    *live = live.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+        Verdict::Continue
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        for shard in &view.shards {
+            let Some(index) = self.layout.shard_index(shard.node, shard.shard) else { continue };
+            let (counts, shape) = (&self.shards[index], &self.layout.shards[index]);
+            let used = u64::from(shape.pool_size - shard.pool_free);
+            if used != counts.envelopes {
+                return violated(
+                    NAME,
+                    format!(
+                        "shard {}: {used} envelopes in use, the trace accounts for {}",
+                        shard.shard, counts.envelopes
+                    ),
+                );
+            }
+            if view.quiescent && used != 0 {
+                return violated(
+                    NAME,
+                    format!("shard {}: {used} envelopes still queued at quiescence", shard.shard),
+                );
+            }
+            let pending = u64::from(shape.timer_pool - shard.timers_free);
+            if pending != counts.timers {
+                return violated(
+                    NAME,
+                    format!(
+                        "shard {}: {pending} timers pending, the trace accounts for {}",
+                        shard.shard, counts.timers
+                    ),
+                );
+            }
+            for (type_index, (&live, &traced)) in shard.live.iter().zip(&counts.live).enumerate() {
+                if live as u64 != traced {
+                    return violated(
+                        NAME,
+                        format!(
+                            "shard {} type {type_index}: {live} slots in use, the trace accounts for {traced} (a slot never freed?)",
+                            shard.shard
+                        ),
+                    );
+                }
+            }
+        }
+        Verdict::Continue
+    }
+}

@@ -1,0 +1,136 @@
+//! Supervision: within any window of a group's `restart_window`, the group makes at most
+//! `restart_max` restart decisions, and it escalates for intensity exactly when the next
+//! decision would exceed that (not earlier).
+//!
+//! A decision is a restart whose old incarnation stopped by itself (not shut down by its
+//! supervisor: those are the siblings restarted with it), or the rebuild of a nested group
+//! that escalated. Per group, a window of decision times, O(1) amortised per event. It does not
+//! check which siblings a strategy restarts (the runtime's supervision tests do).
+
+use std::collections::VecDeque;
+
+use tina::{Event, ExitKind, GroupConfig, Handle, SystemSpec};
+
+use crate::layout::Layout;
+use crate::{Observer, Stamp, Verdict, violated};
+
+const NAME: &str = "supervision";
+
+/// The supervision checker.
+#[derive(Debug, Default)]
+pub struct Supervision {
+    layout: Layout,
+    /// Per slot: the last incarnation that stopped and how.
+    exits: Vec<(Handle, ExitKind)>,
+    /// Per shard, per group: recent decision times.
+    windows: Vec<Vec<VecDeque<u64>>>,
+    /// Per shard, per group: whether it escalated and awaits its parent's decision.
+    failed: Vec<Vec<bool>>,
+}
+
+impl Supervision {
+    /// The group's window with decisions older than `restart_window` dropped.
+    fn window(&mut self, stamp: &Stamp, group: u16) -> Option<(&mut VecDeque<u64>, GroupConfig)> {
+        let shard = self.layout.shard_index(stamp.node, stamp.shard)?;
+        let config = *self.layout.shards[shard].groups.get(usize::from(group))?;
+        let window_ns = u64::try_from(config.restart_window.as_nanos()).unwrap_or(u64::MAX);
+        let times = &mut self.windows[shard][usize::from(group)];
+        while times.front().is_some_and(|&t| stamp.time_ns - t >= window_ns) {
+            times.pop_front();
+        }
+        Some((times, config))
+    }
+
+    fn decision(&mut self, stamp: &Stamp, group: u16) -> Verdict {
+        let Some((times, config)) = self.window(stamp, group) else { return Verdict::Continue };
+        times.push_back(stamp.time_ns);
+        if times.len() as u64 > u64::from(config.restart_max) {
+            return violated(
+                NAME,
+                format!(
+                    "group {group} on shard {} restarted {} times within {}ns; its intensity allows {}",
+                    stamp.shard,
+                    times.len(),
+                    config.restart_window.as_nanos(),
+                    config.restart_max
+                ),
+            );
+        }
+        Verdict::Continue
+    }
+}
+
+impl Observer for Supervision {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.exits = vec![(Handle::NONE, ExitKind::Normal); self.layout.slot_total()];
+        self.windows = self
+            .layout
+            .shards
+            .iter()
+            .map(|shape| vec![VecDeque::new(); shape.groups.len()])
+            .collect();
+        self.failed =
+            self.layout.shards.iter().map(|shape| vec![false; shape.groups.len()]).collect();
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::Exit { handle, kind, .. } => {
+                if let Some(slot) = self.layout.slot_index(stamp.node, handle) {
+                    self.exits[slot] = (handle, kind);
+                }
+            }
+            Event::Rebuild { parent, group } => {
+                // A rebuilt group starts with a fresh history; rebuilding a group that
+                // escalated is its parent's decision, rebuilding a sibling is not.
+                let Some(shard) = self.layout.shard_index(stamp.node, stamp.shard) else {
+                    return Verdict::Continue;
+                };
+                if let Some(times) = self.windows[shard].get_mut(usize::from(group)) {
+                    times.clear();
+                }
+                let failed = self.failed[shard].get_mut(usize::from(group)).map(core::mem::take);
+                if failed == Some(true) {
+                    return self.decision(stamp, parent);
+                }
+            }
+            Event::Restart { group, old, .. } => {
+                let stopped_by_itself =
+                    self.layout.slot_index(stamp.node, old).is_some_and(|slot| {
+                        self.exits[slot].0 == old && self.exits[slot].1 != ExitKind::Shutdown
+                    });
+                if stopped_by_itself {
+                    return self.decision(stamp, group);
+                }
+            }
+            Event::Escalate { group, exceeded } => {
+                if let Some(shard) = self.layout.shard_index(stamp.node, stamp.shard)
+                    && let Some(failed) = self.failed[shard].get_mut(usize::from(group))
+                {
+                    *failed = true;
+                }
+                let Some((times, config)) = self.window(stamp, group) else {
+                    return Verdict::Continue;
+                };
+                let decisions = times.len();
+                times.clear();
+                if exceeded && (decisions as u64) < u64::from(config.restart_max) {
+                    return violated(
+                        NAME,
+                        format!(
+                            "group {group} on shard {} escalated after {decisions} restarts; its intensity allows {}",
+                            stamp.shard, config.restart_max
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Verdict::Continue
+    }
+}
