@@ -12,6 +12,7 @@ use core::fmt;
 use tina::SystemSpec;
 use tina_checkers::Observer;
 
+pub mod bank;
 pub mod dispatcher;
 pub mod ping_pong;
 pub mod timers;
@@ -118,7 +119,12 @@ impl fmt::Debug for dyn Scenario {
 
 /// Every scenario, in a fixed order (a seed picks from it by index).
 pub fn catalog() -> &'static [&'static dyn Scenario] {
-    &[&ping_pong::PingPong, &dispatcher::DispatcherScenario, &timers::TimersScenario]
+    &[
+        &ping_pong::PingPong,
+        &dispatcher::DispatcherScenario,
+        &timers::TimersScenario,
+        &bank::BankScenario,
+    ]
 }
 
 /// The scenario called `name`.
