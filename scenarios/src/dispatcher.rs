@@ -273,6 +273,14 @@ const PARAMS: &[ParamSpec] = &[
         description: "a worker crashes on every nth job",
     },
     ParamSpec {
+        name: "restart_max",
+        kind: ParamKind::Count,
+        default: 1000,
+        min: 0,
+        max: 4096,
+        description: "restarts a shard's worker group allows per second before it escalates",
+    },
+    ParamSpec {
         name: "job_interval",
         kind: ParamKind::Duration,
         default: 0,
@@ -312,12 +320,17 @@ impl Scenario for DispatcherScenario {
         let dispatcher = spec.register::<Dispatcher>(TypeConfig::new("dispatcher").slots(1));
         let worker = spec.register::<Worker>(TypeConfig::new("worker").slots(WORKERS_MAX as u32));
         spec.register_payload::<Job>().register_payload::<JobDone>().register_payload::<CheckIn>();
-        // Workers crash often by design: allow a restart per job within any second.
-        let intensity =
+        // Each shard's workers form a group with the configured intensity under a root that
+        // rebuilds it whenever it escalates.
+        let root_intensity =
             GroupConfig::new(Strategy::OneForOne).intensity(1000, Duration::from_secs(1));
+        let worker_intensity = GroupConfig::new(Strategy::OneForOne)
+            .intensity(params.get("restart_max") as u32, Duration::from_secs(1));
+        let mut groups = Vec::new();
         for shard in 0..shard_count {
             let root = spec.root(ShardId(shard as u8));
-            spec.configure(root, intensity);
+            spec.configure(root, root_intensity);
+            groups.push(root);
         }
         let args = DispatcherArgs {
             jobs,
@@ -327,12 +340,16 @@ impl Scenario for DispatcherScenario {
         };
         let root = spec.root(ShardId(0));
         let handle = spec.add_child(root, dispatcher, args, Restart::Transient);
+        for (shard, root) in groups.iter_mut().enumerate() {
+            if (shard as u64) < workers {
+                *root = spec.add_group(*root, worker_intensity);
+            }
+        }
         for index in 0..workers {
-            let shard = ShardId((index % shards) as u8);
-            let root = spec.root(shard);
+            let group = groups[(index % shards) as usize];
             let args =
                 WorkerArgs { dispatcher: handle, index, crash_every: params.get("crash_every") };
-            spec.add_child(root, worker, args, Restart::Permanent);
+            spec.add_child(group, worker, args, Restart::Permanent);
         }
         Setup { nodes: vec![spec], observers: vec![Box::new(Goal { jobs, completed: 0, lost: 0 })] }
     }

@@ -21,7 +21,10 @@ use crate::trace::Sink;
 pub struct SimBackend {
     node: u16,
     shard: ShardId,
+    /// World time: events are stamped with it.
     pub(crate) now: Timestamp,
+    /// What the shard's clock reads ahead of world time (zero unless a plant skews it).
+    pub(crate) skew_ns: u64,
     random: Stream,
     /// Arrived messages with the local index of the shard that sent them, in arrival order.
     pub(crate) inbound: VecDeque<(u8, Message)>,
@@ -50,6 +53,7 @@ impl SimBackend {
             node,
             shard,
             now: Timestamp::ZERO,
+            skew_ns: 0,
             random,
             inbound: VecDeque::with_capacity(shard_count * capacity as usize),
             outbound: Vec::with_capacity(shard_count * capacity as usize),
@@ -84,7 +88,7 @@ impl Env for SimBackend {
 
 impl Backend for SimBackend {
     fn now(&self) -> Timestamp {
-        self.now
+        Timestamp::from_nanos(self.now.as_nanos() + self.skew_ns)
     }
 
     fn tracing(&self) -> bool {

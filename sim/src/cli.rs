@@ -15,6 +15,7 @@ use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
 use crate::config::{ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed};
 use crate::json::Json;
+use crate::plant::PLANTS;
 use crate::prng::{PrngTree, Scope, Seed};
 use crate::run::{LogRequest, Outcome, RunConfig, RunReport, run};
 use crate::world::Limits;
@@ -61,6 +62,13 @@ struct Cli {
     /// Run the seed twice in this process and report the first diverging event.
     #[arg(long)]
     check_determinism: bool,
+    /// Switch on a planted bug (see `sim list`): it picks its scenario and settings.
+    #[arg(long, value_name = "NAME")]
+    plant: Option<String>,
+    /// Skip the structural checkers (only to measure what they cost; the scenario's own
+    /// goal still judges the run).
+    #[arg(long)]
+    no_checkers: bool,
     /// Print one JSON object on stdout (human lines go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -134,9 +142,24 @@ fn list(io: &mut Io<'_>) -> u8 {
                 ])
             })
             .collect();
+        let plants = PLANTS
+            .iter()
+            .map(|p| {
+                Json::object([
+                    ("name", Json::string(p.name)),
+                    ("kind", Json::string(p.kind().name())),
+                    ("scenario", Json::string(p.scenario)),
+                    ("checker", Json::string(p.checker)),
+                    ("class", Json::string(p.class.name())),
+                    ("seed", Json::Number(p.seed)),
+                    ("description", Json::string(p.description)),
+                ])
+            })
+            .collect();
         let all = Json::object([
             ("scenarios", Json::Array(scenarios)),
             ("simulator", params_json(SIM_PARAMS)),
+            ("plants", Json::Array(plants)),
         ]);
         let _ = writeln!(io.out, "{}", all.render());
         return 0;
@@ -148,6 +171,24 @@ fn list(io: &mut Io<'_>) -> u8 {
     }
     let _ = writeln!(io.out, "simulator parameters (any scenario):");
     print_params(io.out, SIM_PARAMS);
+    let _ = writeln!(io.out, "plants (--plant NAME; each must trip its checker):");
+    for p in PLANTS {
+        let _ = writeln!(
+            io.out,
+            "  {:<22} {:<9} {:<11} -> {} ({}), caught with --seed {}: {}",
+            p.name,
+            p.kind().name(),
+            p.scenario,
+            p.checker,
+            p.class.name(),
+            p.seed,
+            p.description
+        );
+    }
+    let _ = writeln!(io.out, "structural checkers (on for every run):");
+    for (name, what) in tina_checkers::STRUCTURAL {
+        let _ = writeln!(io.out, "  {name:<12} {what}");
+    }
     0
 }
 
@@ -180,12 +221,34 @@ fn params_json(params: &[ParamSpec]) -> Json {
 
 fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
     let seed = cli.seed.unwrap_or_else(entropy_seed);
-    let scenario = match &cli.scenario {
+    let plant = match &cli.plant {
+        None => None,
+        Some(name) => match crate::plant::find(name) {
+            Some(plant) => Some(plant),
+            None => {
+                let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
+                return io.invalid(&format!(
+                    "unknown plant {name:?}; valid plants: {}",
+                    valid.join(", ")
+                ));
+            }
+        },
+    };
+    if let (Some(plant), Some(name)) = (plant, &cli.scenario)
+        && plant.scenario != name
+    {
+        return io.invalid(&format!(
+            "plant {} runs scenario {}; drop --scenario or use --scenario {}",
+            plant.name, plant.scenario, plant.scenario
+        ));
+    }
+    let wanted = cli.scenario.as_deref().or(plant.map(|p| p.scenario));
+    let scenario = match wanted {
         Some(name) => match io.catalog.iter().copied().find(|s| s.name() == name) {
             Some(scenario) => scenario,
             None => {
                 let valid = io.catalog.iter().map(|s| s.name()).collect();
-                return io.invalid(&ConfigError::UnknownScenario { name: name.clone(), valid });
+                return io.invalid(&ConfigError::UnknownScenario { name: name.to_string(), valid });
             }
         },
         None => {
@@ -193,7 +256,9 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
             io.catalog[pick.choose_index(io.catalog.len())]
         }
     };
-    let settings = match Settings::new(scenario, &cli.sets) {
+    let mut sets: Vec<String> = plant.map_or_else(Vec::new, |p| p.settings());
+    sets.extend(cli.sets.iter().cloned());
+    let settings = match Settings::new(scenario, &sets) {
         Ok(settings) => settings,
         Err(error) => return io.invalid(&error),
     };
@@ -205,7 +270,10 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         settings,
         limits: Limits { time_max_ns: cli.time_max, events_max: cli.events_max },
         log: cli.log.clone().map_or(LogRequest::None, LogRequest::File),
-        check_determinism: cli.check_determinism,
+        check_determinism: cli.check_determinism
+            || plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
+        plant,
+        checkers: !cli.no_checkers,
     };
     let (report, wall) = timed(|| run(&config));
     report_result(cli, io, seed, &config, &report, wall)
@@ -256,6 +324,13 @@ fn report_result(
                 io.say(&format!("  run 1: {}", divergence.first.as_deref().unwrap_or("(ended)")));
                 io.say(&format!("  run 2: {}", divergence.second.as_deref().unwrap_or("(ended)")));
             }
+            if let Some(index) = report.violation_index {
+                io.say(&format!("violation at event {index} ({checker}): {reason}"));
+                io.say("events up to it:");
+                for line in &report.last_events {
+                    io.say(&format!("  {line}"));
+                }
+            }
             io.say(&format!("reproduce: {}", reproduce(cli, seed, scenario)));
             io.say(&format!("result: fail ({class}) {stats} {checker}: {reason}"));
             exit_code(*class)
@@ -281,6 +356,9 @@ pub fn exit_code(class: FailureClass) -> u8 {
 fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario) -> String {
     let mut command =
         format!("cargo run --release --bin sim -- --seed {seed} --scenario {}", scenario.name());
+    if let Some(plant) = &cli.plant {
+        command.push_str(&format!(" --plant {plant}"));
+    }
     // Writing to a String cannot fail; `push_str` keeps it simple.
     for set in &cli.sets {
         command.push_str(&format!(" --set {set}"));
@@ -293,6 +371,9 @@ fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario) -> String {
     }
     if cli.check_determinism {
         command.push_str(" --check-determinism");
+    }
+    if cli.no_checkers {
+        command.push_str(" --no-checkers");
     }
     command
 }

@@ -259,6 +259,7 @@ impl Settings {
             net_delay_max_ns: self.sim.get("net_delay_max"),
             // Bounded by the parameter's maximum of 2^20.
             transport_capacity: self.sim.get("transport_capacity") as u32,
+            bug: None,
         }
     }
 

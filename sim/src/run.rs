@@ -12,6 +12,7 @@ use tina_checkers::{FailureClass, Verdict};
 use tina_scenarios::Scenario;
 
 use crate::config::Settings;
+use crate::plant::{Bug, Mutator, Plant};
 use crate::trace::{Divergence, LogOut, Names, Sink, Tape};
 use crate::world::{Ending, Limits, World};
 
@@ -41,6 +42,10 @@ pub struct RunConfig {
     pub log: LogRequest,
     /// Run the seed twice and compare every event.
     pub check_determinism: bool,
+    /// A planted bug (its scenario settings are already in `settings`).
+    pub plant: Option<&'static Plant>,
+    /// Run the structural checkers (on unless their cost is being measured).
+    pub checkers: bool,
 }
 
 /// How a run ended.
@@ -78,7 +83,14 @@ pub struct RunReport {
     pub divergence: Option<Divergence>,
     /// The replay log, for `LogRequest::Memory`.
     pub log: Option<String>,
+    /// The index of the event at which a checker found a violation.
+    pub violation_index: Option<u64>,
+    /// Replay-log lines of the events up to and including the violation.
+    pub last_events: Vec<String>,
 }
+
+/// Events shown before a violation.
+pub const LAST_EVENTS: u64 = 12;
 
 impl RunReport {
     /// Every shard's counters summed.
@@ -96,6 +108,25 @@ impl RunReport {
 /// Runs `config`: once, or twice with a comparison when `check_determinism` is set. A panic
 /// that escapes the world (a broken core invariant) is reported as class crash.
 pub fn run(config: &RunConfig) -> RunReport {
+    let mut report = run_checked(config);
+    if let Some(index) = report.violation_index {
+        report.last_events = events_before(config, index);
+    }
+    report
+}
+
+/// The replay-log lines of the events up to `index`, from a second run of the same seed
+/// (deterministic, so it sees the same events; nothing is formatted on passing runs).
+fn events_before(config: &RunConfig, index: u64) -> Vec<String> {
+    let tape =
+        Tape::Window { from: index.saturating_sub(LAST_EVENTS - 1), to: index, lines: Vec::new() };
+    match run_once(config, &LogRequest::None, tape).1 {
+        Tape::Window { lines, .. } => lines,
+        _ => Vec::new(),
+    }
+}
+
+fn run_checked(config: &RunConfig) -> RunReport {
     if !config.check_determinism {
         return run_once(config, &config.log, Tape::Off).0;
     }
@@ -137,6 +168,8 @@ fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tap
             shard_failures: Vec::new(),
             divergence: None,
             log: None,
+            violation_index: None,
+            last_events: Vec::new(),
         };
         (report, Tape::Off)
     })
@@ -169,10 +202,16 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
-    let mut observers = tina_checkers::structural();
+    let mut observers = if config.checkers { tina_checkers::structural() } else { Vec::new() };
     observers.extend(setup.observers);
-    let sink = Sink::new(observers, names, log_out, tape);
-    let mut world = match World::boot(&setup.nodes, config.settings.world(), config.seed, sink) {
+    let mut sink = Sink::new(observers, names, log_out, tape);
+    let mut world_config = config.settings.world();
+    match config.plant.map(|plant| plant.bug) {
+        Some(Bug::World(bug)) => world_config.bug = Some(bug),
+        Some(Bug::Trace(bug)) => sink.plant(Mutator::new(bug)),
+        Some(Bug::Scenario(_)) | None => {}
+    }
+    let mut world = match World::boot(&setup.nodes, world_config, config.seed, sink) {
         Ok(world) => world,
         Err(error) => {
             return (
@@ -187,9 +226,9 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     let shard_failures = world.failures();
     let view = world.end_view(ending == Ending::Quiescent);
     let mut sink = world.into_sink();
-    if ending != Ending::Stopped {
-        sink.finish_observers(&view);
-    }
+    // End-of-run properties hold whether the goal was reached or a limit hit; after a
+    // violation or a divergence there is nothing more to learn.
+    sink.finish_observers(&view);
     sink.finish_compare();
     let outcome = classify(ending, &sink, config.limits);
     let mut report = RunReport {
@@ -201,6 +240,8 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         shard_failures,
         divergence: sink.divergence().cloned(),
         log: None,
+        violation_index: sink.violation().and(sink.violation_index()),
+        last_events: Vec::new(),
     };
     if let Some(mut out) = sink.take_log() {
         write_footer(&mut out, &report);
@@ -228,6 +269,8 @@ fn failed_before_start(reason: String) -> RunReport {
         shard_failures: Vec::new(),
         divergence: None,
         log: None,
+        violation_index: None,
+        last_events: Vec::new(),
     }
 }
 

@@ -24,6 +24,8 @@ use std::fmt::Write as _;
 use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
 use tina_checkers::{EndView, Observer, Stamp, Verdict, Violation};
 
+use crate::plant::Mutator;
+
 /// Most words one event encodes to.
 pub const WORDS_MAX: usize = 10;
 
@@ -350,6 +352,15 @@ pub enum Tape {
     Record(Vec<Recorded>),
     /// Compare every event with a recording (the second run).
     Compare(Vec<Recorded>),
+    /// Keep the replay-log lines of events `from..=to` (the events before a failure).
+    Window {
+        /// First index kept.
+        from: u64,
+        /// Last index kept.
+        to: u64,
+        /// The lines.
+        lines: Vec<String>,
+    },
 }
 
 /// Where every event of a run goes: counted, hashed, optionally logged, recorded or
@@ -361,6 +372,7 @@ pub struct Sink {
     log: Option<LogOut>,
     tape: Tape,
     observers: Vec<Box<dyn Observer>>,
+    mutator: Option<Mutator>,
     verdict: Verdict,
     violation_index: Option<u64>,
     divergence: Option<Divergence>,
@@ -390,14 +402,32 @@ impl Sink {
             log,
             tape,
             observers,
+            mutator: None,
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
         }
     }
 
-    /// Takes one event.
+    /// Takes one event (rewritten first by the trace plant's mutator, if any).
     pub fn record(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
+        match self.mutator.take() {
+            None => self.record_one(time_ns, node, shard, event),
+            Some(mut mutator) => {
+                mutator.rewrite(shard, event, &mut |rewritten| {
+                    self.record_one(time_ns, node, shard, rewritten)
+                });
+                self.mutator = Some(mutator);
+            }
+        }
+    }
+
+    /// Switches on a trace plant: every later event passes through `mutator`.
+    pub fn plant(&mut self, mutator: Mutator) {
+        self.mutator = Some(mutator);
+    }
+
+    fn record_one(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
         let stamp = Stamp { index: self.events, time_ns, node, shard };
         self.events += 1;
         let mut words = [0u64; WORDS_MAX];
@@ -410,16 +440,24 @@ impl Sink {
             Tape::Off => {}
             Tape::Record(tape) => tape.push(Recorded { stamp, event: *event }),
             Tape::Compare(_) => self.compare(stamp, event),
+            Tape::Window { from, to, lines } => {
+                if (*from..=*to).contains(&stamp.index) {
+                    lines.push(format_line(&stamp, event, &self.names));
+                }
+            }
         }
-        if self.verdict == Verdict::Continue {
+        // Observers see every event until one finds a violation: after the goal is
+        // reached, the rest of the tick still happens and must still be accounted for.
+        if !matches!(self.verdict, Verdict::Violated(_)) {
             for observer in &mut self.observers {
-                let verdict = observer.observe(&stamp, event);
-                if verdict != Verdict::Continue {
-                    if matches!(verdict, Verdict::Violated(_)) {
+                match observer.observe(&stamp, event) {
+                    Verdict::Continue => {}
+                    Verdict::Done => self.verdict = Verdict::Done,
+                    violation @ Verdict::Violated(_) => {
                         self.violation_index = Some(stamp.index);
+                        self.verdict = violation;
+                        break;
                     }
-                    self.verdict = verdict;
-                    break;
                 }
             }
         }
@@ -468,7 +506,7 @@ impl Sink {
     /// Asks every observer for end-of-run properties, unless the run already failed. A
     /// goal reached only at quiescence is reported here as `Done`.
     pub fn finish_observers(&mut self, view: &EndView) {
-        if matches!(self.verdict, Verdict::Violated(_)) {
+        if matches!(self.verdict, Verdict::Violated(_)) || self.divergence.is_some() {
             return;
         }
         let mut done = false;
@@ -509,9 +547,11 @@ impl Sink {
         &self.verdict
     }
 
-    /// Whether the run must stop: goal reached, property violated, or the runs diverged.
+    /// Whether the run must stop: goal reached, property violated, the runs diverged, or
+    /// a window of events is complete.
     pub fn stop(&self) -> bool {
-        self.verdict != Verdict::Continue || self.divergence.is_some()
+        let window_done = matches!(self.tape, Tape::Window { to, .. } if self.events > to);
+        self.verdict != Verdict::Continue || self.divergence.is_some() || window_done
     }
 
     /// The first divergence from the recording, if any.

@@ -19,6 +19,7 @@ use std::collections::BinaryHeap;
 use tina::{BootError, Counters, Message, Scheduler, ShardFailure, ShardId, SystemSpec, Timestamp};
 
 use crate::backend::SimBackend;
+use crate::plant::WorldBug;
 use crate::prng::{PrngTree, Scope, Seed, Stream};
 use crate::trace::Sink;
 use tina_checkers::{EndView, ShardView};
@@ -34,6 +35,8 @@ pub struct WorldConfig {
     pub net_delay_max_ns: u64,
     /// Messages in flight per ordered shard pair (the ring's capacity).
     pub transport_capacity: u32,
+    /// A planted bug in the world (canaries only).
+    pub bug: Option<WorldBug>,
 }
 
 impl Default for WorldConfig {
@@ -43,6 +46,7 @@ impl Default for WorldConfig {
             net_delay_min_ns: 1_000_000,
             net_delay_max_ns: 10_000_000,
             transport_capacity: 1024,
+            bug: None,
         }
     }
 }
@@ -118,7 +122,14 @@ pub struct World {
     scheduling: Stream,
     config: WorldConfig,
     sink: Option<Box<Sink>>,
+    /// Cross-shard messages routed and delivered so far (world plants count them).
+    routed: u64,
+    delivered: u64,
 }
+
+/// Read by the `static-counter` plant: state that survives from one run to the next in
+/// one process, exactly what the determinism check exists to catch.
+static PLANTED_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl core::fmt::Debug for World {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -187,6 +198,8 @@ impl World {
             config,
             sink,
             cells,
+            routed: 0,
+            delivered: 0,
         };
         for index in 0..world.cells.len() {
             world.route_outbound(index, 0);
@@ -262,6 +275,10 @@ impl World {
         let cell = &mut self.cells[destination];
         let source_local = (flight.source - cell.node_base) as u8;
         cell.backend.inbound.push_back((source_local, flight.message));
+        self.delivered += 1;
+        if self.config.bug == Some(WorldBug::DuplicateDelivery) && self.delivered == 5 {
+            cell.backend.inbound.push_back((source_local, flight.message));
+        }
         let at = self.now.max(cell.busy_until);
         self.schedule(destination, at);
     }
@@ -271,6 +288,9 @@ impl World {
         let now = self.now;
         let cell = &mut self.cells[index];
         cell.backend.now = Timestamp::from_nanos(now);
+        if self.config.bug == Some(WorldBug::ClockJump) && now >= 1_000_000_000 {
+            cell.backend.skew_ns = 100_000_000;
+        }
         cell.backend.sink = self.sink.take();
         let report = cell.scheduler.tick(&mut cell.backend);
         self.sink = cell.backend.sink.take();
@@ -305,10 +325,29 @@ impl World {
         for position in 0..self.cells[index].backend.outbound.len() {
             let cell = &mut self.cells[index];
             let (destination_local, message) = cell.backend.outbound[position];
-            let delay = if max == 0 { 0 } else { cell.network.range_inclusive(min, max) };
+            let mut delay = if max == 0 { 0 } else { cell.network.range_inclusive(min, max) };
+            if self.config.bug == Some(WorldBug::StaticCounter) && self.routed == 0 {
+                // The first message's delay grows by one nanosecond per earlier run in this
+                // process.
+                delay += PLANTED_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             let pair = &mut cell.last_arrival[usize::from(destination_local)];
-            let arrival = (departure + delay).max(*pair);
+            let mut arrival = (departure + delay).max(*pair);
             *pair = arrival;
+            self.routed += 1;
+            match self.config.bug {
+                Some(WorldBug::LoseMessage) if self.routed == 5 => continue,
+                Some(WorldBug::Reorder)
+                    if position > 0
+                        && cell.backend.outbound[position - 1].0 == destination_local
+                        && self.routed < 1_000_000 =>
+                {
+                    // Overtake the message before it, once.
+                    arrival = departure.saturating_sub(1).max(1);
+                    self.routed = 1_000_000;
+                }
+                _ => {}
+            }
             let destination = cell.node_base + u32::from(destination_local);
             // Cell indices fit in u32.
             let flight = InFlight { source: index as u32, destination, message };

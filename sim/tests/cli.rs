@@ -56,7 +56,10 @@ fn bad_input_exits_2() {
     let cases: [(&[&str], &str); 8] = [
         (&["--seed", "forty-two"], "write a u64 in decimal (42) or hexadecimal (0x2a)"),
         (&["--seed", "0x"], "invalid seed"),
-        (&["--seed", "1", "--scenario", "nope"], "valid scenarios: ping-pong, dispatcher, timers, bank"),
+        (
+            &["--seed", "1", "--scenario", "nope"],
+            "valid scenarios: ping-pong, dispatcher, timers, bank",
+        ),
         (
             &["--seed", "1", "--scenario", "ping-pong", "--set", "speed=9"],
             "valid parameters: round_trips",

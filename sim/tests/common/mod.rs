@@ -21,6 +21,8 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         limits: LIMITS,
         log: LogRequest::None,
         check_determinism: false,
+        plant: None,
+        checkers: true,
     }
 }
 

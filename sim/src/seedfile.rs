@@ -1,0 +1,197 @@
+//! Regression seed files: one small text file per seed in `seeds/`, replayed by
+//! `cargo test`.
+//!
+//! ```text
+//! # Lines are `key: value`; `#` starts a comment line.
+//! why: the transport lost a message and the accounting checker must notice
+//! seed: 1
+//! scenario: ping-pong
+//! set: round_trips=50
+//! flags: --plant lose-message
+//! expect: correctness
+//! ```
+//!
+//! `why`, `seed` and `expect` are required; `scenario` may be left to a `--plant` in
+//! `flags`; `set` may repeat. `expect` is `pass` or a failure class. Every error names the
+//! file, the line and what is wrong. This module parses; the test replays.
+
+use core::fmt;
+
+use tina_checkers::FailureClass;
+
+use crate::config::parse_seed;
+
+/// What a seed file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedFile {
+    /// One line of why this seed is kept.
+    pub why: String,
+    /// The seed as written (decimal or 0x hex).
+    pub seed: String,
+    /// The scenario, if given.
+    pub scenario: Option<String>,
+    /// `KEY=VALUE` settings.
+    pub sets: Vec<String>,
+    /// Further flags, for example `--plant NAME`.
+    pub flags: Vec<String>,
+    /// `None` for pass, else the failure class.
+    pub expect: Option<FailureClass>,
+}
+
+impl SeedFile {
+    /// The `sim` arguments (without the program name) that replay it.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["--seed".to_string(), self.seed.clone()];
+        if let Some(scenario) = &self.scenario {
+            args.extend(["--scenario".to_string(), scenario.clone()]);
+        }
+        for set in &self.sets {
+            args.extend(["--set".to_string(), set.clone()]);
+        }
+        args.extend(self.flags.iter().cloned());
+        args
+    }
+}
+
+/// What is wrong with a seed file, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedFileError {
+    /// The file.
+    pub file: String,
+    /// The line (1-based; 0 for the file as a whole).
+    pub line: usize,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for SeedFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.problem)
+    }
+}
+
+impl std::error::Error for SeedFileError {}
+
+/// Parses the text of `file`.
+pub fn parse(file: &str, text: &str) -> Result<SeedFile, SeedFileError> {
+    let error =
+        |line: usize, problem: String| SeedFileError { file: file.to_string(), line, problem };
+    let (mut why, mut seed, mut scenario) = (None, None, None);
+    let mut expect: Option<Option<FailureClass>> = None;
+    let (mut sets, mut flags) = (Vec::new(), Vec::new());
+    for (index, raw) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line
+            .split_once(':')
+            .ok_or_else(|| error(number, format!("expected `key: value`, found {line:?}")))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(error(number, format!("`{key}` has no value")));
+        }
+        let once = |slot: &Option<String>| {
+            if slot.is_some() {
+                Err(error(number, format!("`{key}` is given twice")))
+            } else {
+                Ok(())
+            }
+        };
+        match key.trim() {
+            "why" => {
+                once(&why)?;
+                why = Some(value.to_string());
+            }
+            "seed" => {
+                once(&seed)?;
+                parse_seed(value).map_err(|e| error(number, e.to_string()))?;
+                seed = Some(value.to_string());
+            }
+            "scenario" => {
+                once(&scenario)?;
+                scenario = Some(value.to_string());
+            }
+            "set" => {
+                if !value.contains('=') {
+                    return Err(error(number, format!("`set` needs KEY=VALUE, found {value:?}")));
+                }
+                sets.push(value.to_string());
+            }
+            "flags" => flags.extend(value.split_whitespace().map(str::to_string)),
+            "expect" => {
+                if expect.is_some() {
+                    return Err(error(number, "`expect` is given twice".to_string()));
+                }
+                expect = Some(parse_expect(value).ok_or_else(|| {
+                    error(number, format!("`expect` is {value:?}; use pass, correctness, liveness, crash or nondeterminism"))
+                })?);
+            }
+            other => {
+                return Err(error(
+                    number,
+                    format!("unknown key `{other}`; keys: why, seed, scenario, set, flags, expect"),
+                ));
+            }
+        }
+    }
+    let missing = |name: &str| error(0, format!("`{name}` is missing"));
+    let has_plant = flags.iter().any(|flag| flag == "--plant");
+    if scenario.is_none() && !has_plant {
+        return Err(error(0, "`scenario` is missing (and no --plant picks one)".to_string()));
+    }
+    Ok(SeedFile {
+        why: why.ok_or_else(|| missing("why"))?,
+        seed: seed.ok_or_else(|| missing("seed"))?,
+        scenario,
+        sets,
+        flags,
+        expect: expect.ok_or_else(|| missing("expect"))?,
+    })
+}
+
+fn parse_expect(value: &str) -> Option<Option<FailureClass>> {
+    Some(match value {
+        "pass" => None,
+        "correctness" => Some(FailureClass::Correctness),
+        "liveness" => Some(FailureClass::Liveness),
+        "crash" => Some(FailureClass::Crash),
+        "nondeterminism" => Some(FailureClass::Nondeterminism),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A malformed file fails with its name, the line and what is wrong.
+    #[test]
+    fn errors_name_file_line_and_problem() {
+        let cases = [
+            ("why: x\nseed 1\n", "f.seed:2: expected `key: value`, found \"seed 1\""),
+            ("why: x\nseed: forty\n", "f.seed:2: invalid seed \"forty\""),
+            ("why: x\nseed: 1\nseed: 2\n", "f.seed:3: `seed` is given twice"),
+            ("why: x\nseed: 1\nscenario: a\nexpect: maybe\n", "f.seed:4: `expect` is \"maybe\""),
+            ("why: x\nseed: 1\nscenario: a\ncolour: red\n", "f.seed:4: unknown key `colour`"),
+            ("why: x\nseed: 1\nscenario: a\nset: nothing\n", "f.seed:4: `set` needs KEY=VALUE"),
+            ("seed: 1\nscenario: a\nexpect: pass\n", "f.seed:0: `why` is missing"),
+            ("why: x\nseed: 1\nexpect: pass\n", "f.seed:0: `scenario` is missing"),
+            ("why:\n", "f.seed:1: `why` has no value"),
+        ];
+        for (text, message) in cases {
+            let error = parse("f.seed", text).expect_err(text);
+            assert!(error.to_string().starts_with(message), "{text:?}: {error}");
+        }
+    }
+
+    /// A good file turns into the arguments that replay it.
+    #[test]
+    fn replays_as_arguments() {
+        let text = "# comment\nwhy: because\nseed: 0x2a\nflags: --plant lose-message\nset: a=1\nexpect: correctness\n";
+        let file = parse("g.seed", text).expect("valid");
+        assert_eq!(file.args(), ["--seed", "0x2a", "--set", "a=1", "--plant", "lose-message"]);
+        assert_eq!(file.expect, Some(FailureClass::Correctness));
+    }
+}
