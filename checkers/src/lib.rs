@@ -144,20 +144,117 @@ pub trait Observer {
     }
 }
 
-/// Every structural checker, in a fixed order: the framework's invariants, on for every
-/// run.
+/// Every structural checker: the framework's invariants, on for every run.
 pub fn structural() -> Vec<Box<dyn Observer>> {
-    vec![
-        Box::new(accounting::Accounting::default()),
-        Box::new(fifo::Fifo::default()),
-        Box::new(mailbox::Occupancy::default()),
-        Box::new(pools::Pools::default()),
-        Box::new(generations::Generations::default()),
-        Box::new(timers::Timers::default()),
-        Box::new(calls::Calls::default()),
-        Box::new(supervision::Supervision::default()),
-        Box::new(io::Io::default()),
-    ]
+    vec![Box::new(Structural::default())]
+}
+
+/// The structural checkers as one observer: each event goes, by its kind, only to the
+/// checkers that look at it, through static calls (one virtual call per event instead of
+/// nine). The checkers keep their own modules and state; the first violation wins, in the
+/// order of `STRUCTURAL`.
+#[derive(Debug, Default)]
+pub struct Structural {
+    accounting: accounting::Accounting,
+    fifo: fifo::Fifo,
+    mailbox: mailbox::Occupancy,
+    pools: pools::Pools,
+    generations: generations::Generations,
+    timers: timers::Timers,
+    calls: calls::Calls,
+    supervision: supervision::Supervision,
+    io: io::Io,
+}
+
+/// Returns from the enclosing function with the first verdict that is not `Continue`.
+macro_rules! first {
+    ($($check:expr),+ $(,)?) => {{
+        $(
+            let verdict = $check;
+            if verdict != Verdict::Continue {
+                return verdict;
+            }
+        )+
+        Verdict::Continue
+    }};
+}
+
+impl Observer for Structural {
+    fn name(&self) -> &'static str {
+        "structural"
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.accounting.start(nodes);
+        self.fifo.start(nodes);
+        self.mailbox.start(nodes);
+        self.pools.start(nodes);
+        self.generations.start(nodes);
+        self.timers.start(nodes);
+        self.calls.start(nodes);
+        self.supervision.start(nodes);
+        self.io.start(nodes);
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match event {
+            Event::Send { .. } => self.accounting.observe(stamp, event),
+            Event::Enqueue { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(stamp, event),
+                self.mailbox.observe(stamp, event),
+                self.pools.observe(stamp, event),
+                self.generations.observe(stamp, event),
+                self.calls.observe(stamp, event),
+            ),
+            Event::Deliver { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(stamp, event),
+                self.pools.observe(stamp, event),
+                self.generations.observe(stamp, event),
+            ),
+            Event::Drop { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(stamp, event),
+                self.pools.observe(stamp, event),
+            ),
+            Event::Spawn { .. } => {
+                first!(self.pools.observe(stamp, event), self.generations.observe(stamp, event))
+            }
+            Event::Exit { .. } => first!(
+                self.pools.observe(stamp, event),
+                self.generations.observe(stamp, event),
+                self.calls.observe(stamp, event),
+                self.supervision.observe(stamp, event),
+            ),
+            Event::TimerSet { .. } | Event::TimerCancel { .. } => {
+                first!(self.pools.observe(stamp, event), self.timers.observe(stamp, event))
+            }
+            Event::TimerFire { .. } => self.timers.observe(stamp, event),
+            Event::CallStart { .. } | Event::CallEnd { .. } => self.calls.observe(stamp, event),
+            Event::Restart { .. } | Event::Rebuild { .. } | Event::Escalate { .. } => {
+                self.supervision.observe(stamp, event)
+            }
+            Event::IoSubmit { .. } | Event::IoComplete { .. } | Event::IoStale { .. } => {
+                self.io.observe(stamp, event)
+            }
+            _ => Verdict::Continue,
+        }
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        first!(
+            self.accounting.finish(view),
+            self.fifo.finish(view),
+            self.mailbox.finish(view),
+            self.pools.finish(view),
+            self.generations.finish(view),
+            self.timers.finish(view),
+            self.calls.finish(view),
+            self.supervision.finish(view),
+            self.io.finish(view),
+        )
+    }
 }
 
 /// Name and one line of every structural checker, as `structural` orders them.
