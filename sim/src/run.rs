@@ -202,9 +202,10 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
-    let mut observers = if config.checkers { tina_checkers::structural() } else { Vec::new() };
-    observers.extend(setup.observers);
-    let mut sink = Sink::new(observers, names, log_out, tape);
+    let mut sink = Sink::new(setup.observers, names, log_out, tape);
+    if config.checkers {
+        sink = sink.with_structural();
+    }
     let mut world_config = config.settings.world();
     match config.plant.map(|plant| plant.bug) {
         Some(Bug::World(bug)) => world_config.bug = Some(bug),

@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 
 use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
-use tina_checkers::{EndView, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EndView, Observer, Stamp, Structural, Verdict, Violation};
 
 use crate::plant::Mutator;
 
@@ -68,15 +68,15 @@ fn outcome_code(outcome: CallOutcome) -> u64 {
     }
 }
 
-/// Writes the canonical words of `event` at `stamp` into `out`; returns how many.
-pub fn encode(stamp: &Stamp, event: &Event, out: &mut [u64; WORDS_MAX]) -> usize {
+/// Hands the canonical words of `event` at `stamp` to `put`, in order, in one or more
+/// pieces (no buffer: the hash mixes them as they come). At most `WORDS_MAX` in all.
+#[inline(always)]
+pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
     let h = |handle: Handle| handle.to_raw();
-    out[0] = kind(event).0 | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24);
-    out[1] = stamp.time_ns;
-    let mut put = |fields: &[u64]| {
-        out[2..2 + fields.len()].copy_from_slice(fields);
-        2 + fields.len()
-    };
+    put(&[
+        kind(event).0 | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24),
+        stamp.time_ns,
+    ]);
     match *event {
         Event::Spawn { parent, child } => put(&[h(parent), h(child)]),
         Event::SpawnFailed { parent, type_index, reason } => {
@@ -147,12 +147,18 @@ impl Default for TraceHash {
 }
 
 impl TraceHash {
-    /// Mixes one event's words.
-    pub fn add(&mut self, words: &[u64]) {
+    /// Mixes one event, encoding it on the way.
+    #[inline]
+    pub fn add(&mut self, stamp: &Stamp, event: &Event) {
+        encode(stamp, event, |words| self.mix(words));
+        self.events += 1;
+    }
+
+    #[inline(always)]
+    fn mix(&mut self, words: &[u64]) {
         for &word in words {
             self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(HASH_MULTIPLIER);
         }
-        self.events += 1;
     }
 
     /// The printed value.
@@ -322,6 +328,15 @@ impl LogOut {
     }
 }
 
+/// The structural checkers (if on), then the other observers, in the order they judge.
+fn all_observers<'a>(
+    structural: &'a mut Option<Box<Structural>>,
+    observers: &'a mut [Box<dyn Observer>],
+) -> impl Iterator<Item = &'a mut dyn Observer> {
+    let structural = structural.as_deref_mut().map(|s| s as &mut dyn Observer);
+    structural.into_iter().chain(observers.iter_mut().map(|o| o.as_mut() as &mut dyn Observer))
+}
+
 /// A recorded event, for comparing two runs of one seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Recorded {
@@ -371,6 +386,9 @@ pub struct Sink {
     names: Names,
     log: Option<LogOut>,
     tape: Tape,
+    /// The structural checkers, called statically (they see every event of most runs).
+    structural: Option<Box<Structural>>,
+    /// Further observers (the scenario's goal, tests' probes), after `structural`.
     observers: Vec<Box<dyn Observer>>,
     mutator: Option<Mutator>,
     verdict: Verdict,
@@ -401,12 +419,19 @@ impl Sink {
             names,
             log,
             tape,
+            structural: None,
             observers,
             mutator: None,
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
         }
+    }
+
+    /// Puts the structural checkers ahead of the other observers.
+    pub fn with_structural(mut self) -> Sink {
+        self.structural = Some(Box::default());
+        self
     }
 
     /// Takes one event (rewritten first by the trace plant's mutator, if any).
@@ -430,9 +455,7 @@ impl Sink {
     fn record_one(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
         let stamp = Stamp { index: self.events, time_ns, node, shard };
         self.events += 1;
-        let mut words = [0u64; WORDS_MAX];
-        let len = encode(&stamp, event, &mut words);
-        self.hash.add(&words[..len]);
+        self.hash.add(&stamp, event);
         if let Some(log) = &mut self.log {
             log.line(&format_line(&stamp, event, &self.names));
         }
@@ -448,17 +471,37 @@ impl Sink {
         }
         // Observers see every event until one finds a violation: after the goal is
         // reached, the rest of the tick still happens and must still be accounted for.
-        if !matches!(self.verdict, Verdict::Violated(_)) {
-            for observer in &mut self.observers {
-                match observer.observe(&stamp, event) {
-                    Verdict::Continue => {}
-                    Verdict::Done => self.verdict = Verdict::Done,
-                    violation @ Verdict::Violated(_) => {
-                        self.violation_index = Some(stamp.index);
-                        self.verdict = violation;
-                        break;
-                    }
-                }
+        if matches!(self.verdict, Verdict::Violated(_)) {
+            return;
+        }
+        if let Some(structural) = &mut self.structural {
+            let verdict = structural.observe(&stamp, event);
+            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+                return;
+            }
+        }
+        // Bounded by the observers given at construction.
+        for at in 0..self.observers.len() {
+            let verdict = self.observers[at].observe(&stamp, event);
+            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+                return;
+            }
+        }
+    }
+
+    /// Takes an observer's `Done` or violation at event `index`; true for a violation
+    /// (the other observers do not see the event).
+    fn settle(&mut self, index: u64, verdict: Verdict) -> bool {
+        match verdict {
+            Verdict::Continue => false,
+            Verdict::Done => {
+                self.verdict = Verdict::Done;
+                false
+            }
+            violation @ Verdict::Violated(_) => {
+                self.violation_index = Some(index);
+                self.verdict = violation;
+                true
             }
         }
     }
@@ -498,7 +541,7 @@ impl Sink {
 
     /// Starts every observer with the system's shape.
     pub fn start_observers(&mut self, nodes: &[tina::SystemSpec]) {
-        for observer in &mut self.observers {
+        for observer in all_observers(&mut self.structural, &mut self.observers) {
             observer.start(nodes);
         }
     }
@@ -510,7 +553,7 @@ impl Sink {
             return;
         }
         let mut done = false;
-        for observer in &mut self.observers {
+        for observer in all_observers(&mut self.structural, &mut self.observers) {
             match observer.finish(view) {
                 Verdict::Violated(violation) => {
                     self.verdict = Verdict::Violated(violation);
@@ -521,7 +564,7 @@ impl Sink {
                 Verdict::Continue => {}
             }
         }
-        if done && self.verdict == Verdict::Continue {
+        if done && matches!(self.verdict, Verdict::Continue) {
             self.verdict = Verdict::Done;
         }
     }
@@ -551,7 +594,7 @@ impl Sink {
     /// a window of events is complete.
     pub fn stop(&self) -> bool {
         let window_done = matches!(self.tape, Tape::Window { to, .. } if self.events > to);
-        self.verdict != Verdict::Continue || self.divergence.is_some() || window_done
+        !matches!(self.verdict, Verdict::Continue) || self.divergence.is_some() || window_done
     }
 
     /// The first divergence from the recording, if any.
