@@ -3,10 +3,13 @@
 # two endpoints on two simulated hosts, a 64-byte request and a 64-byte response, N round
 # trips one after the other, network latency uniform in 1..=10 ms, seeded.
 #
-# Builds all three in release, then runs them interleaved (ours, madsim, turmoil) for
-# ROUNDS rounds, round r using seed r. Prints each round's numbers, each system's median
-# in round trips per wall-clock second, further figures (see `further_figures`), and last:
+# Builds all three in release, then runs them interleaved (ours, ours without checkers,
+# madsim, turmoil) for ROUNDS rounds, round r using seed r. Prints each round's numbers,
+# each system's median in round trips per wall-clock second, further figures (see
+# `further_figures`), and last:
 #   sim-vs-madsim: <x>x sim-vs-turmoil: <y>x
+# where "sim" is our default run: every structural checker judging every event (the peers
+# check nothing; "sim-nc", with --no-checkers, is the like-for-like figure).
 #
 # Environment: ROUND_TRIPS (default 200000), ROUNDS (default 5).
 # Each system times only its simulation run (building the runtime and running it), not
@@ -92,13 +95,19 @@ fi
 
 echo "== ping-pong: round_trips=$ROUND_TRIPS latency uniform 1..=10ms, $ROUNDS rounds (seed = round)"
 printf '%-6s %-8s %14s %14s\n' round system wall_ns rt_per_s
-ours_rates=() madsim_rates=() turmoil_rates=()
+ours_rates=() bare_rates=() madsim_rates=() turmoil_rates=()
 for ((round = 1; round <= ROUNDS; round++)); do
     wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
         --set net_delay_min=1ms --set net_delay_max=10ms --json | json_field wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
     ours_rates+=("$r")
     printf '%-6s %-8s %14s %14s\n' "$round" sim "$wall" "$r"
+
+    wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
+        --set net_delay_min=1ms --set net_delay_max=10ms --no-checkers --json | json_field wall_ns)
+    r=$(rate "$ROUND_TRIPS" "$wall")
+    bare_rates+=("$r")
+    printf '%-6s %-8s %14s %14s\n' "$round" sim-nc "$wall" "$r"
 
     wall=$(quiet "$MADSIM" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
@@ -112,10 +121,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 ours=$(median "${ours_rates[@]}")
+bare=$(median "${bare_rates[@]}")
 madsim=$(median "${madsim_rates[@]}")
 turmoil=$(median "${turmoil_rates[@]}")
 echo "== median round trips per wall-clock second"
-printf '%-8s %14s\n' sim "$ours" madsim "$madsim" turmoil "$turmoil"
+printf '%-8s %14s\n' sim "$ours" sim-nc "$bare" madsim "$madsim" turmoil "$turmoil"
 
 # Further figures of our simulator alone. Each one checks that what it needs exists
 # (`sim list`) and prints a note instead when it does not. Add more commands here.
@@ -133,8 +143,36 @@ further_figures() {
         echo "ping-pong zero latency: skipped (no ping-pong scenario in sim list)"
     fi
 
-    # (b) More figures go here.
+    # (b) Simulated time over wall time on an idle-heavy run: the dispatcher with 10
+    # workers and a job every 100 ms for one simulated hour (36,000 jobs).
+    if has_scenario dispatcher; then
+        local json sim_ns
+        json=$(quiet "$SIM" --seed 1 --scenario dispatcher --set workers=10 --set jobs=36000 \
+            --set job_interval=100ms --time-max 2h --json)
+        sim_ns=$(json_field sim_time_ns <<<"$json")
+        wall=$(json_field wall_ns <<<"$json")
+        echo "dispatcher idle-heavy (10 workers, a job per 100ms, 1 simulated hour):" \
+            "sim_ns=$sim_ns wall_ns=$wall sim_over_wall=$(rate "$sim_ns" "$((wall * 1000000000))")x"
+    else
+        echo "dispatcher idle-heavy: skipped (no dispatcher scenario in sim list)"
+    fi
+
+    # (c) n isolates, each setting one timer at a random instant in the first 10 simulated
+    # seconds, then finishing: wall time for n = 10k, 100k, 1M (n log n, not n^2).
+    if has_scenario timers; then
+        local n per
+        for n in 10000 100000 1000000; do
+            wall=$(quiet "$SIM" --seed 1 --scenario timers --set isolates="$n" --set spread=10s \
+                --json | json_field wall_ns)
+            per=$(python3 -c 'import sys; print(round(int(sys.argv[1]) / int(sys.argv[2])))' \
+                "$wall" "$n")
+            echo "timers: isolates=$n wall_ns=$wall ns_per_isolate=$per"
+        done
+    else
+        echo "timers: skipped (no timers scenario in sim list)"
+    fi
 }
 further_figures
 
+echo "sim-nc-vs-madsim: $(ratio "$bare" "$madsim")x sim-nc-vs-turmoil: $(ratio "$bare" "$turmoil")x"
 echo "sim-vs-madsim: $(ratio "$ours" "$madsim")x sim-vs-turmoil: $(ratio "$ours" "$turmoil")x"
