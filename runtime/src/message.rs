@@ -45,6 +45,7 @@ impl MessageId {
     /// No message (a dispatch after `Yield` carries it).
     pub const NONE: MessageId = MessageId(0);
 
+    #[inline]
     pub(crate) fn new(origin: ShardId, sequence: u64) -> MessageId {
         // 2^56 sends from one shard at 10^9 per second take over two years.
         assert!(sequence != 0 && sequence <= MESSAGE_SEQUENCE_MASK, "message sequence wrapped");
@@ -114,6 +115,7 @@ const _: () = assert!(size_of::<Message>() == ENVELOPE_SIZE);
 
 impl Message {
     /// An envelope carrying `outgoing` from `source` to `destination`.
+    #[inline]
     pub(crate) fn user(
         id: MessageId,
         source: Handle,
@@ -175,6 +177,7 @@ impl Message {
 
     /// Turns `self` into a payload-less system message in place. The old payload bytes
     /// stay but are unreadable: the length is zero.
+    #[inline]
     pub(crate) fn make_system(&mut self, destination: Handle, tag: Tag) {
         self.destination = destination;
         self.source = Handle::NONE;

@@ -242,6 +242,7 @@ impl TypeSlots {
     }
 
     /// Queues `slot` to run this tick unless it is queued already.
+    #[inline]
     fn wake(&mut self, slot: usize) {
         if !self.queued[slot] {
             self.queued[slot] = true;
@@ -252,6 +253,7 @@ impl TypeSlots {
 
     /// Moves isolates that yielded last tick to the ready queue (usually empty at the start
     /// of a tick, so the two rings just swap).
+    #[inline]
     pub(crate) fn promote_yielded(&mut self) {
         if self.ready.is_empty() {
             core::mem::swap(&mut self.ready, &mut self.yielded);
@@ -264,18 +266,21 @@ impl TypeSlots {
     }
 
     /// Takes the next slot to dispatch off the ready queue.
+    #[inline]
     pub(crate) fn pop_ready(&mut self) -> Option<usize> {
         let slot = self.ready.pop()? as usize;
         self.queued[slot] = false;
         Some(slot)
     }
 
+    #[inline]
     pub(crate) fn has_work(&self) -> bool {
         !self.ready.is_empty() || !self.yielded.is_empty()
     }
 }
 
 /// The handle of the current incarnation in a slot.
+#[inline]
 fn handle_in(types: &[TypeSlots], shard: ShardId, type_index: usize, slot: usize) -> Handle {
     // Type and slot indices are bounded by the validated spec.
     Handle::new(shard, type_index as u8, slot as u32, types[type_index].generation[slot])
@@ -370,21 +375,25 @@ impl ShardCore {
         }
     }
 
+    #[inline]
     pub(crate) fn trace(&self, env: &mut dyn Env, event: Event) {
         if self.trace_on {
             env.trace(&event);
         }
     }
 
+    #[inline]
     pub(crate) fn handle_of(&self, type_index: usize, slot: usize) -> Handle {
         handle_in(&self.types, self.shard, type_index, slot)
     }
 
+    #[inline]
     fn key_of(&self, type_index: usize, slot: usize) -> u32 {
         self.types[type_index].key_base + slot as u32
     }
 
     /// The (type, slot) a handle names on this shard, if it is live.
+    #[inline]
     pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
             return None;
@@ -397,12 +406,14 @@ impl ShardCore {
             .then_some((type_index, slot))
     }
 
+    #[inline]
     fn next_id(&mut self) -> MessageId {
         self.sequence += 1;
         MessageId::new(self.shard, self.sequence)
     }
 
     /// Whether the slot has something to be dispatched with, given its state.
+    #[inline]
     fn deliverable(&self, type_index: usize, slot: usize) -> bool {
         let slots = &self.types[type_index];
         let flags = slots.pending[slot];
@@ -417,6 +428,7 @@ impl ShardCore {
         }
     }
 
+    #[inline]
     fn wake_if_deliverable(&mut self, type_index: usize, slot: usize) {
         if self.deliverable(type_index, slot) {
             self.types[type_index].wake(slot);
@@ -426,6 +438,7 @@ impl ShardCore {
     // ----- messages -------------------------------------------------------------------
 
     /// Sends `outgoing` from `from` to `to`: locally into the mailbox, or into the transport.
+    #[inline]
     pub(crate) fn send(
         &mut self,
         env: &mut dyn Env,
@@ -438,6 +451,7 @@ impl ShardCore {
     }
 
     /// Routes an envelope built by this shard; counts and traces the send and any drop.
+    #[inline]
     fn send_message(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), SendError> {
         let (id, from, to) = (message.id(), message.source(), message.destination());
         self.counters.sent += 1;
@@ -467,6 +481,7 @@ impl ShardCore {
     }
 
     /// Accepts an envelope that arrived from another shard; drops are counted here.
+    #[inline]
     pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
         let result = if message.is_reply() {
             self.accept_reply(env, message)
@@ -485,6 +500,7 @@ impl ShardCore {
 
     /// Puts `message` in its destination's mailbox on this shard and wakes the destination.
     /// The checks run in a fixed order: liveness, capacity, pool.
+    #[inline]
     fn enqueue(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
         let to = message.destination();
         let (type_index, slot) = self.resolve(to).ok_or(DropReason::StaleHandle)?;
@@ -675,6 +691,7 @@ impl ShardCore {
     ///
     /// Priority: a call's resolution, an I/O completion, fired timers, the mailbox, then a
     /// resume after `Yield`.
+    #[inline]
     pub(crate) fn take_message(
         &mut self,
         env: &mut dyn Env,
@@ -709,6 +726,7 @@ impl ShardCore {
     }
 
     /// The common path: the mailbox head, or a resume after `Yield`.
+    #[inline]
     fn take_plain(
         &mut self,
         type_index: usize,
@@ -800,6 +818,7 @@ impl ShardCore {
     }
 
     /// Applies what a handler or `init` returned, after freeing what the dispatch lent.
+    #[inline]
     pub(crate) fn apply_effect(
         &mut self,
         env: &mut dyn Env,
@@ -850,6 +869,7 @@ impl ShardCore {
         Fate::Lives
     }
 
+    #[inline]
     fn wait(&mut self, type_index: usize, slot: usize) {
         self.types[type_index].state[slot] = SlotState::Waiting;
         self.wake_if_deliverable(type_index, slot);
@@ -984,10 +1004,14 @@ impl ShardCore {
 
     /// Moves the wheel to the tick's time: fired timers wait for their owners, expired calls
     /// fail with `Timeout`.
+    #[inline]
     pub(crate) fn fire_timers(&mut self, env: &mut dyn Env) {
-        if self.timers.is_idle() {
-            return;
+        if !self.timers.is_idle() {
+            self.advance_timers(env);
         }
+    }
+
+    fn advance_timers(&mut self, env: &mut dyn Env) {
         let now_tick = self.timers.tick_of(self.now.as_nanos());
         let ShardCore { shard, types, timers, counters, trace_on, .. } = self;
         let (shard, trace_on) = (*shard, *trace_on);
@@ -1035,6 +1059,7 @@ impl ShardCore {
     }
 
     /// The backend time at which the next timer may be due.
+    #[inline]
     pub(crate) fn next_timer_deadline(&self) -> Option<Timestamp> {
         self.timers.next_deadline().map(|tick| Timestamp::from_nanos(self.timers.nanos_of(tick)))
     }
@@ -1098,6 +1123,7 @@ impl ShardCore {
     }
 
     /// The next submission for the backend.
+    #[inline]
     pub(crate) fn pop_io_submission(&mut self) -> Option<IoSubmission> {
         self.io_queue.pop()
     }
@@ -1209,6 +1235,7 @@ impl ShardCore {
     }
 
     /// Operations handed to the backend and not yet completed.
+    #[inline]
     pub(crate) fn io_in_flight(&self) -> usize {
         self.in_flight.len() - self.in_flight_free_len
     }
@@ -1279,6 +1306,7 @@ impl ShardCore {
 
     /// Whether any isolate is queued to run, any init is pending or any exit awaits its
     /// supervisor.
+    #[inline]
     pub(crate) fn has_work(&self) -> bool {
         !self.pending_inits.is_empty()
             || !self.exits.is_empty()
@@ -1291,6 +1319,7 @@ impl ShardCore {
     }
 
     /// Whether a batch must stop so that pending inits or supervision decisions run now.
+    #[inline]
     pub(crate) fn interrupted(&self) -> bool {
         !self.pending_inits.is_empty() || !self.exits.is_empty()
     }
