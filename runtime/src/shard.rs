@@ -160,7 +160,7 @@ struct IoSlot {
 
 const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
 
-/// Bits of `TypeSlots::pending`: what a slot has to be dispatched with besides its mailbox,
+/// Bits of `SlotMeta::pending`: what a slot has to be dispatched with besides its mailbox,
 /// kept in one byte so the common dispatch path checks one value.
 mod pending {
     /// A call resolution (reply at the mailbox head, or a failure) awaits delivery.
@@ -180,6 +180,54 @@ struct InFlight {
     receive: Option<BufferId>,
 }
 
+/// The hot metadata of one slot: everything a send, a wake-up and a dispatch look at, kept
+/// together so that they cost one bounds check and one cache line rather than one of each
+/// per field.
+#[derive(Clone, Copy, Debug)]
+struct SlotMeta {
+    generation: u32,
+    state: SlotState,
+    /// Whether the slot is in `ready` or `yielded` (each slot at most once).
+    queued: bool,
+    /// `pending` bits: what the slot has to be dispatched with besides its mailbox.
+    pending: u8,
+    mailbox: Mailbox,
+}
+
+impl SlotMeta {
+    /// Whether the slot has something to be dispatched with, given its state.
+    #[inline]
+    fn deliverable(&self) -> bool {
+        match self.state {
+            SlotState::Runnable => true,
+            SlotState::Waiting => self.pending != 0 || !self.mailbox.is_empty(),
+            SlotState::WaitingReply => self.pending & pending::RESOLVED != 0,
+            SlotState::WaitingIo => self.pending & pending::IO != 0,
+            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
+                false
+            }
+        }
+    }
+
+    /// Queues the slot (`index`) on `ready` unless it is queued already.
+    #[inline]
+    fn wake(&mut self, ready: &mut Ring<u32>, index: usize) {
+        if !self.queued {
+            self.queued = true;
+            // Each slot is queued at most once, and the ring holds every slot.
+            ready.push(index as u32).expect("ready queue holds every slot");
+        }
+    }
+}
+
+const SLOT_FREE: SlotMeta = SlotMeta {
+    generation: 1,
+    state: SlotState::Free,
+    queued: false,
+    pending: 0,
+    mailbox: Mailbox::EMPTY,
+};
+
 /// Metadata of every slot of one isolate type.
 #[derive(Debug)]
 pub(crate) struct TypeSlots {
@@ -190,16 +238,12 @@ pub(crate) struct TypeSlots {
     pub(crate) budget: u32,
     /// Dense key of slot 0 among every slot of the shard (timers are owned by keys).
     key_base: u32,
-    generation: Box<[u32]>,
-    pub(crate) state: Box<[SlotState]>,
-    /// Whether the slot is in `ready` or `yielded` (each slot at most once).
-    queued: Box<[bool]>,
-    mailbox: Box<[Mailbox]>,
+    /// What a send, a wake-up and a dispatch read, one entry per slot.
+    meta: Box<[SlotMeta]>,
     args: Box<[u8]>,
     group: Box<[u16]>,
     call: Box<[CallSlot]>,
     io: Box<[IoSlot]>,
-    pending: Box<[u8]>,
     /// I/O buffers each isolate holds (so teardown scans the pool only when needed).
     buffers_held: Box<[u16]>,
     free: Box<[u32]>,
@@ -218,15 +262,11 @@ impl TypeSlots {
             mailbox_capacity: config.mailbox_capacity,
             budget: config.budget_weight * crate::limits::DISPATCH_QUOTA_PER_WEIGHT,
             key_base,
-            generation: vec![1; slot_count].into_boxed_slice(),
-            state: vec![SlotState::Free; slot_count].into_boxed_slice(),
-            queued: vec![false; slot_count].into_boxed_slice(),
-            mailbox: vec![Mailbox::EMPTY; slot_count].into_boxed_slice(),
+            meta: vec![SLOT_FREE; slot_count].into_boxed_slice(),
             args: vec![0; slot_count * entry.args_size].into_boxed_slice(),
             group: vec![NO_GROUP; slot_count].into_boxed_slice(),
             call: vec![CALL_IDLE; slot_count].into_boxed_slice(),
             io: vec![IO_IDLE; slot_count].into_boxed_slice(),
-            pending: vec![0; slot_count].into_boxed_slice(),
             buffers_held: vec![0; slot_count].into_boxed_slice(),
             // Reversed so that slot 0 is handed out first.
             free: (0..config.slot_count).rev().collect(),
@@ -244,11 +284,7 @@ impl TypeSlots {
     /// Queues `slot` to run this tick unless it is queued already.
     #[inline]
     fn wake(&mut self, slot: usize) {
-        if !self.queued[slot] {
-            self.queued[slot] = true;
-            // Each slot is queued at most once, and the ring holds every slot.
-            self.ready.push(slot as u32).expect("ready queue holds every slot");
-        }
+        self.meta[slot].wake(&mut self.ready, slot);
     }
 
     /// Moves isolates that yielded last tick to the ready queue (usually empty at the start
@@ -269,7 +305,7 @@ impl TypeSlots {
     #[inline]
     pub(crate) fn pop_ready(&mut self) -> Option<usize> {
         let slot = self.ready.pop()? as usize;
-        self.queued[slot] = false;
+        self.meta[slot].queued = false;
         Some(slot)
     }
 
@@ -283,7 +319,27 @@ impl TypeSlots {
 #[inline]
 fn handle_in(types: &[TypeSlots], shard: ShardId, type_index: usize, slot: usize) -> Handle {
     // Type and slot indices are bounded by the validated spec.
-    Handle::new(shard, type_index as u8, slot as u32, types[type_index].generation[slot])
+    Handle::new(shard, type_index as u8, slot as u32, types[type_index].meta[slot].generation)
+}
+
+/// The common dispatch path: the mailbox head, or a resume after `Yield`.
+#[inline]
+fn take_plain(
+    meta: &mut SlotMeta,
+    pool: &mut MessagePool,
+    counters: &mut Counters,
+    handle: Handle,
+    out: &mut Message,
+) -> bool {
+    if meta.mailbox.pop_front_into(pool, out) {
+        counters.delivered += 1;
+        return true;
+    }
+    if meta.state == SlotState::Runnable {
+        out.make_system(handle, Tag::RESUME);
+        return true;
+    }
+    false
 }
 
 /// The (type, slot) a timer owner key names.
@@ -401,8 +457,8 @@ impl ShardCore {
         let type_index = handle.type_index() as usize;
         let slots = self.types.get(type_index)?;
         let slot = handle.slot() as usize;
-        let state = *slots.state.get(slot)?;
-        (state.is_live() && slots.generation[slot] == handle.generation())
+        let meta = slots.meta.get(slot)?;
+        (meta.state.is_live() && meta.generation == handle.generation())
             .then_some((type_index, slot))
     }
 
@@ -410,29 +466,6 @@ impl ShardCore {
     fn next_id(&mut self) -> MessageId {
         self.sequence += 1;
         MessageId::new(self.shard, self.sequence)
-    }
-
-    /// Whether the slot has something to be dispatched with, given its state.
-    #[inline]
-    fn deliverable(&self, type_index: usize, slot: usize) -> bool {
-        let slots = &self.types[type_index];
-        let flags = slots.pending[slot];
-        match slots.state[slot] {
-            SlotState::Runnable => true,
-            SlotState::Waiting => flags != 0 || !slots.mailbox[slot].is_empty(),
-            SlotState::WaitingReply => flags & pending::RESOLVED != 0,
-            SlotState::WaitingIo => flags & pending::IO != 0,
-            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
-                false
-            }
-        }
-    }
-
-    #[inline]
-    fn wake_if_deliverable(&mut self, type_index: usize, slot: usize) {
-        if self.deliverable(type_index, slot) {
-            self.types[type_index].wake(slot);
-        }
     }
 
     // ----- messages -------------------------------------------------------------------
@@ -505,14 +538,14 @@ impl ShardCore {
         let to = message.destination();
         let (type_index, slot) = self.resolve(to).ok_or(DropReason::StaleHandle)?;
         let slots = &mut self.types[type_index];
-        let mailbox = &mut slots.mailbox[slot];
-        if mailbox.len() >= slots.mailbox_capacity {
+        let meta = &mut slots.meta[slot];
+        if meta.mailbox.len() >= slots.mailbox_capacity {
             return Err(DropReason::MailboxFull);
         }
-        mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = mailbox.len();
-        if slots.state[slot] == SlotState::Waiting {
-            slots.wake(slot);
+        meta.mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
+        let mailbox_len = meta.mailbox.len();
+        if meta.state == SlotState::Waiting {
+            meta.wake(&mut slots.ready, slot);
         }
         self.counters.enqueued += 1;
         self.trace(env, Event::Enqueue { id: message.id(), to, mailbox_len, reply: false });
@@ -527,18 +560,19 @@ impl ShardCore {
         let (type_index, slot) = self.resolve(caller).ok_or(DropReason::StaleHandle)?;
         let slots = &mut self.types[type_index];
         let call = slots.call[slot];
-        if slots.state[slot] != SlotState::WaitingReply
+        if slots.meta[slot].state != SlotState::WaitingReply
             || call.correlation != message.correlation()
             || call.resolution != CallResolution::None
         {
             return Err(DropReason::LateReply);
         }
-        slots.mailbox[slot]
+        slots.meta[slot]
+            .mailbox
             .push_front(&mut self.pool, message)
             .map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = slots.mailbox[slot].len();
+        let mailbox_len = slots.meta[slot].mailbox.len();
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Reply };
-        slots.pending[slot] |= pending::RESOLVED;
+        slots.meta[slot].pending |= pending::RESOLVED;
         let key = self.key_of(type_index, slot);
         self.timers.cancel_call(key);
         self.counters.enqueued += 1;
@@ -627,9 +661,9 @@ impl ShardCore {
         }
         slots.free_len -= 1;
         let slot = slots.free[slots.free_len as usize] as usize;
-        assert_eq!(slots.state[slot], SlotState::Free);
-        debug_assert!(slots.mailbox[slot].is_empty());
-        slots.state[slot] = SlotState::Reserved;
+        assert_eq!(slots.meta[slot].state, SlotState::Free);
+        debug_assert!(slots.meta[slot].mailbox.is_empty());
+        slots.meta[slot].state = SlotState::Reserved;
         slots.group[slot] = group;
         let size = slots.args_size;
         slots.args[slot * size..(slot + 1) * size].copy_from_slice(args);
@@ -674,10 +708,10 @@ impl ShardCore {
             let type_index = child.type_index() as usize;
             let slot = child.slot() as usize;
             let slots = &mut self.types[type_index];
-            if slots.state[slot] == SlotState::Reserved
-                && slots.generation[slot] == child.generation()
+            if slots.meta[slot].state == SlotState::Reserved
+                && slots.meta[slot].generation == child.generation()
             {
-                slots.state[slot] = SlotState::Running;
+                slots.meta[slot].state = SlotState::Running;
                 return Some((type_index, slot));
             }
         }
@@ -699,25 +733,20 @@ impl ShardCore {
         slot: usize,
         out: &mut Message,
     ) -> bool {
-        if !self.deliverable(type_index, slot) {
+        let meta = &mut self.types[type_index].meta[slot];
+        if !meta.deliverable() {
             return false;
         }
-        let handle = self.handle_of(type_index, slot);
-        let taken = if self.types[type_index].pending[slot] == 0 {
-            self.take_plain(type_index, slot, handle, out)
-        } else {
-            match self.take_pending(type_index, slot, handle) {
-                Some(message) => {
-                    *out = message;
-                    true
-                }
-                None => self.take_plain(type_index, slot, handle, out),
+        // Type and slot indices are bounded by the validated spec.
+        let handle = Handle::new(self.shard, type_index as u8, slot as u32, meta.generation);
+        if meta.pending == 0 {
+            if !take_plain(meta, &mut self.pool, &mut self.counters, handle, out) {
+                return false;
             }
-        };
-        if !taken {
+            meta.state = SlotState::Running;
+        } else if !self.take_with_pending(type_index, slot, handle, out) {
             return false;
         }
-        self.types[type_index].state[slot] = SlotState::Running;
         self.counters.dispatched += 1;
         if self.trace_on {
             env.trace(&Event::Deliver { id: out.id(), to: handle, tag: out.tag() });
@@ -725,25 +754,27 @@ impl ShardCore {
         true
     }
 
-    /// The common path: the mailbox head, or a resume after `Yield`.
-    #[inline]
-    fn take_plain(
+    /// `take_message` for a slot with pending bits: what `take_pending` finds, else the
+    /// plain path. Marks the slot `Running` if something was taken.
+    #[inline(never)]
+    fn take_with_pending(
         &mut self,
         type_index: usize,
         slot: usize,
         handle: Handle,
         out: &mut Message,
     ) -> bool {
-        let slots = &mut self.types[type_index];
-        if slots.mailbox[slot].pop_front_into(&mut self.pool, out) {
-            self.counters.delivered += 1;
-            return true;
+        match self.take_pending(type_index, slot, handle) {
+            Some(message) => *out = message,
+            None => {
+                let meta = &mut self.types[type_index].meta[slot];
+                if !take_plain(meta, &mut self.pool, &mut self.counters, handle, out) {
+                    return false;
+                }
+            }
         }
-        if slots.state[slot] == SlotState::Runnable {
-            out.make_system(handle, Tag::RESUME);
-            return true;
-        }
-        false
+        self.types[type_index].meta[slot].state = SlotState::Running;
+        true
     }
 
     /// Something besides the mailbox may be due: a call's resolution, an I/O completion or
@@ -751,14 +782,15 @@ impl ShardCore {
     fn take_pending(&mut self, type_index: usize, slot: usize, handle: Handle) -> Option<Message> {
         let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
-        let flags = slots.pending[slot];
+        let flags = slots.meta[slot].pending;
         if flags & pending::RESOLVED != 0 {
-            slots.pending[slot] &= !pending::RESOLVED;
+            slots.meta[slot].pending &= !pending::RESOLVED;
             let resolution =
                 core::mem::replace(&mut slots.call[slot].resolution, CallResolution::None);
             return Some(match resolution {
                 CallResolution::Reply => {
-                    let reply = slots.mailbox[slot]
+                    let reply = slots.meta[slot]
+                        .mailbox
                         .pop_front(&mut self.pool)
                         .expect("the reply is queued first");
                     assert!(reply.is_reply(), "the mailbox head is the accepted reply");
@@ -775,7 +807,7 @@ impl ShardCore {
             });
         }
         if flags & pending::IO != 0 {
-            slots.pending[slot] &= !pending::IO;
+            slots.meta[slot].pending &= !pending::IO;
             let (completion, data) =
                 slots.io[slot].completion.take().expect("IO is set with a completion");
             self.current_io = data.map(|buffer| match completion.result {
@@ -791,7 +823,7 @@ impl ShardCore {
         }
         if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
             if !self.timers.has_fired(key) {
-                self.types[type_index].pending[slot] &= !pending::FIRED;
+                self.types[type_index].meta[slot].pending &= !pending::FIRED;
             }
             let fired = TimerFired { timer: id, tag };
             return Some(Message::system_with(
@@ -802,7 +834,7 @@ impl ShardCore {
             ));
         }
         // The fired timers were cancelled before delivery: the caller takes the plain path.
-        self.types[type_index].pending[slot] &= !pending::FIRED;
+        self.types[type_index].meta[slot].pending &= !pending::FIRED;
         None
     }
 
@@ -830,7 +862,7 @@ impl ShardCore {
         if let Some((buffer, _)) = self.current_io.take() {
             self.buffers.release(buffer);
         }
-        debug_assert_eq!(self.types[type_index].state[slot], SlotState::Running);
+        debug_assert_eq!(self.types[type_index].meta[slot].state, SlotState::Running);
         let stop_kind = |crashed: bool| match (phase, crashed) {
             (Phase::Init, _) => ExitKind::InitFailed,
             (Phase::Handle, false) => ExitKind::Normal,
@@ -840,9 +872,10 @@ impl ShardCore {
             Effect::Receive => self.wait(type_index, slot),
             Effect::Yield => {
                 let slots = &mut self.types[type_index];
-                slots.state[slot] = SlotState::Runnable;
-                if !slots.queued[slot] {
-                    slots.queued[slot] = true;
+                let meta = &mut slots.meta[slot];
+                meta.state = SlotState::Runnable;
+                if !meta.queued {
+                    meta.queued = true;
                     slots.yielded.push(slot as u32).expect("yielded queue holds every slot");
                 }
             }
@@ -871,8 +904,12 @@ impl ShardCore {
 
     #[inline]
     fn wait(&mut self, type_index: usize, slot: usize) {
-        self.types[type_index].state[slot] = SlotState::Waiting;
-        self.wake_if_deliverable(type_index, slot);
+        let slots = &mut self.types[type_index];
+        let meta = &mut slots.meta[slot];
+        meta.state = SlotState::Waiting;
+        if meta.deliverable() {
+            meta.wake(&mut slots.ready, slot);
+        }
     }
 
     /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
@@ -914,7 +951,7 @@ impl ShardCore {
         let deadline_ns = self.timers.nanos_of(deadline_tick);
         let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
-        slots.state[slot] = SlotState::WaitingReply;
+        slots.meta[slot].state = SlotState::WaitingReply;
         slots.call[slot] = CallSlot { correlation, resolution: CallResolution::None };
         let now_tick = self.timers.tick_of(self.now.as_nanos());
         self.timers.set_call(key, now_tick, deadline_tick);
@@ -950,8 +987,8 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let correlation = slots.call[slot].correlation;
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
-        slots.pending[slot] |= pending::RESOLVED;
-        slots.state[slot] = SlotState::Waiting;
+        slots.meta[slot].pending |= pending::RESOLVED;
+        slots.meta[slot].state = SlotState::Waiting;
         slots.wake(slot);
         self.trace(
             env,
@@ -1031,8 +1068,8 @@ impl ShardCore {
                 // A fired timer is deliverable to a waiting isolate; one waiting for a reply
                 // or for I/O gets it after that.
                 let slots = &mut types[type_index];
-                slots.pending[slot] |= pending::FIRED;
-                if slots.state[slot] == SlotState::Waiting {
+                slots.meta[slot].pending |= pending::FIRED;
+                if slots.meta[slot].state == SlotState::Waiting {
                     slots.wake(slot);
                 }
             }
@@ -1041,13 +1078,13 @@ impl ShardCore {
                 counters.call_timeouts += 1;
                 let caller = handle_in(types, shard, type_index, slot);
                 let slots = &mut types[type_index];
-                debug_assert_eq!(slots.state[slot], SlotState::WaitingReply);
+                debug_assert_eq!(slots.meta[slot].state, SlotState::WaitingReply);
                 let correlation = slots.call[slot].correlation;
                 let failure = CallFailure::Timeout;
                 slots.call[slot] =
                     CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
-                slots.pending[slot] |= pending::RESOLVED;
-                slots.state[slot] = SlotState::Waiting;
+                slots.meta[slot].pending |= pending::RESOLVED;
+                slots.meta[slot].state = SlotState::Waiting;
                 slots.wake(slot);
                 trace(Event::CallEnd {
                     caller,
@@ -1072,7 +1109,7 @@ impl ShardCore {
         let io = &mut self.types[type_index].io[slot];
         io.sequence = io.sequence.wrapping_add(1);
         let sequence = io.sequence;
-        self.types[type_index].state[slot] = SlotState::WaitingIo;
+        self.types[type_index].meta[slot].state = SlotState::WaitingIo;
         self.counters.io_submitted += 1;
         self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
         match self.prepare_io(isolate, sequence, op) {
@@ -1162,7 +1199,8 @@ impl ShardCore {
         let completion = IoCompletion { op: entry.op, result: reaped.result };
         let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
             let slots = &self.types[type_index];
-            slots.state[slot] == SlotState::WaitingIo && slots.io[slot].sequence == token.sequence
+            slots.meta[slot].state == SlotState::WaitingIo
+                && slots.io[slot].sequence == token.sequence
         });
         match waiting {
             Some((type_index, slot)) => {
@@ -1210,8 +1248,8 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let sequence = slots.io[slot].sequence;
         slots.io[slot].completion = Some((completion, data));
-        slots.pending[slot] |= pending::IO;
-        slots.state[slot] = SlotState::Waiting;
+        slots.meta[slot].pending |= pending::IO;
+        slots.meta[slot].state = SlotState::Waiting;
         slots.wake(slot);
         self.counters.io_completed += 1;
         let ok = !matches!(completion.result, IoResult::Failed(_));
@@ -1264,7 +1302,9 @@ impl ShardCore {
         }
         self.trace(env, Event::Exit { handle, kind, reason });
         // Bounded by the mailbox capacity (plus one accepted reply).
-        while let Some(message) = self.types[type_index].mailbox[slot].pop_front(&mut self.pool) {
+        while let Some(message) =
+            self.types[type_index].meta[slot].mailbox.pop_front(&mut self.pool)
+        {
             self.drop_message(env, message.id(), handle, DropReason::TargetExited);
         }
         let key = self.key_of(type_index, slot);
@@ -1277,7 +1317,7 @@ impl ShardCore {
         });
         let slots = &mut self.types[type_index];
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
-        slots.pending[slot] = 0;
+        slots.meta[slot].pending = 0;
         if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
             self.buffers.release(buffer);
         }
@@ -1287,13 +1327,13 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let group = slots.group[slot];
         slots.group[slot] = NO_GROUP;
-        if slots.generation[slot] == GENERATION_MAX {
-            slots.state[slot] = SlotState::Retired;
+        if slots.meta[slot].generation == GENERATION_MAX {
+            slots.meta[slot].state = SlotState::Retired;
             self.counters.slots_retired += 1;
             self.trace(env, Event::Retire { handle });
         } else {
-            slots.generation[slot] += 1;
-            slots.state[slot] = SlotState::Free;
+            slots.meta[slot].generation += 1;
+            slots.meta[slot].state = SlotState::Free;
             slots.free[slots.free_len as usize] = slot as u32;
             slots.free_len += 1;
         }
@@ -1379,7 +1419,7 @@ mod tests {
         core.trace_on = true;
         let idle = Some(0);
 
-        core.types[0].generation[0] = GENERATION_MAX - 1;
+        core.types[0].meta[0].generation = GENERATION_MAX - 1;
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
@@ -1389,7 +1429,7 @@ mod tests {
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
-        assert_eq!(core.types[0].state[0], SlotState::Retired);
+        assert_eq!(core.types[0].meta[0].state, SlotState::Retired);
         assert_eq!(core.counters.slots_retired, 1);
         assert_eq!(
             core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP),
