@@ -235,7 +235,9 @@ pub(crate) struct TypeSlots {
     args_size: usize,
     mailbox_capacity: u32,
     /// Dispatches per tick.
-    pub(crate) budget: u32,
+    budget: u32,
+    /// Dispatches left in the current tick.
+    pub(crate) budget_left: u32,
     /// Dense key of slot 0 among every slot of the shard (timers are owned by keys).
     key_base: u32,
     /// What a send, a wake-up and a dispatch read, one entry per slot.
@@ -261,6 +263,7 @@ impl TypeSlots {
             args_size: entry.args_size,
             mailbox_capacity: config.mailbox_capacity,
             budget: config.budget_weight * crate::limits::DISPATCH_QUOTA_PER_WEIGHT,
+            budget_left: 0,
             key_base,
             meta: vec![SLOT_FREE; slot_count].into_boxed_slice(),
             args: vec![0; slot_count * entry.args_size].into_boxed_slice(),
@@ -287,10 +290,13 @@ impl TypeSlots {
         self.meta[slot].wake(&mut self.ready, slot);
     }
 
-    /// Moves isolates that yielded last tick to the ready queue (usually empty at the start
-    /// of a tick, so the two rings just swap).
+    /// Moves isolates that yielded last tick to the ready queue (usually none; otherwise
+    /// the ready queue is usually empty at the start of a tick, so the two rings just swap).
     #[inline]
-    pub(crate) fn promote_yielded(&mut self) {
+    fn promote_yielded(&mut self) {
+        if self.yielded.is_empty() {
+            return;
+        }
         if self.ready.is_empty() {
             core::mem::swap(&mut self.ready, &mut self.yielded);
             return;
@@ -1341,6 +1347,16 @@ impl ShardCore {
             self.exits
                 .push(ExitNotice { handle, kind, group })
                 .expect("exit notices hold every slot");
+        }
+    }
+
+    /// Readies every type for the dispatch of a tick: isolates that yielded last tick
+    /// become ready, and each type's budget is refilled.
+    #[inline]
+    pub(crate) fn start_dispatch(&mut self) {
+        for slots in self.types.iter_mut() {
+            slots.promote_yielded();
+            slots.budget_left = slots.budget;
         }
     }
 
