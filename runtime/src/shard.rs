@@ -731,7 +731,7 @@ impl ShardCore {
     ///
     /// Priority: a call's resolution, an I/O completion, fired timers, the mailbox, then a
     /// resume after `Yield`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_message(
         &mut self,
         env: &mut dyn Env,
@@ -869,6 +869,24 @@ impl ShardCore {
             self.buffers.release(buffer);
         }
         debug_assert_eq!(self.types[type_index].meta[slot].state, SlotState::Running);
+        // The common case stays inline in the batch loop; the rest is out of line.
+        if let Effect::Receive = effect {
+            self.wait(type_index, slot);
+            return Fate::Lives;
+        }
+        self.apply_other_effect(env, type_index, slot, effect, phase)
+    }
+
+    /// `apply_effect` for every effect but `Receive`.
+    #[inline(never)]
+    fn apply_other_effect(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        effect: Effect,
+        phase: Phase,
+    ) -> Fate {
         let stop_kind = |crashed: bool| match (phase, crashed) {
             (Phase::Init, _) => ExitKind::InitFailed,
             (Phase::Handle, false) => ExitKind::Normal,
