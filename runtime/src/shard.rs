@@ -329,7 +329,7 @@ fn handle_in(types: &[TypeSlots], shard: ShardId, type_index: usize, slot: usize
 }
 
 /// The common dispatch path: the mailbox head, or a resume after `Yield`.
-#[inline]
+#[inline(always)]
 fn take_plain(
     meta: &mut SlotMeta,
     pool: &mut MessagePool,
@@ -856,7 +856,7 @@ impl ShardCore {
     }
 
     /// Applies what a handler or `init` returned, after freeing what the dispatch lent.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn apply_effect(
         &mut self,
         env: &mut dyn Env,
