@@ -926,7 +926,7 @@ impl ShardCore {
         Fate::Lives
     }
 
-    #[inline]
+    #[inline(always)]
     fn wait(&mut self, type_index: usize, slot: usize) {
         let slots = &mut self.types[type_index];
         let meta = &mut slots.meta[slot];
