@@ -135,6 +135,32 @@ impl Message {
         }
     }
 
+    /// The envelope `Message::user` builds from `Outgoing::new(payload)`, encoded in place
+    /// rather than through an `Outgoing`.
+    #[inline]
+    pub(crate) fn user_payload<P: Payload>(
+        id: MessageId,
+        source: Handle,
+        destination: Handle,
+        payload: &P,
+    ) -> Message {
+        let tag = payload::checked_tag::<P>();
+        let bytes = payload.as_bytes();
+        let mut message = Message {
+            payload: [0; PAYLOAD_SIZE_MAX],
+            destination,
+            source,
+            id,
+            correlation: 0,
+            tag,
+            flags: 0,
+            // `checked_tag` bounds the length by 96, which fits in u8.
+            len: bytes.len() as u8,
+        };
+        message.payload[..bytes.len()].copy_from_slice(bytes);
+        message
+    }
+
     /// A call request: a user message flagged as a call, with the caller's correlation.
     pub(crate) fn request(
         id: MessageId,

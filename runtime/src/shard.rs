@@ -23,7 +23,7 @@ use crate::isolate::{Effect, ReplyToken, crash};
 use crate::label::Label;
 use crate::limits::{GENERATION_MAX, IO_SUBMISSIONS_PER_TICK_MAX};
 use crate::message::{Message, MessageId, TimerFired};
-use crate::payload::{Outgoing, Tag};
+use crate::payload::{Outgoing, Payload, Tag};
 use crate::pool::{Mailbox, MessagePool};
 use crate::ring::Ring;
 use crate::spec::{ArgsBytes, SystemSpec, TypeEntry};
@@ -487,6 +487,19 @@ impl ShardCore {
     ) -> Result<(), SendError> {
         let id = self.next_id();
         self.send_message(env, &Message::user(id, from, to, outgoing))
+    }
+
+    /// `send` of `Outgoing::new(payload)`, with the envelope encoded in place.
+    #[inline]
+    pub(crate) fn send_payload<P: Payload>(
+        &mut self,
+        env: &mut dyn Env,
+        from: Handle,
+        to: Handle,
+        payload: &P,
+    ) -> Result<(), SendError> {
+        let id = self.next_id();
+        self.send_message(env, &Message::user_payload(id, from, to, payload))
     }
 
     /// Routes an envelope built by this shard; counts and traces the send and any drop.
