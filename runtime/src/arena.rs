@@ -54,13 +54,17 @@ pub(crate) trait ErasedArena {
 /// The states of every slot of isolate type `I`.
 struct TypedArena<I> {
     states: Box<[Option<I>]>,
+    /// Where a batch copies each message before handing it to `handle`. Kept here rather
+    /// than on the batch's stack so that it is not cleared at every batch; every dispatch
+    /// overwrites the header, and a payload is only readable up to the length it sets.
+    message: Message,
 }
 
 /// Allocates the arena for `slot_count` isolates of type `I` (stored in the spec at
 /// registration, called at boot).
 pub(crate) fn make_arena<I: Isolate>(slot_count: u32) -> Box<dyn ErasedArena> {
     let states: Box<[Option<I>]> = (0..slot_count).map(|_| None).collect();
-    Box::new(TypedArena { states })
+    Box::new(TypedArena { states, message: Message::BLANK })
 }
 
 /// Where a batch is, shared between the contained loop and its caller.
@@ -71,26 +75,27 @@ struct Progress {
 }
 
 /// The batch loop proper: returns whether it was interrupted. Runs inside `contain`.
+#[inline]
 fn dispatch_loop<I: Isolate>(
     states: &mut [Option<I>],
+    message: &mut Message,
     core: &mut ShardCore,
     env: &mut dyn Env,
     type_index: usize,
     budget: u32,
     progress: &mut Progress,
 ) -> bool {
-    let mut message = Message::BLANK;
     // Bounded by `budget`; spurious wake-ups consume ready entries, which are bounded by the
     // slot count.
     while progress.dispatched < budget {
         let Some(slot) = core.types[type_index].pop_ready() else { return false };
-        if !core.take_message(env, type_index, slot, &mut message) {
+        if !core.take_message(env, type_index, slot, message) {
             continue;
         }
         progress.dispatched += 1;
         let state = states[slot].as_mut().expect("a dispatched slot holds an isolate");
         progress.running = Some(slot);
-        let effect = state.handle(&message, &mut Ctx::new(core, env, message.destination()));
+        let effect = state.handle(message, &mut Ctx::new(core, env, message.destination()));
         progress.running = None;
         if core.apply_effect(env, type_index, slot, effect, Phase::Handle) == Fate::Stopped {
             states[slot] = None;
@@ -130,9 +135,9 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         // Bounded: each iteration after the first follows a contained panic, which
         // consumed a dispatch from the budget.
         loop {
-            let states = &mut self.states;
+            let (states, message) = (&mut self.states, &mut self.message);
             let outcome = contain(|| {
-                dispatch_loop(states, core, &mut *env, type_index, budget, &mut progress)
+                dispatch_loop(states, message, core, &mut *env, type_index, budget, &mut progress)
             });
             match outcome {
                 Ok(interrupted) => return Batch { dispatched: progress.dispatched, interrupted },

@@ -61,6 +61,7 @@ impl Panicked {
 }
 
 /// Runs isolate code, returning what it returned or the panic it raised.
+#[inline]
 pub(crate) fn contain<R>(code: impl FnOnce() -> R) -> Result<R, Panicked> {
     IN_ISOLATE.with(|depth| depth.set(depth.get() + 1));
     // State a panic leaves half-updated is dropped by the caller (the isolate is torn

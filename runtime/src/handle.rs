@@ -62,6 +62,7 @@ impl Handle {
     pub const NONE: Handle = Handle(0);
 
     /// Packs a handle. Panics (a broken core invariant) if a field is out of range.
+    #[inline]
     pub(crate) const fn new(shard: ShardId, type_index: u8, slot: u32, generation: u32) -> Handle {
         assert!(slot <= SLOT_COUNT_MAX);
         assert!(generation >= 1 && generation <= GENERATION_MAX);

@@ -45,6 +45,7 @@ impl MessageId {
     /// No message (a dispatch after `Yield` carries it).
     pub const NONE: MessageId = MessageId(0);
 
+    #[inline]
     pub(crate) fn new(origin: ShardId, sequence: u64) -> MessageId {
         // 2^56 sends from one shard at 10^9 per second take over two years.
         assert!(sequence != 0 && sequence <= MESSAGE_SEQUENCE_MASK, "message sequence wrapped");
@@ -114,6 +115,7 @@ const _: () = assert!(size_of::<Message>() == ENVELOPE_SIZE);
 
 impl Message {
     /// An envelope carrying `outgoing` from `source` to `destination`.
+    #[inline]
     pub(crate) fn user(
         id: MessageId,
         source: Handle,
@@ -131,6 +133,32 @@ impl Message {
             flags: 0,
             len: outgoing.len,
         }
+    }
+
+    /// The envelope `Message::user` builds from `Outgoing::new(payload)`, encoded in place
+    /// rather than through an `Outgoing`.
+    #[inline]
+    pub(crate) fn user_payload<P: Payload>(
+        id: MessageId,
+        source: Handle,
+        destination: Handle,
+        payload: &P,
+    ) -> Message {
+        let tag = payload::checked_tag::<P>();
+        let bytes = payload.as_bytes();
+        let mut message = Message {
+            payload: [0; PAYLOAD_SIZE_MAX],
+            destination,
+            source,
+            id,
+            correlation: 0,
+            tag,
+            flags: 0,
+            // `checked_tag` bounds the length by 96, which fits in u8.
+            len: bytes.len() as u8,
+        };
+        message.payload[..bytes.len()].copy_from_slice(bytes);
+        message
     }
 
     /// A call request: a user message flagged as a call, with the caller's correlation.
@@ -175,6 +203,7 @@ impl Message {
 
     /// Turns `self` into a payload-less system message in place. The old payload bytes
     /// stay but are unreadable: the length is zero.
+    #[inline]
     pub(crate) fn make_system(&mut self, destination: Handle, tag: Tag) {
         self.destination = destination;
         self.source = Handle::NONE;

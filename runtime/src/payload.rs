@@ -140,16 +140,12 @@ pub struct Outgoing {
 impl Outgoing {
     /// Encodes `payload`.
     pub fn new<P: Payload>(payload: &P) -> Outgoing {
-        const {
-            assert!(size_of::<P>() <= PAYLOAD_SIZE_MAX, "payload is larger than 96 bytes");
-            assert!(align_of::<P>() <= PAYLOAD_ALIGN_MAX, "payload alignment is above 16");
-            assert!(P::TAG.is_user(), "payload tag is in the system range");
-        }
+        let tag = checked_tag::<P>();
         let source = payload.as_bytes();
         let mut bytes = [0u8; PAYLOAD_SIZE_MAX];
         bytes[..source.len()].copy_from_slice(source);
-        // The const block above bounds the length by 96, which fits in u8.
-        Outgoing { tag: P::TAG, len: source.len() as u8, bytes }
+        // `checked_tag` bounds the length by 96, which fits in u8.
+        Outgoing { tag, len: source.len() as u8, bytes }
     }
 
     /// The payload's tag.
@@ -167,6 +163,18 @@ impl fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outgoing").field("tag", &self.tag).field("len", &self.len).finish()
     }
+}
+
+/// `P::TAG`, once `P` passed the compile-time checks every payload type must pass to be
+/// sent: at most 96 bytes, alignment at most 16, a tag in the user range.
+#[inline]
+pub(crate) const fn checked_tag<P: Payload>() -> Tag {
+    const {
+        assert!(size_of::<P>() <= PAYLOAD_SIZE_MAX, "payload is larger than 96 bytes");
+        assert!(align_of::<P>() <= PAYLOAD_ALIGN_MAX, "payload alignment is above 16");
+        assert!(P::TAG.is_user(), "payload tag is in the system range");
+    }
+    P::TAG
 }
 
 /// Decodes `bytes` tagged `tag` as `P`, validating tag, length and value.

@@ -41,6 +41,7 @@ impl MessagePool {
     }
 
     /// Stores `message` in a free slot, or returns `None` if the pool is exhausted.
+    #[inline]
     fn alloc(&mut self, message: &Message) -> Option<u32> {
         if self.free_head == NIL {
             debug_assert_eq!(self.free_count, 0);
@@ -54,6 +55,7 @@ impl MessagePool {
         Some(index)
     }
 
+    #[inline]
     fn release(&mut self, index: u32) {
         self.next[index as usize] = self.free_head;
         self.free_head = index;
@@ -73,15 +75,18 @@ pub(crate) struct Mailbox {
 impl Mailbox {
     pub(crate) const EMPTY: Mailbox = Mailbox { head: NIL, tail: NIL, len: 0 };
 
+    #[inline]
     pub(crate) fn len(&self) -> u32 {
         self.len
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Copies `message` into the pool and appends it. `Err(())` if the pool is exhausted.
+    #[inline]
     pub(crate) fn push_back(
         &mut self,
         pool: &mut MessagePool,
@@ -123,6 +128,7 @@ impl Mailbox {
 
     /// `pop_front` writing into `out`, which saves moving a 128-byte value around on the
     /// dispatch path.
+    #[inline]
     pub(crate) fn pop_front_into(&mut self, pool: &mut MessagePool, out: &mut Message) -> bool {
         if self.head == NIL {
             return false;

@@ -18,15 +18,18 @@ impl<T: Copy> Ring<T> {
         Ring { buffer: vec![fill; capacity].into_boxed_slice(), head: 0, len: 0 }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.len == self.buffer.len()
     }
 
     /// Appends `value`, or hands it back if the ring is full.
+    #[inline]
     pub(crate) fn push(&mut self, value: T) -> Result<(), T> {
         if self.len == self.buffer.len() {
             return Err(value);
@@ -41,6 +44,7 @@ impl<T: Copy> Ring<T> {
     }
 
     /// Removes the oldest value.
+    #[inline]
     pub(crate) fn pop(&mut self) -> Option<T> {
         if self.len == 0 {
             return None;

@@ -40,7 +40,6 @@ pub struct TickReport {
 pub struct Scheduler<B: Backend> {
     core: ShardCore,
     arenas: Box<[Box<dyn ErasedArena>]>,
-    budget_left: Box<[u32]>,
     failure_reported: bool,
     _backend: PhantomData<fn(&mut B)>,
 }
@@ -64,7 +63,6 @@ impl<B: Backend> Scheduler<B> {
         let mut scheduler = Scheduler {
             core: ShardCore::new(spec, shard),
             arenas,
-            budget_left: vec![0; spec.types.len()].into_boxed_slice(),
             failure_reported: false,
             _backend: PhantomData,
         };
@@ -165,9 +163,7 @@ impl<B: Backend> Scheduler<B> {
         self.core.trace_on = backend.tracing();
         let inbound = self.drain_inbound(backend);
         self.reap_io(backend);
-        for slots in self.core.types.iter_mut() {
-            slots.promote_yielded();
-        }
+        self.core.start_dispatch();
         let dispatched = self.dispatch(backend);
         self.submit_io(backend);
         backend.flush_remote();
@@ -198,8 +194,10 @@ impl<B: Backend> Scheduler<B> {
     fn drain_inbound(&mut self, backend: &mut B) -> u32 {
         let mut count = 0;
         while count < INBOUND_PER_TICK_MAX {
-            let Some(message) = backend.receive_remote() else { break };
-            self.core.accept_remote(backend, &message);
+            // Borrowed inside the `Option` rather than moved out of it.
+            let received = backend.receive_remote();
+            let Some(message) = received.as_ref() else { break };
+            self.core.accept_remote(backend, message);
             count += 1;
         }
         count
@@ -230,23 +228,21 @@ impl<B: Backend> Scheduler<B> {
     /// or nothing is ready. A handler that spawns, or a supervised isolate that stops,
     /// interrupts its batch so the inits and the supervision decision run right after it.
     fn dispatch(&mut self, backend: &mut B) -> u32 {
-        for (left, slots) in self.budget_left.iter_mut().zip(self.core.types.iter()) {
-            *left = slots.budget;
-        }
         let mut total = 0;
         // Every pass that makes progress spends at least one unit of budget, so the number
         // of passes is bounded by the sum of the budgets.
         loop {
             let mut progress = false;
             for type_index in 0..self.arenas.len() {
-                let budget = self.budget_left[type_index];
-                if budget == 0 || self.core.types[type_index].ready.is_empty() {
+                let slots = &self.core.types[type_index];
+                let budget = slots.budget_left;
+                if budget == 0 || slots.ready.is_empty() {
                     continue;
                 }
                 let env: &mut dyn Env = backend;
                 let batch =
                     self.arenas[type_index].run_batch(&mut self.core, env, type_index, budget);
-                self.budget_left[type_index] -= batch.dispatched;
+                self.core.types[type_index].budget_left -= batch.dispatched;
                 total += batch.dispatched;
                 progress |= batch.dispatched > 0;
                 if batch.interrupted {

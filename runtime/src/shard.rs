@@ -23,7 +23,7 @@ use crate::isolate::{Effect, ReplyToken, crash};
 use crate::label::Label;
 use crate::limits::{GENERATION_MAX, IO_SUBMISSIONS_PER_TICK_MAX};
 use crate::message::{Message, MessageId, TimerFired};
-use crate::payload::{Outgoing, Tag};
+use crate::payload::{Outgoing, Payload, Tag};
 use crate::pool::{Mailbox, MessagePool};
 use crate::ring::Ring;
 use crate::spec::{ArgsBytes, SystemSpec, TypeEntry};
@@ -160,7 +160,7 @@ struct IoSlot {
 
 const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
 
-/// Bits of `TypeSlots::pending`: what a slot has to be dispatched with besides its mailbox,
+/// Bits of `SlotMeta::pending`: what a slot has to be dispatched with besides its mailbox,
 /// kept in one byte so the common dispatch path checks one value.
 mod pending {
     /// A call resolution (reply at the mailbox head, or a failure) awaits delivery.
@@ -180,6 +180,54 @@ struct InFlight {
     receive: Option<BufferId>,
 }
 
+/// The hot metadata of one slot: everything a send, a wake-up and a dispatch look at, kept
+/// together so that they cost one bounds check and one cache line rather than one of each
+/// per field.
+#[derive(Clone, Copy, Debug)]
+struct SlotMeta {
+    generation: u32,
+    state: SlotState,
+    /// Whether the slot is in `ready` or `yielded` (each slot at most once).
+    queued: bool,
+    /// `pending` bits: what the slot has to be dispatched with besides its mailbox.
+    pending: u8,
+    mailbox: Mailbox,
+}
+
+impl SlotMeta {
+    /// Whether the slot has something to be dispatched with, given its state.
+    #[inline]
+    fn deliverable(&self) -> bool {
+        match self.state {
+            SlotState::Runnable => true,
+            SlotState::Waiting => self.pending != 0 || !self.mailbox.is_empty(),
+            SlotState::WaitingReply => self.pending & pending::RESOLVED != 0,
+            SlotState::WaitingIo => self.pending & pending::IO != 0,
+            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
+                false
+            }
+        }
+    }
+
+    /// Queues the slot (`index`) on `ready` unless it is queued already.
+    #[inline]
+    fn wake(&mut self, ready: &mut Ring<u32>, index: usize) {
+        if !self.queued {
+            self.queued = true;
+            // Each slot is queued at most once, and the ring holds every slot.
+            ready.push(index as u32).expect("ready queue holds every slot");
+        }
+    }
+}
+
+const SLOT_FREE: SlotMeta = SlotMeta {
+    generation: 1,
+    state: SlotState::Free,
+    queued: false,
+    pending: 0,
+    mailbox: Mailbox::EMPTY,
+};
+
 /// Metadata of every slot of one isolate type.
 #[derive(Debug)]
 pub(crate) struct TypeSlots {
@@ -187,19 +235,17 @@ pub(crate) struct TypeSlots {
     args_size: usize,
     mailbox_capacity: u32,
     /// Dispatches per tick.
-    pub(crate) budget: u32,
+    budget: u32,
+    /// Dispatches left in the current tick.
+    pub(crate) budget_left: u32,
     /// Dense key of slot 0 among every slot of the shard (timers are owned by keys).
     key_base: u32,
-    generation: Box<[u32]>,
-    pub(crate) state: Box<[SlotState]>,
-    /// Whether the slot is in `ready` or `yielded` (each slot at most once).
-    queued: Box<[bool]>,
-    mailbox: Box<[Mailbox]>,
+    /// What a send, a wake-up and a dispatch read, one entry per slot.
+    meta: Box<[SlotMeta]>,
     args: Box<[u8]>,
     group: Box<[u16]>,
     call: Box<[CallSlot]>,
     io: Box<[IoSlot]>,
-    pending: Box<[u8]>,
     /// I/O buffers each isolate holds (so teardown scans the pool only when needed).
     buffers_held: Box<[u16]>,
     free: Box<[u32]>,
@@ -217,16 +263,13 @@ impl TypeSlots {
             args_size: entry.args_size,
             mailbox_capacity: config.mailbox_capacity,
             budget: config.budget_weight * crate::limits::DISPATCH_QUOTA_PER_WEIGHT,
+            budget_left: 0,
             key_base,
-            generation: vec![1; slot_count].into_boxed_slice(),
-            state: vec![SlotState::Free; slot_count].into_boxed_slice(),
-            queued: vec![false; slot_count].into_boxed_slice(),
-            mailbox: vec![Mailbox::EMPTY; slot_count].into_boxed_slice(),
+            meta: vec![SLOT_FREE; slot_count].into_boxed_slice(),
             args: vec![0; slot_count * entry.args_size].into_boxed_slice(),
             group: vec![NO_GROUP; slot_count].into_boxed_slice(),
             call: vec![CALL_IDLE; slot_count].into_boxed_slice(),
             io: vec![IO_IDLE; slot_count].into_boxed_slice(),
-            pending: vec![0; slot_count].into_boxed_slice(),
             buffers_held: vec![0; slot_count].into_boxed_slice(),
             // Reversed so that slot 0 is handed out first.
             free: (0..config.slot_count).rev().collect(),
@@ -242,17 +285,18 @@ impl TypeSlots {
     }
 
     /// Queues `slot` to run this tick unless it is queued already.
+    #[inline]
     fn wake(&mut self, slot: usize) {
-        if !self.queued[slot] {
-            self.queued[slot] = true;
-            // Each slot is queued at most once, and the ring holds every slot.
-            self.ready.push(slot as u32).expect("ready queue holds every slot");
-        }
+        self.meta[slot].wake(&mut self.ready, slot);
     }
 
-    /// Moves isolates that yielded last tick to the ready queue (usually empty at the start
-    /// of a tick, so the two rings just swap).
-    pub(crate) fn promote_yielded(&mut self) {
+    /// Moves isolates that yielded last tick to the ready queue (usually none; otherwise
+    /// the ready queue is usually empty at the start of a tick, so the two rings just swap).
+    #[inline]
+    fn promote_yielded(&mut self) {
+        if self.yielded.is_empty() {
+            return;
+        }
         if self.ready.is_empty() {
             core::mem::swap(&mut self.ready, &mut self.yielded);
             return;
@@ -264,21 +308,44 @@ impl TypeSlots {
     }
 
     /// Takes the next slot to dispatch off the ready queue.
+    #[inline]
     pub(crate) fn pop_ready(&mut self) -> Option<usize> {
         let slot = self.ready.pop()? as usize;
-        self.queued[slot] = false;
+        self.meta[slot].queued = false;
         Some(slot)
     }
 
+    #[inline]
     pub(crate) fn has_work(&self) -> bool {
         !self.ready.is_empty() || !self.yielded.is_empty()
     }
 }
 
 /// The handle of the current incarnation in a slot.
+#[inline]
 fn handle_in(types: &[TypeSlots], shard: ShardId, type_index: usize, slot: usize) -> Handle {
     // Type and slot indices are bounded by the validated spec.
-    Handle::new(shard, type_index as u8, slot as u32, types[type_index].generation[slot])
+    Handle::new(shard, type_index as u8, slot as u32, types[type_index].meta[slot].generation)
+}
+
+/// The common dispatch path: the mailbox head, or a resume after `Yield`.
+#[inline(always)]
+fn take_plain(
+    meta: &mut SlotMeta,
+    pool: &mut MessagePool,
+    counters: &mut Counters,
+    handle: Handle,
+    out: &mut Message,
+) -> bool {
+    if meta.mailbox.pop_front_into(pool, out) {
+        counters.delivered += 1;
+        return true;
+    }
+    if meta.state == SlotState::Runnable {
+        out.make_system(handle, Tag::RESUME);
+        return true;
+    }
+    false
 }
 
 /// The (type, slot) a timer owner key names.
@@ -370,21 +437,25 @@ impl ShardCore {
         }
     }
 
+    #[inline]
     pub(crate) fn trace(&self, env: &mut dyn Env, event: Event) {
         if self.trace_on {
             env.trace(&event);
         }
     }
 
+    #[inline]
     pub(crate) fn handle_of(&self, type_index: usize, slot: usize) -> Handle {
         handle_in(&self.types, self.shard, type_index, slot)
     }
 
+    #[inline]
     fn key_of(&self, type_index: usize, slot: usize) -> u32 {
         self.types[type_index].key_base + slot as u32
     }
 
     /// The (type, slot) a handle names on this shard, if it is live.
+    #[inline]
     pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
             return None;
@@ -392,40 +463,21 @@ impl ShardCore {
         let type_index = handle.type_index() as usize;
         let slots = self.types.get(type_index)?;
         let slot = handle.slot() as usize;
-        let state = *slots.state.get(slot)?;
-        (state.is_live() && slots.generation[slot] == handle.generation())
+        let meta = slots.meta.get(slot)?;
+        (meta.state.is_live() && meta.generation == handle.generation())
             .then_some((type_index, slot))
     }
 
+    #[inline]
     fn next_id(&mut self) -> MessageId {
         self.sequence += 1;
         MessageId::new(self.shard, self.sequence)
     }
 
-    /// Whether the slot has something to be dispatched with, given its state.
-    fn deliverable(&self, type_index: usize, slot: usize) -> bool {
-        let slots = &self.types[type_index];
-        let flags = slots.pending[slot];
-        match slots.state[slot] {
-            SlotState::Runnable => true,
-            SlotState::Waiting => flags != 0 || !slots.mailbox[slot].is_empty(),
-            SlotState::WaitingReply => flags & pending::RESOLVED != 0,
-            SlotState::WaitingIo => flags & pending::IO != 0,
-            SlotState::Free | SlotState::Reserved | SlotState::Running | SlotState::Retired => {
-                false
-            }
-        }
-    }
-
-    fn wake_if_deliverable(&mut self, type_index: usize, slot: usize) {
-        if self.deliverable(type_index, slot) {
-            self.types[type_index].wake(slot);
-        }
-    }
-
     // ----- messages -------------------------------------------------------------------
 
     /// Sends `outgoing` from `from` to `to`: locally into the mailbox, or into the transport.
+    #[inline]
     pub(crate) fn send(
         &mut self,
         env: &mut dyn Env,
@@ -437,7 +489,21 @@ impl ShardCore {
         self.send_message(env, &Message::user(id, from, to, outgoing))
     }
 
+    /// `send` of `Outgoing::new(payload)`, with the envelope encoded in place.
+    #[inline]
+    pub(crate) fn send_payload<P: Payload>(
+        &mut self,
+        env: &mut dyn Env,
+        from: Handle,
+        to: Handle,
+        payload: &P,
+    ) -> Result<(), SendError> {
+        let id = self.next_id();
+        self.send_message(env, &Message::user_payload(id, from, to, payload))
+    }
+
     /// Routes an envelope built by this shard; counts and traces the send and any drop.
+    #[inline]
     fn send_message(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), SendError> {
         let (id, from, to) = (message.id(), message.source(), message.destination());
         self.counters.sent += 1;
@@ -467,6 +533,7 @@ impl ShardCore {
     }
 
     /// Accepts an envelope that arrived from another shard; drops are counted here.
+    #[inline]
     pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
         let result = if message.is_reply() {
             self.accept_reply(env, message)
@@ -485,18 +552,19 @@ impl ShardCore {
 
     /// Puts `message` in its destination's mailbox on this shard and wakes the destination.
     /// The checks run in a fixed order: liveness, capacity, pool.
+    #[inline]
     fn enqueue(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
         let to = message.destination();
         let (type_index, slot) = self.resolve(to).ok_or(DropReason::StaleHandle)?;
         let slots = &mut self.types[type_index];
-        let mailbox = &mut slots.mailbox[slot];
-        if mailbox.len() >= slots.mailbox_capacity {
+        let meta = &mut slots.meta[slot];
+        if meta.mailbox.len() >= slots.mailbox_capacity {
             return Err(DropReason::MailboxFull);
         }
-        mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = mailbox.len();
-        if slots.state[slot] == SlotState::Waiting {
-            slots.wake(slot);
+        meta.mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
+        let mailbox_len = meta.mailbox.len();
+        if meta.state == SlotState::Waiting {
+            meta.wake(&mut slots.ready, slot);
         }
         self.counters.enqueued += 1;
         self.trace(env, Event::Enqueue { id: message.id(), to, mailbox_len, reply: false });
@@ -511,18 +579,19 @@ impl ShardCore {
         let (type_index, slot) = self.resolve(caller).ok_or(DropReason::StaleHandle)?;
         let slots = &mut self.types[type_index];
         let call = slots.call[slot];
-        if slots.state[slot] != SlotState::WaitingReply
+        if slots.meta[slot].state != SlotState::WaitingReply
             || call.correlation != message.correlation()
             || call.resolution != CallResolution::None
         {
             return Err(DropReason::LateReply);
         }
-        slots.mailbox[slot]
+        slots.meta[slot]
+            .mailbox
             .push_front(&mut self.pool, message)
             .map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = slots.mailbox[slot].len();
+        let mailbox_len = slots.meta[slot].mailbox.len();
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Reply };
-        slots.pending[slot] |= pending::RESOLVED;
+        slots.meta[slot].pending |= pending::RESOLVED;
         let key = self.key_of(type_index, slot);
         self.timers.cancel_call(key);
         self.counters.enqueued += 1;
@@ -611,9 +680,9 @@ impl ShardCore {
         }
         slots.free_len -= 1;
         let slot = slots.free[slots.free_len as usize] as usize;
-        assert_eq!(slots.state[slot], SlotState::Free);
-        debug_assert!(slots.mailbox[slot].is_empty());
-        slots.state[slot] = SlotState::Reserved;
+        assert_eq!(slots.meta[slot].state, SlotState::Free);
+        debug_assert!(slots.meta[slot].mailbox.is_empty());
+        slots.meta[slot].state = SlotState::Reserved;
         slots.group[slot] = group;
         let size = slots.args_size;
         slots.args[slot * size..(slot + 1) * size].copy_from_slice(args);
@@ -658,10 +727,10 @@ impl ShardCore {
             let type_index = child.type_index() as usize;
             let slot = child.slot() as usize;
             let slots = &mut self.types[type_index];
-            if slots.state[slot] == SlotState::Reserved
-                && slots.generation[slot] == child.generation()
+            if slots.meta[slot].state == SlotState::Reserved
+                && slots.meta[slot].generation == child.generation()
             {
-                slots.state[slot] = SlotState::Running;
+                slots.meta[slot].state = SlotState::Running;
                 return Some((type_index, slot));
             }
         }
@@ -675,6 +744,7 @@ impl ShardCore {
     ///
     /// Priority: a call's resolution, an I/O completion, fired timers, the mailbox, then a
     /// resume after `Yield`.
+    #[inline(always)]
     pub(crate) fn take_message(
         &mut self,
         env: &mut dyn Env,
@@ -682,25 +752,20 @@ impl ShardCore {
         slot: usize,
         out: &mut Message,
     ) -> bool {
-        if !self.deliverable(type_index, slot) {
+        let meta = &mut self.types[type_index].meta[slot];
+        if !meta.deliverable() {
             return false;
         }
-        let handle = self.handle_of(type_index, slot);
-        let taken = if self.types[type_index].pending[slot] == 0 {
-            self.take_plain(type_index, slot, handle, out)
-        } else {
-            match self.take_pending(type_index, slot, handle) {
-                Some(message) => {
-                    *out = message;
-                    true
-                }
-                None => self.take_plain(type_index, slot, handle, out),
+        // Type and slot indices are bounded by the validated spec.
+        let handle = Handle::new(self.shard, type_index as u8, slot as u32, meta.generation);
+        if meta.pending == 0 {
+            if !take_plain(meta, &mut self.pool, &mut self.counters, handle, out) {
+                return false;
             }
-        };
-        if !taken {
+            meta.state = SlotState::Running;
+        } else if !self.take_with_pending(type_index, slot, handle, out) {
             return false;
         }
-        self.types[type_index].state[slot] = SlotState::Running;
         self.counters.dispatched += 1;
         if self.trace_on {
             env.trace(&Event::Deliver { id: out.id(), to: handle, tag: out.tag() });
@@ -708,24 +773,27 @@ impl ShardCore {
         true
     }
 
-    /// The common path: the mailbox head, or a resume after `Yield`.
-    fn take_plain(
+    /// `take_message` for a slot with pending bits: what `take_pending` finds, else the
+    /// plain path. Marks the slot `Running` if something was taken.
+    #[inline(never)]
+    fn take_with_pending(
         &mut self,
         type_index: usize,
         slot: usize,
         handle: Handle,
         out: &mut Message,
     ) -> bool {
-        let slots = &mut self.types[type_index];
-        if slots.mailbox[slot].pop_front_into(&mut self.pool, out) {
-            self.counters.delivered += 1;
-            return true;
+        match self.take_pending(type_index, slot, handle) {
+            Some(message) => *out = message,
+            None => {
+                let meta = &mut self.types[type_index].meta[slot];
+                if !take_plain(meta, &mut self.pool, &mut self.counters, handle, out) {
+                    return false;
+                }
+            }
         }
-        if slots.state[slot] == SlotState::Runnable {
-            out.make_system(handle, Tag::RESUME);
-            return true;
-        }
-        false
+        self.types[type_index].meta[slot].state = SlotState::Running;
+        true
     }
 
     /// Something besides the mailbox may be due: a call's resolution, an I/O completion or
@@ -733,14 +801,15 @@ impl ShardCore {
     fn take_pending(&mut self, type_index: usize, slot: usize, handle: Handle) -> Option<Message> {
         let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
-        let flags = slots.pending[slot];
+        let flags = slots.meta[slot].pending;
         if flags & pending::RESOLVED != 0 {
-            slots.pending[slot] &= !pending::RESOLVED;
+            slots.meta[slot].pending &= !pending::RESOLVED;
             let resolution =
                 core::mem::replace(&mut slots.call[slot].resolution, CallResolution::None);
             return Some(match resolution {
                 CallResolution::Reply => {
-                    let reply = slots.mailbox[slot]
+                    let reply = slots.meta[slot]
+                        .mailbox
                         .pop_front(&mut self.pool)
                         .expect("the reply is queued first");
                     assert!(reply.is_reply(), "the mailbox head is the accepted reply");
@@ -757,7 +826,7 @@ impl ShardCore {
             });
         }
         if flags & pending::IO != 0 {
-            slots.pending[slot] &= !pending::IO;
+            slots.meta[slot].pending &= !pending::IO;
             let (completion, data) =
                 slots.io[slot].completion.take().expect("IO is set with a completion");
             self.current_io = data.map(|buffer| match completion.result {
@@ -773,7 +842,7 @@ impl ShardCore {
         }
         if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
             if !self.timers.has_fired(key) {
-                self.types[type_index].pending[slot] &= !pending::FIRED;
+                self.types[type_index].meta[slot].pending &= !pending::FIRED;
             }
             let fired = TimerFired { timer: id, tag };
             return Some(Message::system_with(
@@ -784,7 +853,7 @@ impl ShardCore {
             ));
         }
         // The fired timers were cancelled before delivery: the caller takes the plain path.
-        self.types[type_index].pending[slot] &= !pending::FIRED;
+        self.types[type_index].meta[slot].pending &= !pending::FIRED;
         None
     }
 
@@ -800,6 +869,7 @@ impl ShardCore {
     }
 
     /// Applies what a handler or `init` returned, after freeing what the dispatch lent.
+    #[inline(always)]
     pub(crate) fn apply_effect(
         &mut self,
         env: &mut dyn Env,
@@ -811,7 +881,25 @@ impl ShardCore {
         if let Some((buffer, _)) = self.current_io.take() {
             self.buffers.release(buffer);
         }
-        debug_assert_eq!(self.types[type_index].state[slot], SlotState::Running);
+        debug_assert_eq!(self.types[type_index].meta[slot].state, SlotState::Running);
+        // The common case stays inline in the batch loop; the rest is out of line.
+        if let Effect::Receive = effect {
+            self.wait(type_index, slot);
+            return Fate::Lives;
+        }
+        self.apply_other_effect(env, type_index, slot, effect, phase)
+    }
+
+    /// `apply_effect` for every effect but `Receive`.
+    #[inline(never)]
+    fn apply_other_effect(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        effect: Effect,
+        phase: Phase,
+    ) -> Fate {
         let stop_kind = |crashed: bool| match (phase, crashed) {
             (Phase::Init, _) => ExitKind::InitFailed,
             (Phase::Handle, false) => ExitKind::Normal,
@@ -821,9 +909,10 @@ impl ShardCore {
             Effect::Receive => self.wait(type_index, slot),
             Effect::Yield => {
                 let slots = &mut self.types[type_index];
-                slots.state[slot] = SlotState::Runnable;
-                if !slots.queued[slot] {
-                    slots.queued[slot] = true;
+                let meta = &mut slots.meta[slot];
+                meta.state = SlotState::Runnable;
+                if !meta.queued {
+                    meta.queued = true;
                     slots.yielded.push(slot as u32).expect("yielded queue holds every slot");
                 }
             }
@@ -850,9 +939,14 @@ impl ShardCore {
         Fate::Lives
     }
 
+    #[inline(always)]
     fn wait(&mut self, type_index: usize, slot: usize) {
-        self.types[type_index].state[slot] = SlotState::Waiting;
-        self.wake_if_deliverable(type_index, slot);
+        let slots = &mut self.types[type_index];
+        let meta = &mut slots.meta[slot];
+        meta.state = SlotState::Waiting;
+        if meta.deliverable() {
+            meta.wake(&mut slots.ready, slot);
+        }
     }
 
     /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
@@ -894,7 +988,7 @@ impl ShardCore {
         let deadline_ns = self.timers.nanos_of(deadline_tick);
         let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
-        slots.state[slot] = SlotState::WaitingReply;
+        slots.meta[slot].state = SlotState::WaitingReply;
         slots.call[slot] = CallSlot { correlation, resolution: CallResolution::None };
         let now_tick = self.timers.tick_of(self.now.as_nanos());
         self.timers.set_call(key, now_tick, deadline_tick);
@@ -930,8 +1024,8 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let correlation = slots.call[slot].correlation;
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
-        slots.pending[slot] |= pending::RESOLVED;
-        slots.state[slot] = SlotState::Waiting;
+        slots.meta[slot].pending |= pending::RESOLVED;
+        slots.meta[slot].state = SlotState::Waiting;
         slots.wake(slot);
         self.trace(
             env,
@@ -984,10 +1078,14 @@ impl ShardCore {
 
     /// Moves the wheel to the tick's time: fired timers wait for their owners, expired calls
     /// fail with `Timeout`.
+    #[inline]
     pub(crate) fn fire_timers(&mut self, env: &mut dyn Env) {
-        if self.timers.is_idle() {
-            return;
+        if !self.timers.is_idle() {
+            self.advance_timers(env);
         }
+    }
+
+    fn advance_timers(&mut self, env: &mut dyn Env) {
         let now_tick = self.timers.tick_of(self.now.as_nanos());
         let ShardCore { shard, types, timers, counters, trace_on, .. } = self;
         let (shard, trace_on) = (*shard, *trace_on);
@@ -1007,8 +1105,8 @@ impl ShardCore {
                 // A fired timer is deliverable to a waiting isolate; one waiting for a reply
                 // or for I/O gets it after that.
                 let slots = &mut types[type_index];
-                slots.pending[slot] |= pending::FIRED;
-                if slots.state[slot] == SlotState::Waiting {
+                slots.meta[slot].pending |= pending::FIRED;
+                if slots.meta[slot].state == SlotState::Waiting {
                     slots.wake(slot);
                 }
             }
@@ -1017,13 +1115,13 @@ impl ShardCore {
                 counters.call_timeouts += 1;
                 let caller = handle_in(types, shard, type_index, slot);
                 let slots = &mut types[type_index];
-                debug_assert_eq!(slots.state[slot], SlotState::WaitingReply);
+                debug_assert_eq!(slots.meta[slot].state, SlotState::WaitingReply);
                 let correlation = slots.call[slot].correlation;
                 let failure = CallFailure::Timeout;
                 slots.call[slot] =
                     CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
-                slots.pending[slot] |= pending::RESOLVED;
-                slots.state[slot] = SlotState::Waiting;
+                slots.meta[slot].pending |= pending::RESOLVED;
+                slots.meta[slot].state = SlotState::Waiting;
                 slots.wake(slot);
                 trace(Event::CallEnd {
                     caller,
@@ -1035,6 +1133,7 @@ impl ShardCore {
     }
 
     /// The backend time at which the next timer may be due.
+    #[inline]
     pub(crate) fn next_timer_deadline(&self) -> Option<Timestamp> {
         self.timers.next_deadline().map(|tick| Timestamp::from_nanos(self.timers.nanos_of(tick)))
     }
@@ -1047,7 +1146,7 @@ impl ShardCore {
         let io = &mut self.types[type_index].io[slot];
         io.sequence = io.sequence.wrapping_add(1);
         let sequence = io.sequence;
-        self.types[type_index].state[slot] = SlotState::WaitingIo;
+        self.types[type_index].meta[slot].state = SlotState::WaitingIo;
         self.counters.io_submitted += 1;
         self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
         match self.prepare_io(isolate, sequence, op) {
@@ -1098,6 +1197,7 @@ impl ShardCore {
     }
 
     /// The next submission for the backend.
+    #[inline]
     pub(crate) fn pop_io_submission(&mut self) -> Option<IoSubmission> {
         self.io_queue.pop()
     }
@@ -1136,7 +1236,8 @@ impl ShardCore {
         let completion = IoCompletion { op: entry.op, result: reaped.result };
         let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
             let slots = &self.types[type_index];
-            slots.state[slot] == SlotState::WaitingIo && slots.io[slot].sequence == token.sequence
+            slots.meta[slot].state == SlotState::WaitingIo
+                && slots.io[slot].sequence == token.sequence
         });
         match waiting {
             Some((type_index, slot)) => {
@@ -1184,8 +1285,8 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let sequence = slots.io[slot].sequence;
         slots.io[slot].completion = Some((completion, data));
-        slots.pending[slot] |= pending::IO;
-        slots.state[slot] = SlotState::Waiting;
+        slots.meta[slot].pending |= pending::IO;
+        slots.meta[slot].state = SlotState::Waiting;
         slots.wake(slot);
         self.counters.io_completed += 1;
         let ok = !matches!(completion.result, IoResult::Failed(_));
@@ -1209,6 +1310,7 @@ impl ShardCore {
     }
 
     /// Operations handed to the backend and not yet completed.
+    #[inline]
     pub(crate) fn io_in_flight(&self) -> usize {
         self.in_flight.len() - self.in_flight_free_len
     }
@@ -1237,7 +1339,9 @@ impl ShardCore {
         }
         self.trace(env, Event::Exit { handle, kind, reason });
         // Bounded by the mailbox capacity (plus one accepted reply).
-        while let Some(message) = self.types[type_index].mailbox[slot].pop_front(&mut self.pool) {
+        while let Some(message) =
+            self.types[type_index].meta[slot].mailbox.pop_front(&mut self.pool)
+        {
             self.drop_message(env, message.id(), handle, DropReason::TargetExited);
         }
         let key = self.key_of(type_index, slot);
@@ -1250,7 +1354,7 @@ impl ShardCore {
         });
         let slots = &mut self.types[type_index];
         slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
-        slots.pending[slot] = 0;
+        slots.meta[slot].pending = 0;
         if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
             self.buffers.release(buffer);
         }
@@ -1260,13 +1364,13 @@ impl ShardCore {
         let slots = &mut self.types[type_index];
         let group = slots.group[slot];
         slots.group[slot] = NO_GROUP;
-        if slots.generation[slot] == GENERATION_MAX {
-            slots.state[slot] = SlotState::Retired;
+        if slots.meta[slot].generation == GENERATION_MAX {
+            slots.meta[slot].state = SlotState::Retired;
             self.counters.slots_retired += 1;
             self.trace(env, Event::Retire { handle });
         } else {
-            slots.generation[slot] += 1;
-            slots.state[slot] = SlotState::Free;
+            slots.meta[slot].generation += 1;
+            slots.meta[slot].state = SlotState::Free;
             slots.free[slots.free_len as usize] = slot as u32;
             slots.free_len += 1;
         }
@@ -1277,8 +1381,19 @@ impl ShardCore {
         }
     }
 
+    /// Readies every type for the dispatch of a tick: isolates that yielded last tick
+    /// become ready, and each type's budget is refilled.
+    #[inline]
+    pub(crate) fn start_dispatch(&mut self) {
+        for slots in self.types.iter_mut() {
+            slots.promote_yielded();
+            slots.budget_left = slots.budget;
+        }
+    }
+
     /// Whether any isolate is queued to run, any init is pending or any exit awaits its
     /// supervisor.
+    #[inline]
     pub(crate) fn has_work(&self) -> bool {
         !self.pending_inits.is_empty()
             || !self.exits.is_empty()
@@ -1291,6 +1406,7 @@ impl ShardCore {
     }
 
     /// Whether a batch must stop so that pending inits or supervision decisions run now.
+    #[inline]
     pub(crate) fn interrupted(&self) -> bool {
         !self.pending_inits.is_empty() || !self.exits.is_empty()
     }
@@ -1350,7 +1466,7 @@ mod tests {
         core.trace_on = true;
         let idle = Some(0);
 
-        core.types[0].generation[0] = GENERATION_MAX - 1;
+        core.types[0].meta[0].generation = GENERATION_MAX - 1;
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
@@ -1360,7 +1476,7 @@ mod tests {
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
-        assert_eq!(core.types[0].state[0], SlotState::Retired);
+        assert_eq!(core.types[0].meta[0].state, SlotState::Retired);
         assert_eq!(core.counters.slots_retired, 1);
         assert_eq!(
             core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP),

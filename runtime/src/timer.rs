@@ -210,11 +210,13 @@ impl Timers {
     }
 
     /// The tick containing `nanos`.
+    #[inline]
     pub(crate) fn tick_of(&self, nanos: u64) -> u64 {
         nanos / self.resolution_ns
     }
 
     /// Nanoseconds at the start of `tick`, saturating.
+    #[inline]
     pub(crate) fn nanos_of(&self, tick: u64) -> u64 {
         tick.saturating_mul(self.resolution_ns)
     }
@@ -228,6 +230,7 @@ impl Timers {
     }
 
     /// Whether no timer or call timeout is pending: `advance` has nothing to do.
+    #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         self.in_wheel == 0
     }
@@ -364,6 +367,7 @@ impl Timers {
 
     /// The earliest tick at which `advance` can find something due (a lower bound when
     /// the earliest entry sits in a coarse level).
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<u64> {
         if self.in_wheel == 0 {
             return None;
