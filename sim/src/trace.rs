@@ -435,7 +435,11 @@ impl Sink {
     }
 
     /// Takes one event (rewritten first by the trace plant's mutator, if any).
+    #[inline]
     pub fn record(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
+        if self.mutator.is_none() {
+            return self.record_one(time_ns, node, shard, event);
+        }
         match self.mutator.take() {
             None => self.record_one(time_ns, node, shard, event),
             Some(mut mutator) => {
@@ -452,6 +456,7 @@ impl Sink {
         self.mutator = Some(mutator);
     }
 
+    #[inline(never)]
     fn record_one(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
         let stamp = Stamp { index: self.events, time_ns, node, shard };
         self.events += 1;
