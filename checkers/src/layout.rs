@@ -1,9 +1,17 @@
 //! Dense numbering of the system's shards and isolate slots, built from the specs, so
 //! checkers keep per-slot and per-shard state in flat vectors (O(1) lookup, no hashing).
 //!
-//! This module knows shapes, not histories.
+//! Lookups are a few array reads: a flat table from (node, shard id) to the dense shard
+//! index, and a flat table of every shard's types with their first dense slot. This module
+//! knows shapes, not histories.
 
 use tina::{GroupConfig, Handle, ShardId, SystemSpec};
+
+/// Shard ids a node can name (a `u8`); the width of the (node, shard id) table.
+const SHARD_IDS_PER_NODE: usize = 1 << u8::BITS;
+
+/// Marks a (node, shard id) that names no shard.
+const SHARD_NONE: u32 = u32::MAX;
 
 /// One shard's shape.
 #[derive(Clone, Debug)]
@@ -24,13 +32,28 @@ pub struct ShardShape {
     pub groups: Vec<GroupConfig>,
 }
 
+/// One isolate type on one shard.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeShape {
+    /// Dense index of the type's slot 0 among every slot of the system.
+    pub slot_base: usize,
+    /// The type's slots.
+    pub slot_count: u32,
+    /// The type's mailbox capacity.
+    pub capacity: u32,
+}
+
 /// Every shard of every node.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
-    /// Per node, dense index of its shard 0.
-    node_base: Vec<usize>,
+    /// Per node, per shard id: the dense shard index, or `SHARD_NONE`.
+    shard_lookup: Vec<u32>,
     /// Every shard, node by node.
     pub shards: Vec<ShardShape>,
+    /// Per dense shard, the index of its type 0 in `types`; one more entry ends the last.
+    type_start: Vec<usize>,
+    /// Every type of every shard, shard by shard.
+    types: Vec<TypeShape>,
     slot_total: usize,
 }
 
@@ -39,33 +62,51 @@ impl Layout {
     pub fn new(nodes: &[SystemSpec]) -> Layout {
         let mut layout = Layout::default();
         for spec in nodes {
-            layout.node_base.push(layout.shards.len());
-            for shard in 0..spec.shard_count() {
-                let mut type_base = Vec::new();
-                let (mut slot_counts, mut capacities) = (Vec::new(), Vec::new());
-                let mut slots = 0;
-                for index in 0..spec.type_count() {
-                    let config = spec.type_config(index).expect("index below type_count");
-                    type_base.push(slots);
-                    slots += config.slot_count as usize;
-                    slot_counts.push(config.slot_count);
-                    capacities.push(config.mailbox_capacity);
+            let node_base = layout.shards.len();
+            layout.shard_lookup.extend((0..SHARD_IDS_PER_NODE).map(|shard| {
+                if shard < spec.shard_count() {
+                    u32::try_from(node_base + shard).expect("fewer than 2^32 shards")
+                } else {
+                    SHARD_NONE
                 }
-                // At most 255 shards per node.
-                let groups = spec.group_configs(ShardId(shard as u8));
-                layout.shards.push(ShardShape {
-                    slot_base: layout.slot_total,
-                    type_base,
-                    slot_counts,
-                    capacities,
-                    pool_size: spec.pool_size(),
-                    timer_pool: spec.timer_pool(),
-                    groups,
-                });
-                layout.slot_total += slots;
+            }));
+            for shard in 0..spec.shard_count() {
+                layout.push_shard(spec, shard);
             }
         }
+        layout.type_start.push(layout.types.len());
         layout
+    }
+
+    fn push_shard(&mut self, spec: &SystemSpec, shard: usize) {
+        let mut type_base = Vec::new();
+        let (mut slot_counts, mut capacities) = (Vec::new(), Vec::new());
+        let mut slots = 0;
+        self.type_start.push(self.types.len());
+        for index in 0..spec.type_count() {
+            let config = spec.type_config(index).expect("index below type_count");
+            self.types.push(TypeShape {
+                slot_base: self.slot_total + slots,
+                slot_count: config.slot_count,
+                capacity: config.mailbox_capacity,
+            });
+            type_base.push(slots);
+            slots += config.slot_count as usize;
+            slot_counts.push(config.slot_count);
+            capacities.push(config.mailbox_capacity);
+        }
+        // At most 255 shards per node.
+        let groups = spec.group_configs(ShardId(shard as u8));
+        self.shards.push(ShardShape {
+            slot_base: self.slot_total,
+            type_base,
+            slot_counts,
+            capacities,
+            pool_size: spec.pool_size(),
+            timer_pool: spec.timer_pool(),
+            groups,
+        });
+        self.slot_total += slots;
     }
 
     /// Slots of the whole system.
@@ -79,27 +120,42 @@ impl Layout {
     }
 
     /// Dense index of `shard` of `node`, if it exists.
+    #[inline]
     pub fn shard_index(&self, node: u16, shard: ShardId) -> Option<usize> {
-        let base = *self.node_base.get(usize::from(node))?;
-        let end = self.node_base.get(usize::from(node) + 1).copied().unwrap_or(self.shards.len());
-        let index = base + shard.index();
-        (index < end).then_some(index)
+        let at = usize::from(node) * SHARD_IDS_PER_NODE + shard.index();
+        let index = *self.shard_lookup.get(at)?;
+        (index != SHARD_NONE).then_some(index as usize)
+    }
+
+    /// The type `type_index` on `shard` of `node`, if it exists.
+    #[inline]
+    pub fn type_shape(&self, node: u16, shard: ShardId, type_index: u8) -> Option<&TypeShape> {
+        let shard = self.shard_index(node, shard)?;
+        // `shard_index` only names shards that have a `type_start` entry and a next one.
+        let (start, end) = (self.type_start[shard], self.type_start[shard + 1]);
+        let at = start + usize::from(type_index);
+        if at < end { self.types.get(at) } else { None }
     }
 
     /// Dense index of the slot `handle` names on `node`, if it exists.
+    #[inline]
     pub fn slot_index(&self, node: u16, handle: Handle) -> Option<usize> {
         if handle.is_none() {
             return None;
         }
-        let shape = &self.shards[self.shard_index(node, handle.shard())?];
-        let type_index = usize::from(handle.type_index());
-        let slot = handle.slot();
-        (slot < *shape.slot_counts.get(type_index)?)
-            .then(|| shape.slot_base + shape.type_base[type_index] + slot as usize)
+        let shape = self.type_shape(node, handle.shard(), handle.type_index())?;
+        slot_of(shape, handle)
     }
 
     /// The shape of the shard `handle` lives on.
     pub fn shape(&self, node: u16, shard: ShardId) -> Option<&ShardShape> {
         self.shards.get(self.shard_index(node, shard)?)
     }
+}
+
+/// Dense index of the slot `handle` names within its type `shape`, if it exists.
+#[inline]
+pub fn slot_of(shape: &TypeShape, handle: Handle) -> Option<usize> {
+    let slot = handle.slot();
+    (!handle.is_none() && slot < shape.slot_count).then(|| shape.slot_base + slot as usize)
 }
