@@ -7,11 +7,24 @@
 
 use tina::{GroupConfig, Handle, ShardId, SystemSpec};
 
-/// Shard ids a node can name (a `u8`); the width of the (node, shard id) table.
-const SHARD_IDS_PER_NODE: usize = 1 << u8::BITS;
+/// Shard ids a node can name (a `u8`); the width of every per-(node, shard id) table.
+pub const SHARD_IDS_PER_NODE: usize = 1 << u8::BITS;
+
+/// Where a (node, shard id) is in the dense numbering.
+#[derive(Clone, Copy, Debug)]
+struct ShardEntry {
+    /// The dense shard index, or `SHARD_NONE`.
+    index: u32,
+    /// Index of the shard's type 0 in `Layout::types`.
+    type_start: u32,
+    /// The shard's types.
+    type_count: u32,
+}
 
 /// Marks a (node, shard id) that names no shard.
 const SHARD_NONE: u32 = u32::MAX;
+
+const ENTRY_NONE: ShardEntry = ShardEntry { index: SHARD_NONE, type_start: 0, type_count: 0 };
 
 /// One shard's shape.
 #[derive(Clone, Debug)]
@@ -46,12 +59,10 @@ pub struct TypeShape {
 /// Every shard of every node.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
-    /// Per node, per shard id: the dense shard index, or `SHARD_NONE`.
-    shard_lookup: Vec<u32>,
+    /// Per node, per shard id: where the shard is.
+    shard_lookup: Vec<ShardEntry>,
     /// Every shard, node by node.
     pub shards: Vec<ShardShape>,
-    /// Per dense shard, the index of its type 0 in `types`; one more entry ends the last.
-    type_start: Vec<usize>,
     /// Every type of every shard, shard by shard.
     types: Vec<TypeShape>,
     slot_total: usize,
@@ -62,19 +73,19 @@ impl Layout {
     pub fn new(nodes: &[SystemSpec]) -> Layout {
         let mut layout = Layout::default();
         for spec in nodes {
-            let node_base = layout.shards.len();
-            layout.shard_lookup.extend((0..SHARD_IDS_PER_NODE).map(|shard| {
-                if shard < spec.shard_count() {
-                    u32::try_from(node_base + shard).expect("fewer than 2^32 shards")
-                } else {
-                    SHARD_NONE
-                }
-            }));
+            let lookup_base = layout.shard_lookup.len();
+            layout.shard_lookup.resize(lookup_base + SHARD_IDS_PER_NODE, ENTRY_NONE);
             for shard in 0..spec.shard_count() {
+                let entry = ShardEntry {
+                    index: dense(layout.shards.len()),
+                    type_start: dense(layout.types.len()),
+                    type_count: dense(spec.type_count()),
+                };
+                // At most 255 shards per node, so the entry exists.
+                layout.shard_lookup[lookup_base + shard] = entry;
                 layout.push_shard(spec, shard);
             }
         }
-        layout.type_start.push(layout.types.len());
         layout
     }
 
@@ -82,7 +93,6 @@ impl Layout {
         let mut type_base = Vec::new();
         let (mut slot_counts, mut capacities) = (Vec::new(), Vec::new());
         let mut slots = 0;
-        self.type_start.push(self.types.len());
         for index in 0..spec.type_count() {
             let config = spec.type_config(index).expect("index below type_count");
             self.types.push(TypeShape {
@@ -120,25 +130,32 @@ impl Layout {
     }
 
     /// Dense index of `shard` of `node`, if it exists.
-    #[inline]
+    #[inline(always)]
     pub fn shard_index(&self, node: u16, shard: ShardId) -> Option<usize> {
-        let at = usize::from(node) * SHARD_IDS_PER_NODE + shard.index();
-        let index = *self.shard_lookup.get(at)?;
-        (index != SHARD_NONE).then_some(index as usize)
+        let entry = self.entry(node, shard)?;
+        (entry.index != SHARD_NONE).then_some(entry.index as usize)
     }
 
     /// The type `type_index` on `shard` of `node`, if it exists.
-    #[inline]
+    #[inline(always)]
     pub fn type_shape(&self, node: u16, shard: ShardId, type_index: u8) -> Option<&TypeShape> {
-        let shard = self.shard_index(node, shard)?;
-        // `shard_index` only names shards that have a `type_start` entry and a next one.
-        let (start, end) = (self.type_start[shard], self.type_start[shard + 1]);
-        let at = start + usize::from(type_index);
-        if at < end { self.types.get(at) } else { None }
+        // An entry that names no shard has no types.
+        let entry = self.entry(node, shard)?;
+        let type_index = u32::from(type_index);
+        if type_index >= entry.type_count {
+            return None;
+        }
+        self.types.get(entry.type_start as usize + type_index as usize)
+    }
+
+    /// The entry of `shard` of `node` (which may name no shard), if `node` exists.
+    #[inline(always)]
+    fn entry(&self, node: u16, shard: ShardId) -> Option<&ShardEntry> {
+        self.shard_lookup.get(usize::from(node) * SHARD_IDS_PER_NODE + shard.index())
     }
 
     /// Dense index of the slot `handle` names on `node`, if it exists.
-    #[inline]
+    #[inline(always)]
     pub fn slot_index(&self, node: u16, handle: Handle) -> Option<usize> {
         if handle.is_none() {
             return None;
@@ -154,8 +171,13 @@ impl Layout {
 }
 
 /// Dense index of the slot `handle` names within its type `shape`, if it exists.
-#[inline]
+#[inline(always)]
 pub fn slot_of(shape: &TypeShape, handle: Handle) -> Option<usize> {
     let slot = handle.slot();
     (!handle.is_none() && slot < shape.slot_count).then(|| shape.slot_base + slot as usize)
+}
+
+/// A count or index of shards or types as stored in the lookup table.
+fn dense(count: usize) -> u32 {
+    u32::try_from(count).expect("fewer than 2^32 shards and types")
 }
