@@ -16,10 +16,17 @@ const NAME: &str = "calls";
 #[derive(Debug, Default)]
 pub struct Calls {
     layout: Layout,
-    /// Per slot: the correlation of the call in progress, or 0.
-    pending: Vec<u32>,
-    /// Per slot: the incarnation that made it.
-    caller: Vec<Handle>,
+    /// Per slot.
+    slots: Vec<Call>,
+}
+
+/// A slot's last call.
+#[derive(Clone, Copy, Debug, Default)]
+struct Call {
+    /// The correlation of the call in progress, or 0.
+    pending: u32,
+    /// The incarnation that made it.
+    caller: Handle,
 }
 
 impl Observer for Calls {
@@ -29,8 +36,7 @@ impl Observer for Calls {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.pending = vec![0; self.layout.slot_total()];
-        self.caller = vec![Handle::NONE; self.layout.slot_total()];
+        self.slots = vec![Call { pending: 0, caller: Handle::NONE }; self.layout.slot_total()];
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
@@ -39,35 +45,37 @@ impl Observer for Calls {
                 let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
                     return Verdict::Continue;
                 };
-                if self.pending[slot] != 0 && self.caller[slot] == caller {
+                let call = &mut self.slots[slot];
+                if call.pending != 0 && call.caller == caller {
                     return violated(
                         NAME,
                         format!(
                             "{caller} started call {correlation} with call {} in progress",
-                            self.pending[slot]
+                            call.pending
                         ),
                     );
                 }
-                self.pending[slot] = correlation;
-                self.caller[slot] = caller;
+                *call = Call { pending: correlation, caller };
             }
             Event::CallEnd { caller, correlation, .. } => {
                 let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
                     return Verdict::Continue;
                 };
-                if self.pending[slot] != correlation || self.caller[slot] != caller {
+                let call = &mut self.slots[slot];
+                if call.pending != correlation || call.caller != caller {
                     return violated(
                         NAME,
                         format!("call {correlation} of {caller} ended twice or was never started"),
                     );
                 }
-                self.pending[slot] = 0;
+                call.pending = 0;
             }
             Event::Enqueue { id, to, reply: true, .. } => {
                 let Some(slot) = self.layout.slot_index(stamp.node, to) else {
                     return Verdict::Continue;
                 };
-                if self.pending[slot] == 0 || self.caller[slot] != to {
+                let call = self.slots[slot];
+                if call.pending == 0 || call.caller != to {
                     return violated(
                         NAME,
                         format!("reply {id} was accepted by {to}, whose call had already ended"),
@@ -77,9 +85,9 @@ impl Observer for Calls {
             Event::Exit { handle, .. } => {
                 // A caller that stops abandons its call; the core ends nothing for it.
                 if let Some(slot) = self.layout.slot_index(stamp.node, handle)
-                    && self.caller[slot] == handle
+                    && self.slots[slot].caller == handle
                 {
-                    self.pending[slot] = 0;
+                    self.slots[slot].pending = 0;
                 }
             }
             _ => {}

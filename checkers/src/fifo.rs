@@ -7,11 +7,10 @@
 //! last arrived sequence) and per slot (the queue of enqueued ids): O(1) per event. It
 //! does not check that messages arrive at all (see `accounting`).
 
-use std::collections::VecDeque;
-
 use tina::{DropReason, Event, MessageId, ShardId, SystemSpec};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, SHARD_IDS_PER_NODE};
+use crate::ring::Ring;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "fifo";
@@ -20,12 +19,20 @@ const NAME: &str = "fifo";
 #[derive(Debug, Default)]
 pub struct Fifo {
     layout: Layout,
-    /// Per (destination shard, origin shard within the node): last arrived sequence.
-    arrived: Vec<Vec<u64>>,
-    /// Per slot: enqueued, undelivered ids in order (replies excluded).
-    queued: Vec<VecDeque<MessageId>>,
-    /// Per slot: the accepted reply waiting at the head, if any.
-    reply: Vec<MessageId>,
+    /// Per (destination shard, origin shard id), destination by destination: the last
+    /// arrived sequence.
+    arrived: Vec<u64>,
+    /// Per slot.
+    mailboxes: Vec<Mailbox>,
+}
+
+/// What a slot's mailbox holds, as far as order goes.
+#[derive(Clone, Debug, Default)]
+struct Mailbox {
+    /// Enqueued, undelivered ids in order (replies excluded).
+    queued: Ring<MessageId>,
+    /// The accepted reply waiting at the head, if any.
+    reply: MessageId,
 }
 
 impl Fifo {
@@ -37,17 +44,12 @@ impl Fifo {
         let Some(destination) = self.layout.shard_index(stamp.node, stamp.shard) else {
             return Verdict::Continue;
         };
-        let Some(last) = self.arrived[destination].get_mut(origin.index()) else {
+        let Some(last) = self.arrived.get_mut(destination * SHARD_IDS_PER_NODE + origin.index())
+        else {
             return Verdict::Continue;
         };
         if id.sequence() <= *last {
-            return violated(
-                NAME,
-                format!(
-                    "{id} arrived at shard {} after m{}.{} from the same shard",
-                    stamp.shard, origin.0, *last
-                ),
-            );
+            return arrived_late(id, stamp.shard, *last);
         }
         *last = id.sequence();
         Verdict::Continue
@@ -55,19 +57,39 @@ impl Fifo {
 
     /// A message left the mailbox of `slot`, by delivery or by teardown.
     fn left(&mut self, slot: usize, id: MessageId) -> Verdict {
-        if self.reply[slot] == id {
-            self.reply[slot] = MessageId::NONE;
+        let mailbox = &mut self.mailboxes[slot];
+        if mailbox.reply == id {
+            mailbox.reply = MessageId::NONE;
             return Verdict::Continue;
         }
-        match self.queued[slot].pop_front() {
+        match mailbox.queued.pop_front() {
             Some(head) if head == id => Verdict::Continue,
-            Some(head) => violated(
-                NAME,
-                format!("{id} left its mailbox before {head}, which was enqueued first"),
-            ),
+            Some(head) => overtook(id, head),
             None => Verdict::Continue,
         }
     }
+}
+
+/// Explains that `id` arrived at `shard` after sequence `last` from the same origin. Out of
+/// line, as only a violation calls it.
+#[cold]
+#[inline(never)]
+fn arrived_late(id: MessageId, shard: ShardId, last: u64) -> Verdict {
+    violated(
+        NAME,
+        format!(
+            "{id} arrived at shard {shard} after m{}.{last} from the same shard",
+            id.origin().0
+        ),
+    )
+}
+
+/// Explains that `id` left its mailbox before `head`. Out of line, as only a violation calls
+/// it.
+#[cold]
+#[inline(never)]
+fn overtook(id: MessageId, head: MessageId) -> Verdict {
+    violated(NAME, format!("{id} left its mailbox before {head}, which was enqueued first"))
 }
 
 impl Observer for Fifo {
@@ -77,23 +99,24 @@ impl Observer for Fifo {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.arrived = (0..self.layout.shard_total()).map(|_| vec![0; 256]).collect();
-        self.queued = vec![VecDeque::new(); self.layout.slot_total()];
-        self.reply = vec![MessageId::NONE; self.layout.slot_total()];
+        self.arrived = vec![0; self.layout.shard_total() * SHARD_IDS_PER_NODE];
+        self.mailboxes = vec![Mailbox::default(); self.layout.slot_total()];
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
         match *event {
             Event::Enqueue { id, to, reply, .. } => {
-                let verdict = self.arrival(stamp, id);
+                // The mailbox and the arrivals are separate state: queueing first lets the
+                // arrival's verdict be returned as is.
                 if let Some(slot) = self.layout.slot_index(stamp.node, to) {
+                    let mailbox = &mut self.mailboxes[slot];
                     if reply {
-                        self.reply[slot] = id;
+                        mailbox.reply = id;
                     } else {
-                        self.queued[slot].push_back(id);
+                        mailbox.queued.push_back(id);
                     }
                 }
-                verdict
+                self.arrival(stamp, id)
             }
             Event::Drop { id, to, reason } => {
                 let verdict = self.arrival(stamp, id);

@@ -16,24 +16,39 @@ const NAME: &str = "generations";
 #[derive(Debug, Default)]
 pub struct Generations {
     layout: Layout,
-    generation: Vec<u32>,
-    live: Vec<bool>,
+    /// Per slot.
+    slots: Vec<Incarnation>,
+}
+
+/// A slot's current incarnation.
+#[derive(Clone, Copy, Debug, Default)]
+struct Incarnation {
+    /// The highest generation spawned in the slot (0 before the first).
+    generation: u32,
+    /// Whether that incarnation is alive.
+    live: bool,
 }
 
 impl Generations {
     fn reaches(&self, node: u16, to: Handle, what: &str, id: MessageId) -> Verdict {
         let Some(slot) = self.layout.slot_index(node, to) else { return Verdict::Continue };
-        if !self.live[slot] || self.generation[slot] != to.generation() {
-            return violated(
-                NAME,
-                format!(
-                    "{id} was {what} to {to}, but the slot's live generation is {}",
-                    self.generation[slot]
-                ),
-            );
+        let incarnation = self.slots[slot];
+        if !incarnation.live || incarnation.generation != to.generation() {
+            return stale(id, what, to, incarnation.generation);
         }
         Verdict::Continue
     }
+}
+
+/// Explains that `id` was `what` to the stale handle `to`. Out of line, as only a violation
+/// calls it.
+#[cold]
+#[inline(never)]
+fn stale(id: MessageId, what: &str, to: Handle, generation: u32) -> Verdict {
+    violated(
+        NAME,
+        format!("{id} was {what} to {to}, but the slot's live generation is {generation}"),
+    )
 }
 
 impl Observer for Generations {
@@ -43,8 +58,7 @@ impl Observer for Generations {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.generation = vec![0; self.layout.slot_total()];
-        self.live = vec![false; self.layout.slot_total()];
+        self.slots = vec![Incarnation::default(); self.layout.slot_total()];
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
@@ -53,23 +67,23 @@ impl Observer for Generations {
                 let Some(slot) = self.layout.slot_index(stamp.node, child) else {
                     return Verdict::Continue;
                 };
-                if child.generation() <= self.generation[slot] {
+                let incarnation = &mut self.slots[slot];
+                if child.generation() <= incarnation.generation {
                     return violated(
                         NAME,
                         format!(
                             "{child} reuses a generation: the slot already had generation {}",
-                            self.generation[slot]
+                            incarnation.generation
                         ),
                     );
                 }
-                self.generation[slot] = child.generation();
-                self.live[slot] = true;
+                *incarnation = Incarnation { generation: child.generation(), live: true };
             }
             Event::Exit { handle, .. } => {
                 if let Some(slot) = self.layout.slot_index(stamp.node, handle)
-                    && self.generation[slot] == handle.generation()
+                    && self.slots[slot].generation == handle.generation()
                 {
-                    self.live[slot] = false;
+                    self.slots[slot].live = false;
                 }
             }
             Event::Enqueue { id, to, .. } => return self.reaches(stamp.node, to, "enqueued", id),

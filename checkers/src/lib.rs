@@ -23,6 +23,7 @@ pub mod io;
 pub mod layout;
 pub mod mailbox;
 pub mod pools;
+mod ring;
 pub mod supervision;
 pub mod timers;
 
@@ -92,7 +93,8 @@ pub enum Verdict {
     Violated(Violation),
 }
 
-/// A correctness violation found by `checker`.
+/// A correctness violation found by `checker`. Cold: checks call it only on failure.
+#[cold]
 pub fn violated(checker: &'static str, explanation: String) -> Verdict {
     Verdict::Violated(Violation { class: FailureClass::Correctness, checker, explanation })
 }
@@ -166,12 +168,13 @@ pub struct Structural {
     io: io::Io,
 }
 
-/// Returns from the enclosing function with the first verdict that is not `Continue`.
+/// Returns from the enclosing function with the first verdict that is not `Continue`
+/// (matching the variant: comparing with `!=` would build and compare whole verdicts).
 macro_rules! first {
     ($($check:expr),+ $(,)?) => {{
         $(
             let verdict = $check;
-            if verdict != Verdict::Continue {
+            if !matches!(verdict, Verdict::Continue) {
                 return verdict;
             }
         )+

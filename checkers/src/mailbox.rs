@@ -5,7 +5,7 @@
 //! O(1) per event from the `Enqueue` event's own count; it does not check that the count
 //! itself is right (the pools checker conserves envelopes).
 
-use tina::{Event, SystemSpec};
+use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
 use crate::{Observer, Stamp, Verdict, violated};
@@ -37,15 +37,22 @@ impl Observer for Occupancy {
         let Some(&capacity) = shape.capacities.get(usize::from(to.type_index())) else {
             return Verdict::Continue;
         };
-        let allowed = capacity + u32::from(reply);
-        if mailbox_len > allowed {
-            return violated(
-                NAME,
-                format!(
-                    "the mailbox of {to} holds {mailbox_len} messages; its capacity is {capacity}"
-                ),
-            );
+        // In `u64`, where adding the reply cannot overflow.
+        let allowed = u64::from(capacity) + u64::from(reply);
+        if u64::from(mailbox_len) > allowed {
+            return overflowed(to, mailbox_len, capacity);
         }
         Verdict::Continue
     }
+}
+
+/// Explains that the mailbox of `to` holds `mailbox_len` messages, above `capacity`. Out of
+/// line, as only a violation calls it.
+#[cold]
+#[inline(never)]
+fn overflowed(to: Handle, mailbox_len: u32, capacity: u32) -> Verdict {
+    violated(
+        NAME,
+        format!("the mailbox of {to} holds {mailbox_len} messages; its capacity is {capacity}"),
+    )
 }

@@ -17,6 +17,10 @@ struct Counts {
     envelopes: u64,
     timers: u64,
     live: Vec<u64>,
+    /// The shard's envelope pool, from its shape (kept here to spare a lookup per event).
+    pool_size: u32,
+    /// The shard's timer pool, likewise.
+    timer_pool: u32,
 }
 
 /// The pool conservation checker.
@@ -37,7 +41,13 @@ impl Observer for Pools {
             .layout
             .shards
             .iter()
-            .map(|shape| Counts { envelopes: 0, timers: 0, live: vec![0; shape.slot_counts.len()] })
+            .map(|shape| Counts {
+                envelopes: 0,
+                timers: 0,
+                live: vec![0; shape.slot_counts.len()],
+                pool_size: shape.pool_size,
+                timer_pool: shape.timer_pool,
+            })
             .collect();
     }
 
@@ -45,11 +55,11 @@ impl Observer for Pools {
         let Some(index) = self.layout.shard_index(stamp.node, stamp.shard) else {
             return Verdict::Continue;
         };
-        let (counts, shape) = (&mut self.shards[index], &self.layout.shards[index]);
+        let counts = &mut self.shards[index];
         match *event {
             Event::Enqueue { .. } => {
                 counts.envelopes += 1;
-                if counts.envelopes > u64::from(shape.pool_size) {
+                if counts.envelopes > u64::from(counts.pool_size) {
                     return violated(
                         NAME,
                         format!("shard {} queues more envelopes than its pool has", stamp.shard),
@@ -68,7 +78,7 @@ impl Observer for Pools {
             }
             Event::TimerSet { .. } => {
                 counts.timers += 1;
-                if counts.timers > u64::from(shape.timer_pool) {
+                if counts.timers > u64::from(counts.timer_pool) {
                     return violated(
                         NAME,
                         format!("shard {} has more timers pending than its pool has", stamp.shard),
