@@ -9,7 +9,7 @@
 
 use tina::{Event, MessageId, ShardId, SystemSpec};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, SHARD_IDS_PER_NODE};
 use crate::ring::Ring;
 use crate::{EndView, Observer, Stamp, Verdict, violated};
 
@@ -21,27 +21,76 @@ const FINISHED: u8 = 1 << 2;
 /// The message accounting checker.
 #[derive(Debug, Default)]
 pub struct Accounting {
-    layout: Layout,
-    /// Per origin shard: the states of its messages from the oldest unfinished one, each
-    /// at its sequence number (the first is 1).
-    origins: Vec<Ring<u8>>,
+    state: State,
+}
+
+/// The checker's history. Only this checker needs a message's origin shard, so it finds
+/// its window from the id alone, with no layout.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Per node, per origin shard id (as the id carries it, so no lookup is needed): the
+    /// states of its messages from the oldest unfinished one, each at its sequence number
+    /// (the first is 1); `None` for ids that name no shard (messages from them are
+    /// ignored).
+    origins: Vec<Option<Ring<u8>>>,
 }
 
 const NAME: &str = "accounting";
 
-impl Accounting {
-    fn origin(&mut self, node: u16, id: MessageId) -> Option<&mut Ring<u8>> {
-        if id == MessageId::NONE || id.origin() == ShardId::EXTERNAL {
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        let origins = (0..layout.node_total() * SHARD_IDS_PER_NODE)
+            .map(|at| {
+                let (node, shard) =
+                    (at / SHARD_IDS_PER_NODE, ShardId((at % SHARD_IDS_PER_NODE) as u8));
+                let node = u16::try_from(node).expect("node ids are u16");
+                layout.shard_index(node, shard).map(|_| Ring::starting_at(1))
+            })
+            .collect();
+        State { origins }
+    }
+
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::Send { id, .. } => {
+                if id.origin() != stamp.shard {
+                    return sent_elsewhere(id, stamp.shard);
+                }
+                let Some(origin) = self.origin(stamp, id) else {
+                    return Verdict::Continue;
+                };
+                let expected = origin.end();
+                if id.sequence() != expected {
+                    return out_of_sequence(id, expected);
+                }
+                origin.push_back(SENT);
+                Verdict::Continue
+            }
+            Event::Enqueue { id, .. } => self.advance(stamp, id, SENT, ENQUEUED, "enqueued"),
+            Event::Drop { id, .. } => self.advance(stamp, id, SENT | ENQUEUED, FINISHED, "dropped"),
+            Event::Deliver { id, .. } => self.advance(stamp, id, ENQUEUED, FINISHED, "delivered"),
+            _ => Verdict::Continue,
+        }
+    }
+
+    /// The window of the origin shard of message `id`, for messages sent inside the
+    /// system.
+    #[inline(always)]
+    fn origin(&mut self, stamp: &Stamp, id: MessageId) -> Option<&mut Ring<u8>> {
+        if id == MessageId::NONE {
             return None;
         }
-        let index = self.layout.shard_index(node, id.origin())?;
-        self.origins.get_mut(index)
+        // `ShardId::EXTERNAL` names no shard, so it has no window either.
+        let at = usize::from(stamp.node) * SHARD_IDS_PER_NODE + id.origin().index();
+        self.origins.get_mut(at)?.as_mut()
     }
 
     /// Moves message `id` from one of the states in the mask `from` to `to`; explains a
     /// violation otherwise.
-    fn advance(&mut self, node: u16, id: MessageId, from: u8, to: u8, what: &str) -> Verdict {
-        let Some(origin) = self.origin(node, id) else { return Verdict::Continue };
+    #[inline(always)]
+    fn advance(&mut self, stamp: &Stamp, id: MessageId, from: u8, to: u8, what: &str) -> Verdict {
+        let Some(origin) = self.origin(stamp, id) else { return Verdict::Continue };
         let sequence = id.sequence();
         match origin.get_mut(sequence) {
             Some(state) if *state & from != 0 => {
@@ -59,6 +108,24 @@ impl Accounting {
                 refused(id, what, to, state, sequence < origin.start())
             }
         }
+    }
+
+    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
+        if !view.quiescent {
+            return Verdict::Continue;
+        }
+        for origin in self.origins.iter().flatten() {
+            let sequences = origin.start()..origin.end();
+            if let Some(sequence) = sequences.into_iter().find(|&s| origin.get(s) == Some(&SENT)) {
+                return violated(
+                    NAME,
+                    format!(
+                        "a message (sequence {sequence}) was sent and never enqueued nor dropped"
+                    ),
+                );
+            }
+        }
+        Verdict::Continue
     }
 }
 
@@ -105,50 +172,14 @@ impl Observer for Accounting {
     }
 
     fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.origins = vec![Ring::starting_at(1); self.layout.shard_total()];
+        self.state = State::new(&Layout::new(nodes));
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::Send { id, .. } => {
-                if id.origin() != stamp.shard {
-                    return sent_elsewhere(id, stamp.shard);
-                }
-                let Some(origin) = self.origin(stamp.node, id) else { return Verdict::Continue };
-                let expected = origin.end();
-                if id.sequence() != expected {
-                    return out_of_sequence(id, expected);
-                }
-                origin.push_back(SENT);
-                Verdict::Continue
-            }
-            Event::Enqueue { id, .. } => self.advance(stamp.node, id, SENT, ENQUEUED, "enqueued"),
-            Event::Drop { id, .. } => {
-                self.advance(stamp.node, id, SENT | ENQUEUED, FINISHED, "dropped")
-            }
-            Event::Deliver { id, .. } => {
-                self.advance(stamp.node, id, ENQUEUED, FINISHED, "delivered")
-            }
-            _ => Verdict::Continue,
-        }
+        self.state.observe(stamp, event)
     }
 
     fn finish(&mut self, view: &EndView) -> Verdict {
-        if !view.quiescent {
-            return Verdict::Continue;
-        }
-        for origin in &self.origins {
-            let sequences = origin.start()..origin.end();
-            if let Some(sequence) = sequences.into_iter().find(|&s| origin.get(s) == Some(&SENT)) {
-                return violated(
-                    NAME,
-                    format!(
-                        "a message (sequence {sequence}) was sent and never enqueued nor dropped"
-                    ),
-                );
-            }
-        }
-        Verdict::Continue
+        self.state.finish(view)
     }
 }

@@ -8,6 +8,7 @@
 use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "calls";
@@ -16,6 +17,12 @@ const NAME: &str = "calls";
 #[derive(Debug, Default)]
 pub struct Calls {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     /// Per slot.
     slots: Vec<Call>,
 }
@@ -29,20 +36,16 @@ struct Call {
     caller: Handle,
 }
 
-impl Observer for Calls {
-    fn name(&self) -> &'static str {
-        NAME
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State { slots: vec![Call { pending: 0, caller: Handle::NONE }; layout.slot_total()] }
     }
 
-    fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.slots = vec![Call { pending: 0, caller: Handle::NONE }; self.layout.slot_total()];
-    }
-
-    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, event: &Event) -> Verdict {
         match *event {
             Event::CallStart { caller, correlation, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
+                let Some(slot) = site.slot() else {
                     return Verdict::Continue;
                 };
                 let call = &mut self.slots[slot];
@@ -58,7 +61,7 @@ impl Observer for Calls {
                 *call = Call { pending: correlation, caller };
             }
             Event::CallEnd { caller, correlation, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
+                let Some(slot) = site.slot() else {
                     return Verdict::Continue;
                 };
                 let call = &mut self.slots[slot];
@@ -71,7 +74,7 @@ impl Observer for Calls {
                 call.pending = 0;
             }
             Event::Enqueue { id, to, reply: true, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, to) else {
+                let Some(slot) = site.slot() else {
                     return Verdict::Continue;
                 };
                 let call = self.slots[slot];
@@ -84,7 +87,7 @@ impl Observer for Calls {
             }
             Event::Exit { handle, .. } => {
                 // A caller that stops abandons its call; the core ends nothing for it.
-                if let Some(slot) = self.layout.slot_index(stamp.node, handle)
+                if let Some(slot) = site.slot()
                     && self.slots[slot].caller == handle
                 {
                     self.slots[slot].pending = 0;
@@ -93,5 +96,21 @@ impl Observer for Calls {
             _ => {}
         }
         Verdict::Continue
+    }
+}
+
+impl Observer for Calls {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.state = State::new(&self.layout);
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, event)
     }
 }

@@ -11,6 +11,7 @@ use tina::{DropReason, Event, MessageId, ShardId, SystemSpec};
 
 use crate::layout::{Layout, SHARD_IDS_PER_NODE};
 use crate::ring::Ring;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "fifo";
@@ -19,6 +20,12 @@ const NAME: &str = "fifo";
 #[derive(Debug, Default)]
 pub struct Fifo {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     /// Per (destination shard, origin shard id), destination by destination: the last
     /// arrived sequence.
     arrived: Vec<u64>,
@@ -35,13 +42,54 @@ struct Mailbox {
     reply: MessageId,
 }
 
-impl Fifo {
-    fn arrival(&mut self, stamp: &Stamp, id: MessageId) -> Verdict {
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State {
+            arrived: vec![0; layout.shard_total() * SHARD_IDS_PER_NODE],
+            mailboxes: vec![Mailbox::default(); layout.slot_total()],
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::Enqueue { id, reply, .. } => {
+                // The mailbox and the arrivals are separate state: queueing first lets the
+                // arrival's verdict be returned as is.
+                if let Some(slot) = site.slot() {
+                    let mailbox = &mut self.mailboxes[slot];
+                    if reply {
+                        mailbox.reply = id;
+                    } else {
+                        mailbox.queued.push_back(id);
+                    }
+                }
+                self.arrival(site, stamp, id)
+            }
+            Event::Drop { id, reason, .. } => {
+                let verdict = self.arrival(site, stamp, id);
+                if reason == DropReason::TargetExited
+                    && let Some(slot) = site.slot()
+                {
+                    return self.left(slot, id);
+                }
+                verdict
+            }
+            Event::Deliver { id, .. } if id != MessageId::NONE => match site.slot() {
+                Some(slot) => self.left(slot, id),
+                None => Verdict::Continue,
+            },
+            _ => Verdict::Continue,
+        }
+    }
+
+    #[inline(always)]
+    fn arrival(&mut self, site: &Site, stamp: &Stamp, id: MessageId) -> Verdict {
         let origin = id.origin();
         if origin == stamp.shard || origin == ShardId::EXTERNAL || id == MessageId::NONE {
             return Verdict::Continue;
         }
-        let Some(destination) = self.layout.shard_index(stamp.node, stamp.shard) else {
+        let Some(destination) = site.shard() else {
             return Verdict::Continue;
         };
         let Some(last) = self.arrived.get_mut(destination * SHARD_IDS_PER_NODE + origin.index())
@@ -56,6 +104,7 @@ impl Fifo {
     }
 
     /// A message left the mailbox of `slot`, by delivery or by teardown.
+    #[inline(always)]
     fn left(&mut self, slot: usize, id: MessageId) -> Verdict {
         let mailbox = &mut self.mailboxes[slot];
         if mailbox.reply == id {
@@ -99,41 +148,11 @@ impl Observer for Fifo {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.arrived = vec![0; self.layout.shard_total() * SHARD_IDS_PER_NODE];
-        self.mailboxes = vec![Mailbox::default(); self.layout.slot_total()];
+        self.state = State::new(&self.layout);
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::Enqueue { id, to, reply, .. } => {
-                // The mailbox and the arrivals are separate state: queueing first lets the
-                // arrival's verdict be returned as is.
-                if let Some(slot) = self.layout.slot_index(stamp.node, to) {
-                    let mailbox = &mut self.mailboxes[slot];
-                    if reply {
-                        mailbox.reply = id;
-                    } else {
-                        mailbox.queued.push_back(id);
-                    }
-                }
-                self.arrival(stamp, id)
-            }
-            Event::Drop { id, to, reason } => {
-                let verdict = self.arrival(stamp, id);
-                if reason == DropReason::TargetExited
-                    && let Some(slot) = self.layout.slot_index(stamp.node, to)
-                {
-                    return self.left(slot, id);
-                }
-                verdict
-            }
-            Event::Deliver { id, to, .. } if id != MessageId::NONE => {
-                match self.layout.slot_index(stamp.node, to) {
-                    Some(slot) => self.left(slot, id),
-                    None => Verdict::Continue,
-                }
-            }
-            _ => Verdict::Continue,
-        }
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, stamp, event)
     }
 }

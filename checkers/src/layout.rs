@@ -124,6 +124,11 @@ impl Layout {
         self.slot_total
     }
 
+    /// Nodes of the whole system.
+    pub fn node_total(&self) -> usize {
+        self.shard_lookup.len() / SHARD_IDS_PER_NODE
+    }
+
     /// Shards of the whole system.
     pub fn shard_total(&self) -> usize {
         self.shards.len()

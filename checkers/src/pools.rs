@@ -8,6 +8,7 @@
 use tina::{DropReason, Event, MessageId, SystemSpec, Tag};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{EndView, Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "pools";
@@ -27,18 +28,18 @@ struct Counts {
 #[derive(Debug, Default)]
 pub struct Pools {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     shards: Vec<Counts>,
 }
 
-impl Observer for Pools {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.shards = self
-            .layout
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        let shards = layout
             .shards
             .iter()
             .map(|shape| Counts {
@@ -49,10 +50,12 @@ impl Observer for Pools {
                 timer_pool: shape.timer_pool,
             })
             .collect();
+        State { shards }
     }
 
-    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        let Some(index) = self.layout.shard_index(stamp.node, stamp.shard) else {
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
+        let Some(index) = site.shard() else {
             return Verdict::Continue;
         };
         let counts = &mut self.shards[index];
@@ -101,10 +104,10 @@ impl Observer for Pools {
         Verdict::Continue
     }
 
-    fn finish(&mut self, view: &EndView) -> Verdict {
+    pub(crate) fn finish(&self, layout: &Layout, view: &EndView) -> Verdict {
         for shard in &view.shards {
-            let Some(index) = self.layout.shard_index(shard.node, shard.shard) else { continue };
-            let (counts, shape) = (&self.shards[index], &self.layout.shards[index]);
+            let Some(index) = layout.shard_index(shard.node, shard.shard) else { continue };
+            let (counts, shape) = (&self.shards[index], &layout.shards[index]);
             let used = u64::from(shape.pool_size - shard.pool_free);
             if used != counts.envelopes {
                 return violated(
@@ -144,5 +147,25 @@ impl Observer for Pools {
             }
         }
         Verdict::Continue
+    }
+}
+
+impl Observer for Pools {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.state = State::new(&self.layout);
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, stamp, event)
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        self.state.finish(&self.layout, view)
     }
 }
