@@ -7,71 +7,162 @@
 //! fall off the front (amortised O(1) per event). It does not check order (see `fifo`)
 //! or capacities (see `mailbox`), and ignores messages injected from outside the system.
 
-use std::collections::VecDeque;
-
 use tina::{Event, MessageId, ShardId, SystemSpec};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, SHARD_IDS_PER_NODE};
+use crate::ring::Ring;
 use crate::{EndView, Observer, Stamp, Verdict, violated};
 
-const SENT: u8 = 1;
-const ENQUEUED: u8 = 2;
-const FINISHED: u8 = 3;
-
-/// Per origin shard: the window of message states.
-#[derive(Clone, Debug, Default)]
-struct Origin {
-    /// Sequence number of `states[0]`.
-    base: u64,
-    states: VecDeque<u8>,
-}
+// A message's states are single bits, so "one of these states" is a mask.
+const SENT: u8 = 1 << 0;
+const ENQUEUED: u8 = 1 << 1;
+const FINISHED: u8 = 1 << 2;
 
 /// The message accounting checker.
 #[derive(Debug, Default)]
 pub struct Accounting {
-    layout: Layout,
-    origins: Vec<Origin>,
+    state: State,
+}
+
+/// The checker's history. Only this checker needs a message's origin shard, so it finds
+/// its window from the id alone, with no layout.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Per node, per origin shard id (as the id carries it, so no lookup is needed): the
+    /// states of its messages from the oldest unfinished one, each at its sequence number
+    /// (the first is 1); `None` for ids that name no shard (messages from them are
+    /// ignored).
+    origins: Vec<Option<Ring<u8>>>,
 }
 
 const NAME: &str = "accounting";
 
-impl Accounting {
-    fn origin(&mut self, node: u16, id: MessageId) -> Option<&mut Origin> {
-        if id == MessageId::NONE || id.origin() == ShardId::EXTERNAL {
-            return None;
-        }
-        let index = self.layout.shard_index(node, id.origin())?;
-        self.origins.get_mut(index)
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        let origins = (0..layout.node_total() * SHARD_IDS_PER_NODE)
+            .map(|at| {
+                let (node, shard) =
+                    (at / SHARD_IDS_PER_NODE, ShardId((at % SHARD_IDS_PER_NODE) as u8));
+                let node = u16::try_from(node).expect("node ids are u16");
+                layout.shard_index(node, shard).map(|_| Ring::starting_at(1))
+            })
+            .collect();
+        State { origins }
     }
 
-    /// Moves message `id` from one of `from` to `to`; explains a violation otherwise.
-    fn advance(&mut self, node: u16, id: MessageId, from: &[u8], to: u8, what: &str) -> Verdict {
-        let Some(origin) = self.origin(node, id) else { return Verdict::Continue };
-        let sequence = id.sequence();
-        let state =
-            sequence.checked_sub(origin.base).and_then(|at| origin.states.get_mut(at as usize));
-        match state {
-            Some(state) if from.contains(state) => {
-                *state = to;
-                // Bounded by the window.
-                while origin.states.front() == Some(&FINISHED) {
-                    origin.states.pop_front();
-                    origin.base += 1;
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::Send { id, .. } => {
+                if id.origin() != stamp.shard {
+                    return sent_elsewhere(id, stamp.shard);
                 }
+                let Some(origin) = self.origin(stamp, id) else {
+                    return Verdict::Continue;
+                };
+                let expected = origin.end();
+                if id.sequence() != expected {
+                    return out_of_sequence(id, expected);
+                }
+                origin.push_back(SENT);
                 Verdict::Continue
             }
-            Some(&mut ENQUEUED) if to == ENQUEUED => {
-                violated(NAME, format!("message {id} was {what} twice"))
-            }
-            Some(&mut FINISHED) => {
-                violated(NAME, format!("message {id} was {what} after it was delivered or dropped"))
-            }
-            Some(_) => violated(NAME, format!("message {id} was {what} out of turn")),
-            None if sequence < origin.base => {
-                violated(NAME, format!("message {id} was {what} after it was delivered or dropped"))
-            }
-            None => violated(NAME, format!("message {id} was {what} but never sent")),
+            Event::Enqueue { id, .. } => self.advance(stamp, id, SENT, ENQUEUED, "enqueued"),
+            Event::Drop { id, .. } => self.advance(stamp, id, SENT | ENQUEUED, FINISHED, "dropped"),
+            Event::Deliver { id, .. } => self.advance(stamp, id, ENQUEUED, FINISHED, "delivered"),
+            _ => Verdict::Continue,
         }
+    }
+
+    /// The window of the origin shard of message `id`, for messages sent inside the
+    /// system.
+    #[inline(always)]
+    fn origin(&mut self, stamp: &Stamp, id: MessageId) -> Option<&mut Ring<u8>> {
+        if id == MessageId::NONE {
+            return None;
+        }
+        // `ShardId::EXTERNAL` names no shard, so it has no window either.
+        let at = usize::from(stamp.node) * SHARD_IDS_PER_NODE + id.origin().index();
+        self.origins.get_mut(at)?.as_mut()
+    }
+
+    /// Moves message `id` from one of the states in the mask `from` to `to`; explains a
+    /// violation otherwise.
+    #[inline(always)]
+    fn advance(&mut self, stamp: &Stamp, id: MessageId, from: u8, to: u8, what: &str) -> Verdict {
+        let Some(origin) = self.origin(stamp, id) else { return Verdict::Continue };
+        let sequence = id.sequence();
+        match origin.get_mut(sequence) {
+            Some(state) if *state & from != 0 => {
+                *state = to;
+                // The front of a window is never finished: only finishing the front can
+                // make finished messages fall off.
+                if to == FINISHED && sequence == origin.start() {
+                    origin.pop_front_while(|state| state == FINISHED);
+                }
+                debug_assert!(origin.front() != Some(&FINISHED));
+                Verdict::Continue
+            }
+            state => {
+                let state = state.copied();
+                refused(id, what, to, state, sequence < origin.start())
+            }
+        }
+    }
+
+    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
+        if !view.quiescent {
+            return Verdict::Continue;
+        }
+        for origin in self.origins.iter().flatten() {
+            let sequences = origin.start()..origin.end();
+            if let Some(sequence) = sequences.into_iter().find(|&s| origin.get(s) == Some(&SENT)) {
+                return violated(
+                    NAME,
+                    format!(
+                        "a message (sequence {sequence}) was sent and never enqueued nor dropped"
+                    ),
+                );
+            }
+        }
+        Verdict::Continue
+    }
+}
+
+/// Explains that message `id` was sent from `shard`, not its origin. Out of line, as only a
+/// violation calls it.
+#[cold]
+#[inline(never)]
+fn sent_elsewhere(id: MessageId, shard: ShardId) -> Verdict {
+    violated(NAME, format!("message {id} was sent from shard {shard}"))
+}
+
+/// Explains that message `id` was sent when sequence `expected` was due. Out of line, as
+/// only a violation calls it.
+#[cold]
+#[inline(never)]
+fn out_of_sequence(id: MessageId, expected: u64) -> Verdict {
+    violated(NAME, format!("message {id} was sent out of sequence (expected {expected})"))
+}
+
+/// Explains why message `id` could not be `what` (moved to state `to`): `state` is its
+/// state in the window, if it is there, and `before` says whether it is before the window.
+/// Out of line, as only a violation calls it.
+#[cold]
+#[inline(never)]
+fn refused(id: MessageId, what: &str, to: u8, state: Option<u8>, before: bool) -> Verdict {
+    match state {
+        Some(ENQUEUED) if to == ENQUEUED => {
+            violated(NAME, format!("message {id} was {what} twice"))
+        }
+        Some(FINISHED) => {
+            violated(NAME, format!("message {id} was {what} after it was delivered or dropped"))
+        }
+        Some(_) => violated(NAME, format!("message {id} was {what} out of turn")),
+        None if before => {
+            violated(NAME, format!("message {id} was {what} after it was delivered or dropped"))
+        }
+        None => violated(NAME, format!("message {id} was {what} but never sent")),
     }
 }
 
@@ -81,58 +172,14 @@ impl Observer for Accounting {
     }
 
     fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.origins = vec![Origin { base: 1, states: VecDeque::new() }; self.layout.shard_total()];
+        self.state = State::new(&Layout::new(nodes));
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::Send { id, .. } => {
-                if id.origin() != stamp.shard {
-                    return violated(
-                        NAME,
-                        format!("message {id} was sent from shard {}", stamp.shard),
-                    );
-                }
-                let Some(origin) = self.origin(stamp.node, id) else { return Verdict::Continue };
-                let expected = origin.base + origin.states.len() as u64;
-                if id.sequence() != expected {
-                    return violated(
-                        NAME,
-                        format!("message {id} was sent out of sequence (expected {expected})"),
-                    );
-                }
-                origin.states.push_back(SENT);
-                Verdict::Continue
-            }
-            Event::Enqueue { id, .. } => {
-                self.advance(stamp.node, id, &[SENT], ENQUEUED, "enqueued")
-            }
-            Event::Drop { id, .. } => {
-                self.advance(stamp.node, id, &[SENT, ENQUEUED], FINISHED, "dropped")
-            }
-            Event::Deliver { id, .. } => {
-                self.advance(stamp.node, id, &[ENQUEUED], FINISHED, "delivered")
-            }
-            _ => Verdict::Continue,
-        }
+        self.state.observe(stamp, event)
     }
 
     fn finish(&mut self, view: &EndView) -> Verdict {
-        if !view.quiescent {
-            return Verdict::Continue;
-        }
-        for origin in &self.origins {
-            if let Some(at) = origin.states.iter().position(|&state| state == SENT) {
-                return violated(
-                    NAME,
-                    format!(
-                        "a message (sequence {}) was sent and never enqueued nor dropped",
-                        origin.base + at as u64
-                    ),
-                );
-            }
-        }
-        Verdict::Continue
+        self.state.finish(view)
     }
 }

@@ -8,6 +8,7 @@
 use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "calls";
@@ -16,10 +17,86 @@ const NAME: &str = "calls";
 #[derive(Debug, Default)]
 pub struct Calls {
     layout: Layout,
-    /// Per slot: the correlation of the call in progress, or 0.
-    pending: Vec<u32>,
-    /// Per slot: the incarnation that made it.
-    caller: Vec<Handle>,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Per slot.
+    slots: Vec<Call>,
+}
+
+/// A slot's last call.
+#[derive(Clone, Copy, Debug, Default)]
+struct Call {
+    /// The correlation of the call in progress, or 0.
+    pending: u32,
+    /// The incarnation that made it.
+    caller: Handle,
+}
+
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State { slots: vec![Call { pending: 0, caller: Handle::NONE }; layout.slot_total()] }
+    }
+
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, event: &Event) -> Verdict {
+        match *event {
+            Event::CallStart { caller, correlation, .. } => {
+                let Some(slot) = site.slot() else {
+                    return Verdict::Continue;
+                };
+                let call = &mut self.slots[slot];
+                if call.pending != 0 && call.caller == caller {
+                    return violated(
+                        NAME,
+                        format!(
+                            "{caller} started call {correlation} with call {} in progress",
+                            call.pending
+                        ),
+                    );
+                }
+                *call = Call { pending: correlation, caller };
+            }
+            Event::CallEnd { caller, correlation, .. } => {
+                let Some(slot) = site.slot() else {
+                    return Verdict::Continue;
+                };
+                let call = &mut self.slots[slot];
+                if call.pending != correlation || call.caller != caller {
+                    return violated(
+                        NAME,
+                        format!("call {correlation} of {caller} ended twice or was never started"),
+                    );
+                }
+                call.pending = 0;
+            }
+            Event::Enqueue { id, to, reply: true, .. } => {
+                let Some(slot) = site.slot() else {
+                    return Verdict::Continue;
+                };
+                let call = self.slots[slot];
+                if call.pending == 0 || call.caller != to {
+                    return violated(
+                        NAME,
+                        format!("reply {id} was accepted by {to}, whose call had already ended"),
+                    );
+                }
+            }
+            Event::Exit { handle, .. } => {
+                // A caller that stops abandons its call; the core ends nothing for it.
+                if let Some(slot) = site.slot()
+                    && self.slots[slot].caller == handle
+                {
+                    self.slots[slot].pending = 0;
+                }
+            }
+            _ => {}
+        }
+        Verdict::Continue
+    }
 }
 
 impl Observer for Calls {
@@ -29,61 +106,11 @@ impl Observer for Calls {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.pending = vec![0; self.layout.slot_total()];
-        self.caller = vec![Handle::NONE; self.layout.slot_total()];
+        self.state = State::new(&self.layout);
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::CallStart { caller, correlation, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
-                    return Verdict::Continue;
-                };
-                if self.pending[slot] != 0 && self.caller[slot] == caller {
-                    return violated(
-                        NAME,
-                        format!(
-                            "{caller} started call {correlation} with call {} in progress",
-                            self.pending[slot]
-                        ),
-                    );
-                }
-                self.pending[slot] = correlation;
-                self.caller[slot] = caller;
-            }
-            Event::CallEnd { caller, correlation, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, caller) else {
-                    return Verdict::Continue;
-                };
-                if self.pending[slot] != correlation || self.caller[slot] != caller {
-                    return violated(
-                        NAME,
-                        format!("call {correlation} of {caller} ended twice or was never started"),
-                    );
-                }
-                self.pending[slot] = 0;
-            }
-            Event::Enqueue { id, to, reply: true, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, to) else {
-                    return Verdict::Continue;
-                };
-                if self.pending[slot] == 0 || self.caller[slot] != to {
-                    return violated(
-                        NAME,
-                        format!("reply {id} was accepted by {to}, whose call had already ended"),
-                    );
-                }
-            }
-            Event::Exit { handle, .. } => {
-                // A caller that stops abandons its call; the core ends nothing for it.
-                if let Some(slot) = self.layout.slot_index(stamp.node, handle)
-                    && self.caller[slot] == handle
-                {
-                    self.pending[slot] = 0;
-                }
-            }
-            _ => {}
-        }
-        Verdict::Continue
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, event)
     }
 }

@@ -7,11 +7,11 @@
 //! last arrived sequence) and per slot (the queue of enqueued ids): O(1) per event. It
 //! does not check that messages arrive at all (see `accounting`).
 
-use std::collections::VecDeque;
-
 use tina::{DropReason, Event, MessageId, ShardId, SystemSpec};
 
-use crate::layout::Layout;
+use crate::layout::{Layout, SHARD_IDS_PER_NODE};
+use crate::ring::Ring;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "fifo";
@@ -20,54 +20,125 @@ const NAME: &str = "fifo";
 #[derive(Debug, Default)]
 pub struct Fifo {
     layout: Layout,
-    /// Per (destination shard, origin shard within the node): last arrived sequence.
-    arrived: Vec<Vec<u64>>,
-    /// Per slot: enqueued, undelivered ids in order (replies excluded).
-    queued: Vec<VecDeque<MessageId>>,
-    /// Per slot: the accepted reply waiting at the head, if any.
-    reply: Vec<MessageId>,
+    state: State,
 }
 
-impl Fifo {
-    fn arrival(&mut self, stamp: &Stamp, id: MessageId) -> Verdict {
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    /// Per (destination shard, origin shard id), destination by destination: the last
+    /// arrived sequence.
+    arrived: Vec<u64>,
+    /// Per slot.
+    mailboxes: Vec<Mailbox>,
+}
+
+/// What a slot's mailbox holds, as far as order goes.
+#[derive(Clone, Debug, Default)]
+struct Mailbox {
+    /// Enqueued, undelivered ids in order (replies excluded).
+    queued: Ring<MessageId>,
+    /// The accepted reply waiting at the head, if any.
+    reply: MessageId,
+}
+
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State {
+            arrived: vec![0; layout.shard_total() * SHARD_IDS_PER_NODE],
+            mailboxes: vec![Mailbox::default(); layout.slot_total()],
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
+        match *event {
+            Event::Enqueue { id, reply, .. } => {
+                // The mailbox and the arrivals are separate state: queueing first lets the
+                // arrival's verdict be returned as is.
+                if let Some(slot) = site.slot() {
+                    let mailbox = &mut self.mailboxes[slot];
+                    if reply {
+                        mailbox.reply = id;
+                    } else {
+                        mailbox.queued.push_back(id);
+                    }
+                }
+                self.arrival(site, stamp, id)
+            }
+            Event::Drop { id, reason, .. } => {
+                let verdict = self.arrival(site, stamp, id);
+                if reason == DropReason::TargetExited
+                    && let Some(slot) = site.slot()
+                {
+                    return self.left(slot, id);
+                }
+                verdict
+            }
+            Event::Deliver { id, .. } if id != MessageId::NONE => match site.slot() {
+                Some(slot) => self.left(slot, id),
+                None => Verdict::Continue,
+            },
+            _ => Verdict::Continue,
+        }
+    }
+
+    #[inline(always)]
+    fn arrival(&mut self, site: &Site, stamp: &Stamp, id: MessageId) -> Verdict {
         let origin = id.origin();
         if origin == stamp.shard || origin == ShardId::EXTERNAL || id == MessageId::NONE {
             return Verdict::Continue;
         }
-        let Some(destination) = self.layout.shard_index(stamp.node, stamp.shard) else {
+        let Some(destination) = site.shard() else {
             return Verdict::Continue;
         };
-        let Some(last) = self.arrived[destination].get_mut(origin.index()) else {
+        let Some(last) = self.arrived.get_mut(destination * SHARD_IDS_PER_NODE + origin.index())
+        else {
             return Verdict::Continue;
         };
         if id.sequence() <= *last {
-            return violated(
-                NAME,
-                format!(
-                    "{id} arrived at shard {} after m{}.{} from the same shard",
-                    stamp.shard, origin.0, *last
-                ),
-            );
+            return arrived_late(id, stamp.shard, *last);
         }
         *last = id.sequence();
         Verdict::Continue
     }
 
     /// A message left the mailbox of `slot`, by delivery or by teardown.
+    #[inline(always)]
     fn left(&mut self, slot: usize, id: MessageId) -> Verdict {
-        if self.reply[slot] == id {
-            self.reply[slot] = MessageId::NONE;
+        let mailbox = &mut self.mailboxes[slot];
+        if mailbox.reply == id {
+            mailbox.reply = MessageId::NONE;
             return Verdict::Continue;
         }
-        match self.queued[slot].pop_front() {
+        match mailbox.queued.pop_front() {
             Some(head) if head == id => Verdict::Continue,
-            Some(head) => violated(
-                NAME,
-                format!("{id} left its mailbox before {head}, which was enqueued first"),
-            ),
+            Some(head) => overtook(id, head),
             None => Verdict::Continue,
         }
     }
+}
+
+/// Explains that `id` arrived at `shard` after sequence `last` from the same origin. Out of
+/// line, as only a violation calls it.
+#[cold]
+#[inline(never)]
+fn arrived_late(id: MessageId, shard: ShardId, last: u64) -> Verdict {
+    violated(
+        NAME,
+        format!(
+            "{id} arrived at shard {shard} after m{}.{last} from the same shard",
+            id.origin().0
+        ),
+    )
+}
+
+/// Explains that `id` left its mailbox before `head`. Out of line, as only a violation calls
+/// it.
+#[cold]
+#[inline(never)]
+fn overtook(id: MessageId, head: MessageId) -> Verdict {
+    violated(NAME, format!("{id} left its mailbox before {head}, which was enqueued first"))
 }
 
 impl Observer for Fifo {
@@ -77,40 +148,11 @@ impl Observer for Fifo {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.arrived = (0..self.layout.shard_total()).map(|_| vec![0; 256]).collect();
-        self.queued = vec![VecDeque::new(); self.layout.slot_total()];
-        self.reply = vec![MessageId::NONE; self.layout.slot_total()];
+        self.state = State::new(&self.layout);
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::Enqueue { id, to, reply, .. } => {
-                let verdict = self.arrival(stamp, id);
-                if let Some(slot) = self.layout.slot_index(stamp.node, to) {
-                    if reply {
-                        self.reply[slot] = id;
-                    } else {
-                        self.queued[slot].push_back(id);
-                    }
-                }
-                verdict
-            }
-            Event::Drop { id, to, reason } => {
-                let verdict = self.arrival(stamp, id);
-                if reason == DropReason::TargetExited
-                    && let Some(slot) = self.layout.slot_index(stamp.node, to)
-                {
-                    return self.left(slot, id);
-                }
-                verdict
-            }
-            Event::Deliver { id, to, .. } if id != MessageId::NONE => {
-                match self.layout.slot_index(stamp.node, to) {
-                    Some(slot) => self.left(slot, id),
-                    None => Verdict::Continue,
-                }
-            }
-            _ => Verdict::Continue,
-        }
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, stamp, event)
     }
 }

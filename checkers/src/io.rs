@@ -9,6 +9,7 @@
 use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{EndView, Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "io";
@@ -17,41 +18,26 @@ const NAME: &str = "io";
 #[derive(Debug, Default)]
 pub struct Io {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     /// Per slot: outstanding (incarnation, sequence) pairs.
     outstanding: Vec<Vec<(Handle, u32)>>,
 }
 
-impl Io {
-    fn complete(&mut self, node: u16, isolate: Handle, sequence: u32, what: &str) -> Verdict {
-        let Some(slot) = self.layout.slot_index(node, isolate) else { return Verdict::Continue };
-        let outstanding = &mut self.outstanding[slot];
-        match outstanding.iter().position(|&entry| entry == (isolate, sequence)) {
-            Some(at) => {
-                outstanding.swap_remove(at);
-                Verdict::Continue
-            }
-            None => violated(
-                NAME,
-                format!("operation {sequence} of {isolate} {what} but was not outstanding"),
-            ),
-        }
-    }
-}
-
-impl Observer for Io {
-    fn name(&self) -> &'static str {
-        NAME
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State { outstanding: vec![Vec::new(); layout.slot_total()] }
     }
 
-    fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.outstanding = vec![Vec::new(); self.layout.slot_total()];
-    }
-
-    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, event: &Event) -> Verdict {
         match *event {
             Event::IoSubmit { isolate, sequence, .. } => {
-                let Some(slot) = self.layout.slot_index(stamp.node, isolate) else {
+                let Some(slot) = site.slot() else {
                     return Verdict::Continue;
                 };
                 let outstanding = &mut self.outstanding[slot];
@@ -65,16 +51,31 @@ impl Observer for Io {
                 Verdict::Continue
             }
             Event::IoComplete { isolate, sequence, .. } => {
-                self.complete(stamp.node, isolate, sequence, "completed")
+                self.complete(site, isolate, sequence, "completed")
             }
             Event::IoStale { isolate, sequence } => {
-                self.complete(stamp.node, isolate, sequence, "completed stale")
+                self.complete(site, isolate, sequence, "completed stale")
             }
             _ => Verdict::Continue,
         }
     }
 
-    fn finish(&mut self, view: &EndView) -> Verdict {
+    fn complete(&mut self, site: &Site, isolate: Handle, sequence: u32, what: &str) -> Verdict {
+        let Some(slot) = site.slot() else { return Verdict::Continue };
+        let outstanding = &mut self.outstanding[slot];
+        match outstanding.iter().position(|&entry| entry == (isolate, sequence)) {
+            Some(at) => {
+                outstanding.swap_remove(at);
+                Verdict::Continue
+            }
+            None => violated(
+                NAME,
+                format!("operation {sequence} of {isolate} {what} but was not outstanding"),
+            ),
+        }
+    }
+
+    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
         if view.quiescent && self.outstanding.iter().any(|slot| !slot.is_empty()) {
             return violated(
                 NAME,
@@ -82,5 +83,25 @@ impl Observer for Io {
             );
         }
         Verdict::Continue
+    }
+}
+
+impl Observer for Io {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.state = State::new(&self.layout);
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, event)
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        self.state.finish(view)
     }
 }

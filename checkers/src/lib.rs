@@ -7,13 +7,16 @@
 //! or lost") are observers too. This crate depends on `tina` only.
 //!
 //! [`structural`] returns the framework's invariant checkers, one module each, all
-//! streaming: amortised O(1) work per event, no re-scan of the history.
+//! streaming: amortised O(1) work per event, no re-scan of the history. They run together
+//! as one [`Structural`] observer, which resolves each event's places once ([`site`]).
 //!
 //! This crate does not drive a run, format logs or decide exit codes; the simulator does.
 
 use core::fmt;
 
-use tina::{Event, ShardId, SystemSpec};
+use tina::{Event, Handle, ShardId, SystemSpec};
+
+use crate::site::Site;
 
 pub mod accounting;
 pub mod calls;
@@ -23,6 +26,8 @@ pub mod io;
 pub mod layout;
 pub mod mailbox;
 pub mod pools;
+mod ring;
+pub mod site;
 pub mod supervision;
 pub mod timers;
 
@@ -92,7 +97,8 @@ pub enum Verdict {
     Violated(Violation),
 }
 
-/// A correctness violation found by `checker`.
+/// A correctness violation found by `checker`. Cold: checks call it only on failure.
+#[cold]
 pub fn violated(checker: &'static str, explanation: String) -> Verdict {
     Verdict::Violated(Violation { class: FailureClass::Correctness, checker, explanation })
 }
@@ -149,34 +155,105 @@ pub fn structural() -> Vec<Box<dyn Observer>> {
     vec![Box::new(Structural::default())]
 }
 
-/// The structural checkers as one observer: each event goes, by its kind, only to the
-/// checkers that look at it, through static calls (one virtual call per event instead of
-/// nine). The checkers keep their own modules and state; the first violation wins, in the
-/// order of `STRUCTURAL`.
+/// The structural checkers as one observer: each event is resolved once in one shared
+/// layout (its shard and its subject's slot, see [`site`]), then goes, by its kind, only to
+/// the checkers that look at it, through static calls (one virtual call per event instead
+/// of nine). The checkers keep their own modules and state, and their logic: each one's
+/// `Observer` resolves the same way and calls the same code. The first violation wins, in
+/// the order of `STRUCTURAL`.
 #[derive(Debug, Default)]
 pub struct Structural {
-    accounting: accounting::Accounting,
-    fifo: fifo::Fifo,
-    mailbox: mailbox::Occupancy,
-    pools: pools::Pools,
-    generations: generations::Generations,
-    timers: timers::Timers,
-    calls: calls::Calls,
-    supervision: supervision::Supervision,
-    io: io::Io,
+    layout: layout::Layout,
+    accounting: accounting::State,
+    fifo: fifo::State,
+    pools: pools::State,
+    generations: generations::State,
+    timers: timers::State,
+    calls: calls::State,
+    supervision: supervision::State,
+    io: io::State,
 }
 
-/// Returns from the enclosing function with the first verdict that is not `Continue`.
+/// Returns from the enclosing function with the first verdict that is not `Continue`
+/// (matching the variant: comparing with `!=` would build and compare whole verdicts).
 macro_rules! first {
     ($($check:expr),+ $(,)?) => {{
         $(
             let verdict = $check;
-            if verdict != Verdict::Continue {
+            if !matches!(verdict, Verdict::Continue) {
                 return verdict;
             }
         )+
         Verdict::Continue
     }};
+}
+
+impl Structural {
+    /// Resolves an event about `subject`, the field `Site::subject` picks (the busiest
+    /// kinds take this path, which spares matching the kind twice).
+    #[inline(always)]
+    fn resolve(&self, stamp: &Stamp, event: &Event, subject: Option<Handle>) -> Site {
+        debug_assert_eq!(Site::subject(event), subject);
+        Site::resolve(&self.layout, stamp, subject)
+    }
+
+    /// Every kind but the busiest: out of line, which keeps the busy path compact.
+    #[inline(never)]
+    fn observe_rare(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let site = &Site::of(&self.layout, stamp, event);
+        self.route(site, stamp, event)
+    }
+
+    /// Hands `event`, resolved at `site`, to the checkers that look at its kind.
+    #[inline(always)]
+    fn route(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
+        let layout = &self.layout;
+        match event {
+            Event::Send { .. } => self.accounting.observe(stamp, event),
+            Event::Enqueue { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(site, stamp, event),
+                mailbox::observe(site, event),
+                self.pools.observe(site, stamp, event),
+                self.generations.observe(site, event),
+                self.calls.observe(site, event),
+            ),
+            Event::Deliver { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(site, stamp, event),
+                self.pools.observe(site, stamp, event),
+                self.generations.observe(site, event),
+            ),
+            Event::Drop { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.fifo.observe(site, stamp, event),
+                self.pools.observe(site, stamp, event),
+            ),
+            Event::Spawn { .. } => first!(
+                self.pools.observe(site, stamp, event),
+                self.generations.observe(site, event)
+            ),
+            Event::Exit { .. } => first!(
+                self.pools.observe(site, stamp, event),
+                self.generations.observe(site, event),
+                self.calls.observe(site, event),
+                self.supervision.observe(layout, site, stamp, event),
+            ),
+            Event::TimerSet { .. } | Event::TimerCancel { .. } => first!(
+                self.pools.observe(site, stamp, event),
+                self.timers.observe(site, stamp, event)
+            ),
+            Event::TimerFire { .. } => self.timers.observe(site, stamp, event),
+            Event::CallStart { .. } | Event::CallEnd { .. } => self.calls.observe(site, event),
+            Event::Restart { .. } | Event::Rebuild { .. } | Event::Escalate { .. } => {
+                self.supervision.observe(layout, site, stamp, event)
+            }
+            Event::IoSubmit { .. } | Event::IoComplete { .. } | Event::IoStale { .. } => {
+                self.io.observe(site, event)
+            }
+            _ => Verdict::Continue,
+        }
+    }
 }
 
 impl Observer for Structural {
@@ -185,73 +262,43 @@ impl Observer for Structural {
     }
 
     fn start(&mut self, nodes: &[SystemSpec]) {
-        self.accounting.start(nodes);
-        self.fifo.start(nodes);
-        self.mailbox.start(nodes);
-        self.pools.start(nodes);
-        self.generations.start(nodes);
-        self.timers.start(nodes);
-        self.calls.start(nodes);
-        self.supervision.start(nodes);
-        self.io.start(nodes);
+        let layout = layout::Layout::new(nodes);
+        self.accounting = accounting::State::new(&layout);
+        self.fifo = fifo::State::new(&layout);
+        self.pools = pools::State::new(&layout);
+        self.generations = generations::State::new(&layout);
+        self.timers = timers::State::new(&layout);
+        self.calls = calls::State::new(&layout);
+        self.supervision = supervision::State::new(&layout);
+        self.io = io::State::new(&layout);
+        self.layout = layout;
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match event {
-            Event::Send { .. } => self.accounting.observe(stamp, event),
-            Event::Enqueue { .. } => first!(
-                self.accounting.observe(stamp, event),
-                self.fifo.observe(stamp, event),
-                self.mailbox.observe(stamp, event),
-                self.pools.observe(stamp, event),
-                self.generations.observe(stamp, event),
-                self.calls.observe(stamp, event),
-            ),
-            Event::Deliver { .. } => first!(
-                self.accounting.observe(stamp, event),
-                self.fifo.observe(stamp, event),
-                self.pools.observe(stamp, event),
-                self.generations.observe(stamp, event),
-            ),
-            Event::Drop { .. } => first!(
-                self.accounting.observe(stamp, event),
-                self.fifo.observe(stamp, event),
-                self.pools.observe(stamp, event),
-            ),
-            Event::Spawn { .. } => {
-                first!(self.pools.observe(stamp, event), self.generations.observe(stamp, event))
+        // The busiest kinds inline, each in its own arm so that `route` folds to its
+        // checkers; every other kind out of line.
+        match *event {
+            Event::Send { .. } => {
+                let site = &self.resolve(stamp, event, None);
+                self.route(site, stamp, event)
             }
-            Event::Exit { .. } => first!(
-                self.pools.observe(stamp, event),
-                self.generations.observe(stamp, event),
-                self.calls.observe(stamp, event),
-                self.supervision.observe(stamp, event),
-            ),
-            Event::TimerSet { .. } | Event::TimerCancel { .. } => {
-                first!(self.pools.observe(stamp, event), self.timers.observe(stamp, event))
+            Event::Enqueue { to, .. } => {
+                let site = &self.resolve(stamp, event, Some(to));
+                self.route(site, stamp, event)
             }
-            Event::TimerFire { .. } => self.timers.observe(stamp, event),
-            Event::CallStart { .. } | Event::CallEnd { .. } => self.calls.observe(stamp, event),
-            Event::Restart { .. } | Event::Rebuild { .. } | Event::Escalate { .. } => {
-                self.supervision.observe(stamp, event)
+            Event::Deliver { to, .. } => {
+                let site = &self.resolve(stamp, event, Some(to));
+                self.route(site, stamp, event)
             }
-            Event::IoSubmit { .. } | Event::IoComplete { .. } | Event::IoStale { .. } => {
-                self.io.observe(stamp, event)
-            }
-            _ => Verdict::Continue,
+            _ => self.observe_rare(stamp, event),
         }
     }
 
     fn finish(&mut self, view: &EndView) -> Verdict {
+        // Only these checkers have end-of-run properties.
         first!(
             self.accounting.finish(view),
-            self.fifo.finish(view),
-            self.mailbox.finish(view),
-            self.pools.finish(view),
-            self.generations.finish(view),
-            self.timers.finish(view),
-            self.calls.finish(view),
-            self.supervision.finish(view),
+            self.pools.finish(&self.layout, view),
             self.io.finish(view),
         )
     }

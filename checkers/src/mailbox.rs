@@ -5,9 +5,10 @@
 //! O(1) per event from the `Enqueue` event's own count; it does not check that the count
 //! itself is right (the pools checker conserves envelopes).
 
-use tina::{Event, SystemSpec};
+use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "mailbox";
@@ -16,6 +17,34 @@ const NAME: &str = "mailbox";
 #[derive(Debug, Default)]
 pub struct Occupancy {
     layout: Layout,
+}
+
+/// Checks one event; the checker keeps no history, only the layout `site` came from.
+#[inline(always)]
+pub(crate) fn observe(site: &Site, event: &Event) -> Verdict {
+    let Event::Enqueue { to, mailbox_len, reply, .. } = *event else {
+        return Verdict::Continue;
+    };
+    let Some(capacity) = site.capacity() else {
+        return Verdict::Continue;
+    };
+    // In `u64`, where adding the reply cannot overflow.
+    let allowed = u64::from(capacity) + u64::from(reply);
+    if u64::from(mailbox_len) > allowed {
+        return overflowed(to, mailbox_len, capacity);
+    }
+    Verdict::Continue
+}
+
+/// Explains that the mailbox of `to` holds `mailbox_len` messages, above `capacity`. Out of
+/// line, as only a violation calls it.
+#[cold]
+#[inline(never)]
+fn overflowed(to: Handle, mailbox_len: u32, capacity: u32) -> Verdict {
+    violated(
+        NAME,
+        format!("the mailbox of {to} holds {mailbox_len} messages; its capacity is {capacity}"),
+    )
 }
 
 impl Observer for Occupancy {
@@ -28,24 +57,6 @@ impl Observer for Occupancy {
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        let Event::Enqueue { to, mailbox_len, reply, .. } = *event else {
-            return Verdict::Continue;
-        };
-        let Some(shape) = self.layout.shape(stamp.node, to.shard()) else {
-            return Verdict::Continue;
-        };
-        let Some(&capacity) = shape.capacities.get(usize::from(to.type_index())) else {
-            return Verdict::Continue;
-        };
-        let allowed = capacity + u32::from(reply);
-        if mailbox_len > allowed {
-            return violated(
-                NAME,
-                format!(
-                    "the mailbox of {to} holds {mailbox_len} messages; its capacity is {capacity}"
-                ),
-            );
-        }
-        Verdict::Continue
+        observe(&Site::of(&self.layout, stamp, event), event)
     }
 }

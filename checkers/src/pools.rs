@@ -8,6 +8,7 @@
 use tina::{DropReason, Event, MessageId, SystemSpec, Tag};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{EndView, Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "pools";
@@ -17,39 +18,51 @@ struct Counts {
     envelopes: u64,
     timers: u64,
     live: Vec<u64>,
+    /// The shard's envelope pool, from its shape (kept here to spare a lookup per event).
+    pool_size: u32,
+    /// The shard's timer pool, likewise.
+    timer_pool: u32,
 }
 
 /// The pool conservation checker.
 #[derive(Debug, Default)]
 pub struct Pools {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     shards: Vec<Counts>,
 }
 
-impl Observer for Pools {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn start(&mut self, nodes: &[SystemSpec]) {
-        self.layout = Layout::new(nodes);
-        self.shards = self
-            .layout
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        let shards = layout
             .shards
             .iter()
-            .map(|shape| Counts { envelopes: 0, timers: 0, live: vec![0; shape.slot_counts.len()] })
+            .map(|shape| Counts {
+                envelopes: 0,
+                timers: 0,
+                live: vec![0; shape.slot_counts.len()],
+                pool_size: shape.pool_size,
+                timer_pool: shape.timer_pool,
+            })
             .collect();
+        State { shards }
     }
 
-    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        let Some(index) = self.layout.shard_index(stamp.node, stamp.shard) else {
+    #[inline(always)]
+    pub(crate) fn observe(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
+        let Some(index) = site.shard() else {
             return Verdict::Continue;
         };
-        let (counts, shape) = (&mut self.shards[index], &self.layout.shards[index]);
+        let counts = &mut self.shards[index];
         match *event {
             Event::Enqueue { .. } => {
                 counts.envelopes += 1;
-                if counts.envelopes > u64::from(shape.pool_size) {
+                if counts.envelopes > u64::from(counts.pool_size) {
                     return violated(
                         NAME,
                         format!("shard {} queues more envelopes than its pool has", stamp.shard),
@@ -68,7 +81,7 @@ impl Observer for Pools {
             }
             Event::TimerSet { .. } => {
                 counts.timers += 1;
-                if counts.timers > u64::from(shape.timer_pool) {
+                if counts.timers > u64::from(counts.timer_pool) {
                     return violated(
                         NAME,
                         format!("shard {} has more timers pending than its pool has", stamp.shard),
@@ -91,10 +104,10 @@ impl Observer for Pools {
         Verdict::Continue
     }
 
-    fn finish(&mut self, view: &EndView) -> Verdict {
+    pub(crate) fn finish(&self, layout: &Layout, view: &EndView) -> Verdict {
         for shard in &view.shards {
-            let Some(index) = self.layout.shard_index(shard.node, shard.shard) else { continue };
-            let (counts, shape) = (&self.shards[index], &self.layout.shards[index]);
+            let Some(index) = layout.shard_index(shard.node, shard.shard) else { continue };
+            let (counts, shape) = (&self.shards[index], &layout.shards[index]);
             let used = u64::from(shape.pool_size - shard.pool_free);
             if used != counts.envelopes {
                 return violated(
@@ -134,5 +147,25 @@ impl Observer for Pools {
             }
         }
         Verdict::Continue
+    }
+}
+
+impl Observer for Pools {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn start(&mut self, nodes: &[SystemSpec]) {
+        self.layout = Layout::new(nodes);
+        self.state = State::new(&self.layout);
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&site, stamp, event)
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        self.state.finish(&self.layout, view)
     }
 }

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use tina::{Event, ExitKind, GroupConfig, Handle, SystemSpec};
 
 use crate::layout::Layout;
+use crate::site::Site;
 use crate::{Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "supervision";
@@ -20,6 +21,12 @@ const NAME: &str = "supervision";
 #[derive(Debug, Default)]
 pub struct Supervision {
     layout: Layout,
+    state: State,
+}
+
+/// The checker's history, resolved through a layout it does not own.
+#[derive(Debug, Default)]
+pub(crate) struct State {
     /// Per slot: the last incarnation that stopped and how.
     exits: Vec<(Handle, ExitKind)>,
     /// Per shard, per group: recent decision times.
@@ -28,11 +35,91 @@ pub struct Supervision {
     failed: Vec<Vec<bool>>,
 }
 
-impl Supervision {
+impl State {
+    pub(crate) fn new(layout: &Layout) -> State {
+        State {
+            exits: vec![(Handle::NONE, ExitKind::Normal); layout.slot_total()],
+            windows: layout
+                .shards
+                .iter()
+                .map(|shape| vec![VecDeque::new(); shape.groups.len()])
+                .collect(),
+            failed: layout.shards.iter().map(|shape| vec![false; shape.groups.len()]).collect(),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn observe(
+        &mut self,
+        layout: &Layout,
+        site: &Site,
+        stamp: &Stamp,
+        event: &Event,
+    ) -> Verdict {
+        match *event {
+            Event::Exit { handle, kind, .. } => {
+                if let Some(slot) = site.slot() {
+                    self.exits[slot] = (handle, kind);
+                }
+            }
+            Event::Rebuild { parent, group } => {
+                // A rebuilt group starts with a fresh history; rebuilding a group that
+                // escalated is its parent's decision, rebuilding a sibling is not.
+                let Some(shard) = site.shard() else {
+                    return Verdict::Continue;
+                };
+                if let Some(times) = self.windows[shard].get_mut(usize::from(group)) {
+                    times.clear();
+                }
+                let failed = self.failed[shard].get_mut(usize::from(group)).map(core::mem::take);
+                if failed == Some(true) {
+                    return self.decision(layout, site, stamp, parent);
+                }
+            }
+            Event::Restart { group, old, .. } => {
+                let stopped_by_itself = site.slot().is_some_and(|slot| {
+                    self.exits[slot].0 == old && self.exits[slot].1 != ExitKind::Shutdown
+                });
+                if stopped_by_itself {
+                    return self.decision(layout, site, stamp, group);
+                }
+            }
+            Event::Escalate { group, exceeded } => {
+                if let Some(shard) = site.shard()
+                    && let Some(failed) = self.failed[shard].get_mut(usize::from(group))
+                {
+                    *failed = true;
+                }
+                let Some((times, config)) = self.window(layout, site, stamp, group) else {
+                    return Verdict::Continue;
+                };
+                let decisions = times.len();
+                times.clear();
+                if exceeded && (decisions as u64) < u64::from(config.restart_max) {
+                    return violated(
+                        NAME,
+                        format!(
+                            "group {group} on shard {} escalated after {decisions} restarts; its intensity allows {}",
+                            stamp.shard, config.restart_max
+                        ),
+                    );
+                }
+            }
+            _ => {}
+        }
+        Verdict::Continue
+    }
+
     /// The group's window with decisions older than `restart_window` dropped.
-    fn window(&mut self, stamp: &Stamp, group: u16) -> Option<(&mut VecDeque<u64>, GroupConfig)> {
-        let shard = self.layout.shard_index(stamp.node, stamp.shard)?;
-        let config = *self.layout.shards[shard].groups.get(usize::from(group))?;
+    fn window(
+        &mut self,
+        layout: &Layout,
+        site: &Site,
+        stamp: &Stamp,
+        group: u16,
+    ) -> Option<(&mut VecDeque<u64>, GroupConfig)> {
+        let shard = site.shard()?;
+        let config = *layout.shards[shard].groups.get(usize::from(group))?;
         let window_ns = u64::try_from(config.restart_window.as_nanos()).unwrap_or(u64::MAX);
         let times = &mut self.windows[shard][usize::from(group)];
         while times.front().is_some_and(|&t| stamp.time_ns - t >= window_ns) {
@@ -41,8 +128,10 @@ impl Supervision {
         Some((times, config))
     }
 
-    fn decision(&mut self, stamp: &Stamp, group: u16) -> Verdict {
-        let Some((times, config)) = self.window(stamp, group) else { return Verdict::Continue };
+    fn decision(&mut self, layout: &Layout, site: &Site, stamp: &Stamp, group: u16) -> Verdict {
+        let Some((times, config)) = self.window(layout, site, stamp, group) else {
+            return Verdict::Continue;
+        };
         times.push_back(stamp.time_ns);
         if times.len() as u64 > u64::from(config.restart_max) {
             return violated(
@@ -67,70 +156,11 @@ impl Observer for Supervision {
 
     fn start(&mut self, nodes: &[SystemSpec]) {
         self.layout = Layout::new(nodes);
-        self.exits = vec![(Handle::NONE, ExitKind::Normal); self.layout.slot_total()];
-        self.windows = self
-            .layout
-            .shards
-            .iter()
-            .map(|shape| vec![VecDeque::new(); shape.groups.len()])
-            .collect();
-        self.failed =
-            self.layout.shards.iter().map(|shape| vec![false; shape.groups.len()]).collect();
+        self.state = State::new(&self.layout);
     }
 
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
-        match *event {
-            Event::Exit { handle, kind, .. } => {
-                if let Some(slot) = self.layout.slot_index(stamp.node, handle) {
-                    self.exits[slot] = (handle, kind);
-                }
-            }
-            Event::Rebuild { parent, group } => {
-                // A rebuilt group starts with a fresh history; rebuilding a group that
-                // escalated is its parent's decision, rebuilding a sibling is not.
-                let Some(shard) = self.layout.shard_index(stamp.node, stamp.shard) else {
-                    return Verdict::Continue;
-                };
-                if let Some(times) = self.windows[shard].get_mut(usize::from(group)) {
-                    times.clear();
-                }
-                let failed = self.failed[shard].get_mut(usize::from(group)).map(core::mem::take);
-                if failed == Some(true) {
-                    return self.decision(stamp, parent);
-                }
-            }
-            Event::Restart { group, old, .. } => {
-                let stopped_by_itself =
-                    self.layout.slot_index(stamp.node, old).is_some_and(|slot| {
-                        self.exits[slot].0 == old && self.exits[slot].1 != ExitKind::Shutdown
-                    });
-                if stopped_by_itself {
-                    return self.decision(stamp, group);
-                }
-            }
-            Event::Escalate { group, exceeded } => {
-                if let Some(shard) = self.layout.shard_index(stamp.node, stamp.shard)
-                    && let Some(failed) = self.failed[shard].get_mut(usize::from(group))
-                {
-                    *failed = true;
-                }
-                let Some((times, config)) = self.window(stamp, group) else {
-                    return Verdict::Continue;
-                };
-                let decisions = times.len();
-                times.clear();
-                if exceeded && (decisions as u64) < u64::from(config.restart_max) {
-                    return violated(
-                        NAME,
-                        format!(
-                            "group {group} on shard {} escalated after {decisions} restarts; its intensity allows {}",
-                            stamp.shard, config.restart_max
-                        ),
-                    );
-                }
-            }
-            _ => {}
-        }
-        Verdict::Continue
+        let site = Site::of(&self.layout, stamp, event);
+        self.state.observe(&self.layout, &site, stamp, event)
     }
 }
