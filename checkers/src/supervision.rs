@@ -122,7 +122,7 @@ impl State {
         let config = *layout.shards[shard].groups.get(usize::from(group))?;
         let window_ns = u64::try_from(config.restart_window.as_nanos()).unwrap_or(u64::MAX);
         let times = &mut self.windows[shard][usize::from(group)];
-        while times.front().is_some_and(|&t| stamp.time_ns - t >= window_ns) {
+        while times.front().is_some_and(|&t| stamp.time_ns.saturating_sub(t) >= window_ns) {
             times.pop_front();
         }
         Some((times, config))
