@@ -132,13 +132,25 @@ printf '%-8s %14s\n' sim "$ours" sim-nc "$bare" madsim "$madsim" turmoil "$turmo
 further_figures() {
     echo "== further figures (sim)"
 
-    # (a) Simulated messages per wall-clock second: ping-pong with zero latency.
+    # (a) Simulated messages per wall-clock second: ping-pong with zero latency, trace
+    # hash on, no log; median of ROUNDS runs, with and without the checkers.
     if has_scenario ping-pong; then
-        local wall messages
-        wall=$(quiet "$SIM" --seed 1 --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
-            --set net_delay_min=0 --set net_delay_max=0 --json | json_field wall_ns)
+        local wall messages round checked bare
         messages=$((2 * ROUND_TRIPS))
-        echo "ping-pong zero latency: messages=$messages wall_ns=$wall messages_per_s=$(rate "$messages" "$wall")"
+        checked=() bare=()
+        for ((round = 1; round <= ROUNDS; round++)); do
+            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong \
+                --set round_trips="$ROUND_TRIPS" --set net_delay_min=0 --set net_delay_max=0 \
+                --json | json_field wall_ns)
+            checked+=("$(rate "$messages" "$wall")")
+            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong \
+                --set round_trips="$ROUND_TRIPS" --set net_delay_min=0 --set net_delay_max=0 \
+                --no-checkers --json | json_field wall_ns)
+            bare+=("$(rate "$messages" "$wall")")
+        done
+        echo "ping-pong zero latency ($messages messages, median of $ROUNDS):" \
+            "messages_per_s=$(median "${checked[@]}") (checkers)" \
+            "$(median "${bare[@]}") (--no-checkers)"
     else
         echo "ping-pong zero latency: skipped (no ping-pong scenario in sim list)"
     fi
