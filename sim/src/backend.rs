@@ -6,8 +6,10 @@
 //! way between shards: into an in-flight slot when it is sent, and out of it when it is
 //! received; the world moves only slot numbers. The transport toward each other shard of
 //! the node has a fixed number of credits (the ring's capacity): a send takes one, and it
-//! comes back when the receiving shard takes the message out of its inbound queue.
-//! Randomness comes from the shard's own PRNG tree stream.
+//! comes back when the receiving shard takes the message out of its inbound queue (the
+//! credits live in the lent store too, so the receiver returns them itself; the sender
+//! cannot tell when, since it never runs during the receiver's tick and never sends to
+//! itself through the transport). Randomness comes from the shard's own PRNG tree stream.
 //!
 //! This module does not decide delays or order; the world does.
 
@@ -71,6 +73,9 @@ impl Flights {
 pub(crate) struct Lent {
     pub(crate) sink: Sink,
     pub(crate) flights: Flights,
+    /// Free ring slots of every ordered shard pair of every node: node by node, a row per
+    /// sending shard, a column per receiving shard.
+    pub(crate) credits: Vec<u32>,
 }
 
 /// One shard's backend.
@@ -87,23 +92,24 @@ pub struct SimBackend {
     pub(crate) inbound: VecDeque<u32>,
     /// Sent this tick: destination shard and in-flight slot.
     pub(crate) outbound: Vec<(u8, u32)>,
-    /// Free ring slots toward each shard of the node.
-    pub(crate) credits: Box<[u32]>,
-    /// Messages taken from each source this tick: credits to give back.
-    pub(crate) consumed: Box<[u32]>,
+    /// Shards of the node.
+    shard_count: usize,
+    /// Where the node's credits start in `Lent::credits`.
+    credits_base: usize,
     /// Lent by the world for the duration of a tick (and of boot).
     pub(crate) lent: Option<Box<Lent>>,
     pub(crate) failures: Vec<ShardFailure>,
 }
 
 impl SimBackend {
-    /// A backend for `shard` of `node`, with `capacity` credits toward each of the node's
-    /// `shard_count` shards.
+    /// A backend for `shard` of `node`, whose node has `shard_count` shards with `capacity`
+    /// credits per ordered pair, kept in `Lent::credits` from `credits_base` on.
     pub(crate) fn new(
         node: u16,
         shard: ShardId,
         shard_count: usize,
         capacity: u32,
+        credits_base: usize,
         random: Stream,
     ) -> SimBackend {
         SimBackend {
@@ -114,8 +120,8 @@ impl SimBackend {
             random,
             inbound: VecDeque::with_capacity(shard_count * capacity as usize),
             outbound: Vec::with_capacity(shard_count * capacity as usize),
-            credits: vec![capacity; shard_count].into_boxed_slice(),
-            consumed: vec![0; shard_count].into_boxed_slice(),
+            shard_count,
+            credits_base,
             lent: None,
             failures: Vec::new(),
         }
@@ -133,13 +139,19 @@ impl Env for SimBackend {
     }
 
     fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
-        let credits = self.credits.get_mut(to.index()).ok_or(TransportFull)?;
-        if *credits == 0 {
+        if to.index() >= self.shard_count {
             return Err(TransportFull);
         }
-        *credits -= 1;
+        // The credits returned at receipt (see the module documentation) rely on it.
+        assert!(to != self.shard, "a shard sends to itself through the transport");
+        let pair = self.credits_base + self.shard.index() * self.shard_count + to.index();
         let source = self.shard.0;
-        let slot = self.lent().flights.insert(source, message);
+        let lent = self.lent();
+        if lent.credits[pair] == 0 {
+            return Err(TransportFull);
+        }
+        lent.credits[pair] -= 1;
+        let slot = lent.flights.insert(source, message);
         self.outbound.push((to.0, slot));
         Ok(())
     }
@@ -162,12 +174,12 @@ impl Backend for SimBackend {
 
     fn receive_remote(&mut self) -> Option<Message> {
         let slot = self.inbound.pop_front()?;
-        let flights = &mut self.lent.as_deref_mut().expect("lent for every tick").flights;
-        let flight = &flights.slots[slot as usize];
-        let (source, message) = (flight.source, flight.message);
-        flights.free.push(slot);
-        self.consumed[usize::from(source)] += 1;
-        Some(message)
+        let (base, count, shard) = (self.credits_base, self.shard_count, self.shard.index());
+        let lent = self.lent();
+        let source = usize::from(lent.flights.slots[slot as usize].source);
+        lent.credits[base + source * count + shard] += 1;
+        lent.flights.free.push(slot);
+        Some(lent.flights.slots[slot as usize].message)
     }
 
     fn flush_remote(&mut self) {}

@@ -142,7 +142,8 @@ impl World {
         sink: Sink,
     ) -> Result<World, BootError> {
         let tree = PrngTree::new(Seed::new(seed));
-        let mut lent = Box::new(Lent { sink, flights: Flights::default() });
+        let credits = Vec::new();
+        let mut lent = Box::new(Lent { sink, flights: Flights::default(), credits });
         lent.sink.start_observers(nodes);
         let mut lent = Some(lent);
         let mut cells = Vec::new();
@@ -152,13 +153,23 @@ impl World {
             let node = node as u16;
             let shard_count = spec.shard_count();
             let node_base = cells.len() as u32;
+            let lent_here = lent.as_deref_mut().expect("the sink and flights are home at boot");
+            let credits_base = lent_here.credits.len();
+            let pairs = shard_count * shard_count;
+            lent_here.credits.resize(credits_base + pairs, config.transport_capacity);
             for index in 0..shard_count {
                 // Validated: at most 255 shards.
                 let shard = ShardId(index as u8);
                 let scope = Scope::Shard { node, shard: u16::from(shard.0) };
                 let random = tree.stream(scope, "isolate.random");
-                let mut backend =
-                    SimBackend::new(node, shard, shard_count, config.transport_capacity, random);
+                let mut backend = SimBackend::new(
+                    node,
+                    shard,
+                    shard_count,
+                    config.transport_capacity,
+                    credits_base,
+                    random,
+                );
                 backend.lent = lent.take();
                 let scheduler = Scheduler::boot(spec, shard, &mut backend);
                 lent = backend.lent.take();
@@ -177,11 +188,9 @@ impl World {
                 });
             }
         }
-        let flights_max: usize = cells.iter().map(|c| c.backend.credits.len()).sum::<usize>()
-            * config.transport_capacity as usize;
-        if let Some(lent) = &mut lent {
-            lent.flights.reserve(flights_max);
-        }
+        let lent_here = lent.as_deref_mut().expect("the sink and flights are home at boot");
+        let flights_max = lent_here.credits.len() * config.transport_capacity as usize;
+        lent_here.flights.reserve(flights_max);
         let mut world = World {
             queue: BinaryHeap::with_capacity(flights_max + 4 * cells.len()),
             sequence: 0,
@@ -289,24 +298,11 @@ impl World {
         let end = now + u64::from(report.dispatched) * self.config.dispatch_cost_ns;
         cell.busy_until = end;
         let more = report.has_work || !cell.backend.inbound.is_empty();
-        self.return_credits(index);
         self.route_outbound(index, end);
         if more {
             self.schedule(index, end);
         } else if let Some(deadline) = report.next_deadline {
             self.schedule(index, deadline.as_nanos().max(end));
-        }
-    }
-
-    /// Gives the senders back the ring slots of the messages shard `index` took.
-    fn return_credits(&mut self, index: usize) {
-        let base = self.cells[index].node_base as usize;
-        let local = self.cells[index].shard.index();
-        for source in 0..self.cells[index].backend.consumed.len() {
-            let taken = core::mem::take(&mut self.cells[index].backend.consumed[source]);
-            if taken > 0 {
-                self.cells[base + source].backend.credits[local] += taken;
-            }
         }
     }
 
