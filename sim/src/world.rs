@@ -2,7 +2,8 @@
 //!
 //! One priority queue ordered by (time, sequence) holds message deliveries and shard
 //! wake-ups (a shard has at most one live wake-up: the earliest time it asked for; later
-//! ones are dropped, earlier ones replace them). When no shard can run at the current
+//! ones are dropped, earlier ones replace them; one due now that would be the queue's very
+//! next item is applied without entering it). When no shard can run at the current
 //! instant, time jumps to the queue's head; there is no tick loop. When several shards can
 //! run at the same instant, the scheduling stream picks which goes first.
 //!
@@ -213,9 +214,7 @@ impl World {
     /// Runs until the sink says stop, nothing can run, or a limit is reached.
     pub fn run(&mut self, limits: Limits) -> Ending {
         // The one loop of the simulator without a count bound of its own: every iteration
-        // either runs a tick (which adds events, bounded by `events_max`) or moves time
-        // forward (bounded by `time_max`) or applies a queued item (each was pushed by a
-        // tick).
+        // runs a tick (which adds events, bounded by `events_max`).
         loop {
             if self.sink().stop() {
                 return Ending::Stopped;
@@ -224,7 +223,10 @@ impl World {
                 return Ending::EventsMax;
             }
             self.apply_due();
-            if self.runnable.is_empty() {
+            // Every jump moves time forward (bounded by `time_max`) or applies a queued
+            // item (each was pushed by a tick). Neither records an event, so the sink's
+            // answers above still hold.
+            while self.runnable.is_empty() {
                 match self.queue.peek() {
                     None => return Ending::Quiescent,
                     Some(Reverse(head)) if head.time > limits.time_max_ns => {
@@ -232,7 +234,7 @@ impl World {
                     }
                     Some(Reverse(head)) => self.now = head.time,
                 }
-                continue;
+                self.apply_due();
             }
             let pick = if self.runnable.len() == 1 {
                 0
@@ -258,11 +260,7 @@ impl World {
                 let cell = &mut self.cells[index];
                 if cell.wake_at == item.time {
                     cell.wake_at = u64::MAX;
-                    if !cell.runnable {
-                        cell.runnable = true;
-                        // Shard indices fit in u32.
-                        self.runnable.push(index as u32);
-                    }
+                    self.make_runnable(index);
                 }
             } else {
                 self.deliver(item.what);
@@ -281,7 +279,28 @@ impl World {
             cell.backend.inbound.push_back(lent.flights.duplicate(slot));
         }
         let at = self.now.max(cell.busy_until);
-        self.schedule(destination, at);
+        let due_now = matches!(self.queue.peek(), Some(Reverse(head)) if head.time <= self.now);
+        if at == self.now && !due_now {
+            // A wake-up pushed now would be the queue's next item, popped right away by
+            // `apply_due`: take it without the round trip (same order, same effect).
+            if at < cell.wake_at {
+                cell.wake_at = u64::MAX;
+                self.make_runnable(destination);
+            }
+        } else {
+            self.schedule(destination, at);
+        }
+    }
+
+    /// Puts shard `index` on the runnable list unless it is there already.
+    #[inline]
+    fn make_runnable(&mut self, index: usize) {
+        let cell = &mut self.cells[index];
+        if !cell.runnable {
+            cell.runnable = true;
+            // Shard indices fit in u32.
+            self.runnable.push(index as u32);
+        }
     }
 
     /// Runs one tick of shard `index` at the current time.
