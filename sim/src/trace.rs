@@ -514,36 +514,49 @@ impl Sink {
     /// finds a violation.
     #[inline(always)]
     fn observe(&mut self, stamp: &Stamp, event: &Event) {
-        if let Some(structural) = &mut self.structural {
+        // Fields one by one, so that the observers stay borrowed across the loop.
+        let Sink { structural, observers, verdict: first, violation_index, plain, .. } = self;
+        if let Some(structural) = structural {
             let verdict = structural.observe(stamp, event);
-            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+            if !matches!(verdict, Verdict::Continue)
+                && Sink::settle(first, violation_index, stamp.index, verdict)
+            {
+                *plain = false;
                 return;
             }
         }
         // Bounded by the observers given at construction.
-        for at in 0..self.observers.len() {
-            let verdict = self.observers[at].observe(stamp, event);
-            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+        for observer in observers.iter_mut() {
+            let verdict = observer.observe(stamp, event);
+            if !matches!(verdict, Verdict::Continue)
+                && Sink::settle(first, violation_index, stamp.index, verdict)
+            {
+                *plain = false;
                 return;
             }
         }
     }
 
-    /// Takes an observer's `Done` or violation at event `index`; true for a violation
-    /// (the other observers do not see the event).
+    /// Takes an observer's `Done` or violation at event `index` into `first` (the first
+    /// verdict that is not `Continue`, a violation overriding `Done`); true for a
+    /// violation (the other observers do not see the event).
     #[cold]
     #[inline(never)]
-    fn settle(&mut self, index: u64, verdict: Verdict) -> bool {
+    fn settle(
+        first: &mut Verdict,
+        violation_index: &mut Option<u64>,
+        index: u64,
+        verdict: Verdict,
+    ) -> bool {
         match verdict {
             Verdict::Continue => false,
             Verdict::Done => {
-                self.verdict = Verdict::Done;
+                *first = Verdict::Done;
                 false
             }
             violation @ Verdict::Violated(_) => {
-                self.violation_index = Some(index);
-                self.verdict = violation;
-                self.plain = false;
+                *violation_index = Some(index);
+                *first = violation;
                 true
             }
         }
