@@ -1,11 +1,15 @@
 //! `SimBackend`: what one simulated shard sees of the world.
 //!
-//! The world sets its clock before each tick, lends it the trace sink for the tick, fills
-//! its inbound queue with messages that arrived, and collects what it sent when the tick
-//! ends. The transport toward each other shard of the node has a fixed number of credits
-//! (the ring's capacity): a send takes one, and it comes back when the receiving shard
-//! takes the message out of its inbound queue. Randomness comes from the shard's own PRNG
-//! tree stream.
+//! The world sets its clock before each tick, lends it the trace sink and the in-flight
+//! store for the tick, fills its inbound queue with the slots of messages that arrived, and
+//! collects the slots of what it sent when the tick ends. A message is copied twice on its
+//! way between shards: into an in-flight slot when it is sent, and out of it when it is
+//! received; the world moves only slot numbers. The transport toward each other shard of
+//! the node has a fixed number of credits (the ring's capacity): a send takes one, and it
+//! comes back when the receiving shard takes the message out of its inbound queue (the
+//! credits live in the lent store too, so the receiver returns them itself; the sender
+//! cannot tell when, since it never runs during the receiver's tick and never sends to
+//! itself through the transport). Randomness comes from the shard's own PRNG tree stream.
 //!
 //! This module does not decide delays or order; the world does.
 
@@ -15,6 +19,64 @@ use tina::{Backend, Env, Event, Message, ShardFailure, ShardId, Timestamp, Trans
 
 use crate::prng::Stream;
 use crate::trace::Sink;
+
+/// One message between shards, from its send to its receipt.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    /// Local index of the sending shard in its node.
+    source: u8,
+    message: Message,
+}
+
+/// Every message in flight in the world, in numbered slots (a slot is reused once its
+/// message is received).
+#[derive(Debug, Default)]
+pub(crate) struct Flights {
+    slots: Vec<InFlight>,
+    free: Vec<u32>,
+}
+
+impl Flights {
+    /// Makes room for `capacity` messages in flight at once, so that sends and receipts
+    /// never allocate.
+    pub(crate) fn reserve(&mut self, capacity: usize) {
+        self.slots.reserve(capacity.saturating_sub(self.slots.len()));
+        self.free.reserve(capacity.saturating_sub(self.free.len()));
+    }
+
+    /// Stores `message` from local shard `source`; returns its slot.
+    #[inline]
+    fn insert(&mut self, source: u8, message: &Message) -> u32 {
+        let flight = InFlight { source, message: *message };
+        match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = flight;
+                slot
+            }
+            None => {
+                self.slots.push(flight);
+                // At most `capacity` slots: credits bound the messages in flight.
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// A second copy of the message in `slot`, in a slot of its own (a world plant).
+    pub(crate) fn duplicate(&mut self, slot: u32) -> u32 {
+        let flight = self.slots[slot as usize];
+        self.insert(flight.source, &flight.message)
+    }
+}
+
+/// What the world lends a shard for one tick (and for boot).
+#[derive(Debug)]
+pub(crate) struct Lent {
+    pub(crate) sink: Sink,
+    pub(crate) flights: Flights,
+    /// Free ring slots of every ordered shard pair of every node: node by node, a row per
+    /// sending shard, a column per receiving shard.
+    pub(crate) credits: Vec<u32>,
+}
 
 /// One shard's backend.
 #[derive(Debug)]
@@ -26,27 +88,28 @@ pub struct SimBackend {
     /// What the shard's clock reads ahead of world time (zero unless a plant skews it).
     pub(crate) skew_ns: u64,
     random: Stream,
-    /// Arrived messages with the local index of the shard that sent them, in arrival order.
-    pub(crate) inbound: VecDeque<(u8, Message)>,
-    /// Sent this tick: destination shard and message.
-    pub(crate) outbound: Vec<(u8, Message)>,
-    /// Free ring slots toward each shard of the node.
-    pub(crate) credits: Box<[u32]>,
-    /// Messages taken from each source this tick: credits to give back.
-    pub(crate) consumed: Box<[u32]>,
+    /// In-flight slots of the messages that arrived, in arrival order.
+    pub(crate) inbound: VecDeque<u32>,
+    /// Sent this tick: destination shard and in-flight slot.
+    pub(crate) outbound: Vec<(u8, u32)>,
+    /// Shards of the node.
+    shard_count: usize,
+    /// Where the node's credits start in `Lent::credits`.
+    credits_base: usize,
     /// Lent by the world for the duration of a tick (and of boot).
-    pub(crate) sink: Option<Box<Sink>>,
+    pub(crate) lent: Option<Box<Lent>>,
     pub(crate) failures: Vec<ShardFailure>,
 }
 
 impl SimBackend {
-    /// A backend for `shard` of `node`, with `capacity` credits toward each of the node's
-    /// `shard_count` shards.
+    /// A backend for `shard` of `node`, whose node has `shard_count` shards with `capacity`
+    /// credits per ordered pair, kept in `Lent::credits` from `credits_base` on.
     pub(crate) fn new(
         node: u16,
         shard: ShardId,
         shard_count: usize,
         capacity: u32,
+        credits_base: usize,
         random: Stream,
     ) -> SimBackend {
         SimBackend {
@@ -57,11 +120,30 @@ impl SimBackend {
             random,
             inbound: VecDeque::with_capacity(shard_count * capacity as usize),
             outbound: Vec::with_capacity(shard_count * capacity as usize),
-            credits: vec![capacity; shard_count].into_boxed_slice(),
-            consumed: vec![0; shard_count].into_boxed_slice(),
-            sink: None,
+            shard_count,
+            credits_base,
+            lent: None,
             failures: Vec::new(),
         }
+    }
+
+    #[inline]
+    fn lent(&mut self) -> &mut Lent {
+        self.lent.as_deref_mut().expect("the world lends the sink and flights for every tick")
+    }
+}
+
+impl SimBackend {
+    /// Takes the first arrived message, giving its ring slot back to its sender.
+    #[inline(never)]
+    fn receive_one(&mut self) -> Option<Message> {
+        let slot = self.inbound.pop_front()?;
+        let (base, count, shard) = (self.credits_base, self.shard_count, self.shard.index());
+        let lent = self.lent();
+        let source = usize::from(lent.flights.slots[slot as usize].source);
+        lent.credits[base + source * count + shard] += 1;
+        lent.flights.free.push(slot);
+        Some(lent.flights.slots[slot as usize].message)
     }
 }
 
@@ -71,18 +153,26 @@ impl Env for SimBackend {
     }
 
     fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
-        let credits = self.credits.get_mut(to.index()).ok_or(TransportFull)?;
-        if *credits == 0 {
+        if to.index() >= self.shard_count {
             return Err(TransportFull);
         }
-        *credits -= 1;
-        self.outbound.push((to.0, *message));
+        // The credits returned at receipt (see the module documentation) rely on it.
+        assert!(to != self.shard, "a shard sends to itself through the transport");
+        let pair = self.credits_base + self.shard.index() * self.shard_count + to.index();
+        let source = self.shard.0;
+        let lent = self.lent();
+        if lent.credits[pair] == 0 {
+            return Err(TransportFull);
+        }
+        lent.credits[pair] -= 1;
+        let slot = lent.flights.insert(source, message);
+        self.outbound.push((to.0, slot));
         Ok(())
     }
 
     fn trace(&mut self, event: &Event) {
-        let sink = self.sink.as_mut().expect("the world lends the sink for every tick");
-        sink.record(self.now.as_nanos(), self.node, self.shard, event);
+        let (time_ns, node, shard) = (self.now.as_nanos(), self.node, self.shard);
+        self.lent().sink.record(time_ns, node, shard, event);
     }
 }
 
@@ -97,9 +187,11 @@ impl Backend for SimBackend {
     }
 
     fn receive_remote(&mut self) -> Option<Message> {
-        let (source, message) = self.inbound.pop_front()?;
-        self.consumed[usize::from(source)] += 1;
-        Some(message)
+        // Every tick ends with this call; keep it short.
+        if self.inbound.is_empty() {
+            return None;
+        }
+        self.receive_one()
     }
 
     fn flush_remote(&mut self) {}

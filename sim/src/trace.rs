@@ -147,6 +147,12 @@ impl Default for TraceHash {
 }
 
 impl TraceHash {
+    /// Events mixed so far.
+    #[inline]
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
     /// Mixes one event, encoding it on the way.
     #[inline]
     pub fn add(&mut self, stamp: &Stamp, event: &Event) {
@@ -381,8 +387,11 @@ pub enum Tape {
 /// Where every event of a run goes: counted, hashed, optionally logged, recorded or
 /// compared, and shown to the observers until one of them ends the run.
 pub struct Sink {
-    events: u64,
+    /// Also the event count.
     hash: TraceHash,
+    /// No mutator, no log, no tape and no violation yet: an event is only hashed and
+    /// observed (the path nearly every event of nearly every run takes).
+    plain: bool,
     names: Names,
     log: Option<LogOut>,
     tape: Tape,
@@ -399,7 +408,7 @@ pub struct Sink {
 impl core::fmt::Debug for Sink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Sink")
-            .field("events", &self.events)
+            .field("events", &self.hash.events())
             .field("hash", &self.hash)
             .finish_non_exhaustive()
     }
@@ -413,9 +422,9 @@ impl Sink {
         log: Option<LogOut>,
         tape: Tape,
     ) -> Sink {
-        Sink {
-            events: 0,
+        let mut sink = Sink {
             hash: TraceHash::default(),
+            plain: false,
             names,
             log,
             tape,
@@ -425,7 +434,17 @@ impl Sink {
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
-        }
+        };
+        sink.refresh_plain();
+        sink
+    }
+
+    /// Recomputes `plain` after a change to the mutator, the log, the tape or the verdict.
+    fn refresh_plain(&mut self) {
+        self.plain = self.mutator.is_none()
+            && self.log.is_none()
+            && matches!(self.tape, Tape::Off)
+            && !matches!(self.verdict, Verdict::Violated(_));
     }
 
     /// Puts the structural checkers ahead of the other observers.
@@ -435,11 +454,21 @@ impl Sink {
     }
 
     /// Takes one event (rewritten first by the trace plant's mutator, if any).
-    #[inline]
+    #[inline(always)]
     pub fn record(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
-        if self.mutator.is_none() {
-            return self.record_one(time_ns, node, shard, event);
+        if !self.plain {
+            return self.record_rare(time_ns, node, shard, event);
         }
+        let stamp = Stamp { index: self.hash.events(), time_ns, node, shard };
+        self.hash.add(&stamp, event);
+        self.observe(&stamp, event);
+    }
+
+    /// `record` when the sink is not plain: a mutator, a log or a tape is on, or an
+    /// observer found a violation.
+    #[cold]
+    #[inline(never)]
+    fn record_rare(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
         match self.mutator.take() {
             None => self.record_one(time_ns, node, shard, event),
             Some(mut mutator) => {
@@ -454,12 +483,11 @@ impl Sink {
     /// Switches on a trace plant: every later event passes through `mutator`.
     pub fn plant(&mut self, mutator: Mutator) {
         self.mutator = Some(mutator);
+        self.refresh_plain();
     }
 
-    #[inline(never)]
     fn record_one(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
-        let stamp = Stamp { index: self.events, time_ns, node, shard };
-        self.events += 1;
+        let stamp = Stamp { index: self.hash.events(), time_ns, node, shard };
         self.hash.add(&stamp, event);
         if let Some(log) = &mut self.log {
             log.line(&format_line(&stamp, event, &self.names));
@@ -479,33 +507,56 @@ impl Sink {
         if matches!(self.verdict, Verdict::Violated(_)) {
             return;
         }
-        if let Some(structural) = &mut self.structural {
-            let verdict = structural.observe(&stamp, event);
-            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+        self.observe(&stamp, event);
+    }
+
+    /// Shows one event to the structural checkers, then to the other observers, until one
+    /// finds a violation.
+    #[inline(always)]
+    fn observe(&mut self, stamp: &Stamp, event: &Event) {
+        // Fields one by one, so that the observers stay borrowed across the loop.
+        let Sink { structural, observers, verdict: first, violation_index, plain, .. } = self;
+        if let Some(structural) = structural {
+            let verdict = structural.observe(stamp, event);
+            if !matches!(verdict, Verdict::Continue)
+                && Sink::settle(first, violation_index, stamp.index, verdict)
+            {
+                *plain = false;
                 return;
             }
         }
         // Bounded by the observers given at construction.
-        for at in 0..self.observers.len() {
-            let verdict = self.observers[at].observe(&stamp, event);
-            if !matches!(verdict, Verdict::Continue) && self.settle(stamp.index, verdict) {
+        for observer in observers.iter_mut() {
+            let verdict = observer.observe(stamp, event);
+            if !matches!(verdict, Verdict::Continue)
+                && Sink::settle(first, violation_index, stamp.index, verdict)
+            {
+                *plain = false;
                 return;
             }
         }
     }
 
-    /// Takes an observer's `Done` or violation at event `index`; true for a violation
-    /// (the other observers do not see the event).
-    fn settle(&mut self, index: u64, verdict: Verdict) -> bool {
+    /// Takes an observer's `Done` or violation at event `index` into `first` (the first
+    /// verdict that is not `Continue`, a violation overriding `Done`); true for a
+    /// violation (the other observers do not see the event).
+    #[cold]
+    #[inline(never)]
+    fn settle(
+        first: &mut Verdict,
+        violation_index: &mut Option<u64>,
+        index: u64,
+        verdict: Verdict,
+    ) -> bool {
         match verdict {
             Verdict::Continue => false,
             Verdict::Done => {
-                self.verdict = Verdict::Done;
+                *first = Verdict::Done;
                 false
             }
             violation @ Verdict::Violated(_) => {
-                self.violation_index = Some(index);
-                self.verdict = violation;
+                *violation_index = Some(index);
+                *first = violation;
                 true
             }
         }
@@ -532,12 +583,13 @@ impl Sink {
         if self.divergence.is_some() {
             return;
         }
+        let events = self.hash.events();
         if let Tape::Compare(tape) = &self.tape
-            && (tape.len() as u64) > self.events
+            && (tape.len() as u64) > events
         {
-            let first = tape[self.events as usize];
+            let first = tape[events as usize];
             self.divergence = Some(Divergence {
-                index: self.events,
+                index: events,
                 first: Some(format_line(&first.stamp, &first.event, &self.names)),
                 second: None,
             });
@@ -562,7 +614,8 @@ impl Sink {
             match observer.finish(view) {
                 Verdict::Violated(violation) => {
                     self.verdict = Verdict::Violated(violation);
-                    self.violation_index = Some(self.events);
+                    self.violation_index = Some(self.hash.events());
+                    self.plain = false;
                     return;
                 }
                 Verdict::Done => done = true,
@@ -582,7 +635,7 @@ impl Sink {
 
     /// Events so far.
     pub fn events(&self) -> u64 {
-        self.events
+        self.hash.events()
     }
 
     /// The trace hash so far.
@@ -598,7 +651,7 @@ impl Sink {
     /// Whether the run must stop: goal reached, property violated, the runs diverged, or
     /// a window of events is complete.
     pub fn stop(&self) -> bool {
-        let window_done = matches!(self.tape, Tape::Window { to, .. } if self.events > to);
+        let window_done = matches!(self.tape, Tape::Window { to, .. } if self.hash.events() > to);
         !matches!(self.verdict, Verdict::Continue) || self.divergence.is_some() || window_done
     }
 
@@ -609,12 +662,16 @@ impl Sink {
 
     /// Takes the recording (after a recording run).
     pub fn take_tape(&mut self) -> Tape {
-        core::mem::take(&mut self.tape)
+        let tape = core::mem::take(&mut self.tape);
+        self.refresh_plain();
+        tape
     }
 
     /// Takes the replay log back (to write its footer).
     pub fn take_log(&mut self) -> Option<LogOut> {
-        self.log.take()
+        let log = self.log.take();
+        self.refresh_plain();
+        log
     }
 
     /// A violation reported by the observers, if any.

@@ -2,7 +2,8 @@
 //!
 //! One priority queue ordered by (time, sequence) holds message deliveries and shard
 //! wake-ups (a shard has at most one live wake-up: the earliest time it asked for; later
-//! ones are dropped, earlier ones replace them). When no shard can run at the current
+//! ones are dropped, earlier ones replace them; one due now that would be the queue's very
+//! next item is applied without entering it). When no shard can run at the current
 //! instant, time jumps to the queue's head; there is no tick loop. When several shards can
 //! run at the same instant, the scheduling stream picks which goes first.
 //!
@@ -16,9 +17,9 @@
 use core::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use tina::{BootError, Counters, Message, Scheduler, ShardFailure, ShardId, SystemSpec, Timestamp};
+use tina::{BootError, Counters, Scheduler, ShardFailure, ShardId, SystemSpec, Timestamp};
 
-use crate::backend::SimBackend;
+use crate::backend::{Flights, Lent, SimBackend};
 use crate::plant::WorldBug;
 use crate::prng::{PrngTree, Scope, Seed, Stream};
 use crate::trace::Sink;
@@ -73,8 +74,8 @@ pub enum Ending {
     EventsMax,
 }
 
-/// High bit of `Item::what`: a wake-up (low bits: shard); otherwise a delivery (low bits:
-/// in-flight slot).
+/// High bit of `Item::what`: a wake-up (low bits: shard); otherwise a delivery (bits
+/// 0..32: in-flight slot, bits 32..63: destination shard).
 const WAKE: u64 = 1 << 63;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,13 +83,6 @@ struct Item {
     time: u64,
     sequence: u64,
     what: u64,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    source: u32,
-    destination: u32,
-    message: Message,
 }
 
 /// One shard of one node.
@@ -116,12 +110,11 @@ pub struct World {
     queue: BinaryHeap<Reverse<Item>>,
     sequence: u64,
     now: u64,
-    flights: Vec<InFlight>,
-    flights_free: Vec<u32>,
     runnable: Vec<u32>,
     scheduling: Stream,
     config: WorldConfig,
-    sink: Option<Box<Sink>>,
+    /// The sink and the in-flight store, at home between ticks.
+    lent: Option<Box<Lent>>,
     /// Cross-shard messages routed and delivered so far (world plants count them).
     routed: u64,
     delivered: u64,
@@ -150,9 +143,10 @@ impl World {
         sink: Sink,
     ) -> Result<World, BootError> {
         let tree = PrngTree::new(Seed::new(seed));
-        let mut sink = Box::new(sink);
-        sink.start_observers(nodes);
-        let mut sink = Some(sink);
+        let credits = Vec::new();
+        let mut lent = Box::new(Lent { sink, flights: Flights::default(), credits });
+        lent.sink.start_observers(nodes);
+        let mut lent = Some(lent);
         let mut cells = Vec::new();
         for (node, spec) in nodes.iter().enumerate() {
             spec.validate()?;
@@ -160,16 +154,26 @@ impl World {
             let node = node as u16;
             let shard_count = spec.shard_count();
             let node_base = cells.len() as u32;
+            let lent_here = lent.as_deref_mut().expect("the sink and flights are home at boot");
+            let credits_base = lent_here.credits.len();
+            let pairs = shard_count * shard_count;
+            lent_here.credits.resize(credits_base + pairs, config.transport_capacity);
             for index in 0..shard_count {
                 // Validated: at most 255 shards.
                 let shard = ShardId(index as u8);
                 let scope = Scope::Shard { node, shard: u16::from(shard.0) };
                 let random = tree.stream(scope, "isolate.random");
-                let mut backend =
-                    SimBackend::new(node, shard, shard_count, config.transport_capacity, random);
-                backend.sink = sink.take();
+                let mut backend = SimBackend::new(
+                    node,
+                    shard,
+                    shard_count,
+                    config.transport_capacity,
+                    credits_base,
+                    random,
+                );
+                backend.lent = lent.take();
                 let scheduler = Scheduler::boot(spec, shard, &mut backend);
-                sink = backend.sink.take();
+                lent = backend.lent.take();
                 cells.push(Cell {
                     node,
                     shard,
@@ -185,18 +189,17 @@ impl World {
                 });
             }
         }
-        let flights_max: usize = cells.iter().map(|c| c.backend.credits.len()).sum::<usize>()
-            * config.transport_capacity as usize;
+        let lent_here = lent.as_deref_mut().expect("the sink and flights are home at boot");
+        let flights_max = lent_here.credits.len() * config.transport_capacity as usize;
+        lent_here.flights.reserve(flights_max);
         let mut world = World {
             queue: BinaryHeap::with_capacity(flights_max + 4 * cells.len()),
             sequence: 0,
             now: 0,
-            flights: Vec::with_capacity(flights_max),
-            flights_free: Vec::with_capacity(flights_max),
             runnable: Vec::with_capacity(cells.len()),
             scheduling: tree.stream(Scope::World, "scheduler.pick"),
             config,
-            sink,
+            lent,
             cells,
             routed: 0,
             delivered: 0,
@@ -211,9 +214,7 @@ impl World {
     /// Runs until the sink says stop, nothing can run, or a limit is reached.
     pub fn run(&mut self, limits: Limits) -> Ending {
         // The one loop of the simulator without a count bound of its own: every iteration
-        // either runs a tick (which adds events, bounded by `events_max`) or moves time
-        // forward (bounded by `time_max`) or applies a queued item (each was pushed by a
-        // tick).
+        // runs a tick (which adds events, bounded by `events_max`).
         loop {
             if self.sink().stop() {
                 return Ending::Stopped;
@@ -222,7 +223,10 @@ impl World {
                 return Ending::EventsMax;
             }
             self.apply_due();
-            if self.runnable.is_empty() {
+            // Every jump moves time forward (bounded by `time_max`) or applies a queued
+            // item (each was pushed by a tick). Neither records an event, so the sink's
+            // answers above still hold.
+            while self.runnable.is_empty() {
                 match self.queue.peek() {
                     None => return Ending::Quiescent,
                     Some(Reverse(head)) if head.time > limits.time_max_ns => {
@@ -230,7 +234,7 @@ impl World {
                     }
                     Some(Reverse(head)) => self.now = head.time,
                 }
-                continue;
+                self.apply_due();
             }
             let pick = if self.runnable.len() == 1 {
                 0
@@ -256,31 +260,47 @@ impl World {
                 let cell = &mut self.cells[index];
                 if cell.wake_at == item.time {
                     cell.wake_at = u64::MAX;
-                    if !cell.runnable {
-                        cell.runnable = true;
-                        // Shard indices fit in u32.
-                        self.runnable.push(index as u32);
-                    }
+                    self.make_runnable(index);
                 }
             } else {
-                self.deliver(item.what as u32);
+                self.deliver(item.what);
             }
         }
     }
 
-    fn deliver(&mut self, slot: u32) {
-        let flight = self.flights[slot as usize];
-        self.flights_free.push(slot);
-        let destination = flight.destination as usize;
+    fn deliver(&mut self, what: u64) {
+        let slot = what as u32;
+        let destination = (what >> 32) as usize;
         let cell = &mut self.cells[destination];
-        let source_local = (flight.source - cell.node_base) as u8;
-        cell.backend.inbound.push_back((source_local, flight.message));
+        cell.backend.inbound.push_back(slot);
         self.delivered += 1;
         if self.config.bug == Some(WorldBug::DuplicateDelivery) && self.delivered == 5 {
-            cell.backend.inbound.push_back((source_local, flight.message));
+            let lent = self.lent.as_deref_mut().expect("the flights are home between ticks");
+            cell.backend.inbound.push_back(lent.flights.duplicate(slot));
         }
         let at = self.now.max(cell.busy_until);
-        self.schedule(destination, at);
+        let due_now = matches!(self.queue.peek(), Some(Reverse(head)) if head.time <= self.now);
+        if at == self.now && !due_now {
+            // A wake-up pushed now would be the queue's next item, popped right away by
+            // `apply_due`: take it without the round trip (same order, same effect).
+            if at < cell.wake_at {
+                cell.wake_at = u64::MAX;
+                self.make_runnable(destination);
+            }
+        } else {
+            self.schedule(destination, at);
+        }
+    }
+
+    /// Puts shard `index` on the runnable list unless it is there already.
+    #[inline]
+    fn make_runnable(&mut self, index: usize) {
+        let cell = &mut self.cells[index];
+        if !cell.runnable {
+            cell.runnable = true;
+            // Shard indices fit in u32.
+            self.runnable.push(index as u32);
+        }
     }
 
     /// Runs one tick of shard `index` at the current time.
@@ -291,30 +311,17 @@ impl World {
         if self.config.bug == Some(WorldBug::ClockJump) && now >= 1_000_000_000 {
             cell.backend.skew_ns = 100_000_000;
         }
-        cell.backend.sink = self.sink.take();
+        cell.backend.lent = self.lent.take();
         let report = cell.scheduler.tick(&mut cell.backend);
-        self.sink = cell.backend.sink.take();
+        self.lent = cell.backend.lent.take();
         let end = now + u64::from(report.dispatched) * self.config.dispatch_cost_ns;
         cell.busy_until = end;
         let more = report.has_work || !cell.backend.inbound.is_empty();
-        self.return_credits(index);
         self.route_outbound(index, end);
         if more {
             self.schedule(index, end);
         } else if let Some(deadline) = report.next_deadline {
             self.schedule(index, deadline.as_nanos().max(end));
-        }
-    }
-
-    /// Gives the senders back the ring slots of the messages shard `index` took.
-    fn return_credits(&mut self, index: usize) {
-        let base = self.cells[index].node_base as usize;
-        let local = self.cells[index].shard.index();
-        for source in 0..self.cells[index].backend.consumed.len() {
-            let taken = core::mem::take(&mut self.cells[index].backend.consumed[source]);
-            if taken > 0 {
-                self.cells[base + source].backend.credits[local] += taken;
-            }
         }
     }
 
@@ -324,7 +331,7 @@ impl World {
         // Bounded by the transport credits.
         for position in 0..self.cells[index].backend.outbound.len() {
             let cell = &mut self.cells[index];
-            let (destination_local, message) = cell.backend.outbound[position];
+            let (destination_local, slot) = cell.backend.outbound[position];
             let mut delay = if max == 0 { 0 } else { cell.network.range_inclusive(min, max) };
             if self.config.bug == Some(WorldBug::StaticCounter) && self.routed == 0 {
                 // The first message's delay grows by one nanosecond per earlier run in this
@@ -349,19 +356,7 @@ impl World {
                 _ => {}
             }
             let destination = cell.node_base + u32::from(destination_local);
-            // Cell indices fit in u32.
-            let flight = InFlight { source: index as u32, destination, message };
-            let slot = match self.flights_free.pop() {
-                Some(slot) => {
-                    self.flights[slot as usize] = flight;
-                    slot
-                }
-                None => {
-                    self.flights.push(flight);
-                    (self.flights.len() - 1) as u32
-                }
-            };
-            self.push(arrival, u64::from(slot));
+            self.push(arrival, u64::from(slot) | (u64::from(destination) << 32));
         }
         self.cells[index].backend.outbound.clear();
     }
@@ -380,17 +375,17 @@ impl World {
     }
 
     fn sink(&self) -> &Sink {
-        self.sink.as_deref().expect("the sink is home between ticks")
+        &self.lent.as_deref().expect("the sink is home between ticks").sink
     }
 
     /// The sink, between ticks.
     pub fn sink_mut(&mut self) -> &mut Sink {
-        self.sink.as_deref_mut().expect("the sink is home between ticks")
+        &mut self.lent.as_deref_mut().expect("the sink is home between ticks").sink
     }
 
     /// Takes the sink out when the run is over.
     pub fn into_sink(mut self) -> Sink {
-        *self.sink.take().expect("the sink is home between ticks")
+        self.lent.take().expect("the sink is home between ticks").sink
     }
 
     /// Virtual time now, in nanoseconds.
