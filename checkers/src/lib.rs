@@ -150,11 +150,6 @@ pub trait Observer {
     }
 }
 
-/// Every structural checker: the framework's invariants, on for every run.
-pub fn structural() -> Vec<Box<dyn Observer>> {
-    vec![Box::new(Structural::default())]
-}
-
 /// The structural checkers as one observer: each event is resolved once in one shared
 /// layout (its shard and its subject's slot, see [`site`]), then goes, by its kind, only to
 /// the checkers that look at it, through static calls (one virtual call per event instead
