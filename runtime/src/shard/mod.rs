@@ -9,6 +9,7 @@
 //! This module routes and accounts; it never calls isolate code and never decides
 //! supervision (see `supervision`).
 
+mod calls;
 mod slots;
 
 use core::any::TypeId;
@@ -36,6 +37,7 @@ use crate::trace::{
     SpawnError,
 };
 
+use self::calls::{CallResolution, CallSlot};
 use self::slots::{SlotMeta, SlotState, TypeSlots, handle_in, pending, slot_of_key};
 
 /// Why a send failed. Counted and traced in every case.
@@ -106,24 +108,6 @@ pub(crate) struct ExitNotice {
     pub(crate) kind: ExitKind,
     pub(crate) group: u16,
 }
-
-/// The resolution of a call, waiting to be delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CallResolution {
-    None,
-    /// The reply is at the head of the mailbox.
-    Reply,
-    Failed(CallFailure),
-}
-
-#[derive(Clone, Copy, Debug)]
-struct CallSlot {
-    /// The pending call's correlation, or 0.
-    correlation: u32,
-    resolution: CallResolution,
-}
-
-const CALL_IDLE: CallSlot = CallSlot { correlation: 0, resolution: CallResolution::None };
 
 #[derive(Clone, Copy, Debug)]
 struct IoSlot {
@@ -776,71 +760,6 @@ impl ShardCore {
         self.trace(env, Event::Panic { handle, text });
         let kind = if phase == Phase::Init { ExitKind::InitFailed } else { ExitKind::Crashed };
         self.teardown(env, type_index, slot, kind, crash::PANIC);
-    }
-
-    // ----- calls ----------------------------------------------------------------------
-
-    fn start_call(
-        &mut self,
-        env: &mut dyn Env,
-        type_index: usize,
-        slot: usize,
-        to: Handle,
-        outgoing: &Outgoing,
-        timeout: Duration,
-    ) {
-        let caller = self.handle_of(type_index, slot);
-        // Correlations are per shard and skip zero, which means "no call".
-        self.correlation = self.correlation.wrapping_add(1).max(1);
-        let correlation = self.correlation;
-        let deadline = self.now.saturating_add(timeout);
-        let deadline_tick = self.timers.tick_at_or_after(deadline.as_nanos());
-        let deadline_ns = self.timers.nanos_of(deadline_tick);
-        let key = self.key_of(type_index, slot);
-        let slots = &mut self.types[type_index];
-        slots.meta[slot].state = SlotState::WaitingReply;
-        slots.call[slot] = CallSlot { correlation, resolution: CallResolution::None };
-        let now_tick = self.timers.tick_of(self.now.as_nanos());
-        self.timers.set_call(key, now_tick, deadline_tick);
-        self.counters.calls += 1;
-        let id = self.next_id();
-        self.trace(
-            env,
-            Event::CallStart { caller, callee: to, correlation, request: id, deadline_ns },
-        );
-        let request = Message::request(id, caller, to, correlation, outgoing);
-        if let Err(error) = self.send_message(env, &request) {
-            let failure = match error {
-                SendError::MailboxFull => CallFailure::MailboxFull,
-                SendError::PoolExhausted => CallFailure::PoolExhausted,
-                SendError::StaleHandle => CallFailure::StaleHandle,
-            };
-            self.counters.calls_unroutable += 1;
-            self.fail_call(env, type_index, slot, failure);
-        }
-    }
-
-    /// Ends the pending call of a slot with `failure`, delivered at its next dispatch.
-    fn fail_call(
-        &mut self,
-        env: &mut dyn Env,
-        type_index: usize,
-        slot: usize,
-        failure: CallFailure,
-    ) {
-        let caller = self.handle_of(type_index, slot);
-        let key = self.key_of(type_index, slot);
-        self.timers.cancel_call(key);
-        let slots = &mut self.types[type_index];
-        let correlation = slots.call[slot].correlation;
-        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Failed(failure) };
-        slots.meta[slot].pending |= pending::RESOLVED;
-        slots.meta[slot].state = SlotState::Waiting;
-        slots.wake(slot);
-        self.trace(
-            env,
-            Event::CallEnd { caller, correlation, outcome: CallOutcome::Failed(failure) },
-        );
     }
 
     // ----- timers ---------------------------------------------------------------------

@@ -6,7 +6,8 @@
 
 use core::any::TypeId;
 
-use super::{CALL_IDLE, CallSlot, IO_IDLE, IoSlot};
+use super::calls::{CALL_IDLE, CallSlot};
+use super::{IO_IDLE, IoSlot};
 use crate::handle::{Handle, ShardId};
 use crate::pool::Mailbox;
 use crate::ring::Ring;
