@@ -7,7 +7,7 @@
 use core::any::TypeId;
 
 use super::calls::{CALL_IDLE, CallSlot};
-use super::{IO_IDLE, IoSlot};
+use super::io_table::{IO_IDLE, IoSlot};
 use crate::handle::{Handle, ShardId};
 use crate::pool::Mailbox;
 use crate::ring::Ring;

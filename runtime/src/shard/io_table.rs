@@ -1,0 +1,247 @@
+//! The shard's side of I/O: each slot's operation state (`IoSlot`), the in-flight table
+//! (`InFlight`: what the backend holds and which buffers the shard keeps for it until the
+//! completion), submission, completion or staleness, and the buffers isolates hold.
+//!
+//! Not the operations, their wire form or the buffer pool (see `crate::io`), and never a
+//! system call: the backend performs the I/O, this file only accounts for it.
+
+use super::ShardCore;
+use super::slots::{SlotState, pending};
+use crate::backend::Env;
+use crate::handle::Handle;
+use crate::io::{
+    BufferId, IoCompletion, IoError, IoOp, IoOpKind, IoReaped, IoResult, IoSubmission, IoToken,
+};
+use crate::trace::Event;
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct IoSlot {
+    /// Bumped at every submission; a completion must carry the current value.
+    pub(super) sequence: u32,
+    /// A completion waiting for delivery, with its received data.
+    pub(super) completion: Option<(IoCompletion, Option<BufferId>)>,
+}
+
+pub(super) const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
+
+/// An operation the backend holds: the buffers the shard must keep until it completes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InFlight {
+    token: IoToken,
+    op: IoOpKind,
+    input: Option<BufferId>,
+    receive: Option<BufferId>,
+}
+
+impl ShardCore {
+    /// Queues `op` for the backend, or completes it at once with the reason it cannot go.
+    pub(super) fn submit_io(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        op: IoOp,
+    ) {
+        let isolate = self.handle_of(type_index, slot);
+        let io = &mut self.types[type_index].io[slot];
+        io.sequence = io.sequence.wrapping_add(1);
+        let sequence = io.sequence;
+        self.types[type_index].meta[slot].state = SlotState::WaitingIo;
+        self.counters.io_submitted += 1;
+        self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
+        match self.prepare_io(isolate, sequence, op) {
+            Ok(submission) => {
+                // `prepare_io` checked the queue has room.
+                self.io_queue.push(submission).expect("room checked");
+            }
+            Err(error) => {
+                let completion = IoCompletion { op: op.kind(), result: IoResult::Failed(error) };
+                self.complete_io(env, type_index, slot, completion, None);
+            }
+        }
+    }
+
+    /// Takes the operation's buffers and an in-flight entry, or says why it cannot go.
+    fn prepare_io(
+        &mut self,
+        isolate: Handle,
+        sequence: u32,
+        op: IoOp,
+    ) -> Result<IoSubmission, IoError> {
+        if self.io_queue.is_full() {
+            return Err(IoError::SubmissionFull);
+        }
+        if self.in_flight_free_len == 0 {
+            return Err(IoError::SubmissionFull);
+        }
+        let input = op.input_buffer();
+        if let Some(buffer) = input
+            && !self.buffers.held_by(buffer, isolate)
+        {
+            return Err(IoError::InvalidBuffer);
+        }
+        let receive = match op.receive_len_max() {
+            Some(_) => Some(self.buffers.alloc(Handle::NONE)?),
+            None => None,
+        };
+        if let Some(buffer) = input {
+            self.buffers.take_from_holder(buffer);
+            let (type_index, slot) = (isolate.type_index() as usize, isolate.slot() as usize);
+            self.types[type_index].buffers_held[slot] -= 1;
+        }
+        self.in_flight_free_len -= 1;
+        let entry = self.in_flight_free[self.in_flight_free_len];
+        let token = IoToken { isolate, sequence, entry };
+        self.in_flight[entry as usize] = Some(InFlight { token, op: op.kind(), input, receive });
+        Ok(IoSubmission { token, op, receive_buffer: receive })
+    }
+
+    /// The next submission for the backend.
+    #[inline]
+    pub(crate) fn pop_io_submission(&mut self) -> Option<IoSubmission> {
+        self.io_queue.pop()
+    }
+
+    /// The backend refused a submission: it completes with `error`.
+    pub(crate) fn io_refused(&mut self, env: &mut dyn Env, token: IoToken, error: IoError) {
+        self.io_reaped(env, IoReaped { token, result: IoResult::Failed(error) });
+    }
+
+    /// A completion from the backend: delivered to the isolate that is still waiting for
+    /// it, or discarded as stale (its buffers freed, a handle it opened closed).
+    pub(crate) fn io_reaped(
+        &mut self,
+        env: &mut dyn Env,
+        reaped: IoReaped,
+    ) -> Option<crate::io::IoHandle> {
+        let token = reaped.token;
+        let Some(Some(entry)) = self.in_flight.get(token.entry as usize).copied() else {
+            self.io_stale(env, token);
+            return None;
+        };
+        if entry.token != token {
+            self.io_stale(env, token);
+            return None;
+        }
+        self.in_flight[token.entry as usize] = None;
+        self.in_flight_free[self.in_flight_free_len] = token.entry;
+        self.in_flight_free_len += 1;
+        if let Some(buffer) = entry.input {
+            self.buffers.release(buffer);
+        }
+        if token.isolate.is_none() {
+            // The completion of a close the shard issued for a stale completion.
+            return None;
+        }
+        let completion = IoCompletion { op: entry.op, result: reaped.result };
+        let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
+            let slots = &self.types[type_index];
+            slots.meta[slot].state == SlotState::WaitingIo
+                && slots.io[slot].sequence == token.sequence
+        });
+        match waiting {
+            Some((type_index, slot)) => {
+                let data = match reaped.result {
+                    IoResult::Received { .. } => entry.receive,
+                    _ => {
+                        if let Some(buffer) = entry.receive {
+                            self.buffers.release(buffer);
+                        }
+                        None
+                    }
+                };
+                self.complete_io(env, type_index, slot, completion, data);
+                None
+            }
+            None => {
+                if let Some(buffer) = entry.receive {
+                    self.buffers.release(buffer);
+                }
+                self.io_stale(env, token);
+                match reaped.result {
+                    IoResult::Opened(handle) | IoResult::Accepted { socket: handle, .. } => {
+                        Some(handle)
+                    }
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn io_stale(&mut self, env: &mut dyn Env, token: IoToken) {
+        self.counters.io_stale += 1;
+        self.trace(env, Event::IoStale { isolate: token.isolate, sequence: token.sequence });
+    }
+
+    fn complete_io(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        completion: IoCompletion,
+        data: Option<BufferId>,
+    ) {
+        let isolate = self.handle_of(type_index, slot);
+        let slots = &mut self.types[type_index];
+        let sequence = slots.io[slot].sequence;
+        slots.io[slot].completion = Some((completion, data));
+        slots.meta[slot].pending |= pending::IO;
+        slots.meta[slot].state = SlotState::Waiting;
+        slots.wake(slot);
+        self.counters.io_completed += 1;
+        let ok = !matches!(completion.result, IoResult::Failed(_));
+        self.trace(env, Event::IoComplete { isolate, sequence, op: completion.op, ok });
+    }
+
+    /// Queues a close, on no isolate's behalf, of a handle a stale completion opened. If the
+    /// queue is full the handle stays open (counted as stale already).
+    pub(crate) fn discard_handle(&mut self, handle: crate::io::IoHandle) {
+        if self.io_queue.is_full() || self.in_flight_free_len == 0 {
+            return;
+        }
+        self.in_flight_free_len -= 1;
+        let entry = self.in_flight_free[self.in_flight_free_len];
+        let token = IoToken { isolate: Handle::NONE, sequence: 0, entry };
+        self.in_flight[entry as usize] =
+            Some(InFlight { token, op: IoOpKind::Close, input: None, receive: None });
+        self.io_queue
+            .push(IoSubmission { token, op: IoOp::Close { handle }, receive_buffer: None })
+            .expect("room checked");
+    }
+
+    /// Operations handed to the backend and not yet completed.
+    #[inline]
+    pub(crate) fn io_in_flight(&self) -> usize {
+        self.in_flight.len() - self.in_flight_free_len
+    }
+
+    /// Gives `holder` a shard buffer.
+    pub(crate) fn buffer_alloc(&mut self, holder: Handle) -> Result<BufferId, IoError> {
+        let (type_index, slot) = self.resolve(holder).expect("a running isolate is live");
+        let buffer = self.buffers.alloc(holder)?;
+        self.types[type_index].buffers_held[slot] += 1;
+        Ok(buffer)
+    }
+
+    /// Takes back a buffer `holder` holds.
+    pub(crate) fn buffer_free(&mut self, holder: Handle, buffer: BufferId) -> Result<(), IoError> {
+        if !self.buffers.held_by(buffer, holder) {
+            return Err(IoError::InvalidBuffer);
+        }
+        let (type_index, slot) = self.resolve(holder).expect("a running isolate is live");
+        self.buffers.release(buffer);
+        self.types[type_index].buffers_held[slot] -= 1;
+        Ok(())
+    }
+
+    /// The received data of the completion being handled.
+    pub(crate) fn io_data(&self) -> &[u8] {
+        match self.current_io {
+            Some((buffer, len)) => {
+                let bytes = self.buffers.get(buffer).unwrap_or(&[]);
+                &bytes[..(len as usize).min(bytes.len())]
+            }
+            None => &[],
+        }
+    }
+}
