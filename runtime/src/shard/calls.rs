@@ -7,8 +7,9 @@
 
 use core::time::Duration;
 
+use super::ShardCore;
+use super::routing::SendError;
 use super::slots::{SlotState, pending};
-use super::{SendError, ShardCore};
 use crate::backend::Env;
 use crate::handle::Handle;
 use crate::message::Message;

@@ -11,79 +11,32 @@
 
 mod calls;
 mod io_table;
+mod routing;
 mod slots;
 mod timers;
 
 use core::any::TypeId;
-use core::fmt;
 
 use crate::backend::{Env, Timestamp};
 use crate::handle::{Handle, ShardId};
 use crate::io::{BufferId, IoBuffers, IoOp, IoResult, IoSubmission, IoToken};
-use crate::isolate::{Effect, ReplyToken, crash};
+use crate::isolate::{Effect, crash};
 use crate::label::Label;
 use crate::limits::{GENERATION_MAX, IO_SUBMISSIONS_PER_TICK_MAX};
 use crate::message::{Message, MessageId, TimerFired};
-use crate::payload::{Outgoing, Payload, Tag};
+use crate::payload::Tag;
 use crate::pool::MessagePool;
 use crate::ring::Ring;
 use crate::spec::{ArgsBytes, SystemSpec};
 use crate::supervision::{Groups, NO_GROUP};
 use crate::timer::{Fired, Timers};
-use crate::trace::{
-    CallOutcome, Counters, DropReason, Event, ExitKind, NO_REASON, ShardFailure, SpawnError,
-};
+use crate::trace::{Counters, DropReason, Event, ExitKind, NO_REASON, ShardFailure, SpawnError};
+
+pub use self::routing::{ReplyError, SendError};
 
 use self::calls::{CallResolution, CallSlot};
 use self::io_table::InFlight;
 use self::slots::{SlotMeta, SlotState, TypeSlots, handle_in, pending};
-
-/// Why a send failed. Counted and traced in every case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// The destination mailbox (or, for another shard, the transport toward it) is full.
-    MailboxFull,
-    /// The shard's message pool has no free envelope.
-    PoolExhausted,
-    /// The handle names no live isolate.
-    StaleHandle,
-}
-
-impl fmt::Display for SendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SendError::MailboxFull => "the destination mailbox is full",
-            SendError::PoolExhausted => "the message pool is exhausted",
-            SendError::StaleHandle => "the handle names no live isolate",
-        })
-    }
-}
-
-impl std::error::Error for SendError {}
-
-/// Why a reply could not be delivered (for a caller on this shard; a reply to another
-/// shard fails, if it does, on that shard, counted there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplyError {
-    /// The caller is gone, or no longer waits for this call (answered or timed out).
-    NoPendingCall,
-    /// The message pool had no envelope for the reply.
-    PoolExhausted,
-    /// The transport toward the caller's shard is full.
-    TransportFull,
-}
-
-impl fmt::Display for ReplyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ReplyError::NoPendingCall => "the caller no longer waits for this reply",
-            ReplyError::PoolExhausted => "the message pool is exhausted",
-            ReplyError::TransportFull => "the transport toward the caller is full",
-        })
-    }
-}
-
-impl std::error::Error for ReplyError {}
 
 /// Where an isolate's code was when it returned an effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,153 +198,6 @@ impl ShardCore {
     fn next_id(&mut self) -> MessageId {
         self.sequence += 1;
         MessageId::new(self.shard, self.sequence)
-    }
-
-    // ----- messages -------------------------------------------------------------------
-
-    /// Sends `outgoing` from `from` to `to`: locally into the mailbox, or into the transport.
-    #[inline]
-    pub(crate) fn send(
-        &mut self,
-        env: &mut dyn Env,
-        from: Handle,
-        to: Handle,
-        outgoing: &Outgoing,
-    ) -> Result<(), SendError> {
-        let id = self.next_id();
-        self.send_message(env, &Message::user(id, from, to, outgoing))
-    }
-
-    /// `send` of `Outgoing::new(payload)`, with the envelope encoded in place.
-    #[inline]
-    pub(crate) fn send_payload<P: Payload>(
-        &mut self,
-        env: &mut dyn Env,
-        from: Handle,
-        to: Handle,
-        payload: &P,
-    ) -> Result<(), SendError> {
-        let id = self.next_id();
-        self.send_message(env, &Message::user_payload(id, from, to, payload))
-    }
-
-    /// Routes an envelope built by this shard; counts and traces the send and any drop.
-    #[inline]
-    fn send_message(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), SendError> {
-        let (id, from, to) = (message.id(), message.source(), message.destination());
-        self.counters.sent += 1;
-        self.trace(env, Event::Send { id, from, to, tag: message.tag() });
-        let remote = !to.is_none() && to.shard() != self.shard;
-        let result = if !remote {
-            if message.is_reply() {
-                self.accept_reply(env, message)
-            } else {
-                self.enqueue(env, message)
-            }
-        } else if to.shard().index() >= self.shard_count {
-            Err(DropReason::StaleHandle)
-        } else {
-            env.send_remote(to.shard(), message).map_err(|_| DropReason::RingFull)
-        };
-        result.map_err(|reason| {
-            self.drop_message(env, id, to, reason);
-            match reason {
-                DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
-                DropReason::PoolExhausted => SendError::PoolExhausted,
-                DropReason::StaleHandle | DropReason::TargetExited | DropReason::LateReply => {
-                    SendError::StaleHandle
-                }
-            }
-        })
-    }
-
-    /// Accepts an envelope that arrived from another shard; drops are counted here.
-    #[inline]
-    pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
-        let result = if message.is_reply() {
-            self.accept_reply(env, message)
-        } else {
-            self.enqueue(env, message)
-        };
-        if let Err(reason) = result {
-            self.drop_message(env, message.id(), message.destination(), reason);
-        }
-    }
-
-    fn drop_message(&mut self, env: &mut dyn Env, id: MessageId, to: Handle, reason: DropReason) {
-        self.counters.count_drop(reason);
-        self.trace(env, Event::Drop { id, to, reason });
-    }
-
-    /// Puts `message` in its destination's mailbox on this shard and wakes the destination.
-    /// The checks run in a fixed order: liveness, capacity, pool.
-    #[inline]
-    fn enqueue(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
-        let to = message.destination();
-        let (type_index, slot) = self.resolve(to).ok_or(DropReason::StaleHandle)?;
-        let slots = &mut self.types[type_index];
-        let meta = &mut slots.meta[slot];
-        if meta.mailbox.len() >= slots.mailbox_capacity {
-            return Err(DropReason::MailboxFull);
-        }
-        meta.mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = meta.mailbox.len();
-        if meta.state == SlotState::Waiting {
-            meta.wake(&mut slots.ready, slot);
-        }
-        self.counters.enqueued += 1;
-        self.trace(env, Event::Enqueue { id: message.id(), to, mailbox_len, reply: false });
-        Ok(())
-    }
-
-    /// Delivers a reply to a caller on this shard: accepted only while the caller waits for
-    /// that very call; then it goes to the head of the mailbox, ahead of older messages, and
-    /// does not count against the capacity.
-    fn accept_reply(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
-        let caller = message.destination();
-        let (type_index, slot) = self.resolve(caller).ok_or(DropReason::StaleHandle)?;
-        let slots = &mut self.types[type_index];
-        let call = slots.call[slot];
-        if slots.meta[slot].state != SlotState::WaitingReply
-            || call.correlation != message.correlation()
-            || call.resolution != CallResolution::None
-        {
-            return Err(DropReason::LateReply);
-        }
-        slots.meta[slot]
-            .mailbox
-            .push_front(&mut self.pool, message)
-            .map_err(|()| DropReason::PoolExhausted)?;
-        let mailbox_len = slots.meta[slot].mailbox.len();
-        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::Reply };
-        slots.meta[slot].pending |= pending::RESOLVED;
-        let key = self.key_of(type_index, slot);
-        self.timers.cancel_call(key);
-        self.counters.enqueued += 1;
-        self.counters.calls_replied += 1;
-        self.trace(env, Event::Enqueue { id: message.id(), to: caller, mailbox_len, reply: true });
-        let correlation = message.correlation();
-        self.trace(env, Event::CallEnd { caller, correlation, outcome: CallOutcome::Replied });
-        self.types[type_index].wake(slot);
-        Ok(())
-    }
-
-    /// Sends the reply for `token`.
-    pub(crate) fn reply(
-        &mut self,
-        env: &mut dyn Env,
-        from: Handle,
-        token: ReplyToken,
-        outgoing: &Outgoing,
-    ) -> Result<(), ReplyError> {
-        let id = self.next_id();
-        self.counters.replies += 1;
-        let message = Message::reply(id, from, token.caller, token.correlation, outgoing);
-        self.send_message(env, &message).map_err(|error| match error {
-            SendError::MailboxFull => ReplyError::TransportFull,
-            SendError::PoolExhausted => ReplyError::PoolExhausted,
-            SendError::StaleHandle => ReplyError::NoPendingCall,
-        })
     }
 
     // ----- spawning -------------------------------------------------------------------
