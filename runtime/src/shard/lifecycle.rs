@@ -1,0 +1,282 @@
+//! The lifecycle of an incarnation: reserving a slot for a spawn (static or dynamic),
+//! handing pending inits to the scheduler, and ending it (a stop, a crash, a panic),
+//! which frees everything it held and queues an `ExitNotice` for its supervisor.
+//!
+//! Not the supervision decisions (see `crate::supervision`) and never isolate code: the
+//! arena runs `init` and drops the isolate's state.
+
+use core::any::TypeId;
+
+use super::Phase;
+use super::ShardCore;
+use super::calls::{CallResolution, CallSlot};
+use super::slots::SlotState;
+use crate::backend::Env;
+use crate::handle::Handle;
+use crate::isolate::crash;
+use crate::label::Label;
+use crate::limits::GENERATION_MAX;
+use crate::spec::ArgsBytes;
+use crate::supervision::NO_GROUP;
+use crate::trace::{DropReason, Event, ExitKind, SpawnError};
+
+/// A supervised isolate stopped by itself; its group decides what follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ExitNotice {
+    pub(crate) handle: Handle,
+    pub(crate) kind: ExitKind,
+    pub(crate) group: u16,
+}
+
+impl ShardCore {
+    /// The dense index of the isolate type whose Rust type is `isolate`. A linear scan over
+    /// at most 255 types; each Rust type is registered once, so the answer is unique.
+    pub(crate) fn type_index_of(&self, isolate: TypeId) -> Option<usize> {
+        self.types.iter().position(|slots| slots.isolate == isolate)
+    }
+
+    /// Reserves a slot of `type_index` for a child of `parent` in `group`; its `init` runs
+    /// after the current handler returns.
+    pub(crate) fn reserve(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        type_index: Option<usize>,
+        args: &[u8],
+        group: u16,
+    ) -> Result<Handle, SpawnError> {
+        let result = match type_index {
+            Some(type_index) => self.try_reserve(type_index, args, group),
+            None => Err(SpawnError::NotRegistered),
+        };
+        match result {
+            Ok(child) => {
+                self.counters.spawned += 1;
+                self.pending_inits.push(child).expect("pending inits hold every slot");
+                self.trace(env, Event::Spawn { parent, child });
+            }
+            Err(reason) => self.spawn_failed(env, parent, type_index, reason),
+        }
+        result
+    }
+
+    fn spawn_failed(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        type_index: Option<usize>,
+        reason: SpawnError,
+    ) {
+        self.counters.spawn_failed += 1;
+        // Type indices fit in u8 once the spec is validated.
+        let type_index = type_index.map_or(u8::MAX, |t| t as u8);
+        self.trace(env, Event::SpawnFailed { parent, type_index, reason });
+    }
+
+    fn try_reserve(
+        &mut self,
+        type_index: usize,
+        args: &[u8],
+        group: u16,
+    ) -> Result<Handle, SpawnError> {
+        let slots = &mut self.types[type_index];
+        assert_eq!(args.len(), slots.args_size, "spawn arguments of the registered size");
+        if slots.free_len == 0 {
+            return Err(SpawnError::ArenaFull);
+        }
+        slots.free_len -= 1;
+        let slot = slots.free[slots.free_len as usize] as usize;
+        assert_eq!(slots.meta[slot].state, SlotState::Free);
+        debug_assert!(slots.meta[slot].mailbox.is_empty());
+        slots.meta[slot].state = SlotState::Reserved;
+        slots.group[slot] = group;
+        let size = slots.args_size;
+        slots.args[slot * size..(slot + 1) * size].copy_from_slice(args);
+        Ok(self.handle_of(type_index, slot))
+    }
+
+    /// Spawns a dynamic child of `isolate` type into the group of `parent`.
+    pub(crate) fn spawn_child(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        isolate: TypeId,
+        args: &[u8],
+        restart: crate::spec::Restart,
+    ) -> Result<Handle, SpawnError> {
+        let type_index = self.type_index_of(isolate);
+        let group = self.resolve(parent).map_or(NO_GROUP, |(parent_type, parent_slot)| {
+            self.types[parent_type].group[parent_slot]
+        });
+        let refusal = if group == NO_GROUP {
+            Some(SpawnError::NotSupervised)
+        } else if !self.groups.dynamic_room(group) {
+            Some(SpawnError::GroupFull)
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            self.spawn_failed(env, parent, type_index, reason);
+            return Err(reason);
+        }
+        let child = self.reserve(env, parent, type_index, args, group)?;
+        // Type indices fit in u16 (at most 255 types).
+        let index = child.type_index() as u16;
+        self.groups.add_dynamic(group, index, ArgsBytes::from_slice(args), restart, child);
+        Ok(child)
+    }
+
+    /// Takes the next pending init that is still reserved and marks it running.
+    pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize)> {
+        // Bounded by the ring's capacity, which is the shard's slot count.
+        while let Some(child) = self.pending_inits.pop() {
+            let type_index = child.type_index() as usize;
+            let slot = child.slot() as usize;
+            let slots = &mut self.types[type_index];
+            if slots.meta[slot].state == SlotState::Reserved
+                && slots.meta[slot].generation == child.generation()
+            {
+                slots.meta[slot].state = SlotState::Running;
+                return Some((type_index, slot));
+            }
+        }
+        None
+    }
+
+    /// Ends the incarnation in `slot`: drops its queued messages, timers, pending call,
+    /// undelivered completion and buffers, bumps the generation (so every handle to it and
+    /// every I/O token of it is stale) and frees or retires the slot. A supervised isolate
+    /// that stopped by itself is queued for its group's decision. The caller drops the
+    /// isolate's state in its arena.
+    pub(crate) fn teardown(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        kind: ExitKind,
+        reason: Label,
+    ) {
+        let handle = self.handle_of(type_index, slot);
+        match kind {
+            ExitKind::Normal => self.counters.exits_normal += 1,
+            ExitKind::Crashed => self.counters.crashes += 1,
+            ExitKind::InitFailed => self.counters.init_failures += 1,
+            ExitKind::Shutdown => self.counters.shutdowns += 1,
+        }
+        self.trace(env, Event::Exit { handle, kind, reason });
+        // Bounded by the mailbox capacity (plus one accepted reply).
+        while let Some(message) =
+            self.types[type_index].meta[slot].mailbox.pop_front(&mut self.pool)
+        {
+            self.drop_message(env, message.id(), handle, DropReason::TargetExited);
+        }
+        let key = self.key_of(type_index, slot);
+        let (timers, trace_on, counters) = (&mut self.timers, self.trace_on, &mut self.counters);
+        timers.clear_owner(key, |timer| {
+            counters.timers_cancelled += 1;
+            if trace_on {
+                env.trace(&Event::TimerCancel { owner: handle, timer });
+            }
+        });
+        let slots = &mut self.types[type_index];
+        slots.call[slot] = CallSlot { correlation: 0, resolution: CallResolution::None };
+        slots.meta[slot].pending = 0;
+        if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
+            self.buffers.release(buffer);
+        }
+        if core::mem::take(&mut slots.buffers_held[slot]) > 0 {
+            self.buffers.release_held_by(handle);
+        }
+        let slots = &mut self.types[type_index];
+        let group = slots.group[slot];
+        slots.group[slot] = NO_GROUP;
+        if slots.meta[slot].generation == GENERATION_MAX {
+            slots.meta[slot].state = SlotState::Retired;
+            self.counters.slots_retired += 1;
+            self.trace(env, Event::Retire { handle });
+        } else {
+            slots.meta[slot].generation += 1;
+            slots.meta[slot].state = SlotState::Free;
+            slots.free[slots.free_len as usize] = slot as u32;
+            slots.free_len += 1;
+        }
+        if group != NO_GROUP && kind != ExitKind::Shutdown {
+            self.exits
+                .push(ExitNotice { handle, kind, group })
+                .expect("exit notices hold every slot");
+        }
+    }
+
+    /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
+    pub(crate) fn panicked(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        text: crate::trace::PanicText,
+        phase: Phase,
+    ) {
+        if let Some((buffer, _)) = self.current_io.take() {
+            self.buffers.release(buffer);
+        }
+        let handle = self.handle_of(type_index, slot);
+        self.counters.panics += 1;
+        self.trace(env, Event::Panic { handle, text });
+        let kind = if phase == Phase::Init { ExitKind::InitFailed } else { ExitKind::Crashed };
+        self.teardown(env, type_index, slot, kind, crash::PANIC);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handle::ShardId;
+    use crate::isolate::{Effect, Isolate};
+    use crate::message::Message;
+    use crate::spec::{SystemSpec, TypeConfig};
+    use crate::testing::{TestBackend, TestConfig};
+    use crate::trace::NO_REASON;
+
+    struct Idle;
+
+    impl Isolate for Idle {
+        type Args = ();
+        fn init(_args: (), _ctx: &mut crate::Ctx<'_>) -> (Self, Effect) {
+            (Idle, Effect::Receive)
+        }
+        fn handle(&mut self, _message: &Message, _ctx: &mut crate::Ctx<'_>) -> Effect {
+            Effect::Receive
+        }
+    }
+
+    /// A slot that ends an incarnation at the last generation is retired: never handed out
+    /// again, counted and traced, and its last handle is stale.
+    #[test]
+    fn slot_at_last_generation_is_retired() {
+        let mut spec = SystemSpec::new(1);
+        spec.register::<Idle>(TypeConfig::new("idle").slots(1));
+        let mut core = ShardCore::new(&spec, ShardId(0));
+        let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
+        core.trace_on = true;
+        let idle = Some(0);
+
+        core.types[0].meta[0].generation = GENERATION_MAX - 1;
+        let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
+        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
+        let last =
+            core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("the slot again");
+        assert_eq!((first.generation(), last.generation()), (GENERATION_MAX - 1, GENERATION_MAX));
+        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
+
+        assert_eq!(core.types[0].meta[0].state, SlotState::Retired);
+        assert_eq!(core.counters.slots_retired, 1);
+        assert_eq!(
+            core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP),
+            Err(SpawnError::ArenaFull)
+        );
+        assert_eq!(core.resolve(last), None);
+        assert!(backend.events().contains(&Event::Retire { handle: last }));
+    }
+}
