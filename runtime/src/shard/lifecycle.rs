@@ -7,9 +7,9 @@
 
 use core::any::TypeId;
 
-use super::Phase;
 use super::ShardCore;
 use super::calls::{CallResolution, CallSlot};
+use super::dispatch::Phase;
 use super::slots::SlotState;
 use crate::backend::Env;
 use crate::handle::Handle;
