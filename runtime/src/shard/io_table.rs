@@ -17,7 +17,7 @@ use crate::trace::Event;
 #[derive(Clone, Copy, Debug)]
 pub(super) struct IoSlot {
     /// Bumped at every submission; a completion must carry the current value.
-    pub(super) sequence: u32,
+    sequence: u32,
     /// A completion waiting for delivery, with its received data.
     pub(super) completion: Option<(IoCompletion, Option<BufferId>)>,
 }
