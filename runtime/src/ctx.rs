@@ -4,9 +4,9 @@
 //! (never the arena being dispatched) and the backend through `&mut dyn Env`, so it does not
 //! mention the backend type. Every call returns at once: sends, spawns and timers report a
 //! typed result instead of blocking; logging records a trace event instead of formatting.
-//! Every call that runs core code counts itself in `ShardCore::in_core`, so a panic inside
-//! one is recognised as a broken invariant of the core and re-raised past the isolate
-//! boundary instead of being blamed on the isolate.
+//! Every call that runs core or backend code counts itself in `ShardCore::in_core` (the core
+//! guard), so a panic inside one is recognised as a broken invariant of the core and
+//! re-raised past the isolate boundary instead of being blamed on the isolate.
 
 use core::any::TypeId;
 use core::fmt;
@@ -150,16 +150,10 @@ impl<'a> Ctx<'a> {
         offset: usize,
         bytes: &[u8],
     ) -> Result<(), IoError> {
-        if !self.core.buffers.held_by(buffer, self.me) {
-            return Err(IoError::InvalidBuffer);
-        }
-        let data = self.core.buffers.get_mut(buffer).ok_or(IoError::InvalidBuffer)?;
-        let end = offset
-            .checked_add(bytes.len())
-            .filter(|&end| end <= data.len())
-            .ok_or(IoError::OutOfBounds)?;
-        data[offset..end].copy_from_slice(bytes);
-        Ok(())
+        self.core.in_core += 1;
+        let result = self.core.buffer_write(self.me, buffer, offset, bytes);
+        self.core.in_core -= 1;
+        result
     }
 
     /// Frees a buffer this isolate holds.
@@ -180,6 +174,8 @@ impl<'a> Ctx<'a> {
     /// formatted unless the backend writes a log.
     pub fn log<const N: usize>(&mut self, level: Level, tag: Label, values: [u64; N]) {
         const { assert!(N <= LOG_VALUES_MAX, "ctx.log takes at most four values") }
+        // The backend's sink runs here: a panic in it is the core's, not the isolate's.
+        self.core.in_core += 1;
         self.core.counters.logs += 1;
         if self.core.trace_on {
             let mut padded = [0; LOG_VALUES_MAX];
@@ -188,11 +184,16 @@ impl<'a> Ctx<'a> {
             let count = N as u8;
             self.env.trace(&Event::Log { handle: self.me, level, tag, values: padded, count });
         }
+        self.core.in_core -= 1;
     }
 
     /// A random word from the backend: a seeded stream in simulation.
     pub fn random_u64(&mut self) -> u64 {
-        self.env.random_u64()
+        // Backend code: a panic in it is the core's, not the isolate's.
+        self.core.in_core += 1;
+        let word = self.env.random_u64();
+        self.core.in_core -= 1;
+        word
     }
 }
 

@@ -223,6 +223,26 @@ impl ShardCore {
         Ok(buffer)
     }
 
+    /// Copies `bytes` into a buffer `holder` holds, at `offset`.
+    pub(crate) fn buffer_write(
+        &mut self,
+        holder: Handle,
+        buffer: BufferId,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Result<(), IoError> {
+        if !self.buffers.held_by(buffer, holder) {
+            return Err(IoError::InvalidBuffer);
+        }
+        let data = self.buffers.get_mut(buffer).ok_or(IoError::InvalidBuffer)?;
+        let end = offset
+            .checked_add(bytes.len())
+            .filter(|&end| end <= data.len())
+            .ok_or(IoError::OutOfBounds)?;
+        data[offset..end].copy_from_slice(bytes);
+        Ok(())
+    }
+
     /// Takes back a buffer `holder` holds.
     pub(crate) fn buffer_free(&mut self, holder: Handle, buffer: BufferId) -> Result<(), IoError> {
         if !self.buffers.held_by(buffer, holder) {
