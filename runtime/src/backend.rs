@@ -1,8 +1,9 @@
 //! The `Backend` trait: the only way out of the core.
 //!
 //! A backend gives a shard its clock, its randomness, its cross-shard transport, its I/O
-//! (next: submission and completion), a way to park until there is work, and a sink for
-//! trace events. The simulator implements it with virtual time and a seeded world; the
+//! (next: submission and completion), a way to park until there is work, a sink for
+//! trace events, its fault-injection points (`buggify`) and the runtime's shard recovery
+//! (`revive_shard`). The simulator implements it with virtual time and a seeded world; the
 //! production runtime with real threads, rings and io_uring; tests with a manual clock.
 //!
 //! The backend is passed into every `Scheduler::tick` instead of being stored in the
@@ -15,6 +16,7 @@ use core::time::Duration;
 
 use crate::handle::ShardId;
 use crate::io::{IoBuffers, IoError, IoReaped, IoSubmission};
+use crate::label::Label;
 use crate::message::Message;
 use crate::trace::{Event, ShardFailure};
 
@@ -75,6 +77,23 @@ pub trait Env {
 
     /// Receives one trace event. Called only while `Backend::tracing` returns true.
     fn trace(&mut self, event: &Event);
+
+    /// Whether the fault-injection point `site` fires now (`Ctx::buggify`). The default,
+    /// and every production backend, answers `false`: a buggify point costs one call and
+    /// changes nothing. The simulator decides per run which sites are active and per call
+    /// whether an active one fires, drawing both from its seed.
+    fn buggify(&mut self, site: Label) -> bool {
+        let _ = site;
+        false
+    }
+
+    /// Asks the runtime to bring `shard` back if it is quarantined (its restarts exceeded
+    /// their budget and it stays down); a request for a shard that is not quarantined does
+    /// nothing (`Ctx::revive_shard`). Recovering shards is the runtime's business, not the
+    /// scheduler's: the default ignores the request.
+    fn revive_shard(&mut self, shard: ShardId) {
+        let _ = shard;
+    }
 }
 
 /// Everything a shard needs from the world around it.

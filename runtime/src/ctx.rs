@@ -195,6 +195,50 @@ impl<'a> Ctx<'a> {
         self.core.in_core -= 1;
         word
     }
+
+    /// A fault-injection point, after FoundationDB's `BUGGIFY`: whether the isolate should
+    /// take a rare but legal path here (a slow path, an early timeout, a smaller batch, a
+    /// spurious retry), so that simulation exercises the code that handles it.
+    ///
+    /// In production it is a constant `false`. In the simulator each named `site` is
+    /// activated for a whole run with some probability, and an active site then fires on
+    /// each call with another probability, both drawn from the seed: a run either never
+    /// takes a site's path or takes it now and then, and the same seed takes it at the same
+    /// calls. The label names the site; keep it unique and stable, since the simulator's
+    /// draws are keyed by it.
+    ///
+    /// ```
+    /// use tina::{Ctx, Effect, Label};
+    ///
+    /// fn on_request(ctx: &mut Ctx<'_>) -> Effect {
+    ///     if ctx.buggify(Label::new("kv.slow-path")) {
+    ///         // Answer on the next tick instead of now: callers must cope with it.
+    ///         return Effect::Yield;
+    ///     }
+    ///     Effect::Receive
+    /// }
+    /// ```
+    #[inline]
+    pub fn buggify(&mut self, site: Label) -> bool {
+        // Backend code: a panic in it is the core's, not the isolate's.
+        self.core.in_core += 1;
+        let fires = self.env.buggify(site);
+        self.core.in_core -= 1;
+        fires
+    }
+
+    /// Asks the runtime to bring back `shard` if it is quarantined: a shard whose restarts
+    /// exceeded their budget stays down until an operator revives it. An operator isolate
+    /// (one that watches the system's health, or obeys an administrator) calls this; the
+    /// request returns at once, and the shard comes back when the runtime gets to it. A
+    /// request for a shard that is not quarantined (running, recovering, or not a shard of
+    /// this node) does nothing.
+    pub fn revive_shard(&mut self, shard: ShardId) {
+        // Backend code: a panic in it is the core's, not the isolate's.
+        self.core.in_core += 1;
+        self.env.revive_shard(shard);
+        self.core.in_core -= 1;
+    }
 }
 
 impl fmt::Debug for Ctx<'_> {

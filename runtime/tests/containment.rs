@@ -1,10 +1,11 @@
-//! Crash containment at its edges: a panic inside the backend, reached through a `Ctx` call,
-//! is the core's and takes the run down instead of being blamed on the isolate.
+//! `Ctx` calls that reach the backend (random words, log records, buggify points, shard
+//! revival): what the backend is handed, and crash containment at that edge: a panic inside
+//! the backend is the core's and takes the run down instead of being blamed on the isolate.
 
 use std::panic::{self, AssertUnwindSafe};
 
 use tina::io::{IoBuffers, IoError, IoReaped, IoSubmission};
-use tina::testing::{TestBackend, TestConfig};
+use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
     Backend, Ctx, Effect, Env, Event, Isolate, Label, Level, Message, Scheduler, ShardFailure,
     ShardId, SystemSpec, Timestamp, TransportFull, TypeConfig,
@@ -21,6 +22,10 @@ tina::payload! {
 
 const RANDOM: u64 = 1;
 const LOG: u64 = 2;
+const BUGGIFY: u64 = 3;
+const REVIVE: u64 = 4;
+
+const SLOW_PATH: Label = Label::new("poker.slow-path");
 
 /// Sends itself one `Poke` from `init`, and makes the call it names when it arrives.
 struct Poker;
@@ -38,39 +43,63 @@ impl Isolate for Poker {
                 let _ = ctx.random_u64();
             }
             Ok(LOG) => ctx.log(Level::Info, Label::new("poked"), [1]),
+            Ok(BUGGIFY) => {
+                let fired = ctx.buggify(SLOW_PATH);
+                ctx.log(Level::Info, Label::new("buggify"), [u64::from(fired)]);
+            }
+            Ok(REVIVE) => ctx.revive_shard(ShardId(3)),
             _ => {}
         }
         Effect::Receive
     }
 }
 
-/// The test backend, with one method that panics.
+/// The test backend, recording what buggify points and revival requests reach it, with
+/// one method that panics if asked.
 #[derive(Debug)]
-struct Broken {
+struct Probe {
     inner: TestBackend,
-    /// `RANDOM`: `random_u64` panics; `LOG`: `trace` panics on a log record.
-    op: u64,
+    /// The operation whose backend method panics (`RANDOM`, `LOG` for `trace` of a log
+    /// record, `BUGGIFY`, `REVIVE`), or 0.
+    broken: u64,
+    /// Every site `buggify` was asked about; each fires.
+    sites: Vec<&'static str>,
+    /// Every shard `revive_shard` was asked for.
+    revived: Vec<ShardId>,
 }
 
-impl Env for Broken {
+impl Env for Probe {
     fn random_u64(&mut self) -> u64 {
-        if self.op == RANDOM {
+        if self.broken == RANDOM {
             panic!("the backend's random stream broke");
         }
         self.inner.random_u64()
+    }
+    fn buggify(&mut self, site: Label) -> bool {
+        if self.broken == BUGGIFY {
+            panic!("the backend's buggify broke");
+        }
+        self.sites.push(site.text());
+        true
+    }
+    fn revive_shard(&mut self, shard: ShardId) {
+        if self.broken == REVIVE {
+            panic!("the backend's shard recovery broke");
+        }
+        self.revived.push(shard);
     }
     fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
         self.inner.send_remote(to, message)
     }
     fn trace(&mut self, event: &Event) {
-        if self.op == LOG && matches!(event, Event::Log { .. }) {
+        if self.broken == LOG && matches!(event, Event::Log { .. }) {
             panic!("the backend's event sink broke");
         }
         self.inner.trace(event);
     }
 }
 
-impl Backend for Broken {
+impl Backend for Probe {
     fn now(&self) -> Timestamp {
         self.inner.now()
     }
@@ -100,31 +129,83 @@ impl Backend for Broken {
     }
 }
 
-/// Boots one `Poker` asked to make call `op` on a backend whose `op` method panics, runs
-/// one tick, and returns the message of the panic that escaped the tick, if any.
-fn escaped_panic(op: u64) -> Option<String> {
+/// Boots one `Poker` asked to make call `op` on a probe whose `broken` method panics (0:
+/// none), and runs one tick. Returns the probe and the message of the panic that escaped
+/// the tick, if any.
+fn poke(op: u64, broken: u64) -> (Probe, Option<String>) {
     let mut spec = SystemSpec::new(1);
     let poker = spec.register::<Poker>(TypeConfig::new("poker").slots(1));
     spec.register_payload::<Poke>();
     spec.boot_child(S0, poker, op);
-    let mut backend = Broken { inner: TestBackend::new(S0, &TestConfig::default()), op };
-    let mut scheduler = Scheduler::boot(&spec, S0, &mut backend).expect("valid spec");
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler.tick(&mut backend)));
-    let payload = outcome.err()?;
+    let inner = TestBackend::new(S0, &TestConfig::default());
+    let mut probe = Probe { inner, broken, sites: Vec::new(), revived: Vec::new() };
+    let mut scheduler = Scheduler::boot(&spec, S0, &mut probe).expect("valid spec");
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| scheduler.tick(&mut probe)));
+    let Err(payload) = outcome else { return (probe, None) };
     let text = payload.downcast_ref::<String>().cloned();
-    text.or_else(|| payload.downcast_ref::<&str>().map(|text| (*text).to_string()))
+    (probe, text.or_else(|| payload.downcast_ref::<&str>().map(|text| (*text).to_string())))
 }
 
-/// A panic inside the backend's `random_u64`, reached through `ctx.random_u64`, is not the
-/// isolate's: it is re-raised past the isolate boundary (the run fails as a crash) rather
-/// than contained as the isolate's crash.
-#[test]
-fn a_panic_in_the_backends_random_stream_is_the_cores() {
-    assert_eq!(escaped_panic(RANDOM).as_deref(), Some("the backend's random stream broke"));
+/// The values of the isolate's log records with tag `tag`.
+fn logged(probe: &Probe, tag: &str) -> Vec<u64> {
+    let records = probe.inner.events().iter().filter_map(|event| match event {
+        Event::Log { tag: logged, values, .. } if logged.text() == tag => Some(values[0]),
+        _ => None,
+    });
+    records.collect()
 }
 
-/// The same for the backend's event sink, reached through `ctx.log`.
+/// `ctx.buggify` hands its site to the backend and returns the backend's answer;
+/// `ctx.revive_shard` hands the shard to the backend.
 #[test]
-fn a_panic_in_the_backends_sink_during_a_log_is_the_cores() {
-    assert_eq!(escaped_panic(LOG).as_deref(), Some("the backend's event sink broke"));
+fn buggify_and_revive_reach_the_backend() {
+    let (probe, escaped) = poke(BUGGIFY, 0);
+    assert_eq!(escaped, None);
+    assert_eq!(probe.sites, ["poker.slow-path"]);
+    assert_eq!(logged(&probe, "buggify"), [1], "the probe fires every site");
+
+    let (probe, escaped) = poke(REVIVE, 0);
+    assert_eq!(escaped, None);
+    assert_eq!(probe.revived, [ShardId(3)]);
+}
+
+/// A backend that does not override `buggify` (the test backend, like production) never
+/// fires a site.
+#[test]
+fn buggify_is_false_by_default() {
+    let mut spec = SystemSpec::new(1);
+    let poker = spec.register::<Poker>(TypeConfig::new("poker").slots(1));
+    spec.register_payload::<Poke>();
+    spec.boot_child(S0, poker, BUGGIFY);
+    let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+    world.run_until_idle(10);
+    let fired = world.backend(S0).events().iter().find_map(|event| match event {
+        Event::Log { tag, values, .. } if tag.text() == "buggify" => Some(values[0]),
+        _ => None,
+    });
+    assert_eq!(fired, Some(0));
+}
+
+/// A panic inside the backend behind a `Ctx` call (its random stream, its event sink during
+/// a log, its buggify or its shard recovery) is not the isolate's: it is re-raised past the
+/// isolate boundary (the run fails as a crash) rather than contained as the isolate's
+/// crash.
+#[test]
+fn a_panic_in_the_backend_behind_a_ctx_call_is_the_cores() {
+    let cases = [
+        (RANDOM, "the backend's random stream broke"),
+        (LOG, "the backend's event sink broke"),
+        (BUGGIFY, "the backend's buggify broke"),
+        (REVIVE, "the backend's shard recovery broke"),
+    ];
+    for (op, text) in cases {
+        let (probe, escaped) = poke(op, op);
+        assert_eq!(escaped.as_deref(), Some(text), "op {op}");
+        assert!(logged(&probe, "poked").is_empty());
+        assert_eq!(
+            probe.inner.events().iter().filter(|e| matches!(e, Event::Panic { .. })).count(),
+            0,
+            "op {op}: not contained as an isolate panic"
+        );
+    }
 }
