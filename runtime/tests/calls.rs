@@ -8,7 +8,8 @@ use core::time::Duration;
 use tina::io::{IoHandle, IoOp};
 use tina::testing::{TestConfig, TestWorld};
 use tina::{
-    Ctx, Effect, Handle, Isolate, Message, ReplyError, ReplyToken, ShardId, SystemSpec, TypeConfig,
+    Ctx, Effect, Handle, Isolate, Message, ReplyError, ReplyToken, ShardId, SystemSpec, Timestamp,
+    TypeConfig,
 };
 
 const S0: ShardId = ShardId(0);
@@ -260,6 +261,29 @@ fn late_replies_are_dropped_and_counted() {
     assert_eq!(take_log(), ["failed timeout", "reply 2: Ok(())"], "the server cannot know");
     assert_eq!(remote.world.counters(S0).late_replies, 1, "counted where the caller is");
     assert_eq!(remote.world.counters(S0).delivered, 1, "only the ask was delivered to the caller");
+}
+
+/// An answered call holds no time: its timeout leaves the timer wheel when the reply is
+/// accepted (from this shard or another), and when the call fails at once, so the tick
+/// reports no deadline once no call is in progress.
+#[test]
+fn answered_calls_hold_no_deadline() {
+    let deadline = |world: &mut TestWorld| world.tick().next_deadline.map(Timestamp::as_nanos);
+    for server_shard in [S0, S1] {
+        let mut s = setup(HOLD, server_shard, 64);
+        assert_eq!(deadline(&mut s.world), None);
+        s.ask(s.server, 1);
+        let waiting = deadline(&mut s.world);
+        assert!(waiting.is_some_and(|at| at <= 100_000_000), "the timeout is armed: {waiting:?}");
+        s.world.inject(s.server, &Release { unused: 0 });
+        s.world.run_until_idle(20);
+        assert_eq!(take_log(), ["reply 1: Ok(())", "answer 1"]);
+        assert_eq!(deadline(&mut s.world), None, "server on {server_shard:?}");
+    }
+    let mut s = setup(ANSWER_NOW, S0, 64);
+    s.ask(Handle::from_raw(s.server.to_raw() + 1), 1);
+    assert_eq!(take_log(), ["failed stale-handle"]);
+    assert_eq!(deadline(&mut s.world), None, "a call that failed at once");
 }
 
 /// Calls across shards: the request and the reply cross the transport.

@@ -9,7 +9,7 @@ use tina::io::{BufferId, IoError, IoHandle, IoOp, IoOpKind, IoResult, OpenMode};
 use tina::testing::{TestConfig, TestWorld};
 use tina::{
     Ctx, Effect, GroupConfig, Handle, Isolate, Message, Restart, ShardId, Strategy, SystemSpec,
-    TimerError, TimerId, TypeConfig,
+    TimerError, TimerId, Timestamp, TypeConfig,
 };
 
 const S0: ShardId = ShardId(0);
@@ -172,6 +172,27 @@ fn cancelled_timers_never_fire() {
         "a delivered timer cannot be cancelled"
     );
     assert_eq!(world.counters(S0).timers_cancelled, 1);
+}
+
+/// A cancelled timer holds no time: once the only pending timers are cancelled, the tick
+/// reports no deadline, so an idle shard is not woken for nothing. (While timers are
+/// pending the report is a lower bound of the earliest, exact once it is near.)
+#[test]
+fn cancelled_timers_hold_no_deadline() {
+    let (mut world, clock) = clock_world(8);
+    let deadline = |world: &mut TestWorld| world.tick().next_deadline.map(Timestamp::as_nanos);
+    assert_eq!(deadline(&mut world), None);
+    step(&mut world, clock, SET, 10);
+    step(&mut world, clock, SET, 20);
+    assert!(deadline(&mut world).is_some_and(|at| at <= 10_000_000));
+    step(&mut world, clock, CANCEL_FIRST, 0);
+    let left = deadline(&mut world);
+    assert!(left.is_some_and(|at| at <= 20_000_000), "the other timer still counts: {left:?}");
+    step(&mut world, clock, CANCEL_FIRST, 0);
+    let log = take_log();
+    assert_eq!(log, ["cancel true", "cancel again false", "cancel true", "cancel again false"]);
+    assert_eq!(deadline(&mut world), None, "nothing pending, nothing to wake for");
+    assert_eq!(world.scheduler(S0).timers_free(), (8, 8));
 }
 
 /// The timer pool is bounded: a set beyond it is a typed error and a counter, not a panic.
