@@ -119,6 +119,17 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Calls `f` with every queued message, oldest first, leaving the mailbox unchanged.
+    pub(crate) fn for_each(&self, pool: &MessagePool, mut f: impl FnMut(&Message)) {
+        let mut index = self.head;
+        // Bounded by the mailbox's length.
+        for _ in 0..self.len {
+            f(&pool.slots[index as usize]);
+            index = pool.next[index as usize];
+        }
+        debug_assert_eq!(index, NIL, "a mailbox's list is as long as its length");
+    }
+
     /// Copies the oldest message out and frees its slot before the caller dispatches it, so
     /// a crash in the handler loses exactly that one message and the handler can send freely.
     pub(crate) fn pop_front(&mut self, pool: &mut MessagePool) -> Option<Message> {

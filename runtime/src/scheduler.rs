@@ -16,6 +16,7 @@ use crate::backend::{Backend, Env, Timestamp};
 use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
+use crate::message::MessageId;
 use crate::shard::ShardCore;
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
 use crate::supervision::{self, Actions, Groups};
@@ -148,6 +149,31 @@ impl<B: Backend> Scheduler<B> {
     /// The shard's failure, once its root supervision group escalated.
     pub fn failure(&self) -> Option<ShardFailure> {
         self.core.failure
+    }
+
+    /// Calls `f` with the id of every message queued in a mailbox of this shard, accepted
+    /// replies waiting for their caller included, type by type, slot by slot, each mailbox
+    /// from its head. For end-of-run checks (what is still under way when a run stops at its
+    /// goal); it costs O(slots + queued), so it is not meant for every tick.
+    pub fn for_each_queued(&self, f: &mut dyn FnMut(MessageId)) {
+        self.core.for_each_queued(f);
+    }
+
+    /// Calls `f` with the caller and correlation of every call in progress on this shard:
+    /// exactly the calls for which a `CallStart` was traced and neither a `CallEnd` (reply
+    /// or failure) nor the caller's `Exit` followed. For end-of-run checks; O(slots).
+    pub fn for_each_pending_call(&self, f: &mut dyn FnMut(Handle, u32)) {
+        self.core.for_each_pending_call(f);
+    }
+
+    /// Calls `f` with the isolate and sequence of every I/O operation submitted on this
+    /// shard and not yet completed or discarded as stale: exactly the `IoSubmit`s with no
+    /// `IoComplete` or `IoStale` yet, whether the operation waits in the submission queue
+    /// or the backend holds it (an operation of an isolate that stopped meanwhile is still
+    /// outstanding until its completion is reaped as stale). For end-of-run checks;
+    /// O(in-flight table).
+    pub fn for_each_io_outstanding(&self, f: &mut dyn FnMut(Handle, u32)) {
+        self.core.for_each_io_outstanding(f);
     }
 
     /// Whether nothing is queued to run. Timers, I/O in flight and messages in transit are

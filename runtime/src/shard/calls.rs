@@ -76,6 +76,20 @@ impl ShardCore {
         }
     }
 
+    /// Calls `f` with the caller and correlation of every call in progress: started and not
+    /// yet ended by its reply, a failure or the caller's exit (a slot's correlation is
+    /// non-zero exactly from its `CallStart` to its `CallEnd` or teardown).
+    pub(crate) fn for_each_pending_call(&self, f: &mut dyn FnMut(Handle, u32)) {
+        for (type_index, slots) in self.types.iter().enumerate() {
+            for (slot, call) in slots.call.iter().enumerate() {
+                if call.correlation != 0 {
+                    debug_assert_eq!(slots.meta[slot].state, SlotState::WaitingReply);
+                    f(self.handle_of(type_index, slot), call.correlation);
+                }
+            }
+        }
+    }
+
     /// Ends the pending call of a slot with `failure`, delivered at its next dispatch.
     fn fail_call(
         &mut self,

@@ -209,6 +209,19 @@ impl ShardCore {
             .expect("room checked");
     }
 
+    /// Calls `f` with the isolate and sequence of every operation submitted and not yet
+    /// completed or discarded as stale, in in-flight table order. Every such operation has
+    /// an in-flight entry from submission to reaping (whether it still waits in the
+    /// submission queue or the backend holds it); entries with no isolate are the closes the
+    /// shard issued for stale completions, which no isolate submitted.
+    pub(crate) fn for_each_io_outstanding(&self, f: &mut dyn FnMut(Handle, u32)) {
+        for entry in self.in_flight.iter().flatten() {
+            if !entry.token.isolate.is_none() {
+                f(entry.token.isolate, entry.token.sequence);
+            }
+        }
+    }
+
     /// Operations handed to the backend and not yet completed.
     #[inline]
     pub(crate) fn io_in_flight(&self) -> usize {

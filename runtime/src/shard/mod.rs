@@ -168,6 +168,16 @@ impl ShardCore {
         self.pool.free_count()
     }
 
+    /// Calls `f` with the id of every message queued in a mailbox of this shard (accepted
+    /// replies included), type by type, slot by slot, each mailbox from its head.
+    pub(crate) fn for_each_queued(&self, f: &mut dyn FnMut(MessageId)) {
+        for slots in self.types.iter() {
+            for meta in slots.meta.iter().filter(|meta| !meta.mailbox.is_empty()) {
+                meta.mailbox.for_each(&self.pool, |message| f(message.id()));
+            }
+        }
+    }
+
     /// Whether a handle names a live isolate on this shard.
     pub(crate) fn is_live(&self, handle: Handle) -> bool {
         self.resolve(handle).is_some()
