@@ -5,7 +5,9 @@
 //! calls `run_batch` once per batch: the loop inside is monomorphised for `I`, so dispatch
 //! costs one virtual call per batch, not per message. Isolate code runs inside
 //! `containment::contain`, entered once per batch (and again after a contained panic), so a
-//! panic tears down the isolate that raised it and the batch goes on.
+//! panic tears down the isolate that raised it and the batch goes on. Dropping an isolate's
+//! state runs isolate code too (its `Drop`): every drop is contained as well, and happens
+//! before the core tears the incarnation down, so a panic there decides its exit.
 //!
 //! This module calls isolate code; it does not decide routing or lifecycle (see `shard`).
 
@@ -16,7 +18,7 @@ use crate::containment::{Panicked, contain};
 use crate::ctx::Ctx;
 use crate::isolate::Isolate;
 use crate::message::Message;
-use crate::shard::{Fate, Phase, ShardCore};
+use crate::shard::{Fate, Phase, ShardCore, Stop};
 use crate::trace::PanicText;
 
 /// What one batch did.
@@ -44,8 +46,10 @@ pub(crate) trait ErasedArena {
     /// Runs `init` for the reserved slot (already marked running by the core).
     fn run_init(&mut self, core: &mut ShardCore, env: &mut dyn Env, type_index: usize, slot: usize);
 
-    /// Drops the state of a slot whose isolate the core tore down from outside a dispatch.
-    fn drop_state(&mut self, slot: usize);
+    /// Drops the state of a slot whose isolate is stopped from outside a dispatch (by its
+    /// supervisor), before the core tears it down. Returns the message of a panic its `Drop`
+    /// raised, contained: it is the isolate's.
+    fn drop_state(&mut self, slot: usize) -> Option<PanicText>;
 
     /// Isolates with state in this arena.
     fn live_count(&self) -> usize;
@@ -97,14 +101,39 @@ fn dispatch_loop<I: Isolate>(
         progress.running = Some(slot);
         let effect = state.handle(message, &mut Ctx::new(core, env, message.destination()));
         progress.running = None;
-        if core.apply_effect(env, type_index, slot, effect, Phase::Handle) == Fate::Stopped {
-            states[slot] = None;
+        if let Fate::Stops(stop) = core.apply_effect(env, type_index, slot, effect, Phase::Handle) {
+            end(&mut states[slot], core, env, type_index, slot, stop);
         }
         if core.interrupted() {
             return true;
         }
     }
     false
+}
+
+/// Ends an incarnation that stopped: drops its state, containing a panic in its `Drop`,
+/// then lets the core tear it down with the exit the drop leaves. Out of line: a stop is
+/// not the per-message path.
+#[cold]
+#[inline(never)]
+fn end<I>(
+    state: &mut Option<I>,
+    core: &mut ShardCore,
+    env: &mut dyn Env,
+    type_index: usize,
+    slot: usize,
+    stop: Stop,
+) {
+    let drop_panic = drop_contained(state);
+    core.stopped(env, type_index, slot, stop, drop_panic);
+}
+
+/// Drops an isolate's state under `contain` and returns the message of the panic its `Drop`
+/// raised, if any: such a panic is the isolate's, never the core's (no `Ctx` call is on the
+/// stack). The slot is empty afterwards either way.
+fn drop_contained<I>(state: &mut Option<I>) -> Option<PanicText> {
+    let state = state.take();
+    contain(move || drop(state)).err().map(|panic| panic.text)
 }
 
 /// A contained panic: the core's own panics are re-raised; an isolate's is the crash of
@@ -143,8 +172,8 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
                 Ok(interrupted) => return Batch { dispatched: progress.dispatched, interrupted },
                 Err(panic) => {
                     let (slot, text) = panicked_in(core, panic, progress.running.take());
-                    core.panicked(env, type_index, slot, text, Phase::Handle);
-                    self.states[slot] = None;
+                    let stop = core.panicked(env, type_index, slot, text, Phase::Handle);
+                    end(&mut self.states[slot], core, env, type_index, slot, stop);
                     if core.interrupted() {
                         return Batch { dispatched: progress.dispatched, interrupted: true };
                     }
@@ -167,19 +196,23 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         match contain(|| I::init(args, &mut Ctx::new(core, &mut *env, handle))) {
             Ok((state, effect)) => {
                 self.states[slot] = Some(state);
-                if core.apply_effect(env, type_index, slot, effect, Phase::Init) == Fate::Stopped {
-                    self.states[slot] = None;
+                if let Fate::Stops(stop) =
+                    core.apply_effect(env, type_index, slot, effect, Phase::Init)
+                {
+                    end(&mut self.states[slot], core, env, type_index, slot, stop);
                 }
             }
             Err(panic) => {
                 let (slot, text) = panicked_in(core, panic, Some(slot));
-                core.panicked(env, type_index, slot, text, Phase::Init);
+                let stop = core.panicked(env, type_index, slot, text, Phase::Init);
+                // `init` returned no state: there is nothing to drop.
+                core.stopped(env, type_index, slot, stop, None);
             }
         }
     }
 
-    fn drop_state(&mut self, slot: usize) {
-        self.states[slot] = None;
+    fn drop_state(&mut self, slot: usize) -> Option<PanicText> {
+        drop_contained(&mut self.states[slot])
     }
 
     fn live_count(&self) -> usize {

@@ -109,7 +109,8 @@ impl ReplyToken {
 pub mod crash {
     use crate::label::Label;
 
-    /// The handler or `init` panicked; the panic message is in the trace.
+    /// The handler or `init` panicked, or the state's `Drop` did after `Done`; the panic
+    /// message is in the trace.
     pub const PANIC: Label = Label::new("panic");
     /// `init` returned `Effect::Done`, which leaves nothing to run.
     pub const INIT_DONE: Label = Label::new("init returned Done");

@@ -17,10 +17,10 @@ use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::message::MessageId;
-use crate::shard::ShardCore;
+use crate::shard::{ShardCore, Stop};
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
 use crate::supervision::{self, Actions, Groups};
-use crate::trace::{Counters, Event, ExitKind, NO_REASON, ShardFailure};
+use crate::trace::{Counters, Event, ShardFailure};
 
 /// What one tick did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -344,8 +344,9 @@ impl Actions for ShardActions<'_> {
 
     fn stop(&mut self, handle: Handle) {
         if let Some((type_index, slot)) = self.core.resolve(handle) {
-            self.core.teardown(self.env, type_index, slot, ExitKind::Shutdown, NO_REASON);
-            self.arenas[type_index].drop_state(slot);
+            // The state goes first: a panic in its `Drop` is traced before the exit.
+            let drop_panic = self.arenas[type_index].drop_state(slot);
+            self.core.stopped(self.env, type_index, slot, Stop::SHUTDOWN, drop_panic);
         }
     }
 

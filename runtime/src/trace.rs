@@ -84,7 +84,8 @@ impl DropReason {
 pub enum ExitKind {
     /// It returned `Effect::Done`.
     Normal = 0,
-    /// It returned `Effect::Crash`, panicked, or returned an effect it may not use.
+    /// It returned `Effect::Crash`, panicked, returned an effect it may not use, or
+    /// returned `Effect::Done` and then panicked while its state was dropped.
     Crashed = 1,
     /// Its `init` failed.
     InitFailed = 2,
@@ -384,7 +385,9 @@ pub enum Event {
         /// The token's sequence number.
         sequence: u32,
     },
-    /// A handler or `init` panicked; the isolate is torn down as crashed.
+    /// A handler, an `init` or an isolate state's `Drop` panicked. The panic was contained:
+    /// the isolate is torn down (as crashed, unless it was failing its `init` or being shut
+    /// down already), and the run goes on.
     Panic {
         /// The isolate.
         handle: Handle,
@@ -474,7 +477,7 @@ pub struct Counters {
     pub init_failures: u64,
     /// Isolates stopped by their supervisor.
     pub shutdowns: u64,
-    /// Panics contained in isolates.
+    /// Panics contained in isolates (in `init`, a handler or the state's `Drop`).
     pub panics: u64,
     /// Slots retired at the last generation.
     pub slots_retired: u64,

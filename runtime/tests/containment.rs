@@ -1,14 +1,17 @@
-//! `Ctx` calls that reach the backend (random words, log records, buggify points, shard
-//! revival): what the backend is handed, and crash containment at that edge: a panic inside
-//! the backend is the core's and takes the run down instead of being blamed on the isolate.
+//! Crash containment at its edges. A panic in an isolate's `Drop` is the isolate's: it is
+//! contained, and a `Done` whose drop panics is a crash for the supervisor. `Ctx` calls that
+//! reach the backend (random words, log records, buggify points, shard revival) hand it
+//! what they should, and a panic inside the backend is the core's: it takes the run down
+//! instead of being blamed on the isolate.
 
+use core::time::Duration;
 use std::panic::{self, AssertUnwindSafe};
 
 use tina::io::{IoBuffers, IoError, IoReaped, IoSubmission};
 use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
-    Backend, Ctx, Effect, Env, Event, Isolate, Label, Level, Message, Scheduler, ShardFailure,
-    ShardId, SystemSpec, Timestamp, TransportFull, TypeConfig,
+    Backend, Ctx, Effect, Env, Event, GroupConfig, Handle, Isolate, Label, Level, Message, Restart,
+    Scheduler, ShardFailure, ShardId, Strategy, SystemSpec, Timestamp, TransportFull, TypeConfig,
 };
 
 const S0: ShardId = ShardId(0);
@@ -208,4 +211,197 @@ fn a_panic_in_the_backend_behind_a_ctx_call_is_the_cores() {
             "op {op}: not contained as an isolate panic"
         );
     }
+}
+
+tina::payload! {
+    /// Test to a brittle isolate or its sibling: do `op`.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct Order { pub op: u64 }
+}
+
+/// Orders: nothing; break on drop and keep waiting; break on drop and stop (`Done`), crash
+/// (`Crash`) or panic in the handler. A sibling crashes on any order.
+const NOOP: u64 = 0;
+const BREAK: u64 = 1;
+const DONE: u64 = 2;
+const CRASH: u64 = 3;
+const PANIC: u64 = 4;
+
+const ASKED: Label = Label::new("asked to crash");
+
+/// An isolate whose `Drop` panics once it was told to break.
+struct Brittle {
+    broken: bool,
+}
+
+impl Drop for Brittle {
+    fn drop(&mut self) {
+        if self.broken {
+            panic!("brittle broke while dropped");
+        }
+    }
+}
+
+impl Isolate for Brittle {
+    type Args = ();
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Brittle { broken: false }, Effect::Receive)
+    }
+    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        let Ok(order) = message.decode::<Order>() else { return Effect::Receive };
+        self.broken |= order.op != NOOP;
+        match order.op {
+            DONE => Effect::Done,
+            CRASH => Effect::Crash(ASKED),
+            PANIC => panic!("brittle panicked in its handler"),
+            _ => Effect::Receive,
+        }
+    }
+}
+
+/// Crashes when told to; its group then shuts its brittle sibling down.
+struct Sibling;
+
+impl Isolate for Sibling {
+    type Args = ();
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Sibling, Effect::Receive)
+    }
+    fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        Effect::Crash(ASKED)
+    }
+}
+
+/// A shard whose root (OneForAll) holds a transient brittle isolate and a permanent
+/// sibling: a transient child is restarted only if it crashed, so a restart after `Done`
+/// proves the supervisor was told of a crash.
+struct Pair {
+    world: TestWorld,
+    brittle: Handle,
+    sibling: Handle,
+}
+
+impl Pair {
+    fn boot() -> Pair {
+        let mut spec = SystemSpec::new(1);
+        let brittle_type = spec.register::<Brittle>(TypeConfig::new("brittle").slots(1));
+        let sibling_type = spec.register::<Sibling>(TypeConfig::new("sibling").slots(1));
+        let root = spec.root(S0);
+        spec.configure(
+            root,
+            GroupConfig::new(Strategy::OneForAll).intensity(10, Duration::from_secs(1)),
+        );
+        let brittle = spec.add_child(root, brittle_type, (), Restart::Transient);
+        let sibling = spec.add_child(root, sibling_type, (), Restart::Permanent);
+        let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+        world.backend_mut(S0).clear_events();
+        Pair { world, brittle, sibling }
+    }
+
+    /// Sends `op` to `to`, lets the shard settle, and renders what followed: panics, exits
+    /// and restarts, one per line. Follows the restarts to the new handles.
+    fn order(&mut self, to: Handle, op: u64) -> String {
+        assert!(self.world.inject(to, &Order { op }));
+        self.world.run_until_idle(20);
+        let events = self.world.backend(S0).events().to_vec();
+        self.world.backend_mut(S0).clear_events();
+        let name = |handle: Handle| ["brittle", "sibling"][handle.type_index() as usize];
+        let mut out = String::new();
+        for event in events {
+            let line = match event {
+                Event::Panic { text, .. } => format!("panic {}", text.as_str()),
+                Event::Exit { handle, kind, reason } => {
+                    format!("exit {} {} {}", name(handle), kind.name(), reason.text())
+                }
+                Event::Restart { old, new, .. } => {
+                    if old == self.brittle {
+                        self.brittle = new;
+                    } else if old == self.sibling {
+                        self.sibling = new;
+                    }
+                    format!("restart {}", name(new))
+                }
+                _ => continue,
+            };
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The counters of panics, crashes, normal exits and shutdowns.
+    fn tally(&self) -> (u64, u64, u64, u64) {
+        let counters = self.world.counters(S0);
+        (counters.panics, counters.crashes, counters.exits_normal, counters.shutdowns)
+    }
+
+    /// The run goes on: both isolates are live, and the brittle one still handles orders.
+    fn goes_on(&mut self) {
+        assert!(self.world.scheduler(S0).is_live(self.brittle));
+        assert!(self.world.scheduler(S0).is_live(self.sibling));
+        assert_eq!(self.order(self.brittle, NOOP), "");
+        let delivered = self.world.counters(S0).delivered;
+        assert_eq!(self.order(self.brittle, NOOP), "");
+        assert_eq!(self.world.counters(S0).delivered, delivered + 1);
+    }
+}
+
+/// `Done`, then a panic in `Drop`: the panic is contained and traced, and the exit is a
+/// crash by panic, not a normal one; the supervisor restarts the transient child (with its
+/// sibling, under OneForAll) and the run goes on.
+#[test]
+fn a_drop_panic_after_done_is_a_crash() {
+    let mut pair = Pair::boot();
+    let brittle = pair.brittle;
+    assert_eq!(
+        pair.order(brittle, DONE),
+        "panic brittle broke while dropped\nexit brittle crashed panic\nexit sibling shutdown\n\
+         restart brittle\nrestart sibling\n"
+    );
+    assert_eq!(pair.tally(), (1, 1, 0, 1));
+    assert_ne!(pair.brittle, brittle);
+    pair.goes_on();
+}
+
+/// `Crash`, then a panic in `Drop`: contained and traced; the exit keeps its own reason.
+#[test]
+fn a_drop_panic_after_crash_is_contained() {
+    let mut pair = Pair::boot();
+    assert_eq!(
+        pair.order(pair.brittle, CRASH),
+        "panic brittle broke while dropped\nexit brittle crashed asked to crash\n\
+         exit sibling shutdown\nrestart brittle\nrestart sibling\n"
+    );
+    assert_eq!(pair.tally(), (1, 1, 0, 1));
+    pair.goes_on();
+}
+
+/// A panic in the handler, then another in `Drop`: both are contained and traced, in that
+/// order, before the one exit.
+#[test]
+fn a_drop_panic_after_a_handler_panic_is_contained() {
+    let mut pair = Pair::boot();
+    assert_eq!(
+        pair.order(pair.brittle, PANIC),
+        "panic brittle panicked in its handler\npanic brittle broke while dropped\n\
+         exit brittle crashed panic\nexit sibling shutdown\nrestart brittle\nrestart sibling\n"
+    );
+    assert_eq!(pair.tally(), (2, 1, 0, 1));
+    pair.goes_on();
+}
+
+/// A supervisor shutdown (the sibling crashed, OneForAll stops the rest), then a panic in
+/// `Drop`: contained and traced; the exit stays a shutdown and both restart.
+#[test]
+fn a_drop_panic_after_a_shutdown_is_contained() {
+    let mut pair = Pair::boot();
+    assert_eq!(pair.order(pair.brittle, BREAK), "");
+    assert_eq!(
+        pair.order(pair.sibling, NOOP),
+        "exit sibling crashed asked to crash\npanic brittle broke while dropped\n\
+         exit brittle shutdown\nrestart brittle\nrestart sibling\n"
+    );
+    assert_eq!(pair.tally(), (1, 1, 0, 1));
+    pair.goes_on();
 }

@@ -1,6 +1,7 @@
 //! Dispatch: what a ready slot is handed (a call's resolution, an I/O completion, a fired
 //! timer, the mailbox head, or a resume after `Yield`, in that order), applying the effect
-//! its handler returned, and the per-tick bookkeeping of the ready queues and budgets.
+//! its handler returned (a stop is decided here and completed, once the arena dropped the
+//! state, by `stopped`), and the per-tick bookkeeping of the ready queues and budgets.
 //!
 //! Not the batch loop nor isolate code (see `crate::arena`): this file prepares a message
 //! and applies an effect, and the arena runs the handler in between. The per-message path
@@ -13,11 +14,12 @@ use crate::backend::Env;
 use crate::handle::Handle;
 use crate::io::IoResult;
 use crate::isolate::{Effect, crash};
+use crate::label::Label;
 use crate::message::{Message, MessageId, TimerFired};
 use crate::payload::Tag;
 use crate::pool::MessagePool;
 use crate::timer::Fired;
-use crate::trace::{Counters, Event, ExitKind, NO_REASON};
+use crate::trace::{Counters, Event, ExitKind, NO_REASON, PanicText};
 
 /// Where an isolate's code was when it returned an effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,31 @@ pub(crate) enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fate {
     Lives,
-    Stopped,
+    /// It stops: its arena drops its state, then `ShardCore::stopped` ends the incarnation.
+    Stops(Stop),
+}
+
+/// How an incarnation ends, as its effect, its panic or its supervisor decided. Final once
+/// its state is dropped: a panic in the state's `Drop` turns a normal exit into a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stop {
+    pub(crate) kind: ExitKind,
+    pub(crate) reason: Label,
+}
+
+impl Stop {
+    /// Stopped by its supervisor.
+    pub(crate) const SHUTDOWN: Stop = Stop { kind: ExitKind::Shutdown, reason: NO_REASON };
+
+    /// The exit once the state's `Drop` panicked: a normal stop becomes a crash by panic
+    /// (the isolate did not end cleanly after all, and its supervisor must know); a crash,
+    /// a failed init or a shutdown stays what it was.
+    fn after_drop_panic(self) -> Stop {
+        match self.kind {
+            ExitKind::Normal => Stop { kind: ExitKind::Crashed, reason: crash::PANIC },
+            ExitKind::Crashed | ExitKind::InitFailed | ExitKind::Shutdown => self,
+        }
+    }
 }
 
 /// The common dispatch path: the mailbox head, or a resume after `Yield`.
@@ -222,13 +248,9 @@ impl ShardCore {
             }
             Effect::Done => {
                 let reason = if phase == Phase::Init { crash::INIT_DONE } else { NO_REASON };
-                self.teardown(env, type_index, slot, stop_kind(false), reason);
-                return Fate::Stopped;
+                return Fate::Stops(Stop { kind: stop_kind(false), reason });
             }
-            Effect::Crash(reason) => {
-                self.teardown(env, type_index, slot, stop_kind(true), reason);
-                return Fate::Stopped;
-            }
+            Effect::Crash(reason) => return Fate::Stops(Stop { kind: stop_kind(true), reason }),
             Effect::Call { to, message, timeout } => {
                 self.start_call(env, type_index, slot, to, &message, timeout)
             }
@@ -241,6 +263,28 @@ impl ShardCore {
             Effect::Io(op) => self.submit_io(env, type_index, slot, op),
         }
         Fate::Lives
+    }
+
+    /// Ends an incarnation whose arena has dropped its state: `drop_panic` is the message
+    /// of a panic the state's `Drop` raised, if any. That panic is the isolate's: counted
+    /// and traced like any contained panic, and it can change the exit (see `Stop`). The
+    /// state is dropped first so that the exit reported to the supervisor is the final one.
+    pub(crate) fn stopped(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        stop: Stop,
+        drop_panic: Option<PanicText>,
+    ) {
+        let stop = match drop_panic {
+            None => stop,
+            Some(text) => {
+                self.record_panic(env, type_index, slot, text);
+                stop.after_drop_panic()
+            }
+        };
+        self.teardown(env, type_index, slot, stop.kind, stop.reason);
     }
 
     #[inline(always)]

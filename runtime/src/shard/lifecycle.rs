@@ -9,7 +9,7 @@ use core::any::TypeId;
 
 use super::ShardCore;
 use super::calls::{CallResolution, CallSlot};
-use super::dispatch::Phase;
+use super::dispatch::{Phase, Stop};
 use super::slots::SlotState;
 use crate::backend::Env;
 use crate::handle::Handle;
@@ -146,8 +146,8 @@ impl ShardCore {
     /// Ends the incarnation in `slot`: drops its queued messages, timers, pending call,
     /// undelivered completion and buffers, bumps the generation (so every handle to it and
     /// every I/O token of it is stale) and frees or retires the slot. A supervised isolate
-    /// that stopped by itself is queued for its group's decision. The caller drops the
-    /// isolate's state in its arena.
+    /// that stopped by itself is queued for its group's decision. The isolate's state is
+    /// dropped in its arena before (see `stopped`).
     pub(crate) fn teardown(
         &mut self,
         env: &mut dyn Env,
@@ -207,7 +207,8 @@ impl ShardCore {
         }
     }
 
-    /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
+    /// Panics of isolate code end here: the trace gets the message, and the returned stop
+    /// ends the incarnation once the arena dropped its state (`stopped`).
     pub(crate) fn panicked(
         &mut self,
         env: &mut dyn Env,
@@ -215,15 +216,26 @@ impl ShardCore {
         slot: usize,
         text: crate::trace::PanicText,
         phase: Phase,
-    ) {
+    ) -> Stop {
         if let Some((buffer, _)) = self.current_io.take() {
             self.buffers.release(buffer);
         }
+        self.record_panic(env, type_index, slot, text);
+        let kind = if phase == Phase::Init { ExitKind::InitFailed } else { ExitKind::Crashed };
+        Stop { kind, reason: crash::PANIC }
+    }
+
+    /// Counts and traces a panic of the isolate in `slot` (its code, or its state's `Drop`).
+    pub(crate) fn record_panic(
+        &mut self,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        text: crate::trace::PanicText,
+    ) {
         let handle = self.handle_of(type_index, slot);
         self.counters.panics += 1;
         self.trace(env, Event::Panic { handle, text });
-        let kind = if phase == Phase::Init { ExitKind::InitFailed } else { ExitKind::Crashed };
-        self.teardown(env, type_index, slot, kind, crash::PANIC);
     }
 }
 

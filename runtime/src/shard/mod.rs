@@ -36,7 +36,7 @@ use crate::supervision::{Groups, NO_GROUP};
 use crate::timer::Timers;
 use crate::trace::{Counters, Event, ExitKind, ShardFailure};
 
-pub(crate) use self::dispatch::{Fate, Phase};
+pub(crate) use self::dispatch::{Fate, Phase, Stop};
 pub use self::routing::{ReplyError, SendError};
 
 use self::io_table::InFlight;
