@@ -189,6 +189,39 @@ impl Message {
         message
     }
 
+    /// A call-failure notice: the answer of a callee's shard to a request from another
+    /// shard that it dropped (stale callee, full mailbox, exhausted pool). It travels like a
+    /// reply (flagged as one, with the caller's correlation) so the caller's shard accepts
+    /// it only while the call waits, and carries the failure the way a local fail-fast
+    /// message does (`Tag::CALL_TIMEOUT`, one byte), so `call_failure` decodes it.
+    pub(crate) fn call_failure_notice(
+        id: MessageId,
+        caller: Handle,
+        correlation: u32,
+        failure: CallFailure,
+    ) -> Message {
+        let mut message = Message::system_with(caller, Tag::CALL_TIMEOUT, &[failure as u8], id);
+        message.flags = flags::REPLY;
+        message.correlation = correlation;
+        message
+    }
+
+    /// Whether this is a call-failure notice (see `call_failure_notice`): a reply whose tag
+    /// no isolate can send.
+    #[inline]
+    pub(crate) fn is_call_failure_notice(&self) -> bool {
+        self.is_reply() && self.tag == Tag::CALL_TIMEOUT
+    }
+
+    /// Turns an accepted call-failure notice into what the caller is handed: the same
+    /// message a call that fails on its own shard delivers (no reply flag, no correlation),
+    /// keeping only its id, by which the trace follows it.
+    pub(crate) fn settle_call_failure_notice(&mut self) {
+        debug_assert!(self.is_call_failure_notice());
+        self.flags = 0;
+        self.correlation = 0;
+    }
+
     /// An envelope with nothing in it (a buffer to copy messages into).
     pub(crate) const BLANK: Message = Message {
         payload: [0; PAYLOAD_SIZE_MAX],

@@ -499,7 +499,9 @@ pub struct Counters {
     pub calls_replied: u64,
     /// Calls that timed out.
     pub call_timeouts: u64,
-    /// Calls that could not be routed (failed at once).
+    /// Calls that could not be routed: failed at once (callee on this shard, or the
+    /// transport full), or failed by a notice from the callee's shard, which dropped the
+    /// request. Counted on the caller's shard.
     pub calls_unroutable: u64,
     /// I/O operations submitted.
     pub io_submitted: u64,

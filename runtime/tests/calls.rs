@@ -1,15 +1,18 @@
 //! Call and reply: replies overtake queued messages, deferred replies, timeouts that never
-//! come early, routing failures that fail at once, and late replies that are dropped and
-//! counted, on one shard and across two.
+//! come early, routing failures that fail at once (on the caller's shard) or by a notice
+//! from the callee's shard, and late replies and notices that are dropped and counted, on
+//! one shard and across two.
 
 use core::cell::RefCell;
 use core::time::Duration;
+use std::collections::VecDeque;
 
 use tina::io::{IoHandle, IoOp};
-use tina::testing::{TestConfig, TestWorld};
+use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
-    Ctx, Effect, Handle, Isolate, Message, ReplyError, ReplyToken, ShardId, SystemSpec, Timestamp,
-    TypeConfig,
+    Backend, CallFailure, CallOutcome, Ctx, DropReason, Effect, Env, Event, Handle, Isolate,
+    Message, ReplyError, ReplyToken, Scheduler, ShardFailure, ShardId, SystemSpec, Tag, Timestamp,
+    TransportFull, TypeConfig,
 };
 
 const S0: ShardId = ShardId(0);
@@ -18,10 +21,16 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 
 tina::payload! {
     /// Test to caller: send `fill` notes to `sink` first, then call `target` with question
-    /// `n`.
+    /// `n` and a timeout of `timeout_ns`.
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct Ask { pub target: Handle, pub n: u64, pub sink: Handle, pub fill: u64 }
+    pub struct Ask {
+        pub target: Handle,
+        pub n: u64,
+        pub sink: Handle,
+        pub fill: u64,
+        pub timeout_ns: u64,
+    }
 }
 
 tina::payload! {
@@ -77,11 +86,15 @@ impl Isolate for Caller {
             for value in 0..ask.fill {
                 let _ = ctx.send(ask.sink, &Note { value });
             }
-            return Effect::call(ask.target, &Question { n: ask.n }, TIMEOUT);
+            let timeout = Duration::from_nanos(ask.timeout_ns);
+            return Effect::call(ask.target, &Question { n: ask.n }, timeout);
         }
         if let Ok(answer) = message.decode::<Answer>() {
             log(format!("answer {}", answer.n));
         } else if let Some(failure) = message.call_failure() {
+            // Every failure looks the same to the caller, whatever shard it came from.
+            let plain = message.source().is_none() && !message.is_reply();
+            assert!(plain && message.correlation() == 0, "a failure is a plain system message");
             log(format!("failed {}", failure.name()));
         } else if let Ok(note) = message.decode::<Note>() {
             log(format!("note {}", note.value));
@@ -145,11 +158,18 @@ struct Setup {
     caller: Handle,
     server: Handle,
     sleeper: Handle,
+    /// The timeout of the calls the caller makes.
+    timeout: Duration,
 }
 
 /// A caller on shard 0, a server in `mode` on `server_shard`, a sleeper (mailbox of two) on
 /// shard 0.
 fn setup(mode: u64, server_shard: ShardId, pool: u32) -> Setup {
+    setup_on(mode, server_shard, S0, pool)
+}
+
+/// `setup` with the sleeper on `sleeper_shard`.
+fn setup_on(mode: u64, server_shard: ShardId, sleeper_shard: ShardId, pool: u32) -> Setup {
     let mut spec = SystemSpec::new(2);
     spec.message_pool_size(pool);
     let caller = spec.register::<Caller>(TypeConfig::new("caller").slots(1));
@@ -157,11 +177,11 @@ fn setup(mode: u64, server_shard: ShardId, pool: u32) -> Setup {
     let sleeper = spec.register::<Sleeper>(TypeConfig::new("sleeper").slots(1).mailbox(2));
     let caller = spec.boot_child(S0, caller, ());
     let server = spec.boot_child(server_shard, server, ServerArgs { mode });
-    let sleeper = spec.boot_child(S0, sleeper, ());
+    let sleeper = spec.boot_child(sleeper_shard, sleeper, ());
     let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
     world.run_until_idle(10);
     take_log();
-    Setup { world, caller, server, sleeper }
+    Setup { world, caller, server, sleeper, timeout: TIMEOUT }
 }
 
 impl Setup {
@@ -170,7 +190,9 @@ impl Setup {
     }
 
     fn ask_after_filling(&mut self, target: Handle, n: u64, fill: u64) {
-        assert!(self.world.inject(self.caller, &Ask { target, n, sink: self.sleeper, fill }));
+        let timeout_ns = u64::try_from(self.timeout.as_nanos()).expect("a short timeout");
+        let ask = Ask { target, n, sink: self.sleeper, fill, timeout_ns };
+        assert!(self.world.inject(self.caller, &ask));
         self.world.run_until_idle(20);
     }
 }
@@ -221,7 +243,7 @@ fn call_timeout_is_never_early() {
 #[test]
 fn routing_failures_fail_at_once() {
     let mut s = setup(ANSWER_NOW, S0, 64);
-    s.ask(Handle::from_raw(s.server.to_raw() + 1), 1);
+    s.ask(stale(s.server), 1);
     assert_eq!(take_log(), ["failed stale-handle"]);
     // The sleeper never runs again: two notes fill its mailbox of two.
     s.ask_after_filling(s.sleeper, 2, 2);
@@ -236,6 +258,188 @@ fn routing_failures_fail_at_once() {
     exhausted.ask_after_filling(exhausted.server, 3, 2);
     assert_eq!(take_log(), ["failed pool-exhausted"]);
     assert_eq!(exhausted.world.counters(S0).calls_unroutable, 1);
+}
+
+/// A handle like `handle`, one generation later: stale, on the same shard.
+fn stale(handle: Handle) -> Handle {
+    Handle::from_raw(handle.to_raw() + 1)
+}
+
+/// A call to a stale handle on another shard fails with `StaleHandle` long before its
+/// timeout: the callee's shard drops the request and answers with a call-failure notice, an
+/// ordinary message of that shard (a fresh id, a `Send` there, an `Enqueue` on the caller's
+/// shard as an accepted reply) that ends the call as failed and reaches the caller like a
+/// local failure.
+#[test]
+fn stale_callee_on_another_shard_fails_fast() {
+    let mut s = setup(ANSWER_NOW, S1, 64);
+    s.ask(stale(s.server), 1);
+    assert_eq!(take_log(), ["failed stale-handle"], "without the clock moving at all");
+    let (caller_side, callee_side) = (*s.world.counters(S0), *s.world.counters(S1));
+    assert_eq!((caller_side.calls_unroutable, caller_side.call_timeouts), (1, 0));
+    assert_eq!((caller_side.calls_replied, caller_side.late_replies), (0, 0));
+    assert_eq!((callee_side.stale_handle, callee_side.sent), (1, 1));
+
+    let notice = s.world.backend(S1).events().iter().find_map(|event| match *event {
+        Event::Send { id, from, to, tag } if to == s.caller => Some((id, from, tag)),
+        _ => None,
+    });
+    let (notice, from, tag) = notice.expect("shard 1 sent the caller a notice");
+    assert_eq!((notice.origin(), from, tag), (S1, Handle::NONE, Tag::CALL_TIMEOUT));
+    let caller_events = s.world.backend(S0).events();
+    let (correlation, ended) = caller_events
+        .iter()
+        .find_map(|event| match *event {
+            Event::CallEnd { correlation, outcome, .. } => Some((correlation, outcome)),
+            _ => None,
+        })
+        .expect("the call ended");
+    assert_eq!(ended, CallOutcome::Failed(CallFailure::StaleHandle));
+    let position = |wanted: &Event| caller_events.iter().position(|event| event == wanted);
+    let enqueue = caller_events.iter().position(|event| {
+        matches!(*event, Event::Enqueue { id, to, reply: true, .. } if id == notice && to == s.caller)
+    });
+    let end = position(&Event::CallEnd { caller: s.caller, correlation, outcome: ended });
+    let deliver = position(&Event::Deliver { id: notice, to: s.caller, tag: Tag::CALL_TIMEOUT });
+    assert!(enqueue < end && end < deliver && enqueue.is_some(), "accepted, ended, delivered");
+}
+
+/// A call to a full mailbox on another shard fails with `MailboxFull`, and one that finds
+/// that shard's pool exhausted with `PoolExhausted`, both without waiting.
+#[test]
+fn full_callee_on_another_shard_fails_fast() {
+    // The sleeper never runs again: the two notes the caller sends first fill its mailbox.
+    let mut s = setup_on(ANSWER_NOW, S1, S1, 64);
+    s.ask_after_filling(s.sleeper, 1, 2);
+    assert_eq!(take_log(), ["failed mailbox-full"]);
+    assert_eq!(s.world.counters(S1).mailbox_full, 1);
+    assert_eq!((s.world.counters(S0).calls_unroutable, s.world.counters(S0).call_timeouts), (1, 0));
+
+    // A pool of two: the two notes take both of shard 1's envelopes, so the request to the
+    // server there finds none.
+    let mut s = setup_on(ANSWER_NOW, S1, S1, 2);
+    s.ask_after_filling(s.server, 2, 2);
+    assert_eq!(take_log(), ["failed pool-exhausted"]);
+    assert_eq!(s.world.counters(S1).pool_exhausted, 1);
+    assert_eq!(s.world.counters(S0).calls_unroutable, 1);
+}
+
+/// A notice that arrives after its call ended (here, a call with a zero timeout, which
+/// expires in the caller's own tick) is a late reply: dropped and counted, and the caller
+/// sees only its timeout.
+#[test]
+fn late_notice_is_a_late_reply() {
+    let mut s = setup(ANSWER_NOW, S1, 64);
+    s.timeout = Duration::ZERO;
+    s.ask(stale(s.server), 1);
+    assert_eq!(take_log(), ["failed timeout"]);
+    let counters = *s.world.counters(S0);
+    assert_eq!((counters.call_timeouts, counters.calls_unroutable), (1, 0));
+    assert_eq!(counters.late_replies, 1);
+    let late = s.world.backend(S0).events().iter().any(|event| {
+        matches!(*event, Event::Drop { to, reason: DropReason::LateReply, .. } if to == s.caller)
+    });
+    assert!(late, "the notice is traced as a late-reply drop");
+}
+
+/// A backend for driving two shards by hand: the test backend, with a transport the test
+/// moves itself and can close.
+#[derive(Debug)]
+struct Wire {
+    inner: TestBackend,
+    inbound: VecDeque<Message>,
+    outbound: Vec<Message>,
+    /// Whether `send_remote` takes messages; closed, it reports the transport full.
+    open: bool,
+}
+
+impl Wire {
+    fn new(shard: ShardId) -> Wire {
+        let inner = TestBackend::new(shard, &TestConfig::default());
+        Wire { inner, inbound: VecDeque::new(), outbound: Vec::new(), open: true }
+    }
+}
+
+impl Env for Wire {
+    fn random_u64(&mut self) -> u64 {
+        self.inner.random_u64()
+    }
+    fn send_remote(&mut self, _to: ShardId, message: &Message) -> Result<(), TransportFull> {
+        if !self.open {
+            return Err(TransportFull);
+        }
+        self.outbound.push(*message);
+        Ok(())
+    }
+    fn trace(&mut self, event: &Event) {
+        self.inner.trace(event);
+    }
+}
+
+impl Backend for Wire {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+    fn tracing(&self) -> bool {
+        self.inner.tracing()
+    }
+    fn receive_remote(&mut self) -> Option<Message> {
+        self.inbound.pop_front()
+    }
+    fn flush_remote(&mut self) {}
+    fn shard_failed(&mut self, failure: &ShardFailure) {
+        self.inner.shard_failed(failure);
+    }
+    fn park(&mut self, _deadline: Option<Timestamp>) {}
+    fn stop_requested(&mut self) -> bool {
+        true
+    }
+}
+
+/// Calls the handle it is given from `init`, and logs how the call ends.
+struct Dialer;
+
+impl Isolate for Dialer {
+    type Args = Handle;
+    fn init(target: Handle, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Dialer, Effect::call(target, &Question { n: 1 }, TIMEOUT))
+    }
+    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        if let Some(failure) = message.call_failure() {
+            log(format!("failed {}", failure.name()));
+        }
+        Effect::Receive
+    }
+}
+
+/// A notice that cannot be sent (the transport back to the caller is full) is dropped and
+/// counted on the callee's shard like any send, and the caller waits for its timeout.
+#[test]
+fn unsendable_notice_leaves_the_caller_to_its_timeout() {
+    let mut spec = SystemSpec::new(2);
+    let dialer = spec.register::<Dialer>(TypeConfig::new("dialer").slots(1));
+    let server = spec.register::<Server>(TypeConfig::new("server").slots(1));
+    let server = spec.boot_child(S1, server, ServerArgs { mode: ANSWER_NOW });
+    spec.boot_child(S0, dialer, stale(server));
+    let (mut wire0, mut wire1) = (Wire::new(S0), Wire::new(S1));
+    let mut shard0 = Scheduler::boot(&spec, S0, &mut wire0).expect("valid spec");
+    let mut shard1 = Scheduler::boot(&spec, S1, &mut wire1).expect("valid spec");
+    assert_eq!(wire0.outbound.len(), 1, "the dialer's request, sent from its init");
+    wire1.inbound.extend(wire0.outbound.drain(..));
+    wire1.open = false;
+    shard1.tick(&mut wire1);
+    let callee_side = shard1.counters();
+    assert_eq!((callee_side.stale_handle, callee_side.sent, callee_side.ring_full), (1, 1, 1));
+    assert!(wire1.outbound.is_empty());
+
+    shard0.tick(&mut wire0);
+    assert_eq!(take_log(), Vec::<String>::new(), "nothing came back");
+    wire0.inner.advance(TIMEOUT);
+    shard0.tick(&mut wire0);
+    shard0.tick(&mut wire0);
+    assert_eq!(take_log(), ["failed timeout"]);
+    let caller_side = shard0.counters();
+    assert_eq!((caller_side.call_timeouts, caller_side.calls_unroutable), (1, 0));
 }
 
 /// A reply after the timeout is dropped and counted: refused at once on the caller's
@@ -281,7 +485,7 @@ fn answered_calls_hold_no_deadline() {
         assert_eq!(deadline(&mut s.world), None, "server on {server_shard:?}");
     }
     let mut s = setup(ANSWER_NOW, S0, 64);
-    s.ask(Handle::from_raw(s.server.to_raw() + 1), 1);
+    s.ask(stale(s.server), 1);
     assert_eq!(take_log(), ["failed stale-handle"]);
     assert_eq!(deadline(&mut s.world), None, "a call that failed at once");
 }

@@ -1,5 +1,6 @@
-//! Calls: each slot's call state (`CallSlot`, `CallResolution`), starting a call, and
-//! failing it when its request cannot be routed.
+//! Calls: each slot's call state (`CallSlot`, `CallResolution`), starting a call, failing
+//! it when its request cannot be routed, and answering a request from another shard that
+//! was dropped here with a call-failure notice.
 //!
 //! Not the reply (accepted where messages are routed) nor the timeout (the timer wheel
 //! expires it; `advance_timers` resolves the call); the caller gets either resolution at
@@ -14,7 +15,7 @@ use crate::backend::Env;
 use crate::handle::Handle;
 use crate::message::Message;
 use crate::payload::Outgoing;
-use crate::trace::{CallFailure, CallOutcome, Event};
+use crate::trace::{CallFailure, CallOutcome, DropReason, Event};
 
 /// The resolution of a call, waiting to be delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +89,30 @@ impl ShardCore {
                 }
             }
         }
+    }
+
+    /// Answers a call request from another shard that was dropped here with a call-failure
+    /// notice to its caller, so the call fails as soon as the notice arrives instead of at
+    /// its timeout (on its own shard a call fails at once; see `start_call`). The notice is
+    /// an ordinary send of this shard: a fresh id, counted and traced, and a full transport
+    /// drops it here like any message (the caller then times out). Only the drops a request
+    /// can meet on arrival are answered: a stale callee, a full mailbox, an exhausted pool.
+    #[cold]
+    pub(super) fn refuse_call(&mut self, env: &mut dyn Env, request: &Message, reason: DropReason) {
+        let failure = match reason {
+            DropReason::StaleHandle => CallFailure::StaleHandle,
+            DropReason::MailboxFull => CallFailure::MailboxFull,
+            DropReason::PoolExhausted => CallFailure::PoolExhausted,
+            DropReason::RingFull | DropReason::TargetExited | DropReason::LateReply => return,
+        };
+        let caller = request.source();
+        if caller.is_none() {
+            return;
+        }
+        let id = self.next_id();
+        let notice = Message::call_failure_notice(id, caller, request.correlation(), failure);
+        // A refused notice is counted and traced by `send_message`; nothing else to do.
+        let _ = self.send_message(env, &notice);
     }
 
     /// Ends the pending call of a slot with `failure`, delivered at its next dispatch.

@@ -149,11 +149,14 @@ impl ShardCore {
                 core::mem::replace(&mut slots.call[slot].resolution, CallResolution::None);
             return Some(match resolution {
                 CallResolution::Reply => {
-                    let reply = slots.meta[slot]
+                    let mut reply = slots.meta[slot]
                         .mailbox
                         .pop_front(&mut self.pool)
                         .expect("the reply is queued first");
                     assert!(reply.is_reply(), "the mailbox head is the accepted reply");
+                    if reply.is_call_failure_notice() {
+                        reply.settle_call_failure_notice();
+                    }
                     self.counters.delivered += 1;
                     reply
                 }

@@ -125,7 +125,9 @@ impl ShardCore {
         })
     }
 
-    /// Accepts an envelope that arrived from another shard; drops are counted here.
+    /// Accepts an envelope that arrived from another shard; drops are counted here. A call
+    /// request dropped here is answered with a call-failure notice (`refuse_call`), so the
+    /// caller does not wait for its timeout.
     #[inline]
     pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
         let result = if message.is_reply() {
@@ -135,6 +137,9 @@ impl ShardCore {
         };
         if let Err(reason) = result {
             self.drop_message(env, message.id(), message.destination(), reason);
+            if message.is_call() {
+                self.refuse_call(env, message, reason);
+            }
         }
     }
 
@@ -172,7 +177,8 @@ impl ShardCore {
 
     /// Delivers a reply to a caller on this shard: accepted only while the caller waits for
     /// that very call; then it goes to the head of the mailbox, ahead of older messages, and
-    /// does not count against the capacity.
+    /// does not count against the capacity. A call-failure notice from the callee's shard is
+    /// accepted the same way, but ends the call as failed (and unroutable), not replied.
     fn accept_reply(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
         let caller = message.destination();
         let (type_index, slot) = self.resolve(caller).ok_or(DropReason::StaleHandle)?;
@@ -194,10 +200,20 @@ impl ShardCore {
         let key = self.key_of(type_index, slot);
         self.timers.cancel_call(key);
         self.counters.enqueued += 1;
-        self.counters.calls_replied += 1;
+        // A reply that carries a call failure is a notice from the callee's shard.
+        let outcome = match message.call_failure() {
+            Some(failure) => {
+                self.counters.calls_unroutable += 1;
+                CallOutcome::Failed(failure)
+            }
+            None => {
+                self.counters.calls_replied += 1;
+                CallOutcome::Replied
+            }
+        };
         self.trace(env, Event::Enqueue { id: message.id(), to: caller, mailbox_len, reply: true });
         let correlation = message.correlation();
-        self.trace(env, Event::CallEnd { caller, correlation, outcome: CallOutcome::Replied });
+        self.trace(env, Event::CallEnd { caller, correlation, outcome });
         self.types[type_index].wake(slot);
         Ok(())
     }
