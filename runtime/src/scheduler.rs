@@ -330,9 +330,21 @@ impl Actions for ShardActions<'_> {
         args: &ArgsBytes,
         old: Handle,
     ) -> Option<Handle> {
+        // The new incarnation takes the old one's slot if it is free (it normally just
+        // became free), so the member's slot address (`Handle::latest`) reaches it.
+        let type_index = type_index as usize;
+        let preferred = (!old.is_none() && old.type_index() as usize == type_index)
+            .then_some(old.slot() as usize);
         let new = self
             .core
-            .reserve(self.env, Handle::NONE, Some(type_index as usize), args.as_slice(), group)
+            .reserve_preferring(
+                self.env,
+                Handle::NONE,
+                Some(type_index),
+                preferred,
+                args.as_slice(),
+                group,
+            )
             .ok()?;
         self.core.counters.restarts += 1;
         self.core.trace(self.env, Event::Restart { group, old, new });

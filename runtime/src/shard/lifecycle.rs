@@ -45,8 +45,23 @@ impl ShardCore {
         args: &[u8],
         group: u16,
     ) -> Result<Handle, SpawnError> {
+        self.reserve_preferring(env, parent, type_index, None, args, group)
+    }
+
+    /// `reserve`, taking slot `preferred` if it is free (else any free slot, as `reserve`
+    /// would). Supervision restarts a member into the slot it had, so the slot address of
+    /// a supervised child (`Handle::latest`) keeps reaching it.
+    pub(crate) fn reserve_preferring(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        type_index: Option<usize>,
+        preferred: Option<usize>,
+        args: &[u8],
+        group: u16,
+    ) -> Result<Handle, SpawnError> {
         let result = match type_index {
-            Some(type_index) => self.try_reserve(type_index, args, group),
+            Some(type_index) => self.try_reserve(type_index, preferred, args, group),
             None => Err(SpawnError::NotRegistered),
         };
         match result {
@@ -76,6 +91,7 @@ impl ShardCore {
     fn try_reserve(
         &mut self,
         type_index: usize,
+        preferred: Option<usize>,
         args: &[u8],
         group: u16,
     ) -> Result<Handle, SpawnError> {
@@ -84,8 +100,16 @@ impl ShardCore {
         if slots.free_len == 0 {
             return Err(SpawnError::ArenaFull);
         }
+        let free_len = slots.free_len as usize;
+        // The free list is a stack: its top is handed out first. A slot that just became
+        // free is on top, so the search usually stops at once; it is bounded by the list.
+        let position = preferred
+            .and_then(|wanted| slots.free[..free_len].iter().rposition(|&s| s as usize == wanted))
+            .unwrap_or(free_len - 1);
+        let slot = slots.free[position] as usize;
+        // Taking a slot below the top keeps the order of the others.
+        slots.free.copy_within(position + 1..free_len, position);
         slots.free_len -= 1;
-        let slot = slots.free[slots.free_len as usize] as usize;
         assert_eq!(slots.meta[slot].state, SlotState::Free);
         debug_assert!(slots.meta[slot].mailbox.is_empty());
         slots.meta[slot].state = SlotState::Reserved;
