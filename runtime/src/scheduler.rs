@@ -125,7 +125,8 @@ impl<B: Backend> Scheduler<B> {
         self.arenas.get(type_index).map_or(0, |arena| arena.live_count())
     }
 
-    /// Whether `handle` names a live isolate of this shard.
+    /// Whether `handle` names a live isolate of this shard (for a latest handle: whether an
+    /// incarnation lives in its slot).
     pub fn is_live(&self, handle: Handle) -> bool {
         self.core.is_live(handle)
     }

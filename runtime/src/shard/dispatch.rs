@@ -82,6 +82,7 @@ impl ShardCore {
             return false;
         }
         self.counters.dispatched += 1;
+        debug_assert!(!out.destination().is_latest(), "mailboxes hold concrete destinations");
         if self.trace_on {
             env.trace(&Event::Deliver { id: out.id(), to: handle, tag: out.tag() });
         }

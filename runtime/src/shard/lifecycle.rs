@@ -274,7 +274,8 @@ mod tests {
     }
 
     /// A slot that ends an incarnation at the last generation is retired: never handed out
-    /// again, counted and traced, and its last handle is stale.
+    /// again, counted and traced, and its last handle is stale, as is the slot's address.
+    /// The last generation is one below the latest-handle marker, which no incarnation gets.
     #[test]
     fn slot_at_last_generation_is_retired() {
         let mut spec = SystemSpec::new(1);
@@ -291,6 +292,8 @@ mod tests {
         let last =
             core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("the slot again");
         assert_eq!((first.generation(), last.generation()), (GENERATION_MAX - 1, GENERATION_MAX));
+        assert!(!last.is_latest() && last.generation() < crate::limits::GENERATION_LATEST);
+        assert_eq!(core.resolve(last.latest()), Some((0, 0)), "the address reaches it");
         assert_eq!(core.pop_pending_init(), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
@@ -301,6 +304,7 @@ mod tests {
             Err(SpawnError::ArenaFull)
         );
         assert_eq!(core.resolve(last), None);
+        assert_eq!(core.resolve(last.latest()), None, "a retired slot has no incarnation");
         assert!(backend.events().contains(&Event::Retire { handle: last }));
     }
 }

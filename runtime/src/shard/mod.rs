@@ -143,7 +143,8 @@ impl ShardCore {
         self.types[type_index].key_base + slot as u32
     }
 
-    /// The (type, slot) a handle names on this shard, if it is live.
+    /// The (type, slot) a handle names on this shard, if it is live. A latest handle
+    /// (`Handle::latest`) matches whichever incarnation is live in its slot.
     #[inline]
     pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
@@ -153,8 +154,19 @@ impl ShardCore {
         let slots = self.types.get(type_index)?;
         let slot = handle.slot() as usize;
         let meta = slots.meta.get(slot)?;
-        (meta.state.is_live() && meta.generation == handle.generation())
+        // The latest test only runs when the generations differ: free on the usual path.
+        (meta.state.is_live() && (meta.generation == handle.generation() || handle.is_latest()))
             .then_some((type_index, slot))
+    }
+
+    /// The concrete handle of the incarnation `handle` reaches: itself, unless it is a latest
+    /// handle whose slot on this shard is live. Events about a receiver carry this.
+    #[inline]
+    pub(crate) fn concrete(&self, handle: Handle) -> Handle {
+        if !handle.is_latest() {
+            return handle;
+        }
+        self.resolve(handle).map_or(handle, |(type_index, slot)| self.handle_of(type_index, slot))
     }
 
     #[inline]

@@ -103,17 +103,15 @@ impl ShardCore {
         self.trace(env, Event::Send { id, from, to, tag: message.tag() });
         let remote = !to.is_none() && to.shard() != self.shard;
         let result = if !remote {
-            if message.is_reply() {
-                self.accept_reply(env, message)
-            } else {
-                self.enqueue(env, message)
-            }
+            self.accept_local(env, message)
         } else if to.shard().index() >= self.shard_count {
             Err(DropReason::StaleHandle)
         } else {
             env.send_remote(to.shard(), message).map_err(|_| DropReason::RingFull)
         };
         result.map_err(|reason| {
+            // A drop at a live slot names the incarnation, not a latest handle.
+            let to = self.concrete(to);
             self.drop_message(env, id, to, reason);
             match reason {
                 DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
@@ -128,13 +126,41 @@ impl ShardCore {
     /// Accepts an envelope that arrived from another shard; drops are counted here.
     #[inline]
     pub(crate) fn accept_remote(&mut self, env: &mut dyn Env, message: &Message) {
-        let result = if message.is_reply() {
+        if let Err(reason) = self.accept_local(env, message) {
+            // A drop at a live slot names the incarnation, not a latest handle.
+            let to = self.concrete(message.destination());
+            self.drop_message(env, message.id(), to, reason);
+        }
+    }
+
+    /// Puts an envelope for this shard where it goes: a reply to its waiting caller, any
+    /// other message into its destination's mailbox.
+    #[inline]
+    fn accept_local(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
+        if message.destination().is_latest() {
+            return self.accept_latest(env, message);
+        }
+        if message.is_reply() {
             self.accept_reply(env, message)
         } else {
             self.enqueue(env, message)
-        };
-        if let Err(reason) = result {
-            self.drop_message(env, message.id(), message.destination(), reason);
+        }
+    }
+
+    /// `accept_local` for a latest destination: the envelope is readdressed to the
+    /// incarnation live in the slot before it is queued, so mailboxes, events and the
+    /// handler's own handle are always concrete. Out of line: latest handles are the rare
+    /// case, and the copy of the envelope stays off the usual path.
+    #[inline(never)]
+    fn accept_latest(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
+        let (type_index, slot) =
+            self.resolve(message.destination()).ok_or(DropReason::StaleHandle)?;
+        let mut concrete = *message;
+        concrete.readdress(self.handle_of(type_index, slot));
+        if concrete.is_reply() {
+            self.accept_reply(env, &concrete)
+        } else {
+            self.enqueue(env, &concrete)
         }
     }
 
