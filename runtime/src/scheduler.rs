@@ -15,6 +15,7 @@ use crate::arena::ErasedArena;
 use crate::backend::{Backend, Env, Timestamp};
 use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
+use crate::isolate::crash;
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::shard::ShardCore;
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
@@ -256,7 +257,8 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Runs pending inits and supervision decisions until none is left. Bounded: each
+    /// Runs pending inits (each unless the backend fails it, `Backend::fail_init`) and
+    /// supervision decisions until none is left. Bounded: each
     /// iteration consumes a pending init (bounded by the slots) or an exit notice, and the
     /// restarts an exit may cause are bounded by the group's intensity, escalation by the
     /// tree's depth.
@@ -272,7 +274,15 @@ impl<B: Backend> Scheduler<B> {
                     notice.kind,
                 );
             } else if let Some((type_index, slot)) = self.core.pop_pending_init() {
-                self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+                let isolate = self.core.handle_of(type_index, slot);
+                if backend.fail_init(isolate) {
+                    // An injected init failure: `init` never runs, so the arena holds no
+                    // state; the exit notice reaches the supervisor like any failed init.
+                    let reason = crash::INJECTED_INIT_FAILURE;
+                    self.core.teardown(backend, type_index, slot, ExitKind::InitFailed, reason);
+                } else {
+                    self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+                }
             } else {
                 break;
             }

@@ -53,6 +53,8 @@ pub struct TestBackend {
     io_ready: VecDeque<(IoSubmission, IoResult, Vec<u8>)>,
     io_log: Vec<IoSubmission>,
     failures: Vec<ShardFailure>,
+    /// Slot addresses whose next `init` fails (`fail_next_init`).
+    init_failures: Vec<Handle>,
 }
 
 impl TestBackend {
@@ -72,7 +74,14 @@ impl TestBackend {
             io_ready: VecDeque::new(),
             io_log: Vec::new(),
             failures: Vec::new(),
+            init_failures: Vec::new(),
         }
+    }
+
+    /// Makes the next `init` that runs in `isolate`'s slot (whatever the incarnation) fail
+    /// as an injected fault (`Backend::fail_init`). Several calls fail several inits.
+    pub fn fail_next_init(&mut self, isolate: Handle) {
+        self.init_failures.push(isolate.latest());
     }
 
     /// Scripts the completion of the oldest submission not yet completed (now, or when it
@@ -199,6 +208,14 @@ impl Backend for TestBackend {
 
     fn shard_failed(&mut self, failure: &ShardFailure) {
         self.failures.push(*failure);
+    }
+
+    fn fail_init(&mut self, isolate: Handle) -> bool {
+        let Some(index) = self.init_failures.iter().position(|&h| h == isolate.latest()) else {
+            return false;
+        };
+        self.init_failures.remove(index);
+        true
     }
 
     fn park(&mut self, _deadline: Option<Timestamp>) {}

@@ -6,8 +6,8 @@
 
 use tina::testing::{TestConfig, TestWorld};
 use tina::{
-    Ctx, DropReason, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, Restart,
-    ShardId, Strategy, SystemSpec, TypeConfig, TypeIndex,
+    Ctx, DropReason, Effect, Event, ExitKind, GroupConfig, Handle, Isolate, Label, Level, Message,
+    Restart, ShardId, Strategy, SystemSpec, TypeConfig, TypeIndex, crash,
 };
 
 const S0: ShardId = ShardId(0);
@@ -238,4 +238,49 @@ fn latest_handles_reach_a_restarted_child_and_trace_concrete_handles() {
     let enqueued =
         all.iter().filter(|event| matches!(event, Event::Enqueue { to, .. } if *to == restarted));
     assert_eq!(enqueued.count(), 5, "notes 3, 4, 5, 7 and 8");
+}
+
+/// The handles of the `STARTED` records among `events`: the targets whose `init` ran.
+fn starts(events: &[Event]) -> Vec<Handle> {
+    events
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Log { handle, tag, .. } if tag == STARTED => Some(handle),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `Backend::fail_init` stops an isolate before its `init` runs: an `Exit` as `InitFailed`
+/// with the injected-failure reason, counted as an init failure (not a panic), and its
+/// supervisor decides as for any failed init: here it restarts the target again, whose
+/// next `init` runs.
+#[test]
+fn fail_init_stops_an_isolate_with_init_failed_and_the_reason() {
+    let Addressed { mut world, target, .. } = addressed();
+    take_events(&mut world, S0);
+    world.backend_mut(S0).fail_next_init(target);
+    world.inject(target, &Note { value: 0, action: CRASH });
+    world.run_until_idle(10);
+    let events = take_events(&mut world, S0);
+    let exits: Vec<(Handle, ExitKind, Label)> = events
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Exit { handle, kind, reason } => Some((handle, kind, reason)),
+            _ => None,
+        })
+        .collect();
+    let second = target.latest();
+    assert_eq!(exits.len(), 2, "{exits:?}");
+    assert_eq!((exits[0].0, exits[0].1, exits[0].2), (target, ExitKind::Crashed, ASKED_TO_CRASH));
+    let (failed, kind, reason) = exits[1];
+    assert_eq!((failed.slot(), failed.generation()), (second.slot(), 2));
+    assert_eq!((kind, reason), (ExitKind::InitFailed, crash::INJECTED_INIT_FAILURE));
+    let started = starts(&events);
+    assert_eq!(started.len(), 1, "the failed init never ran; the next one did");
+    assert_eq!((started[0].slot(), started[0].generation()), (target.slot(), 3));
+    let counters = world.counters(S0);
+    assert_eq!((counters.init_failures, counters.crashes, counters.panics), (1, 1, 0));
+    assert_eq!(counters.restarts, 2);
+    assert!(world.scheduler(S0).is_live(started[0]));
 }
