@@ -16,6 +16,7 @@ use crate::backend::{Backend, Env, Timestamp};
 use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
 use crate::isolate::crash;
+use crate::label::Label;
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::shard::ShardCore;
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
@@ -130,6 +131,43 @@ impl<B: Backend> Scheduler<B> {
     /// incarnation lives in its slot).
     pub fn is_live(&self, handle: Handle) -> bool {
         self.core.is_live(handle)
+    }
+
+    /// Live isolates of this shard over every type, those whose `init` is pending included.
+    /// O(slots): meant for fault injection, which picks one with `nth_live`.
+    pub fn live_isolates(&self) -> usize {
+        self.core.live_isolates()
+    }
+
+    /// The handle of the `n`-th live isolate in (type, slot) order, for `n` below
+    /// `live_isolates()`. O(slots), like `live_isolates`.
+    pub fn nth_live(&self, n: usize) -> Option<Handle> {
+        self.core.nth_live(n)
+    }
+
+    /// Crashes the live isolate `handle` names, from outside any dispatch (the simulator's
+    /// "isolate crashes before its next dispatch" fault). Call it between ticks.
+    ///
+    /// The isolate is torn down as `ExitKind::Crashed` with `reason`, exactly as if its
+    /// handler had crashed: its queued messages are dropped as `TargetExited`, its timers
+    /// cancelled, its pending call and undelivered I/O completion dropped, its buffers
+    /// freed, its state dropped. Then the shard settles as after a handler: the
+    /// supervisor's decision runs, and the `init` of any child it restarts. A latest handle
+    /// kills whichever incarnation lives in its slot.
+    ///
+    /// Returns false, and does nothing, if `handle` names no live isolate of this shard (a
+    /// stale handle, another shard's, or any handle while the shard is down). Rare: the
+    /// settling may run inits, but nothing here allocates.
+    pub fn kill(&mut self, handle: Handle, reason: Label, backend: &mut B) -> bool {
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        let Some((type_index, slot)) = self.core.kill(backend, handle, reason) else {
+            return false;
+        };
+        self.arenas[type_index].drop_state(slot);
+        self.settle(backend);
+        self.report_failure(backend);
+        true
     }
 
     /// Free envelopes in the shard's message pool.

@@ -14,6 +14,7 @@ use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::handle::Handle;
 use crate::handle::ShardId;
 use crate::io::{IoBuffers, IoError, IoReaped, IoResult, IoSubmission};
+use crate::label::Label;
 use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
 use crate::ring::Ring;
@@ -334,6 +335,20 @@ impl TestWorld {
     /// The backend of `shard`, mutably.
     pub fn backend_mut(&mut self, shard: ShardId) -> &mut TestBackend {
         &mut self.backends[shard.index()]
+    }
+
+    /// Crashes the isolate `handle` names from outside its dispatch, with `reason`
+    /// (`Scheduler::kill`): its supervisor decides at once. False if it is not live.
+    pub fn kill(&mut self, handle: Handle, reason: Label) -> bool {
+        let index = handle.shard().index();
+        let (Some(scheduler), Some(backend)) =
+            (self.schedulers.get_mut(index), self.backends.get_mut(index))
+        else {
+            return false;
+        };
+        let killed = scheduler.kill(handle, reason, backend);
+        self.route();
+        killed
     }
 
     /// Counters of `shard`.

@@ -1,8 +1,11 @@
 //! Stable addresses, shard recovery and the simulator's fault hooks, through a small system:
-//! a `Target` that logs what it receives (with its own handle) or crashes on request, and a
-//! `Relay` that forwards to a handle given at boot. Tests assert events and counters: what
-//! a latest handle reaches and which handle each event names, what a shard crash tears
-//! down and frees, what a down shard drops, what a restart brings back and where.
+//! a `Target` that logs what it receives (with its own handle) or crashes on request, a
+//! `Relay` that forwards to a handle given at boot, and a `Holder` that holds a timer and a
+//! buffer and waits for a reply that never comes. Tests assert events and counters: what
+//! a latest handle reaches and which handle each event names, what a kill or a shard crash
+//! tears down and frees, what a down shard drops, what a restart brings back and where.
+
+use core::time::Duration;
 
 use tina::testing::{TestConfig, TestWorld};
 use tina::{
@@ -15,6 +18,10 @@ const S1: ShardId = ShardId(1);
 const STARTED: Label = Label::new("target.started");
 const GOT: Label = Label::new("target.got");
 const ASKED_TO_CRASH: Label = Label::new("asked to crash");
+const HOLDING: Label = Label::new("holder.started");
+const KILLED: Label = Label::new("killed by the test");
+/// Far enough that no timer or call of the holder comes due in a test.
+const FOREVER: Duration = Duration::from_secs(3600);
 
 /// `Note::action`: log the value.
 const LOG: u64 = 0;
@@ -54,6 +61,32 @@ impl Isolate for Target {
         }
         let me = ctx.self_handle();
         ctx.log(Level::Info, GOT, [note.value, me.to_raw()]);
+        Effect::Receive
+    }
+}
+
+tina::spawn_args! {
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct HolderArgs { pub peer: Handle }
+}
+
+/// At `init`: sets a timer, takes a buffer, logs `HOLDING`, and calls its peer, which
+/// never answers (a note with action `LOG`). Notes sent to it meanwhile queue.
+struct Holder;
+
+impl Isolate for Holder {
+    type Args = HolderArgs;
+
+    fn init(args: HolderArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        ctx.timer_set(FOREVER, 7).expect("a timer is free");
+        ctx.buffer_alloc().expect("a buffer is free");
+        let me = ctx.self_handle();
+        ctx.log(Level::Info, HOLDING, [me.to_raw()]);
+        (Holder, Effect::call(args.peer, &note(100), FOREVER))
+    }
+
+    fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
         Effect::Receive
     }
 }
@@ -139,24 +172,27 @@ fn handles_of(event: &Event) -> Vec<(&'static str, Handle)> {
 }
 
 /// Two shards. Shard 0's root (OneForOne, 10 restarts a second) holds a permanent `Target`
-/// (mailbox of 2) and a `Relay` toward the target's slot address; shard 1 holds another
-/// such relay, so the address is used from the same shard and from another one.
-struct Addressed {
+/// (mailbox of 2), a `Relay` toward the target's slot address and a `Holder` whose call
+/// goes to that address too; shard 1 holds another relay toward it, so the address is used
+/// from the same shard and from another one.
+struct System {
     world: TestWorld,
     target: Handle,
     relays: [Handle; 2],
+    holder: Handle,
 }
 
-fn addressed() -> Addressed {
+fn system() -> System {
     let mut spec = SystemSpec::new(2);
     let target_type: TypeIndex<Target> =
         spec.register::<Target>(TypeConfig::new("target").slots(2).mailbox(2));
     let relay_type = spec.register::<Relay>(TypeConfig::new("relay").slots(1));
+    let holder_type = spec.register::<Holder>(TypeConfig::new("holder").slots(2));
     spec.register_payload::<Note>();
     let root = spec.root(S0);
     spec.configure(
         root,
-        GroupConfig::new(Strategy::OneForOne).intensity(10, core::time::Duration::from_secs(1)),
+        GroupConfig::new(Strategy::OneForOne).intensity(10, Duration::from_secs(1)),
     );
     let target = spec.add_child(root, target_type, (), Restart::Permanent);
     let relay_args = RelayArgs { target: target.latest() };
@@ -164,9 +200,11 @@ fn addressed() -> Addressed {
         spec.add_child(root, relay_type, relay_args, Restart::Permanent),
         spec.boot_child(S1, relay_type, relay_args),
     ];
+    let holder_args = HolderArgs { peer: target.latest() };
+    let holder = spec.add_child(root, holder_type, holder_args, Restart::Permanent);
     let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
     world.run_until_idle(10);
-    Addressed { world, target, relays }
+    System { world, target, relays, holder }
 }
 
 /// A latest handle reaches the incarnation in its slot before and after a supervised
@@ -176,7 +214,7 @@ fn addressed() -> Addressed {
 /// concrete handle as its own, and a drop at the live slot (mailbox full) names it too.
 #[test]
 fn latest_handles_reach_a_restarted_child_and_trace_concrete_handles() {
-    let Addressed { mut world, target, relays } = addressed();
+    let System { mut world, target, relays, .. } = system();
     let latest = target.latest();
     let mut all = take_events(&mut world, S0);
     world.inject(relays[0], &note(1));
@@ -226,18 +264,23 @@ fn latest_handles_reach_a_restarted_child_and_trace_concrete_handles() {
     assert_eq!(world.counters(S0).mailbox_full, 1);
     all.extend(events);
 
-    // Over the whole run, the address appears on shard 0 only as `Send.to` of the relay
-    // there (notes 1 and 3); every other handle is concrete. Shard 1 only sends.
+    // Over the whole run, the address appears on shard 0 only where a sender wrote it: as
+    // `Send.to` of the relay there (notes 1 and 3) and of the holder's call at boot, whose
+    // `CallStart.callee` it is too. Every other handle is concrete. Shard 1 only sends.
     let sends = all.iter().filter(|event| matches!(event, Event::Send { to, .. } if *to == latest));
-    assert_eq!(sends.count(), 2);
+    assert_eq!(sends.count(), 3);
     for event in &all {
         for (field, handle) in handles_of(event) {
-            assert!(field == "Send.to" || !handle.is_latest(), "{field} of {event:?}");
+            let written = field == "Send.to" || field == "CallStart.callee";
+            assert!(written || !handle.is_latest(), "{field} of {event:?}");
         }
     }
     let enqueued =
         all.iter().filter(|event| matches!(event, Event::Enqueue { to, .. } if *to == restarted));
     assert_eq!(enqueued.count(), 5, "notes 3, 4, 5, 7 and 8");
+    let to_first =
+        all.iter().filter(|event| matches!(event, Event::Enqueue { to, .. } if *to == target));
+    assert_eq!(to_first.count(), 4, "the holder's request at boot, notes 1 and 2, the crash note");
 }
 
 /// The handles of the `STARTED` records among `events`: the targets whose `init` ran.
@@ -257,7 +300,7 @@ fn starts(events: &[Event]) -> Vec<Handle> {
 /// next `init` runs.
 #[test]
 fn fail_init_stops_an_isolate_with_init_failed_and_the_reason() {
-    let Addressed { mut world, target, .. } = addressed();
+    let System { mut world, target, .. } = system();
     take_events(&mut world, S0);
     world.backend_mut(S0).fail_next_init(target);
     world.inject(target, &Note { value: 0, action: CRASH });
@@ -283,4 +326,71 @@ fn fail_init_stops_an_isolate_with_init_failed_and_the_reason() {
     assert_eq!((counters.init_failures, counters.crashes, counters.panics), (1, 1, 0));
     assert_eq!(counters.restarts, 2);
     assert!(world.scheduler(S0).is_live(started[0]));
+}
+
+/// `kill` crashes an isolate from outside any dispatch: a holder waiting for a reply, with
+/// two notes queued behind the call, a timer and a buffer, exits as `Crashed` with the
+/// given reason; its notes are dropped as `TargetExited`, its timer is cancelled, its
+/// buffer freed; its supervisor restarts it at once into the same slot, where the new
+/// `init` runs. A stale handle kills nothing; the slot address kills the new incarnation.
+/// `live_isolates` and `nth_live` walk the live slots in (type, slot) order throughout.
+#[test]
+fn kill_crashes_a_waiting_isolate_and_its_supervisor_restarts_it_in_place() {
+    let System { mut world, target, relays, holder } = system();
+    let scheduler = world.scheduler(S0);
+    assert_eq!(scheduler.live_isolates(), 3);
+    let walk: Vec<Option<Handle>> = (0..4).map(|n| scheduler.nth_live(n)).collect();
+    assert_eq!(walk, [Some(target), Some(relays[0]), Some(holder), None]);
+    world.inject(holder, &note(1));
+    world.inject(holder, &note(2));
+    world.run_until_idle(10);
+    let enqueued = world.counters(S0).enqueued;
+    take_events(&mut world, S0);
+    let buffers_free = world.scheduler(S0).io_buffers_free();
+    let timers_free = world.scheduler(S0).timers_free();
+
+    assert!(world.kill(holder, KILLED));
+    let events = take_events(&mut world, S0);
+    assert_eq!(events[0], Event::Exit { handle: holder, kind: ExitKind::Crashed, reason: KILLED });
+    assert_eq!(drops(&events, DropReason::TargetExited), [holder, holder]);
+    let cancelled = events
+        .iter()
+        .filter(|event| matches!(event, Event::TimerCancel { owner, .. } if *owner == holder));
+    assert_eq!(cancelled.count(), 1);
+    let restarted = events
+        .iter()
+        .find_map(|event| match *event {
+            Event::Restart { old, new, .. } if old == holder => Some(new),
+            _ => None,
+        })
+        .expect("the supervisor restarted the holder");
+    assert_eq!((restarted.slot(), restarted.generation()), (holder.slot(), 2));
+    let holding: Vec<Handle> = events
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Log { handle, tag, .. } if tag == HOLDING => Some(handle),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(holding, [restarted], "the new incarnation's init ran");
+    let counters = *world.counters(S0);
+    assert_eq!((counters.crashes, counters.dropped_on_exit), (1, 2));
+    assert_eq!((counters.timers_cancelled, counters.restarts), (1, 1));
+    // The new incarnation holds a timer and a buffer again: the old ones were freed.
+    assert_eq!(world.scheduler(S0).io_buffers_free(), buffers_free);
+    assert_eq!(world.scheduler(S0).timers_free(), timers_free);
+    assert_eq!(world.counters(S0).enqueued, enqueued + 1, "the new call's request");
+    assert_eq!(world.scheduler(S0).nth_live(2), Some(restarted));
+
+    assert!(!world.kill(holder, KILLED), "the old handle is stale");
+    assert!(!world.kill(Handle::NONE, KILLED));
+    assert_eq!(world.counters(S0).crashes, 1);
+    assert!(world.kill(holder.latest(), KILLED), "the address names the new incarnation");
+    let events = take_events(&mut world, S0);
+    assert_eq!(
+        events[0],
+        Event::Exit { handle: restarted, kind: ExitKind::Crashed, reason: KILLED }
+    );
+    assert_eq!(world.counters(S0).restarts, 2);
+    assert_eq!(world.scheduler(S0).live_isolates(), 3);
 }

@@ -231,6 +231,23 @@ impl ShardCore {
         }
     }
 
+    /// Ends the live isolate `handle` names as `Crashed` with `reason`, from outside any
+    /// dispatch (the simulator's "crashes before its next dispatch" fault): the same
+    /// teardown as a crash in a handler, exit notice included. Returns its (type, slot) so
+    /// the caller drops its state, or `None` if `handle` names no live isolate here.
+    pub(crate) fn kill(
+        &mut self,
+        env: &mut dyn Env,
+        handle: Handle,
+        reason: Label,
+    ) -> Option<(usize, usize)> {
+        let (type_index, slot) = self.resolve(handle)?;
+        let state = self.types[type_index].meta[slot].state;
+        assert_ne!(state, SlotState::Running, "kill runs outside every dispatch");
+        self.teardown(env, type_index, slot, ExitKind::Crashed, reason);
+        Some((type_index, slot))
+    }
+
     /// Panics of isolate code end here: the trace gets the message, the slot is torn down.
     pub(crate) fn panicked(
         &mut self,

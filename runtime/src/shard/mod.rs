@@ -184,4 +184,24 @@ impl ShardCore {
     pub(crate) fn is_live(&self, handle: Handle) -> bool {
         self.resolve(handle).is_some()
     }
+
+    /// Every live slot (reserved included) in (type, slot) order. O(slots): for fault
+    /// injection and recovery, never on the message path.
+    fn live_slots(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.types.iter().enumerate().flat_map(|(type_index, slots)| {
+            let live = slots.meta.iter().enumerate().filter(|(_, meta)| meta.state.is_live());
+            live.map(move |(slot, _)| (type_index, slot))
+        })
+    }
+
+    /// Live (or reserved) isolates over every type.
+    pub(crate) fn live_isolates(&self) -> usize {
+        self.live_slots().count()
+    }
+
+    /// The handle of the `n`-th live isolate in (type, slot) order.
+    pub(crate) fn nth_live(&self, n: usize) -> Option<Handle> {
+        let (type_index, slot) = self.live_slots().nth(n)?;
+        Some(self.handle_of(type_index, slot))
+    }
 }
