@@ -47,6 +47,9 @@ pub(crate) trait ErasedArena {
     /// Drops the state of a slot whose isolate the core tore down from outside a dispatch.
     fn drop_state(&mut self, slot: usize);
 
+    /// Drops every state (the shard crashed). O(slots).
+    fn clear(&mut self);
+
     /// Isolates with state in this arena.
     fn live_count(&self) -> usize;
 }
@@ -180,6 +183,12 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
 
     fn drop_state(&mut self, slot: usize) {
         self.states[slot] = None;
+    }
+
+    fn clear(&mut self) {
+        for state in self.states.iter_mut() {
+            *state = None;
+        }
     }
 
     fn live_count(&self) -> usize {

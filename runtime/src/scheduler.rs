@@ -6,6 +6,11 @@
 //! fires due timers. Ready queues make a tick cost O(work done), never O(slots). The
 //! backend is passed into every tick rather than stored.
 //!
+//! Between ticks, its driver may also crash the shard as a whole (`crash`), drop what
+//! arrives while it is down (`discard_inbound`) and bring it back (`restart`): the
+//! mechanism of Level-2 recovery, whose policy is `ShardRecovery`. It may kill one isolate
+//! too (`kill`).
+//!
 //! The scheduler owns the arenas and the `ShardCore`; it does not decide how time passes or
 //! when to tick; its driver (the simulator world, a production thread, a test) does.
 
@@ -43,6 +48,8 @@ pub struct Scheduler<B: Backend> {
     core: ShardCore,
     arenas: Box<[Box<dyn ErasedArena>]>,
     failure_reported: bool,
+    /// Crashed and not restarted yet: no tick, arrivals are discarded.
+    down: bool,
     _backend: PhantomData<fn(&mut B)>,
 }
 
@@ -66,6 +73,7 @@ impl<B: Backend> Scheduler<B> {
             core: ShardCore::new(spec, shard),
             arenas,
             failure_reported: false,
+            down: false,
             _backend: PhantomData,
         };
         scheduler.core.now = backend.now();
@@ -198,7 +206,10 @@ impl<B: Backend> Scheduler<B> {
 
     /// Runs one tick: inbound transport, I/O completions, dispatch within budgets, I/O
     /// submissions, outbound flush, due timers.
+    ///
+    /// Panics if the shard is down (`is_down`): a down shard only discards its arrivals.
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
+        assert!(!self.down, "a down shard does not tick; restart it first");
         self.core.now = backend.now();
         self.core.trace_on = backend.tracing();
         let inbound = self.drain_inbound(backend);
@@ -229,6 +240,85 @@ impl<B: Backend> Scheduler<B> {
                 backend.park(report.next_deadline);
             }
         }
+    }
+
+    /// The shard fails as a whole (the simulator's shard crash; in production, what a
+    /// shard's fatal fault leaves to recover from). Call it between ticks.
+    ///
+    /// Every live or reserved isolate is torn down at once as `ExitKind::ShardCrashed`:
+    /// its `Exit` event, its queued messages dropped as `TargetExited`, its timers
+    /// cancelled, its pending call and undelivered completion dropped, its buffers freed,
+    /// its state dropped. No supervisor decides anything (as for `Shutdown`). Pending
+    /// inits, exit notices and the ready and yielded queues are emptied; I/O submissions
+    /// not yet handed to the backend are discarded as stale (operations the backend holds
+    /// complete as stale after the restart). Every slot's generation is bumped, so no
+    /// handle from before the crash names anything after it (a slot at the last generation
+    /// is retired, as always). Then the message pool is entirely free and no user timer is
+    /// pending, which is asserted.
+    ///
+    /// The shard is then down (`is_down`): it must not tick; its driver passes what arrives
+    /// for it to `discard_inbound` until `restart`. Sends toward a down shard need nothing
+    /// from the core: the sender's transport accepts them as usual, and the receiving side
+    /// drops them there as `ShardDown`. Message ids and call correlations keep counting, so
+    /// they stay unique across the crash. Panics if the shard is down already.
+    pub fn crash(&mut self, backend: &mut B) {
+        assert!(!self.down, "a down shard cannot crash again");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        self.core.crash_all(backend);
+        for arena in self.arenas.iter_mut() {
+            arena.clear();
+        }
+        self.down = true;
+    }
+
+    /// Whether the shard crashed and was not restarted yet.
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    /// While the shard is down, takes what arrived for it from `backend.receive_remote()`
+    /// (at most `INBOUND_PER_TICK_MAX` envelopes per call, like a tick) and drops each as
+    /// `DropReason::ShardDown`: counted in `Counters::shard_down` and traced as
+    /// `Event::Drop`. Returns how many it dropped. Panics if the shard is not down.
+    pub fn discard_inbound(&mut self, backend: &mut B) -> u32 {
+        assert!(self.down, "a running shard takes its arrivals in tick");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        let mut count = 0;
+        while count < INBOUND_PER_TICK_MAX {
+            let received = backend.receive_remote();
+            let Some(message) = received.as_ref() else { break };
+            self.core.discard_arrival(backend, message);
+            count += 1;
+        }
+        count
+    }
+
+    /// Brings a down shard back from `spec`, the spec it booted from: the supervision tree
+    /// is rebuilt (fresh groups and restart histories; dynamic children are gone), each
+    /// type's free list is reset as at boot, and the static children are reserved and
+    /// their `init`s run exactly as at boot, so the k-th static child of a type is back in
+    /// slot k, with a new generation (reach it through its `Handle::latest`; the handles
+    /// `SystemSpec::add_child` returned are stale now). The failure flag (`failure`) is
+    /// cleared. A shard whose root escalated comes back the same way: `crash`, then
+    /// `restart`. As at boot, remote sends of the inits go out at the next tick's flush,
+    /// and a root escalation during the inits is reported to the backend before this
+    /// returns.
+    ///
+    /// Rare, so it allocates (the supervision groups, the start order). Panics if the
+    /// shard is not down, or if `spec` does not have the shard count, type count and slot
+    /// counts the shard booted with (or if retired slots left a type fewer free slots than
+    /// static children, which takes some 2^28 incarnations of each slot).
+    pub fn restart(&mut self, spec: &SystemSpec, backend: &mut B) {
+        assert!(self.down, "only a down shard restarts");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        self.core.prepare_restart(spec);
+        self.failure_reported = false;
+        self.down = false;
+        self.start_tree(spec, backend);
+        self.report_failure(backend);
     }
 
     fn drain_inbound(&mut self, backend: &mut B) -> u32 {

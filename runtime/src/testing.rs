@@ -2,8 +2,9 @@
 //! between shards, a SplitMix64 random stream and an optional event recorder.
 //!
 //! `TestWorld` boots every shard of a spec on one thread and ticks them in shard order. It
-//! is a test harness, not the simulator: there is no virtual network delay, no fault and no
-//! interleaving search (see `tina-sim` for those). Once built it does not allocate: the
+//! is a test harness, not the simulator: there is no virtual network delay, no random fault
+//! and no interleaving search (see `tina-sim` for those); a test may crash and restart a
+//! shard, kill an isolate or fail an init by hand. Once built it does not allocate: the
 //! transports and the event recorder have fixed capacities, and events past the recorder's
 //! capacity are only counted.
 
@@ -226,12 +227,15 @@ impl Backend for TestBackend {
     }
 }
 
-/// Every shard of a spec on one thread, ticked in shard order.
+/// Every shard of a spec on one thread, ticked in shard order. A down shard (crashed, not
+/// restarted) is not ticked: its arrivals are discarded instead.
 #[derive(Debug)]
 pub struct TestWorld {
     schedulers: Vec<Scheduler<TestBackend>>,
     backends: Vec<TestBackend>,
     injected: u64,
+    /// The spec every shard booted from, to restart crashed shards.
+    spec: SystemSpec,
 }
 
 impl TestWorld {
@@ -247,17 +251,22 @@ impl TestWorld {
         for (shard, backend) in shards.zip(backends.iter_mut()) {
             schedulers.push(Scheduler::boot(spec, shard, backend)?);
         }
-        let mut world = TestWorld { schedulers, backends, injected: 0 };
+        let mut world = TestWorld { schedulers, backends, injected: 0, spec: spec.clone() };
         world.route();
         Ok(world)
     }
 
-    /// Ticks every shard once, in shard order, routing cross-shard envelopes after each.
-    /// Returns the sum of the reports.
+    /// Ticks every shard once, in shard order, routing cross-shard envelopes after each; a
+    /// down shard discards its arrivals instead. Returns the sum of the reports.
     pub fn tick(&mut self) -> TickReport {
         let mut total = TickReport::default();
         for index in 0..self.schedulers.len() {
-            let report = self.schedulers[index].tick(&mut self.backends[index]);
+            let (scheduler, backend) = (&mut self.schedulers[index], &mut self.backends[index]);
+            if scheduler.is_down() {
+                total.inbound += scheduler.discard_inbound(backend);
+                continue;
+            }
+            let report = scheduler.tick(backend);
             total.dispatched += report.dispatched;
             total.inbound += report.inbound;
             total.has_work |= report.has_work;
@@ -335,6 +344,21 @@ impl TestWorld {
     /// The backend of `shard`, mutably.
     pub fn backend_mut(&mut self, shard: ShardId) -> &mut TestBackend {
         &mut self.backends[shard.index()]
+    }
+
+    /// Crashes `shard` as a whole (`Scheduler::crash`): every isolate torn down, the shard
+    /// down until `restart_shard`.
+    pub fn crash_shard(&mut self, shard: ShardId) {
+        let index = shard.index();
+        self.schedulers[index].crash(&mut self.backends[index]);
+    }
+
+    /// Restarts a crashed `shard` from the spec it booted from (`Scheduler::restart`): its
+    /// static children boot again, into the slots they had.
+    pub fn restart_shard(&mut self, shard: ShardId) {
+        let index = shard.index();
+        self.schedulers[index].restart(&self.spec, &mut self.backends[index]);
+        self.route();
     }
 
     /// Crashes the isolate `handle` names from outside its dispatch, with `reason`

@@ -7,10 +7,11 @@
 
 use core::time::Duration;
 
-use tina::testing::{TestConfig, TestWorld};
+use tina::io::{IoHandle, IoOp, IoResult};
+use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
     Ctx, DropReason, Effect, Event, ExitKind, GroupConfig, Handle, Isolate, Label, Level, Message,
-    Restart, ShardId, Strategy, SystemSpec, TypeConfig, TypeIndex, crash,
+    Restart, Scheduler, ShardId, Strategy, SystemSpec, TypeConfig, TypeIndex, crash,
 };
 
 const S0: ShardId = ShardId(0);
@@ -27,6 +28,8 @@ const FOREVER: Duration = Duration::from_secs(3600);
 const LOG: u64 = 0;
 /// `Note::action`: crash.
 const CRASH: u64 = 1;
+/// `Note::action`: spawn a temporary `Target` as a dynamic child of the own group.
+const SPAWN: u64 = 2;
 
 tina::payload! {
     /// What targets receive and relays forward.
@@ -58,6 +61,10 @@ impl Isolate for Target {
         let Ok(note) = message.decode::<Note>() else { return Effect::Receive };
         if note.action == CRASH {
             return Effect::Crash(ASKED_TO_CRASH);
+        }
+        if note.action == SPAWN {
+            ctx.spawn_child::<Target>((), Restart::Temporary).expect("room for a dynamic child");
+            return Effect::Receive;
         }
         let me = ctx.self_handle();
         ctx.log(Level::Info, GOT, [note.value, me.to_raw()]);
@@ -171,7 +178,8 @@ fn handles_of(event: &Event) -> Vec<(&'static str, Handle)> {
     }
 }
 
-/// Two shards. Shard 0's root (OneForOne, 10 restarts a second) holds a permanent `Target`
+/// Two shards. Shard 0's root (OneForOne, 10 restarts a second, room for 2 dynamic
+/// children) holds a permanent `Target`
 /// (mailbox of 2), a `Relay` toward the target's slot address and a `Holder` whose call
 /// goes to that address too; shard 1 holds another relay toward it, so the address is used
 /// from the same shard and from another one.
@@ -190,10 +198,9 @@ fn system() -> System {
     let holder_type = spec.register::<Holder>(TypeConfig::new("holder").slots(2));
     spec.register_payload::<Note>();
     let root = spec.root(S0);
-    spec.configure(
-        root,
-        GroupConfig::new(Strategy::OneForOne).intensity(10, Duration::from_secs(1)),
-    );
+    let root_config =
+        GroupConfig::new(Strategy::OneForOne).intensity(10, Duration::from_secs(1)).dynamic(2);
+    spec.configure(root, root_config);
     let target = spec.add_child(root, target_type, (), Restart::Permanent);
     let relay_args = RelayArgs { target: target.latest() };
     let relays = [
@@ -393,4 +400,271 @@ fn kill_crashes_a_waiting_isolate_and_its_supervisor_restarts_it_in_place() {
     );
     assert_eq!(world.counters(S0).restarts, 2);
     assert_eq!(world.scheduler(S0).live_isolates(), 3);
+}
+
+/// Exits among `events` as (handle, kind).
+fn exits(events: &[Event]) -> Vec<(Handle, ExitKind)> {
+    events
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Exit { handle, kind, .. } => Some((handle, kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A shard crash tears every isolate down at once, in (type, slot) order, as
+/// `ShardCrashed`, with no supervision decision: the holder's queued notes are dropped as
+/// `TargetExited`, its timer is cancelled, its buffer freed, the dynamic child goes too.
+/// Afterwards the pool is entirely free, no timer is pending, nothing is live (the slot
+/// address reaches nothing) and the shard is down; the other shard runs on.
+#[test]
+fn a_crash_tears_down_every_isolate_and_frees_every_envelope_and_timer() {
+    let System { mut world, target, relays, holder } = system();
+    world.inject(target, &Note { value: 0, action: SPAWN });
+    world.inject(holder, &note(1));
+    world.inject(holder, &note(2));
+    world.run_until_idle(10);
+    let scheduler = world.scheduler(S0);
+    assert_eq!(scheduler.live_isolates(), 4);
+    let child = scheduler.nth_live(1).expect("the dynamic child");
+    assert!(scheduler.pool_free() < SystemSpec::MESSAGE_POOL_SIZE_DEFAULT, "notes are queued");
+    assert!(scheduler.timers_free().0 < scheduler.timers_free().1, "the holder's timer");
+    assert!(scheduler.io_buffers_free() < SystemSpec::IO_BUFFER_COUNT_DEFAULT as usize);
+    let before = *world.counters(S0);
+    take_events(&mut world, S0);
+
+    world.crash_shard(S0);
+    let events = take_events(&mut world, S0);
+    let crashed = ExitKind::ShardCrashed;
+    assert_eq!(
+        exits(&events),
+        [(target, crashed), (child, crashed), (relays[0], crashed), (holder, crashed)]
+    );
+    assert_eq!(drops(&events, DropReason::TargetExited), [holder, holder]);
+    let cancelled = events
+        .iter()
+        .filter(|event| matches!(event, Event::TimerCancel { owner, .. } if *owner == holder));
+    assert_eq!(cancelled.count(), 1);
+    let decided = events.iter().filter(|event| {
+        matches!(event, Event::Spawn { .. } | Event::Restart { .. } | Event::Escalate { .. })
+    });
+    assert_eq!(decided.count(), 0, "no supervision decision");
+    let scheduler = world.scheduler(S0);
+    assert!(scheduler.is_down());
+    assert_eq!(scheduler.pool_free(), SystemSpec::MESSAGE_POOL_SIZE_DEFAULT);
+    assert_eq!(
+        scheduler.timers_free(),
+        (SystemSpec::TIMER_POOL_SIZE_DEFAULT, SystemSpec::TIMER_POOL_SIZE_DEFAULT)
+    );
+    assert_eq!(scheduler.io_buffers_free(), SystemSpec::IO_BUFFER_COUNT_DEFAULT as usize);
+    assert_eq!((scheduler.live_isolates(), scheduler.nth_live(0)), (0, None));
+    assert!(!scheduler.is_live(target.latest()) && !scheduler.is_live(holder));
+    assert!((0..3).all(|t| scheduler.live_count(t) == 0), "every state dropped");
+    assert!(scheduler.failure().is_none() && scheduler.is_idle());
+    let counters = *world.counters(S0);
+    assert_eq!((counters.shard_crashes, counters.shard_crash_exits), (1, 4));
+    assert_eq!(counters.dropped_on_exit - before.dropped_on_exit, 2);
+    assert_eq!(counters.timers_cancelled - before.timers_cancelled, 1);
+    assert_eq!((counters.crashes, counters.shutdowns), (before.crashes, before.shutdowns));
+    assert_eq!((counters.restarts, counters.spawned), (before.restarts, before.spawned));
+    assert!(world.scheduler(S1).is_live(relays[1]), "shard 1 is untouched");
+}
+
+/// While a shard is down, what arrives for it is dropped as `ShardDown`, counted and
+/// traced under the address it was sent to, in arrival order, whether it came from another
+/// shard or from outside; nothing is enqueued. The sender sees an ordinary successful send.
+/// `discard_inbound` takes nothing when nothing arrived.
+#[test]
+fn a_down_shard_discards_arrivals_as_shard_down() {
+    let System { mut world, target, relays, .. } = system();
+    world.crash_shard(S0);
+    take_events(&mut world, S0);
+    let sent = world.counters(S1).sent;
+    let enqueued = world.counters(S0).enqueued;
+    world.inject(relays[1], &note(1));
+    world.inject(target.latest(), &note(2));
+    world.inject(relays[0], &note(3));
+    world.run_until_idle(10);
+    let events = take_events(&mut world, S0);
+    // Notes 2 and 3 were in shard 0's inbound queue first; note 1 came through shard 1.
+    let latest = target.latest();
+    assert_eq!(drops(&events, DropReason::ShardDown), [latest, relays[0], latest]);
+    assert_eq!(events.len(), 3, "nothing but the drops: {events:?}");
+    let counters = *world.counters(S0);
+    assert_eq!((counters.shard_down, counters.enqueued), (3, enqueued));
+    assert_eq!(counters.drops(), counters.shard_down + counters.dropped_on_exit);
+    assert_eq!(world.counters(S1).sent, sent + 1, "the relay's send left shard 1");
+    assert_eq!(world.counters(S1).drops(), 0);
+    assert_eq!(world.tick().inbound, 0);
+}
+
+/// A restart boots the static children again as at boot, in the slots they had (slot k
+/// for the k-th of a type) with bumped generations; the dynamic child is gone; the handles
+/// from before are stale while their slot addresses reach the new incarnations, from both
+/// shards; counters say one restart.
+#[test]
+fn a_restart_boots_the_static_children_into_their_slots() {
+    let System { mut world, target, relays, holder } = system();
+    world.inject(target, &Note { value: 0, action: SPAWN });
+    world.run_until_idle(10);
+    assert_eq!(world.scheduler(S0).live_isolates(), 4);
+    world.crash_shard(S0);
+    take_events(&mut world, S0);
+
+    world.restart_shard(S0);
+    let events = take_events(&mut world, S0);
+    let spawned: Vec<Handle> = events
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Spawn { parent, child } if parent.is_none() => Some(child),
+            _ => None,
+        })
+        .collect();
+    let slots: Vec<(u8, u32, u32)> =
+        spawned.iter().map(|h| (h.type_index(), h.slot(), h.generation())).collect();
+    assert_eq!(slots, [(0, 0, 2), (1, 0, 2), (2, 0, 2)], "insertion order, same slots");
+    let [new_target, new_relay, new_holder] = spawned[..] else { unreachable!() };
+    assert_eq!(starts(&events), [new_target], "the target's init ran");
+    assert_eq!(exits(&events), [], "every init succeeded");
+    let scheduler = world.scheduler(S0);
+    assert!(!scheduler.is_down() && scheduler.failure().is_none());
+    assert_eq!(scheduler.live_isolates(), 3, "the dynamic child is gone");
+    for (old, new) in [(target, new_target), (relays[0], new_relay), (holder, new_holder)] {
+        assert!(
+            !scheduler.is_live(old) && scheduler.is_live(new) && scheduler.is_live(old.latest())
+        );
+        assert_eq!(old.latest(), new.latest());
+    }
+    assert_eq!(world.counters(S0).shard_restarts, 1);
+
+    world.inject(relays[1], &note(1));
+    world.inject(new_relay, &note(2));
+    world.inject(target, &note(3));
+    world.run_until_idle(10);
+    let events = take_events(&mut world, S0);
+    // Notes 1 and 2 through the relays, and the request of the holder's new call (value
+    // 100), which its restarted `init` made to the address.
+    assert_eq!(got(&events), [(1, new_target), (2, new_target), (100, new_target)]);
+    assert_eq!(drops(&events, DropReason::StaleHandle), [target]);
+}
+
+const SYNCED: Label = Label::new("reader.synced");
+
+/// Fsyncs a file at `init` and logs `SYNCED` when the completion arrives.
+struct Reader;
+
+impl Isolate for Reader {
+    type Args = ();
+
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Reader, Effect::Io(IoOp::FileFsync { file: IoHandle::from_raw(3) }))
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.io().is_some() {
+            ctx.log(Level::Info, SYNCED, []);
+        }
+        Effect::Receive
+    }
+}
+
+/// I/O across crashes: a submission still queued in the shard when it crashes (right after
+/// boot, before any tick) never reaches the backend and is discarded as stale; an operation
+/// the backend holds when the shard crashes completes after the restart as stale, its
+/// entry freed, while the new incarnation's operation completes normally.
+#[test]
+fn io_across_a_crash_completes_as_stale() {
+    let mut spec = SystemSpec::new(1);
+    let reader_type = spec.register::<Reader>(TypeConfig::new("reader").slots(1));
+    let first = spec.boot_child(S0, reader_type, ());
+    let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+    world.crash_shard(S0);
+    let events = take_events(&mut world, S0);
+    assert!(events.contains(&Event::IoStale { isolate: first, sequence: 1 }), "{events:?}");
+    assert_eq!(exits(&events), [(first, ExitKind::ShardCrashed)]);
+    assert!(world.backend(S0).io_submissions().is_empty(), "never handed to the backend");
+
+    world.restart_shard(S0);
+    world.tick();
+    let second = world.scheduler(S0).nth_live(0).expect("the reader again");
+    world.crash_shard(S0);
+    world.restart_shard(S0);
+    world.tick();
+    let third = world.scheduler(S0).nth_live(0).expect("the reader once more");
+    assert_eq!((second.generation(), third.generation()), (2, 3));
+    let submitted: Vec<Handle> =
+        world.backend(S0).io_submissions().iter().map(|s| s.token.isolate()).collect();
+    assert_eq!(submitted, [second, third]);
+    take_events(&mut world, S0);
+
+    world.backend_mut(S0).script_io(IoResult::Done, b"");
+    world.backend_mut(S0).script_io(IoResult::Done, b"");
+    world.run_until_idle(10);
+    let events = take_events(&mut world, S0);
+    // A slot's I/O sequence keeps counting across incarnations.
+    assert!(events.contains(&Event::IoStale { isolate: second, sequence: 2 }), "{events:?}");
+    let synced = events.iter().filter(|event| matches!(event, Event::Log { handle, tag, .. } if *handle == third && *tag == SYNCED));
+    assert_eq!(synced.count(), 1);
+    let counters = *world.counters(S0);
+    assert_eq!((counters.io_submitted, counters.io_completed, counters.io_stale), (3, 1, 2));
+    assert_eq!(world.tick().io_in_flight, 0, "every entry is free again");
+}
+
+/// A shard whose root escalated comes back by a crash and a restart: the restart clears
+/// the failure, and a later escalation is reported to the backend again.
+#[test]
+fn a_restart_clears_the_shard_failure() {
+    let mut spec = SystemSpec::new(1);
+    let target_type = spec.register::<Target>(TypeConfig::new("target").slots(1));
+    spec.register_payload::<Note>();
+    let root = spec.root(S0);
+    spec.configure(
+        root,
+        GroupConfig::new(Strategy::OneForOne).intensity(0, Duration::from_secs(1)),
+    );
+    let target = spec.add_child(root, target_type, (), Restart::Permanent);
+    let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+    for round in 1..=2 {
+        world.inject(target.latest(), &Note { value: 0, action: CRASH });
+        world.run_until_idle(10);
+        assert!(world.scheduler(S0).failure().is_some(), "round {round}");
+        assert_eq!(world.backend(S0).failures().len(), round, "reported once per failure");
+        world.crash_shard(S0);
+        world.restart_shard(S0);
+        assert!(world.scheduler(S0).failure().is_none());
+        assert!(world.scheduler(S0).is_live(target.latest()));
+    }
+    let counters = *world.counters(S0);
+    assert_eq!(
+        (counters.shard_failures, counters.shard_crashes, counters.shard_restarts),
+        (2, 2, 2)
+    );
+    assert_eq!(counters.shard_crash_exits, 0, "the escalation had stopped everything");
+}
+
+/// Misuse is a crash of the driver, not a silent no-op: a down shard must not tick.
+#[test]
+#[should_panic(expected = "a down shard does not tick")]
+fn a_down_shard_does_not_tick() {
+    let mut backend = TestBackend::new(S0, &TestConfig::default());
+    let mut spec = SystemSpec::new(1);
+    spec.register::<Target>(TypeConfig::new("target").slots(1));
+    let mut scheduler = Scheduler::boot(&spec, S0, &mut backend).expect("valid spec");
+    scheduler.crash(&mut backend);
+    assert!(scheduler.is_down());
+    scheduler.tick(&mut backend);
+}
+
+/// A restart checks that it is given the spec the shard booted from.
+#[test]
+#[should_panic(expected = "restart from the spec the shard booted")]
+fn a_restart_from_another_spec_panics() {
+    let mut backend = TestBackend::new(S0, &TestConfig::default());
+    let mut spec = SystemSpec::new(1);
+    spec.register::<Target>(TypeConfig::new("target").slots(1));
+    let mut scheduler = Scheduler::boot(&spec, S0, &mut backend).expect("valid spec");
+    scheduler.crash(&mut backend);
+    spec.register::<Relay>(TypeConfig::new("relay").slots(1));
+    scheduler.restart(&spec, &mut backend);
 }

@@ -186,6 +186,7 @@ impl ShardCore {
             ExitKind::Crashed => self.counters.crashes += 1,
             ExitKind::InitFailed => self.counters.init_failures += 1,
             ExitKind::Shutdown => self.counters.shutdowns += 1,
+            ExitKind::ShardCrashed => self.counters.shard_crash_exits += 1,
         }
         self.trace(env, Event::Exit { handle, kind, reason });
         // Bounded by the mailbox capacity (plus one accepted reply).
@@ -224,7 +225,8 @@ impl ShardCore {
             slots.free[slots.free_len as usize] = slot as u32;
             slots.free_len += 1;
         }
-        if group != NO_GROUP && kind != ExitKind::Shutdown {
+        // A supervisor stopping its child, or the shard crashing, asks for no decision.
+        if group != NO_GROUP && !matches!(kind, ExitKind::Shutdown | ExitKind::ShardCrashed) {
             self.exits
                 .push(ExitNotice { handle, kind, group })
                 .expect("exit notices hold every slot");

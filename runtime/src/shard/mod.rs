@@ -9,8 +9,9 @@
 //! This file holds the struct, its constructor and the lookups every part uses (handles,
 //! timer keys, message ids); the rest is one file per noun: `slots` (the slot tables of
 //! each type), `routing` (sends, replies, their errors), `calls`, `timers`, `io_table` (I/O
-//! in flight and buffers), `lifecycle` (from spawn to teardown) and `dispatch` (what a
-//! ready slot is handed, and applying its effect). Each adds its own `impl ShardCore`.
+//! in flight and buffers), `lifecycle` (from spawn to teardown), `recovery` (a whole shard
+//! crashing and restarting) and `dispatch` (what a ready slot is handed, and applying its
+//! effect). Each adds its own `impl ShardCore`.
 //!
 //! This module routes and accounts; it never calls isolate code and never decides
 //! supervision (see `supervision`).
@@ -19,6 +20,7 @@ mod calls;
 mod dispatch;
 mod io_table;
 mod lifecycle;
+mod recovery;
 mod routing;
 mod slots;
 mod timers;

@@ -116,9 +116,11 @@ impl ShardCore {
             match reason {
                 DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
                 DropReason::PoolExhausted => SendError::PoolExhausted,
-                DropReason::StaleHandle | DropReason::TargetExited | DropReason::LateReply => {
-                    SendError::StaleHandle
-                }
+                // A send never meets a down shard here: its arrivals are dropped there.
+                DropReason::StaleHandle
+                | DropReason::TargetExited
+                | DropReason::LateReply
+                | DropReason::ShardDown => SendError::StaleHandle,
             }
         })
     }

@@ -153,6 +153,20 @@ impl TypeSlots {
         }
     }
 
+    /// Rebuilds the free list from the slot states, as at boot: every free slot, the lowest
+    /// handed out first (a shard restart then reserves the k-th static child of the type in
+    /// slot k, unless a lower slot was retired). O(slots).
+    pub(super) fn reset_free(&mut self) {
+        let free = self.meta.iter().enumerate().rev().filter(|(_, m)| m.state == SlotState::Free);
+        let mut len = 0;
+        for (slot, _) in free {
+            self.free[len] = slot as u32;
+            len += 1;
+        }
+        // At most `slot_count` entries, which fits in u32.
+        self.free_len = len as u32;
+    }
+
     /// Spawn arguments kept for `slot`.
     pub(crate) fn args(&self, slot: usize) -> &[u8] {
         &self.args[slot * self.args_size..(slot + 1) * self.args_size]
