@@ -75,7 +75,8 @@ pub const IO_COMPLETIONS_PER_TICK_MAX: u32 = 1024;
 
 /// Supervision groups on one shard (a group index is 16 bits, with one value for "none").
 pub const GROUP_COUNT_MAX: usize = 4096;
-/// Restarts a group may allow within its window (`MaxR`); its history is allocated at boot.
+/// Restarts a group may allow within its window (`MaxR`), and a shard within its restart
+/// budget (`RestartBudget::restart_max`); each history is allocated up front.
 pub const RESTART_MAX_LIMIT: u32 = 4096;
 /// Dynamic children one group may hold.
 pub const DYNAMIC_CHILDREN_MAX: u32 = 1 << 20;

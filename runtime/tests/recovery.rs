@@ -10,8 +10,9 @@ use core::time::Duration;
 use tina::io::{IoHandle, IoOp, IoResult};
 use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
-    Ctx, DropReason, Effect, Event, ExitKind, GroupConfig, Handle, Isolate, Label, Level, Message,
-    Restart, Scheduler, ShardId, Strategy, SystemSpec, TypeConfig, TypeIndex, crash,
+    Backend, Ctx, DropReason, Effect, Event, ExitKind, GroupConfig, Handle, Isolate, Label, Level,
+    Message, Recovery, Restart, RestartBudget, Scheduler, ShardId, ShardRecovery, Strategy,
+    SystemSpec, Timestamp, TypeConfig, TypeIndex, crash,
 };
 
 const S0: ShardId = ShardId(0);
@@ -667,4 +668,72 @@ fn a_restart_from_another_spec_panics() {
     scheduler.crash(&mut backend);
     spec.register::<Relay>(TypeConfig::new("relay").slots(1));
     scheduler.restart(&spec, &mut backend);
+}
+
+/// `ShardRecovery` restarts within its budget and quarantines past it: with 2 restarts per
+/// second, two failures within a second restart, the third quarantines, and a quarantined
+/// shard stays so whatever the time. `revive` leaves quarantine with a fresh history; then
+/// failures that left the window stop counting one by one. `restart_max = 0` quarantines
+/// on the first failure.
+#[test]
+fn shard_recovery_restarts_within_budget_and_quarantines_past_it() {
+    let at = |ms: u64| Timestamp::from_nanos(ms * 1_000_000);
+    let budget = RestartBudget { restart_max: 2, window: Duration::from_secs(1) };
+    let mut recovery = ShardRecovery::new(budget);
+    assert_eq!(recovery.budget(), budget);
+    assert_eq!(recovery.on_failure(at(0)), Recovery::Restart);
+    assert_eq!(recovery.on_failure(at(400)), Recovery::Restart);
+    assert!(!recovery.is_quarantined());
+    assert_eq!(recovery.on_failure(at(999)), Recovery::Quarantine, "the third within 1 s");
+    assert!(recovery.is_quarantined());
+    assert_eq!(recovery.on_failure(at(60_000)), Recovery::Quarantine, "quarantine stays");
+
+    recovery.revive();
+    assert!(!recovery.is_quarantined());
+    assert_eq!(recovery.on_failure(at(60_000)), Recovery::Restart, "a fresh history");
+    assert_eq!(recovery.on_failure(at(60_500)), Recovery::Restart);
+    assert_eq!(recovery.on_failure(at(61_000)), Recovery::Restart, "60 000 left the window");
+    assert_eq!(recovery.on_failure(at(61_100)), Recovery::Quarantine, "60 500 had not");
+
+    let mut strict = ShardRecovery::new(RestartBudget { restart_max: 0, window: budget.window });
+    assert_eq!(strict.on_failure(at(0)), Recovery::Quarantine);
+}
+
+/// The policy driving the mechanism, as a driver does: each crash of shard 0 asks
+/// `ShardRecovery`; within budget the shard restarts and serves again, past it the shard
+/// stays down and its arrivals are discarded; `revive` and a restart bring it back.
+#[test]
+fn a_quarantined_shard_stays_down_until_revived() {
+    let System { mut world, target, .. } = system();
+    let mut recovery =
+        ShardRecovery::new(RestartBudget { restart_max: 1, window: Duration::from_secs(10) });
+    let mut decisions = Vec::new();
+    for _ in 0..2 {
+        world.advance(Duration::from_secs(1));
+        world.crash_shard(S0);
+        let now = world.backend(S0).now();
+        let decision = recovery.on_failure(now);
+        if decision == Recovery::Restart {
+            world.restart_shard(S0);
+        }
+        decisions.push(decision);
+    }
+    assert_eq!(decisions, [Recovery::Restart, Recovery::Quarantine]);
+    assert!(world.scheduler(S0).is_down());
+    world.inject(target.latest(), &note(1));
+    world.run_until_idle(10);
+    assert_eq!(world.counters(S0).shard_down, 1);
+
+    take_events(&mut world, S0);
+    recovery.revive();
+    world.restart_shard(S0);
+    world.inject(target.latest(), &note(2));
+    world.run_until_idle(10);
+    let events = take_events(&mut world, S0);
+    let revived = world.scheduler(S0).nth_live(0).expect("the target");
+    assert_eq!(revived.generation(), 3, "booted, restarted, revived");
+    // Note 2, and the request the holder's `init` sent to the address.
+    assert_eq!(got(&events), [(2, revived), (100, revived)]);
+    let counters = *world.counters(S0);
+    assert_eq!((counters.shard_crashes, counters.shard_restarts), (2, 2));
 }
