@@ -14,6 +14,7 @@ use zerocopy::TryFromBytes;
 use crate::backend::Env;
 use crate::containment::{Panicked, contain};
 use crate::ctx::Ctx;
+use crate::handle::Handle;
 use crate::isolate::Isolate;
 use crate::message::Message;
 use crate::shard::{Fate, Phase, ShardCore};
@@ -41,8 +42,16 @@ pub(crate) trait ErasedArena {
         budget: u32,
     ) -> Batch;
 
-    /// Runs `init` for the reserved slot (already marked running by the core).
-    fn run_init(&mut self, core: &mut ShardCore, env: &mut dyn Env, type_index: usize, slot: usize);
+    /// Runs `init` for the reserved slot (already marked running by the core), whose
+    /// incarnation is `handle`.
+    fn run_init(
+        &mut self,
+        core: &mut ShardCore,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        handle: Handle,
+    );
 
     /// Drops the state of a slot whose isolate the core tore down from outside a dispatch.
     fn drop_state(&mut self, slot: usize);
@@ -162,8 +171,9 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         env: &mut dyn Env,
         type_index: usize,
         slot: usize,
+        handle: Handle,
     ) {
-        let handle = core.handle_of(type_index, slot);
+        debug_assert_eq!(handle, core.handle_of(type_index, slot));
         let args = I::Args::try_read_from_bytes(core.types[type_index].args(slot))
             .unwrap_or_else(|_| panic!("spawn arguments were stored from a valid value"));
         debug_assert!(self.states[slot].is_none());

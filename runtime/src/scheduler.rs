@@ -390,6 +390,7 @@ impl<B: Backend> Scheduler<B> {
     /// iteration consumes a pending init (bounded by the slots) or an exit notice, and the
     /// restarts an exit may cause are bounded by the group's intensity, escalation by the
     /// tree's depth.
+    #[inline(always)]
     fn settle(&mut self, backend: &mut B) {
         loop {
             if let Some(notice) = self.core.exits.pop() {
@@ -401,20 +402,25 @@ impl<B: Backend> Scheduler<B> {
                     notice.handle,
                     notice.kind,
                 );
-            } else if let Some((type_index, slot)) = self.core.pop_pending_init() {
-                let isolate = self.core.handle_of(type_index, slot);
-                if backend.fail_init(isolate) {
-                    // An injected init failure: `init` never runs, so the arena holds no
-                    // state; the exit notice reaches the supervisor like any failed init.
-                    let reason = crash::INJECTED_INIT_FAILURE;
-                    self.core.teardown(backend, type_index, slot, ExitKind::InitFailed, reason);
+            } else if let Some((type_index, slot, child)) = self.core.pop_pending_init() {
+                if backend.fail_init(child) {
+                    self.fail_init(backend, type_index, slot);
                 } else {
-                    self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+                    let arena = &mut self.arenas[type_index];
+                    arena.run_init(&mut self.core, backend, type_index, slot, child);
                 }
             } else {
                 break;
             }
         }
+    }
+
+    /// An injected init failure: `init` never runs, so the arena holds no state; the exit
+    /// notice reaches the supervisor like any failed init's.
+    #[inline(never)]
+    fn fail_init(&mut self, backend: &mut B, type_index: usize, slot: usize) {
+        let reason = crash::INJECTED_INIT_FAILURE;
+        self.core.teardown(backend, type_index, slot, ExitKind::InitFailed, reason);
     }
 
     fn report_failure(&mut self, backend: &mut B) {

@@ -213,6 +213,9 @@ impl Backend for TestBackend {
     }
 
     fn fail_init(&mut self, isolate: Handle) -> bool {
+        if self.init_failures.is_empty() {
+            return false;
+        }
         let Some(index) = self.init_failures.iter().position(|&h| h == isolate.latest()) else {
             return false;
         };

@@ -50,7 +50,9 @@ impl ShardCore {
 
     /// `reserve`, taking slot `preferred` if it is free (else any free slot, as `reserve`
     /// would). Supervision restarts a member into the slot it had, so the slot address of
-    /// a supervised child (`Handle::latest`) keeps reaching it.
+    /// a supervised child (`Handle::latest`) keeps reaching it. Inline so that `reserve`,
+    /// the spawn path, compiles without the preference.
+    #[inline]
     pub(crate) fn reserve_preferring(
         &mut self,
         env: &mut dyn Env,
@@ -88,6 +90,7 @@ impl ShardCore {
         self.trace(env, Event::SpawnFailed { parent, type_index, reason });
     }
 
+    #[inline]
     fn try_reserve(
         &mut self,
         type_index: usize,
@@ -100,15 +103,15 @@ impl ShardCore {
         if slots.free_len == 0 {
             return Err(SpawnError::ArenaFull);
         }
-        let free_len = slots.free_len as usize;
         // The free list is a stack: its top is handed out first. A slot that just became
-        // free is on top, so the search usually stops at once; it is bounded by the list.
-        let position = preferred
-            .and_then(|wanted| slots.free[..free_len].iter().rposition(|&s| s as usize == wanted))
-            .unwrap_or(free_len - 1);
-        let slot = slots.free[position] as usize;
-        // Taking a slot below the top keeps the order of the others.
-        slots.free.copy_within(position + 1..free_len, position);
+        // free is on top, so a preferred slot is usually found there.
+        let top = slots.free_len as usize - 1;
+        if let Some(wanted) = preferred
+            && slots.free[top] as usize != wanted
+        {
+            slots.prefer_free(wanted);
+        }
+        let slot = slots.free[top] as usize;
         slots.free_len -= 1;
         assert_eq!(slots.meta[slot].state, SlotState::Free);
         debug_assert!(slots.meta[slot].mailbox.is_empty());
@@ -150,8 +153,10 @@ impl ShardCore {
         Ok(child)
     }
 
-    /// Takes the next pending init that is still reserved and marks it running.
-    pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize)> {
+    /// Takes the next pending init that is still reserved, marks it running and returns
+    /// its (type, slot) and handle.
+    #[inline]
+    pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize, Handle)> {
         // Bounded by the ring's capacity, which is the shard's slot count.
         while let Some(child) = self.pending_inits.pop() {
             let type_index = child.type_index() as usize;
@@ -161,7 +166,7 @@ impl ShardCore {
                 && slots.meta[slot].generation == child.generation()
             {
                 slots.meta[slot].state = SlotState::Running;
-                return Some((type_index, slot));
+                return Some((type_index, slot, child));
             }
         }
         None
@@ -243,7 +248,7 @@ impl ShardCore {
         handle: Handle,
         reason: Label,
     ) -> Option<(usize, usize)> {
-        let (type_index, slot) = self.resolve(handle)?;
+        let (type_index, slot) = self.locate(handle)?;
         let state = self.types[type_index].meta[slot].state;
         assert_ne!(state, SlotState::Running, "kill runs outside every dispatch");
         self.teardown(env, type_index, slot, ExitKind::Crashed, reason);
@@ -306,14 +311,14 @@ mod tests {
 
         core.types[0].meta[0].generation = GENERATION_MAX - 1;
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
-        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        assert_eq!(core.pop_pending_init().map(|(t, s, _)| (t, s)), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
         let last =
             core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("the slot again");
         assert_eq!((first.generation(), last.generation()), (GENERATION_MAX - 1, GENERATION_MAX));
         assert!(!last.is_latest() && last.generation() < crate::limits::GENERATION_LATEST);
-        assert_eq!(core.resolve(last.latest()), Some((0, 0)), "the address reaches it");
-        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        assert_eq!(core.locate(last.latest()), Some((0, 0)), "the address reaches it");
+        assert_eq!(core.pop_pending_init().map(|(t, s, _)| (t, s)), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
         assert_eq!(core.types[0].meta[0].state, SlotState::Retired);
@@ -323,7 +328,7 @@ mod tests {
             Err(SpawnError::ArenaFull)
         );
         assert_eq!(core.resolve(last), None);
-        assert_eq!(core.resolve(last.latest()), None, "a retired slot has no incarnation");
+        assert_eq!(core.locate(last.latest()), None, "a retired slot has no incarnation");
         assert!(backend.events().contains(&Event::Retire { handle: last }));
     }
 }

@@ -145,8 +145,9 @@ impl ShardCore {
         self.types[type_index].key_base + slot as u32
     }
 
-    /// The (type, slot) a handle names on this shard, if it is live. A latest handle
-    /// (`Handle::latest`) matches whichever incarnation is live in its slot.
+    /// The (type, slot) a concrete handle names on this shard, if it is live. A latest
+    /// handle resolves to nothing here: the message path tries `locate` after this fails,
+    /// so ordinary sends never pay for latest handles.
     #[inline]
     pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
@@ -156,9 +157,22 @@ impl ShardCore {
         let slots = self.types.get(type_index)?;
         let slot = handle.slot() as usize;
         let meta = slots.meta.get(slot)?;
-        // The latest test only runs when the generations differ: free on the usual path.
-        (meta.state.is_live() && (meta.generation == handle.generation() || handle.is_latest()))
+        (meta.state.is_live() && meta.generation == handle.generation())
             .then_some((type_index, slot))
+    }
+
+    /// `resolve` that also accepts a latest handle (`Handle::latest`): it matches whichever
+    /// incarnation is live in its slot.
+    pub(crate) fn locate(&self, handle: Handle) -> Option<(usize, usize)> {
+        if !handle.is_latest() {
+            return self.resolve(handle);
+        }
+        if handle.shard() != self.shard {
+            return None;
+        }
+        let (type_index, slot) = (handle.type_index() as usize, handle.slot() as usize);
+        let meta = self.types.get(type_index)?.meta.get(slot)?;
+        meta.state.is_live().then_some((type_index, slot))
     }
 
     /// The concrete handle of the incarnation `handle` reaches: itself, unless it is a latest
@@ -168,7 +182,7 @@ impl ShardCore {
         if !handle.is_latest() {
             return handle;
         }
-        self.resolve(handle).map_or(handle, |(type_index, slot)| self.handle_of(type_index, slot))
+        self.locate(handle).map_or(handle, |(type_index, slot)| self.handle_of(type_index, slot))
     }
 
     #[inline]
@@ -182,9 +196,9 @@ impl ShardCore {
         self.pool.free_count()
     }
 
-    /// Whether a handle names a live isolate on this shard.
+    /// Whether a handle (a latest handle too) names a live isolate on this shard.
     pub(crate) fn is_live(&self, handle: Handle) -> bool {
-        self.resolve(handle).is_some()
+        self.locate(handle).is_some()
     }
 
     /// Every live slot (reserved included) in (type, slot) order. O(slots): for fault

@@ -156,7 +156,7 @@ mod tests {
         core.trace_on = true;
         let idle = Some(0);
         let live = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
-        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        assert_eq!(core.pop_pending_init(), Some((0, 0, live)));
         core.types[0].meta[0].state = SlotState::Waiting;
         core.types[0].meta[2].generation = GENERATION_MAX;
         let last = core.handle_of(0, 2);
@@ -174,7 +174,7 @@ mod tests {
         assert_eq!((counters.shard_crashes, counters.shard_crash_exits), (1, 1));
         assert_eq!((counters.slots_retired, counters.exits_normal, counters.crashes), (1, 0, 0));
         assert_eq!(core.resolve(live), None);
-        assert_eq!(core.resolve(live.latest()), None);
+        assert_eq!(core.locate(live.latest()), None);
 
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP);
         let second = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP);

@@ -153,6 +153,18 @@ impl TypeSlots {
         }
     }
 
+    /// Moves free slot `wanted`, if it is on the free list, to its top (the next handed
+    /// out), keeping the order of the others. Bounded by the list; rare (a restart whose
+    /// old slot is not the latest freed).
+    #[inline(never)]
+    pub(super) fn prefer_free(&mut self, wanted: usize) {
+        let len = self.free_len as usize;
+        if let Some(position) = self.free[..len].iter().rposition(|&s| s as usize == wanted) {
+            self.free.copy_within(position + 1..len, position);
+            self.free[len - 1] = wanted as u32;
+        }
+    }
+
     /// Rebuilds the free list from the slot states, as at boot: every free slot, the lowest
     /// handed out first (a shard restart then reserves the k-th static child of the type in
     /// slot k, unless a lower slot was retired). O(slots).
