@@ -16,6 +16,7 @@ use zerocopy::TryFromBytes;
 use crate::backend::Env;
 use crate::containment::{Panicked, contain};
 use crate::ctx::Ctx;
+use crate::handle::Handle;
 use crate::isolate::Isolate;
 use crate::message::Message;
 use crate::shard::{Fate, Phase, ShardCore, Stop};
@@ -43,13 +44,26 @@ pub(crate) trait ErasedArena {
         budget: u32,
     ) -> Batch;
 
-    /// Runs `init` for the reserved slot (already marked running by the core).
-    fn run_init(&mut self, core: &mut ShardCore, env: &mut dyn Env, type_index: usize, slot: usize);
+    /// Runs `init` for the reserved slot (already marked running by the core), whose
+    /// incarnation is `handle`.
+    fn run_init(
+        &mut self,
+        core: &mut ShardCore,
+        env: &mut dyn Env,
+        type_index: usize,
+        slot: usize,
+        handle: Handle,
+    );
 
     /// Drops the state of a slot whose isolate is stopped from outside a dispatch (by its
     /// supervisor), before the core tears it down. Returns the message of a panic its `Drop`
     /// raised, contained: it is the isolate's.
     fn drop_state(&mut self, slot: usize) -> Option<PanicText>;
+
+    /// Drops every state (the shard crashed), each under `contain`: a `Drop` that panics
+    /// changes nothing of a crash, whose exits are already `ShardCrashed`. Returns how many
+    /// panicked. O(slots).
+    fn clear(&mut self) -> u64;
 
     /// Isolates with state in this arena.
     fn live_count(&self) -> usize;
@@ -188,8 +202,9 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
         env: &mut dyn Env,
         type_index: usize,
         slot: usize,
+        handle: Handle,
     ) {
-        let handle = core.handle_of(type_index, slot);
+        debug_assert_eq!(handle, core.handle_of(type_index, slot));
         let args = I::Args::try_read_from_bytes(core.types[type_index].args(slot))
             .unwrap_or_else(|_| panic!("spawn arguments were stored from a valid value"));
         debug_assert!(self.states[slot].is_none());
@@ -213,6 +228,14 @@ impl<I: Isolate> ErasedArena for TypedArena<I> {
 
     fn drop_state(&mut self, slot: usize) -> Option<PanicText> {
         drop_contained(&mut self.states[slot])
+    }
+
+    fn clear(&mut self) -> u64 {
+        let mut panics = 0;
+        for state in self.states.iter_mut().filter(|state| state.is_some()) {
+            panics += u64::from(drop_contained(state).is_some());
+        }
+        panics
     }
 
     fn live_count(&self) -> usize {

@@ -14,7 +14,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::handle::ShardId;
+use crate::handle::{Handle, ShardId};
 use crate::io::{IoBuffers, IoError, IoReaped, IoSubmission};
 use crate::label::Label;
 use crate::message::Message;
@@ -125,6 +125,16 @@ pub trait Backend: Env {
     fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
         let _ = buffers;
         None
+    }
+
+    /// Whether the `init` of `isolate`, about to run, fails instead (the simulator's
+    /// init-failure fault). When true, `init` does not run: the isolate stops with
+    /// `ExitKind::InitFailed` and reason `crash::INJECTED_INIT_FAILURE`, exactly as if its
+    /// `init` had failed, and its supervisor decides. Asked once per `init`, in the order
+    /// inits run. Production backends keep the default, which never fails one.
+    fn fail_init(&mut self, isolate: Handle) -> bool {
+        let _ = isolate;
+        false
     }
 
     /// The shard's root supervision group escalated: every isolate of the shard was

@@ -2,13 +2,15 @@
 //!
 //! A `Handle` names one incarnation of an isolate: (shard, type, slot, generation) packed into
 //! 64 bits. It is a plain value: holding one keeps nothing alive, and using a stale one is an
-//! ordinary, counted result. This module does not know whether a handle is live; only the
-//! shard that owns the slot can tell.
+//! ordinary, counted result. `Handle::latest` turns a handle into the address of its slot,
+//! which reaches whichever incarnation lives there. This module does not know whether a
+//! handle is live; only the shard that owns the slot can tell.
 
 use core::fmt;
 
 use crate::limits::{
-    GENERATION_MAX, HANDLE_GENERATION_BITS, HANDLE_SLOT_BITS, HANDLE_TYPE_BITS, SLOT_COUNT_MAX,
+    GENERATION_LATEST, GENERATION_MAX, HANDLE_GENERATION_BITS, HANDLE_SLOT_BITS, HANDLE_TYPE_BITS,
+    SLOT_COUNT_MAX,
 };
 
 /// The index of a shard within its node.
@@ -35,7 +37,9 @@ impl fmt::Display for ShardId {
 /// A generational reference to one isolate incarnation.
 ///
 /// Layout, most significant first: shard (8 bits), type (8), slot (20), generation (28).
-/// Generations start at 1, so no live handle equals [`Handle::NONE`].
+/// Generations start at 1, so no live handle equals [`Handle::NONE`]. The all-ones generation
+/// ([`GENERATION_LATEST`](crate::limits::GENERATION_LATEST)) is no incarnation's: it marks a
+/// latest handle (see [`Handle::latest`]).
 #[derive(
     Clone,
     Copy,
@@ -105,9 +109,43 @@ impl Handle {
         ((self.0 >> SLOT_SHIFT) as u32) & SLOT_COUNT_MAX
     }
 
-    /// The incarnation of the slot this handle names.
+    /// The incarnation of the slot this handle names
+    /// ([`GENERATION_LATEST`](crate::limits::GENERATION_LATEST) for a latest handle).
     pub const fn generation(self) -> u32 {
-        (self.0 as u32) & GENERATION_MAX
+        (self.0 as u32) & GENERATION_LATEST
+    }
+
+    /// The address of this handle's slot: the same shard, type and slot, reaching whichever
+    /// incarnation lives in the slot when a message arrives, rather than this one only.
+    /// [`Handle::NONE`] stays `NONE`.
+    ///
+    /// Why: a supervisor restarts a child into the slot it had (when that slot is free,
+    /// which it normally just became), with a new generation, so a peer holding the old
+    /// handle could never reach the new incarnation. Erlang solves this with registered
+    /// names; a latest handle is the slot-sized version, with no table and no lookup: it is
+    /// resolved like any handle, except that any live generation matches.
+    ///
+    /// What a latest handle reaches: the incarnation live in the slot when the message is
+    /// enqueued (or accepted from another shard), whatever its generation; a message to an
+    /// empty slot is a counted `StaleHandle`, as for any stale handle. Every event about the
+    /// receiver (`Enqueue`, `Deliver`, and `Drop` when the slot is live) names that
+    /// incarnation's concrete handle, and the handler sees its own concrete handle as the
+    /// destination; only `Send.to` keeps what the sender wrote.
+    ///
+    /// The limit: if a slot is freed for good (a `Temporary` child that stopped, a dynamic
+    /// child whose group let it go) and a later spawn takes it, the address reaches that new
+    /// isolate, which has the same type but may play another role. Use latest handles for
+    /// supervised children whose slot stays theirs (static children, restarted members).
+    pub const fn latest(self) -> Handle {
+        if self.is_none() {
+            return Handle::NONE;
+        }
+        Handle(self.0 | GENERATION_LATEST as u64)
+    }
+
+    /// Whether this is a latest handle (a slot address, see [`Handle::latest`]).
+    pub const fn is_latest(self) -> bool {
+        self.generation() == GENERATION_LATEST
     }
 }
 
@@ -118,10 +156,14 @@ impl fmt::Debug for Handle {
 }
 
 impl fmt::Display for Handle {
-    /// `s<shard>.t<type>.<slot>g<generation>`, or `none`.
+    /// `s<shard>.t<type>.<slot>g<generation>`, `s<shard>.t<type>.<slot>g*` for a latest
+    /// handle, or `none`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_none() {
             return f.write_str("none");
+        }
+        if self.is_latest() {
+            return write!(f, "s{}.t{}.{}g*", self.shard().0, self.type_index(), self.slot());
         }
         write!(
             f,
@@ -154,5 +196,26 @@ mod tests {
         }
         assert_eq!(Handle::new(ShardId(1), 2, 3, 4).to_string(), "s1.t2.3g4");
         assert_eq!(Handle::NONE.to_string(), "none");
+    }
+
+    /// A latest handle keeps shard, type and slot, carries the one generation no incarnation
+    /// has, is idempotent, and `NONE` has no latest form.
+    #[test]
+    fn latest_is_the_slot_address() {
+        for (shard, ty, slot, generation) in
+            [(0, 0, 0, 1), (254, 254, SLOT_COUNT_MAX, GENERATION_MAX), (3, 7, 12345, 99)]
+        {
+            let h = Handle::new(ShardId(shard), ty, slot, generation);
+            let latest = h.latest();
+            assert!(latest.is_latest() && !h.is_latest());
+            assert_eq!(latest.generation(), GENERATION_LATEST);
+            assert!(latest.generation() > GENERATION_MAX);
+            assert_eq!((latest.shard(), latest.type_index(), latest.slot()), (h.shard(), ty, slot));
+            assert_eq!(latest.latest(), latest);
+            assert_ne!(latest, h);
+        }
+        assert_eq!(Handle::NONE.latest(), Handle::NONE);
+        assert!(!Handle::NONE.is_latest());
+        assert_eq!(Handle::new(ShardId(1), 2, 3, 4).latest().to_string(), "s1.t2.3g*");
     }
 }

@@ -116,4 +116,7 @@ pub mod crash {
     pub const INIT_DONE: Label = Label::new("init returned Done");
     /// The isolate returned an effect this version of the scheduler does not interpret.
     pub const EFFECT_UNSUPPORTED: Label = Label::new("effect not supported");
+    /// The backend failed the `init` before it ran (`Backend::fail_init`, a simulated
+    /// fault).
+    pub const INJECTED_INIT_FAILURE: Label = Label::new("injected init failure");
 }

@@ -74,6 +74,7 @@ pub mod limits;
 mod message;
 mod payload;
 mod pool;
+mod recovery;
 mod ring;
 mod scheduler;
 mod shard;
@@ -90,6 +91,7 @@ pub use isolate::{Effect, Isolate, ReplyToken, SpawnArgs, crash};
 pub use label::{Label, fnv1a_64};
 pub use message::{Message, MessageId, TimerFired};
 pub use payload::{DecodeError, Outgoing, Payload, Tag};
+pub use recovery::{Recovery, RestartBudget, ShardRecovery};
 pub use scheduler::{Scheduler, TickReport};
 pub use shard::{ReplyError, SendError};
 pub use spec::{

@@ -20,8 +20,12 @@ pub const SHARD_COUNT_MAX: usize = 255;
 pub const TYPE_COUNT_MAX: usize = 255;
 /// Slots per isolate type. A slot index is twenty bits of a `Handle`.
 pub const SLOT_COUNT_MAX: u32 = (1 << HANDLE_SLOT_BITS) - 1;
-/// The last generation a slot may carry; a slot reaching it is retired, never wrapped.
-pub const GENERATION_MAX: u32 = (1 << HANDLE_GENERATION_BITS) - 1;
+/// The last generation an incarnation may carry; a slot that ends an incarnation at it is
+/// retired, never wrapped. One below the all-ones value, which `GENERATION_LATEST` reserves.
+pub const GENERATION_MAX: u32 = (1 << HANDLE_GENERATION_BITS) - 2;
+/// The generation of a latest handle (`Handle::latest`, "whichever incarnation lives in this
+/// slot"): all ones, a value no incarnation ever carries.
+pub const GENERATION_LATEST: u32 = (1 << HANDLE_GENERATION_BITS) - 1;
 
 /// Bit widths of the packed 64-bit `Handle`.
 pub const HANDLE_SHARD_BITS: u32 = 8;
@@ -71,7 +75,8 @@ pub const IO_COMPLETIONS_PER_TICK_MAX: u32 = 1024;
 
 /// Supervision groups on one shard (a group index is 16 bits, with one value for "none").
 pub const GROUP_COUNT_MAX: usize = 4096;
-/// Restarts a group may allow within its window (`MaxR`); its history is allocated at boot.
+/// Restarts a group may allow within its window (`MaxR`), and a shard within its restart
+/// budget (`RestartBudget::restart_max`); each history is allocated up front.
 pub const RESTART_MAX_LIMIT: u32 = 4096;
 /// Dynamic children one group may hold.
 pub const DYNAMIC_CHILDREN_MAX: u32 = 1 << 20;
@@ -83,6 +88,9 @@ const _: () = {
     assert!(HANDLE_SHARD_BITS + HANDLE_TYPE_BITS + HANDLE_SLOT_BITS + HANDLE_GENERATION_BITS == 64);
     assert!(SHARD_COUNT_MAX < (1 << HANDLE_SHARD_BITS));
     assert!(TYPE_COUNT_MAX < (1 << HANDLE_TYPE_BITS));
+    // The marker of latest handles is the one generation value above every incarnation's.
+    assert!(GENERATION_LATEST == (1 << HANDLE_GENERATION_BITS) - 1);
+    assert!(GENERATION_MAX + 1 == GENERATION_LATEST);
     assert!(PAYLOAD_SIZE_MAX <= u8::MAX as usize);
     assert!(PAYLOAD_SIZE_MAX < ENVELOPE_SIZE);
     assert!(ARGS_SIZE_MAX <= PAYLOAD_SIZE_MAX);

@@ -234,6 +234,13 @@ impl Message {
         len: 0,
     };
 
+    /// Points the envelope at `destination`, everything else unchanged: a message sent to a
+    /// latest handle is readdressed to the incarnation it reaches before it is queued.
+    #[inline]
+    pub(crate) fn readdress(&mut self, destination: Handle) {
+        self.destination = destination;
+    }
+
     /// Turns `self` into a payload-less system message in place. The old payload bytes
     /// stay but are unreadable: the length is zero.
     #[inline]

@@ -23,6 +23,17 @@ impl<T: Copy> Ring<T> {
         self.len == 0
     }
 
+    /// Values held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets every value.
+    pub(crate) fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
     #[inline]
     pub(crate) fn is_full(&self) -> bool {
         self.len == self.buffer.len()

@@ -6,6 +6,11 @@
 //! fires due timers. Ready queues make a tick cost O(work done), never O(slots). The
 //! backend is passed into every tick rather than stored.
 //!
+//! Between ticks, its driver may also crash the shard as a whole (`crash`), drop what
+//! arrives while it is down (`discard_inbound`) and bring it back (`restart`): the
+//! mechanism of Level-2 recovery, whose policy is `ShardRecovery`. It may kill one isolate
+//! too (`kill`).
+//!
 //! The scheduler owns the arenas and the `ShardCore`; it does not decide how time passes or
 //! when to tick; its driver (the simulator world, a production thread, a test) does.
 
@@ -15,12 +20,14 @@ use crate::arena::ErasedArena;
 use crate::backend::{Backend, Env, Timestamp};
 use crate::containment::install_panic_hook;
 use crate::handle::{Handle, ShardId};
+use crate::isolate::crash;
+use crate::label::Label;
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::message::MessageId;
 use crate::shard::{ShardCore, Stop};
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
 use crate::supervision::{self, Actions, Groups};
-use crate::trace::{Counters, Event, ShardFailure};
+use crate::trace::{Counters, Event, ExitKind, ShardFailure};
 
 /// What one tick did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,6 +49,8 @@ pub struct Scheduler<B: Backend> {
     core: ShardCore,
     arenas: Box<[Box<dyn ErasedArena>]>,
     failure_reported: bool,
+    /// Crashed and not restarted yet: no tick, arrivals are discarded.
+    down: bool,
     _backend: PhantomData<fn(&mut B)>,
 }
 
@@ -65,6 +74,7 @@ impl<B: Backend> Scheduler<B> {
             core: ShardCore::new(spec, shard),
             arenas,
             failure_reported: false,
+            down: false,
             _backend: PhantomData,
         };
         scheduler.core.now = backend.now();
@@ -126,9 +136,50 @@ impl<B: Backend> Scheduler<B> {
         self.arenas.get(type_index).map_or(0, |arena| arena.live_count())
     }
 
-    /// Whether `handle` names a live isolate of this shard.
+    /// Whether `handle` names a live isolate of this shard (for a latest handle: whether an
+    /// incarnation lives in its slot).
     pub fn is_live(&self, handle: Handle) -> bool {
         self.core.is_live(handle)
+    }
+
+    /// Live isolates of this shard over every type, those whose `init` is pending included.
+    /// O(slots): meant for fault injection, which picks one with `nth_live`.
+    pub fn live_isolates(&self) -> usize {
+        self.core.live_isolates()
+    }
+
+    /// The handle of the `n`-th live isolate in (type, slot) order, for `n` below
+    /// `live_isolates()`. O(slots), like `live_isolates`.
+    pub fn nth_live(&self, n: usize) -> Option<Handle> {
+        self.core.nth_live(n)
+    }
+
+    /// Crashes the live isolate `handle` names, from outside any dispatch (the simulator's
+    /// "isolate crashes before its next dispatch" fault). Call it between ticks.
+    ///
+    /// The isolate is torn down as `ExitKind::Crashed` with `reason`, exactly as if its
+    /// handler had crashed: its queued messages are dropped as `TargetExited`, its timers
+    /// cancelled, its pending call and undelivered I/O completion dropped, its buffers
+    /// freed, its state dropped. Then the shard settles as after a handler: the
+    /// supervisor's decision runs, and the `init` of any child it restarts. A latest handle
+    /// kills whichever incarnation lives in its slot.
+    ///
+    /// Returns false, and does nothing, if `handle` names no live isolate of this shard (a
+    /// stale handle, another shard's, or any handle while the shard is down). Rare: the
+    /// settling may run inits, but nothing here allocates.
+    pub fn kill(&mut self, handle: Handle, reason: Label, backend: &mut B) -> bool {
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        let Some((type_index, slot)) = self.core.kill_target(handle) else {
+            return false;
+        };
+        // The state first, then the teardown, as for every stop (see `ShardCore::stopped`).
+        let drop_panic = self.arenas[type_index].drop_state(slot);
+        let stop = Stop { kind: ExitKind::Crashed, reason };
+        self.core.stopped(backend, type_index, slot, stop, drop_panic);
+        self.settle(backend);
+        self.report_failure(backend);
+        true
     }
 
     /// Free envelopes in the shard's message pool.
@@ -184,7 +235,10 @@ impl<B: Backend> Scheduler<B> {
 
     /// Runs one tick: inbound transport, I/O completions, dispatch within budgets, I/O
     /// submissions, outbound flush, due timers.
+    ///
+    /// Panics if the shard is down (`is_down`): a down shard only discards its arrivals.
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
+        assert!(!self.down, "a down shard does not tick; restart it first");
         self.core.now = backend.now();
         self.core.trace_on = backend.tracing();
         let inbound = self.drain_inbound(backend);
@@ -215,6 +269,85 @@ impl<B: Backend> Scheduler<B> {
                 backend.park(report.next_deadline);
             }
         }
+    }
+
+    /// The shard fails as a whole (the simulator's shard crash; in production, what a
+    /// shard's fatal fault leaves to recover from). Call it between ticks.
+    ///
+    /// Every live or reserved isolate is torn down at once as `ExitKind::ShardCrashed`:
+    /// its `Exit` event, its queued messages dropped as `TargetExited`, its timers
+    /// cancelled, its pending call and undelivered completion dropped, its buffers freed,
+    /// its state dropped. No supervisor decides anything (as for `Shutdown`). Pending
+    /// inits, exit notices and the ready and yielded queues are emptied; I/O submissions
+    /// not yet handed to the backend are discarded as stale (operations the backend holds
+    /// complete as stale after the restart). Every slot's generation is bumped, so no
+    /// handle from before the crash names anything after it (a slot at the last generation
+    /// is retired, as always). Then the message pool is entirely free and no user timer is
+    /// pending, which is asserted.
+    ///
+    /// The shard is then down (`is_down`): it must not tick; its driver passes what arrives
+    /// for it to `discard_inbound` until `restart`. Sends toward a down shard need nothing
+    /// from the core: the sender's transport accepts them as usual, and the receiving side
+    /// drops them there as `ShardDown`. Message ids and call correlations keep counting, so
+    /// they stay unique across the crash. Panics if the shard is down already.
+    pub fn crash(&mut self, backend: &mut B) {
+        assert!(!self.down, "a down shard cannot crash again");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        self.core.crash_all(backend);
+        for arena in self.arenas.iter_mut() {
+            self.core.counters.panics += arena.clear();
+        }
+        self.down = true;
+    }
+
+    /// Whether the shard crashed and was not restarted yet.
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    /// While the shard is down, takes what arrived for it from `backend.receive_remote()`
+    /// (at most `INBOUND_PER_TICK_MAX` envelopes per call, like a tick) and drops each as
+    /// `DropReason::ShardDown`: counted in `Counters::shard_down` and traced as
+    /// `Event::Drop`. Returns how many it dropped. Panics if the shard is not down.
+    pub fn discard_inbound(&mut self, backend: &mut B) -> u32 {
+        assert!(self.down, "a running shard takes its arrivals in tick");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        let mut count = 0;
+        while count < INBOUND_PER_TICK_MAX {
+            let received = backend.receive_remote();
+            let Some(message) = received.as_ref() else { break };
+            self.core.discard_arrival(backend, message);
+            count += 1;
+        }
+        count
+    }
+
+    /// Brings a down shard back from `spec`, the spec it booted from: the supervision tree
+    /// is rebuilt (fresh groups and restart histories; dynamic children are gone), each
+    /// type's free list is reset as at boot, and the static children are reserved and
+    /// their `init`s run exactly as at boot, so the k-th static child of a type is back in
+    /// slot k, with a new generation (reach it through its `Handle::latest`; the handles
+    /// `SystemSpec::add_child` returned are stale now). The failure flag (`failure`) is
+    /// cleared. A shard whose root escalated comes back the same way: `crash`, then
+    /// `restart`. As at boot, remote sends of the inits go out at the next tick's flush,
+    /// and a root escalation during the inits is reported to the backend before this
+    /// returns.
+    ///
+    /// Rare, so it allocates (the supervision groups, the start order). Panics if the
+    /// shard is not down, or if `spec` does not have the shard count, type count and slot
+    /// counts the shard booted with (or if retired slots left a type fewer free slots than
+    /// static children, which takes some 2^28 incarnations of each slot).
+    pub fn restart(&mut self, spec: &SystemSpec, backend: &mut B) {
+        assert!(self.down, "only a down shard restarts");
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        self.core.prepare_restart(spec);
+        self.failure_reported = false;
+        self.down = false;
+        self.start_tree(spec, backend);
+        self.report_failure(backend);
     }
 
     fn drain_inbound(&mut self, backend: &mut B) -> u32 {
@@ -281,10 +414,12 @@ impl<B: Backend> Scheduler<B> {
         }
     }
 
-    /// Runs pending inits and supervision decisions until none is left. Bounded: each
+    /// Runs pending inits (each unless the backend fails it, `Backend::fail_init`) and
+    /// supervision decisions until none is left. Bounded: each
     /// iteration consumes a pending init (bounded by the slots) or an exit notice, and the
     /// restarts an exit may cause are bounded by the group's intensity, escalation by the
     /// tree's depth.
+    #[inline(always)]
     fn settle(&mut self, backend: &mut B) {
         loop {
             if let Some(notice) = self.core.exits.pop() {
@@ -296,12 +431,25 @@ impl<B: Backend> Scheduler<B> {
                     notice.handle,
                     notice.kind,
                 );
-            } else if let Some((type_index, slot)) = self.core.pop_pending_init() {
-                self.arenas[type_index].run_init(&mut self.core, backend, type_index, slot);
+            } else if let Some((type_index, slot, child)) = self.core.pop_pending_init() {
+                if backend.fail_init(child) {
+                    self.fail_init(backend, type_index, slot);
+                } else {
+                    let arena = &mut self.arenas[type_index];
+                    arena.run_init(&mut self.core, backend, type_index, slot, child);
+                }
             } else {
                 break;
             }
         }
+    }
+
+    /// An injected init failure: `init` never runs, so the arena holds no state; the exit
+    /// notice reaches the supervisor like any failed init's.
+    #[inline(never)]
+    fn fail_init(&mut self, backend: &mut B, type_index: usize, slot: usize) {
+        let reason = crash::INJECTED_INIT_FAILURE;
+        self.core.teardown(backend, type_index, slot, ExitKind::InitFailed, reason);
     }
 
     fn report_failure(&mut self, backend: &mut B) {
@@ -357,9 +505,21 @@ impl Actions for ShardActions<'_> {
         args: &ArgsBytes,
         old: Handle,
     ) -> Option<Handle> {
+        // The new incarnation takes the old one's slot if it is free (it normally just
+        // became free), so the member's slot address (`Handle::latest`) reaches it.
+        let type_index = type_index as usize;
+        let preferred = (!old.is_none() && old.type_index() as usize == type_index)
+            .then_some(old.slot() as usize);
         let new = self
             .core
-            .reserve(self.env, Handle::NONE, Some(type_index as usize), args.as_slice(), group)
+            .reserve_preferring(
+                self.env,
+                Handle::NONE,
+                Some(type_index),
+                preferred,
+                args.as_slice(),
+                group,
+            )
             .ok()?;
         self.core.counters.restarts += 1;
         self.core.trace(self.env, Event::Restart { group, old, new });

@@ -224,6 +224,7 @@ impl ArgsBytes {
 }
 
 /// A registered isolate type.
+#[derive(Clone)]
 pub(crate) struct TypeEntry {
     pub(crate) config: TypeConfig,
     pub(crate) args_size: usize,
@@ -275,8 +276,9 @@ pub(crate) struct StaticChild {
 }
 
 /// The static description of one node: shards, isolate types, payloads, pools, timers,
-/// I/O buffers and each shard's supervision tree.
-#[derive(Debug)]
+/// I/O buffers and each shard's supervision tree. Cloning it (a driver keeps one to
+/// restart crashed shards from) allocates.
+#[derive(Clone, Debug)]
 pub struct SystemSpec {
     pub(crate) shard_count: usize,
     pub(crate) message_pool_size: u32,

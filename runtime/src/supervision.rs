@@ -44,6 +44,48 @@ struct Child {
     dynamic: bool,
 }
 
+/// The times of recent restarts within a sliding window, oldest first: a ring of
+/// `restart_max` entries allocated at construction. A supervision group's intensity and a
+/// shard's restart budget (`crate::recovery`) both count with it.
+#[derive(Debug)]
+pub(crate) struct RestartHistory {
+    times: Box<[u64]>,
+    head: usize,
+    len: usize,
+}
+
+impl RestartHistory {
+    /// An empty history that allows `restart_max` restarts per window.
+    pub(crate) fn new(restart_max: u32) -> RestartHistory {
+        RestartHistory { times: vec![0; restart_max as usize].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    /// Forgets restarts at least `window_ns` before `now`, then records one at `now` unless
+    /// that would make more than `restart_max` within the window: false then (the caller
+    /// escalates, or quarantines).
+    pub(crate) fn record(&mut self, now: u64, window_ns: u64) -> bool {
+        let capacity = self.times.len();
+        // Bounded by the ring's capacity. The clock is monotonic; saturating keeps a
+        // backwards step from panicking (it only keeps old restarts a little longer).
+        while self.len > 0 && now.saturating_sub(self.times[self.head]) >= window_ns {
+            self.head = (self.head + 1) % capacity;
+            self.len -= 1;
+        }
+        if self.len >= capacity {
+            return false;
+        }
+        self.times[(self.head + self.len) % capacity] = now;
+        self.len += 1;
+        true
+    }
+
+    /// Forgets every restart.
+    pub(crate) fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+}
+
 /// One supervision group at run time.
 #[derive(Debug)]
 struct Group {
@@ -53,10 +95,8 @@ struct Group {
     children: Vec<Child>,
     /// The static members, to rebuild the group after it escalated.
     statics: Vec<Member>,
-    /// Times of recent restarts, oldest first (a ring of `restart_max` entries).
-    restart_times: Box<[u64]>,
-    restart_head: usize,
-    restart_len: usize,
+    /// Recent restarts, against `config.restart_max` and `config.restart_window`.
+    restarts: RestartHistory,
     dynamic_count: u32,
 }
 
@@ -65,23 +105,7 @@ impl Group {
     /// exceed `restart_max` (the caller escalates then).
     fn record_restart(&mut self, now: u64) -> bool {
         let window = u64::try_from(self.config.restart_window.as_nanos()).unwrap_or(u64::MAX);
-        let capacity = self.restart_times.len();
-        // Bounded by the ring's capacity.
-        while self.restart_len > 0 && now - self.restart_times[self.restart_head] >= window {
-            self.restart_head = (self.restart_head + 1) % capacity;
-            self.restart_len -= 1;
-        }
-        if self.restart_len >= capacity {
-            return false;
-        }
-        self.restart_times[(self.restart_head + self.restart_len) % capacity] = now;
-        self.restart_len += 1;
-        true
-    }
-
-    fn forget_restarts(&mut self) {
-        self.restart_head = 0;
-        self.restart_len = 0;
+        self.restarts.record(now, window)
     }
 }
 
@@ -122,9 +146,7 @@ impl Groups {
                     parent: group.parent,
                     children,
                     statics,
-                    restart_times: vec![0; group.config.restart_max as usize].into_boxed_slice(),
-                    restart_head: 0,
-                    restart_len: 0,
+                    restarts: RestartHistory::new(group.config.restart_max),
                     dynamic_count: 0,
                 }
             })
@@ -354,7 +376,7 @@ fn start_member(actions: &mut impl Actions, group: u16, position: usize) -> bool
 /// escalates (no decision re-enters a group in the middle of its own restart).
 fn rebuild(actions: &mut impl Actions, group: u16) -> bool {
     let target = &mut actions.groups().groups[group as usize];
-    target.forget_restarts();
+    target.restarts.clear();
     target.children.clear();
     target.dynamic_count = 0;
     // Pushing into the preallocated children never allocates.
@@ -399,9 +421,7 @@ mod tests {
             parent: None,
             children: Vec::new(),
             statics: Vec::new(),
-            restart_times: vec![0; restart_max as usize].into_boxed_slice(),
-            restart_head: 0,
-            restart_len: 0,
+            restarts: RestartHistory::new(restart_max),
             dynamic_count: 0,
         }
     }

@@ -2,8 +2,9 @@
 //! between shards, a SplitMix64 random stream and an optional event recorder.
 //!
 //! `TestWorld` boots every shard of a spec on one thread and ticks them in shard order. It
-//! is a test harness, not the simulator: there is no virtual network delay, no fault and no
-//! interleaving search (see `tina-sim` for those). Once built it does not allocate: the
+//! is a test harness, not the simulator: there is no virtual network delay, no random fault
+//! and no interleaving search (see `tina-sim` for those); a test may crash and restart a
+//! shard, kill an isolate or fail an init by hand. Once built it does not allocate: the
 //! transports and the event recorder have fixed capacities, and events past the recorder's
 //! capacity are only counted.
 
@@ -14,6 +15,7 @@ use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::handle::Handle;
 use crate::handle::ShardId;
 use crate::io::{IoBuffers, IoError, IoReaped, IoResult, IoSubmission};
+use crate::label::Label;
 use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
 use crate::ring::Ring;
@@ -53,6 +55,8 @@ pub struct TestBackend {
     io_ready: VecDeque<(IoSubmission, IoResult, Vec<u8>)>,
     io_log: Vec<IoSubmission>,
     failures: Vec<ShardFailure>,
+    /// Slot addresses whose next `init` fails (`fail_next_init`).
+    init_failures: Vec<Handle>,
 }
 
 impl TestBackend {
@@ -72,7 +76,14 @@ impl TestBackend {
             io_ready: VecDeque::new(),
             io_log: Vec::new(),
             failures: Vec::new(),
+            init_failures: Vec::new(),
         }
+    }
+
+    /// Makes the next `init` that runs in `isolate`'s slot (whatever the incarnation) fail
+    /// as an injected fault (`Backend::fail_init`). Several calls fail several inits.
+    pub fn fail_next_init(&mut self, isolate: Handle) {
+        self.init_failures.push(isolate.latest());
     }
 
     /// Scripts the completion of the oldest submission not yet completed (now, or when it
@@ -201,6 +212,17 @@ impl Backend for TestBackend {
         self.failures.push(*failure);
     }
 
+    fn fail_init(&mut self, isolate: Handle) -> bool {
+        if self.init_failures.is_empty() {
+            return false;
+        }
+        let Some(index) = self.init_failures.iter().position(|&h| h == isolate.latest()) else {
+            return false;
+        };
+        self.init_failures.remove(index);
+        true
+    }
+
     fn park(&mut self, _deadline: Option<Timestamp>) {}
 
     fn stop_requested(&mut self) -> bool {
@@ -208,12 +230,15 @@ impl Backend for TestBackend {
     }
 }
 
-/// Every shard of a spec on one thread, ticked in shard order.
+/// Every shard of a spec on one thread, ticked in shard order. A down shard (crashed, not
+/// restarted) is not ticked: its arrivals are discarded instead.
 #[derive(Debug)]
 pub struct TestWorld {
     schedulers: Vec<Scheduler<TestBackend>>,
     backends: Vec<TestBackend>,
     injected: u64,
+    /// The spec every shard booted from, to restart crashed shards.
+    spec: SystemSpec,
 }
 
 impl TestWorld {
@@ -229,17 +254,22 @@ impl TestWorld {
         for (shard, backend) in shards.zip(backends.iter_mut()) {
             schedulers.push(Scheduler::boot(spec, shard, backend)?);
         }
-        let mut world = TestWorld { schedulers, backends, injected: 0 };
+        let mut world = TestWorld { schedulers, backends, injected: 0, spec: spec.clone() };
         world.route();
         Ok(world)
     }
 
-    /// Ticks every shard once, in shard order, routing cross-shard envelopes after each.
-    /// Returns the sum of the reports.
+    /// Ticks every shard once, in shard order, routing cross-shard envelopes after each; a
+    /// down shard discards its arrivals instead. Returns the sum of the reports.
     pub fn tick(&mut self) -> TickReport {
         let mut total = TickReport::default();
         for index in 0..self.schedulers.len() {
-            let report = self.schedulers[index].tick(&mut self.backends[index]);
+            let (scheduler, backend) = (&mut self.schedulers[index], &mut self.backends[index]);
+            if scheduler.is_down() {
+                total.inbound += scheduler.discard_inbound(backend);
+                continue;
+            }
+            let report = scheduler.tick(backend);
             total.dispatched += report.dispatched;
             total.inbound += report.inbound;
             total.has_work |= report.has_work;
@@ -317,6 +347,35 @@ impl TestWorld {
     /// The backend of `shard`, mutably.
     pub fn backend_mut(&mut self, shard: ShardId) -> &mut TestBackend {
         &mut self.backends[shard.index()]
+    }
+
+    /// Crashes `shard` as a whole (`Scheduler::crash`): every isolate torn down, the shard
+    /// down until `restart_shard`.
+    pub fn crash_shard(&mut self, shard: ShardId) {
+        let index = shard.index();
+        self.schedulers[index].crash(&mut self.backends[index]);
+    }
+
+    /// Restarts a crashed `shard` from the spec it booted from (`Scheduler::restart`): its
+    /// static children boot again, into the slots they had.
+    pub fn restart_shard(&mut self, shard: ShardId) {
+        let index = shard.index();
+        self.schedulers[index].restart(&self.spec, &mut self.backends[index]);
+        self.route();
+    }
+
+    /// Crashes the isolate `handle` names from outside its dispatch, with `reason`
+    /// (`Scheduler::kill`): its supervisor decides at once. False if it is not live.
+    pub fn kill(&mut self, handle: Handle, reason: Label) -> bool {
+        let index = handle.shard().index();
+        let (Some(scheduler), Some(backend)) =
+            (self.schedulers.get_mut(index), self.backends.get_mut(index))
+        else {
+            return false;
+        };
+        let killed = scheduler.kill(handle, reason, backend);
+        self.route();
+        killed
     }
 
     /// Counters of `shard`.

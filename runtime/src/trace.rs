@@ -62,6 +62,9 @@ pub enum DropReason {
     TargetExited = 4,
     /// A reply reached a caller that no longer waits for it (timed out, or answered).
     LateReply = 5,
+    /// The message reached a shard that was down (crashed and not restarted yet); the
+    /// shard's backend discarded it (`Scheduler::discard_inbound`).
+    ShardDown = 6,
 }
 
 impl DropReason {
@@ -74,6 +77,7 @@ impl DropReason {
             DropReason::RingFull => "ring-full",
             DropReason::TargetExited => "target-exited",
             DropReason::LateReply => "late-reply",
+            DropReason::ShardDown => "shard-down",
         }
     }
 }
@@ -91,6 +95,9 @@ pub enum ExitKind {
     InitFailed = 2,
     /// Its supervisor stopped it (a sibling's restart or an escalation).
     Shutdown = 3,
+    /// Its shard crashed (`Scheduler::crash`): every isolate of the shard ended at once,
+    /// and no supervisor decides anything about it (the shard's restart rebuilds the tree).
+    ShardCrashed = 4,
 }
 
 impl ExitKind {
@@ -101,6 +108,7 @@ impl ExitKind {
             ExitKind::Crashed => "crashed",
             ExitKind::InitFailed => "init-failed",
             ExitKind::Shutdown => "shutdown",
+            ExitKind::ShardCrashed => "shard-crashed",
         }
     }
 }
@@ -308,7 +316,8 @@ pub enum Event {
     },
     /// A slot reached the last generation and will never be used again.
     Retire {
-        /// The last incarnation the slot held.
+        /// The last incarnation the slot held (for a free slot retired by a shard crash,
+        /// which bumps every generation, the one it would have given next).
         handle: Handle,
     },
     /// An isolate set a timer due at `deadline_ns` (backend clock).
@@ -465,6 +474,8 @@ pub struct Counters {
     pub dropped_on_exit: u64,
     /// Replies that arrived after their call ended.
     pub late_replies: u64,
+    /// Messages that arrived while the shard was down, discarded.
+    pub shard_down: u64,
     /// Slots reserved by spawns (boot and restarts included).
     pub spawned: u64,
     /// Spawns refused (no free slot, unregistered type, no group, group full).
@@ -477,6 +488,8 @@ pub struct Counters {
     pub init_failures: u64,
     /// Isolates stopped by their supervisor.
     pub shutdowns: u64,
+    /// Isolates torn down because their shard crashed.
+    pub shard_crash_exits: u64,
     /// Panics contained in isolates (in `init`, a handler or the state's `Drop`).
     pub panics: u64,
     /// Slots retired at the last generation.
@@ -515,6 +528,10 @@ pub struct Counters {
     pub escalations: u64,
     /// Root escalations: the shard failed.
     pub shard_failures: u64,
+    /// Shard crashes (`Scheduler::crash`).
+    pub shard_crashes: u64,
+    /// Shard restarts after a crash (`Scheduler::restart`).
+    pub shard_restarts: u64,
 }
 
 impl Counters {
@@ -526,6 +543,7 @@ impl Counters {
             + self.ring_full
             + self.dropped_on_exit
             + self.late_replies
+            + self.shard_down
     }
 
     /// Counts one drop under its reason.
@@ -537,12 +555,13 @@ impl Counters {
             DropReason::RingFull => &mut self.ring_full,
             DropReason::TargetExited => &mut self.dropped_on_exit,
             DropReason::LateReply => &mut self.late_replies,
+            DropReason::ShardDown => &mut self.shard_down,
         };
         *counter += 1;
     }
 
     /// Name and value of every counter, in a fixed order (for summaries and logs).
-    pub fn entries(&self) -> [(&'static str, u64); 34] {
+    pub fn entries(&self) -> [(&'static str, u64); 38] {
         [
             ("sent", self.sent),
             ("enqueued", self.enqueued),
@@ -554,12 +573,14 @@ impl Counters {
             ("ring_full", self.ring_full),
             ("dropped_on_exit", self.dropped_on_exit),
             ("late_replies", self.late_replies),
+            ("shard_down", self.shard_down),
             ("spawned", self.spawned),
             ("spawn_failed", self.spawn_failed),
             ("exits_normal", self.exits_normal),
             ("crashes", self.crashes),
             ("init_failures", self.init_failures),
             ("shutdowns", self.shutdowns),
+            ("shard_crash_exits", self.shard_crash_exits),
             ("panics", self.panics),
             ("slots_retired", self.slots_retired),
             ("logs", self.logs),
@@ -578,6 +599,8 @@ impl Counters {
             ("restarts", self.restarts),
             ("escalations", self.escalations),
             ("shard_failures", self.shard_failures),
+            ("shard_crashes", self.shard_crashes),
+            ("shard_restarts", self.shard_restarts),
         ]
     }
 }

@@ -231,6 +231,33 @@ fn one_for_all_restarts_every_worker() {
     );
 }
 
+/// Restarts keep their slot: when OneForAll stops and starts every worker after the middle
+/// one crashed, each new incarnation is in its predecessor's slot with the next generation.
+/// (The free list alone would hand the crashed worker's slot, freed first, to the last
+/// worker started, and swap the others.)
+#[test]
+fn restarts_keep_their_slot() {
+    let mut tree = Tree::build(&Layout::new(Strategy::OneForAll, [Restart::Permanent; 3]));
+    tree.job(1, 3);
+    let restarts: Vec<(Handle, Handle)> = tree
+        .world
+        .backend(S0)
+        .events()
+        .iter()
+        .filter_map(|event| match *event {
+            Event::Restart { old, new, .. } => Some((old, new)),
+            _ => None,
+        })
+        .collect();
+    let slots: Vec<(u32, u32)> =
+        restarts.iter().map(|(old, new)| (old.slot(), new.slot())).collect();
+    assert_eq!(slots, [(0, 0), (1, 1), (2, 2)], "worker k restarts in slot k, in start order");
+    for (old, new) in restarts {
+        assert_eq!(new.generation(), old.generation() + 1, "{old} -> {new}");
+        assert!(tree.world.scheduler(S0).is_live(new) && !tree.world.scheduler(S0).is_live(old));
+    }
+}
+
 /// RestForOne: the crashed worker and the ones started after it restart; earlier ones
 /// keep running.
 #[test]

@@ -103,7 +103,11 @@ impl ShardCore {
             DropReason::StaleHandle => CallFailure::StaleHandle,
             DropReason::MailboxFull => CallFailure::MailboxFull,
             DropReason::PoolExhausted => CallFailure::PoolExhausted,
-            DropReason::RingFull | DropReason::TargetExited | DropReason::LateReply => return,
+            // A down shard answers nothing: its arrivals wait for nobody (see `recovery.rs`).
+            DropReason::RingFull
+            | DropReason::TargetExited
+            | DropReason::LateReply
+            | DropReason::ShardDown => return,
         };
         let caller = request.source();
         if caller.is_none() {

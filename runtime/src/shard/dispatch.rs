@@ -54,7 +54,10 @@ impl Stop {
     fn after_drop_panic(self) -> Stop {
         match self.kind {
             ExitKind::Normal => Stop { kind: ExitKind::Crashed, reason: crash::PANIC },
-            ExitKind::Crashed | ExitKind::InitFailed | ExitKind::Shutdown => self,
+            ExitKind::Crashed
+            | ExitKind::InitFailed
+            | ExitKind::Shutdown
+            | ExitKind::ShardCrashed => self,
         }
     }
 }
@@ -108,6 +111,7 @@ impl ShardCore {
             return false;
         }
         self.counters.dispatched += 1;
+        debug_assert!(!out.destination().is_latest(), "mailboxes hold concrete destinations");
         if self.trace_on {
             env.trace(&Event::Deliver { id: out.id(), to: handle, tag: out.tag() });
         }

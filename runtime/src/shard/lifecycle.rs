@@ -45,8 +45,25 @@ impl ShardCore {
         args: &[u8],
         group: u16,
     ) -> Result<Handle, SpawnError> {
+        self.reserve_preferring(env, parent, type_index, None, args, group)
+    }
+
+    /// `reserve`, taking slot `preferred` if it is free (else any free slot, as `reserve`
+    /// would). Supervision restarts a member into the slot it had, so the slot address of
+    /// a supervised child (`Handle::latest`) keeps reaching it. Inline so that `reserve`,
+    /// the spawn path, compiles without the preference.
+    #[inline]
+    pub(crate) fn reserve_preferring(
+        &mut self,
+        env: &mut dyn Env,
+        parent: Handle,
+        type_index: Option<usize>,
+        preferred: Option<usize>,
+        args: &[u8],
+        group: u16,
+    ) -> Result<Handle, SpawnError> {
         let result = match type_index {
-            Some(type_index) => self.try_reserve(type_index, args, group),
+            Some(type_index) => self.try_reserve(type_index, preferred, args, group),
             None => Err(SpawnError::NotRegistered),
         };
         match result {
@@ -73,9 +90,11 @@ impl ShardCore {
         self.trace(env, Event::SpawnFailed { parent, type_index, reason });
     }
 
+    #[inline]
     fn try_reserve(
         &mut self,
         type_index: usize,
+        preferred: Option<usize>,
         args: &[u8],
         group: u16,
     ) -> Result<Handle, SpawnError> {
@@ -84,8 +103,16 @@ impl ShardCore {
         if slots.free_len == 0 {
             return Err(SpawnError::ArenaFull);
         }
+        // The free list is a stack: its top is handed out first. A slot that just became
+        // free is on top, so a preferred slot is usually found there.
+        let top = slots.free_len as usize - 1;
+        if let Some(wanted) = preferred
+            && slots.free[top] as usize != wanted
+        {
+            slots.prefer_free(wanted);
+        }
+        let slot = slots.free[top] as usize;
         slots.free_len -= 1;
-        let slot = slots.free[slots.free_len as usize] as usize;
         assert_eq!(slots.meta[slot].state, SlotState::Free);
         debug_assert!(slots.meta[slot].mailbox.is_empty());
         slots.meta[slot].state = SlotState::Reserved;
@@ -126,8 +153,10 @@ impl ShardCore {
         Ok(child)
     }
 
-    /// Takes the next pending init that is still reserved and marks it running.
-    pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize)> {
+    /// Takes the next pending init that is still reserved, marks it running and returns
+    /// its (type, slot) and handle.
+    #[inline]
+    pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize, Handle)> {
         // Bounded by the ring's capacity, which is the shard's slot count.
         while let Some(child) = self.pending_inits.pop() {
             let type_index = child.type_index() as usize;
@@ -137,7 +166,7 @@ impl ShardCore {
                 && slots.meta[slot].generation == child.generation()
             {
                 slots.meta[slot].state = SlotState::Running;
-                return Some((type_index, slot));
+                return Some((type_index, slot, child));
             }
         }
         None
@@ -162,6 +191,7 @@ impl ShardCore {
             ExitKind::Crashed => self.counters.crashes += 1,
             ExitKind::InitFailed => self.counters.init_failures += 1,
             ExitKind::Shutdown => self.counters.shutdowns += 1,
+            ExitKind::ShardCrashed => self.counters.shard_crash_exits += 1,
         }
         self.trace(env, Event::Exit { handle, kind, reason });
         // Bounded by the mailbox capacity (plus one accepted reply).
@@ -200,11 +230,24 @@ impl ShardCore {
             slots.free[slots.free_len as usize] = slot as u32;
             slots.free_len += 1;
         }
-        if group != NO_GROUP && kind != ExitKind::Shutdown {
+        // A supervisor stopping its child, or the shard crashing, asks for no decision.
+        if group != NO_GROUP && !matches!(kind, ExitKind::Shutdown | ExitKind::ShardCrashed) {
             self.exits
                 .push(ExitNotice { handle, kind, group })
                 .expect("exit notices hold every slot");
         }
+    }
+
+    /// The (type, slot) of the live isolate `handle` names (a latest handle too), to be
+    /// crashed from outside any dispatch (the simulator's "crashes before its next dispatch"
+    /// fault), or `None` if it names no live isolate here. The scheduler drops its state
+    /// first, then ends it with `stopped` as `Crashed`: the same order as every stop, so a
+    /// panic in its `Drop` is the isolate's.
+    pub(crate) fn kill_target(&self, handle: Handle) -> Option<(usize, usize)> {
+        let (type_index, slot) = self.locate(handle)?;
+        let state = self.types[type_index].meta[slot].state;
+        assert_ne!(state, SlotState::Running, "kill runs outside every dispatch");
+        Some((type_index, slot))
     }
 
     /// Panics of isolate code end here: the trace gets the message, and the returned stop
@@ -262,7 +305,8 @@ mod tests {
     }
 
     /// A slot that ends an incarnation at the last generation is retired: never handed out
-    /// again, counted and traced, and its last handle is stale.
+    /// again, counted and traced, and its last handle is stale, as is the slot's address.
+    /// The last generation is one below the latest-handle marker, which no incarnation gets.
     #[test]
     fn slot_at_last_generation_is_retired() {
         let mut spec = SystemSpec::new(1);
@@ -274,12 +318,14 @@ mod tests {
 
         core.types[0].meta[0].generation = GENERATION_MAX - 1;
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
-        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        assert_eq!(core.pop_pending_init().map(|(t, s, _)| (t, s)), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
         let last =
             core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("the slot again");
         assert_eq!((first.generation(), last.generation()), (GENERATION_MAX - 1, GENERATION_MAX));
-        assert_eq!(core.pop_pending_init(), Some((0, 0)));
+        assert!(!last.is_latest() && last.generation() < crate::limits::GENERATION_LATEST);
+        assert_eq!(core.locate(last.latest()), Some((0, 0)), "the address reaches it");
+        assert_eq!(core.pop_pending_init().map(|(t, s, _)| (t, s)), Some((0, 0)));
         core.teardown(&mut backend, 0, 0, ExitKind::Normal, NO_REASON);
 
         assert_eq!(core.types[0].meta[0].state, SlotState::Retired);
@@ -289,6 +335,7 @@ mod tests {
             Err(SpawnError::ArenaFull)
         );
         assert_eq!(core.resolve(last), None);
+        assert_eq!(core.locate(last.latest()), None, "a retired slot has no incarnation");
         assert!(backend.events().contains(&Event::Retire { handle: last }));
     }
 }

@@ -9,8 +9,9 @@
 //! This file holds the struct, its constructor and the lookups every part uses (handles,
 //! timer keys, message ids); the rest is one file per noun: `slots` (the slot tables of
 //! each type), `routing` (sends, replies, their errors), `calls`, `timers`, `io_table` (I/O
-//! in flight and buffers), `lifecycle` (from spawn to teardown) and `dispatch` (what a
-//! ready slot is handed, and applying its effect). Each adds its own `impl ShardCore`.
+//! in flight and buffers), `lifecycle` (from spawn to teardown), `recovery` (a whole shard
+//! crashing and restarting) and `dispatch` (what a ready slot is handed, and applying its
+//! effect). Each adds its own `impl ShardCore`.
 //!
 //! This module routes and accounts; it never calls isolate code and never decides
 //! supervision (see `supervision`).
@@ -19,6 +20,7 @@ mod calls;
 mod dispatch;
 mod io_table;
 mod lifecycle;
+mod recovery;
 mod routing;
 mod slots;
 mod timers;
@@ -143,7 +145,9 @@ impl ShardCore {
         self.types[type_index].key_base + slot as u32
     }
 
-    /// The (type, slot) a handle names on this shard, if it is live.
+    /// The (type, slot) a concrete handle names on this shard, if it is live. A latest
+    /// handle resolves to nothing here: the message path tries `locate` after this fails,
+    /// so ordinary sends never pay for latest handles.
     #[inline]
     pub(crate) fn resolve(&self, handle: Handle) -> Option<(usize, usize)> {
         if handle.is_none() || handle.shard() != self.shard {
@@ -155,6 +159,30 @@ impl ShardCore {
         let meta = slots.meta.get(slot)?;
         (meta.state.is_live() && meta.generation == handle.generation())
             .then_some((type_index, slot))
+    }
+
+    /// `resolve` that also accepts a latest handle (`Handle::latest`): it matches whichever
+    /// incarnation is live in its slot.
+    pub(crate) fn locate(&self, handle: Handle) -> Option<(usize, usize)> {
+        if !handle.is_latest() {
+            return self.resolve(handle);
+        }
+        if handle.shard() != self.shard {
+            return None;
+        }
+        let (type_index, slot) = (handle.type_index() as usize, handle.slot() as usize);
+        let meta = self.types.get(type_index)?.meta.get(slot)?;
+        meta.state.is_live().then_some((type_index, slot))
+    }
+
+    /// The concrete handle of the incarnation `handle` reaches: itself, unless it is a latest
+    /// handle whose slot on this shard is live. Events about a receiver carry this.
+    #[inline]
+    pub(crate) fn concrete(&self, handle: Handle) -> Handle {
+        if !handle.is_latest() {
+            return handle;
+        }
+        self.locate(handle).map_or(handle, |(type_index, slot)| self.handle_of(type_index, slot))
     }
 
     #[inline]
@@ -178,8 +206,28 @@ impl ShardCore {
         }
     }
 
-    /// Whether a handle names a live isolate on this shard.
+    /// Whether a handle (a latest handle too) names a live isolate on this shard.
     pub(crate) fn is_live(&self, handle: Handle) -> bool {
-        self.resolve(handle).is_some()
+        self.locate(handle).is_some()
+    }
+
+    /// Every live slot (reserved included) in (type, slot) order. O(slots): for fault
+    /// injection and recovery, never on the message path.
+    fn live_slots(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.types.iter().enumerate().flat_map(|(type_index, slots)| {
+            let live = slots.meta.iter().enumerate().filter(|(_, meta)| meta.state.is_live());
+            live.map(move |(slot, _)| (type_index, slot))
+        })
+    }
+
+    /// Live (or reserved) isolates over every type.
+    pub(crate) fn live_isolates(&self) -> usize {
+        self.live_slots().count()
+    }
+
+    /// The handle of the `n`-th live isolate in (type, slot) order.
+    pub(crate) fn nth_live(&self, n: usize) -> Option<Handle> {
+        let (type_index, slot) = self.live_slots().nth(n)?;
+        Some(self.handle_of(type_index, slot))
     }
 }

@@ -113,15 +113,37 @@ impl ShardCore {
         } else {
             env.send_remote(to.shard(), message).map_err(|_| DropReason::RingFull)
         };
-        result.map_err(|reason| {
-            self.drop_message(env, id, to, reason);
-            match reason {
-                DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
-                DropReason::PoolExhausted => SendError::PoolExhausted,
-                DropReason::StaleHandle | DropReason::TargetExited | DropReason::LateReply => {
-                    SendError::StaleHandle
-                }
-            }
+        match result {
+            Ok(()) => Ok(()),
+            Err(reason) => self.send_failed(env, message, reason),
+        }
+    }
+
+    /// A send that reached no mailbox: retried for a latest destination on this shard
+    /// (`accept_latest`), else dropped, counted and traced. Out of line: sends usually
+    /// succeed.
+    #[inline(never)]
+    fn send_failed(
+        &mut self,
+        env: &mut dyn Env,
+        message: &Message,
+        reason: DropReason,
+    ) -> Result<(), SendError> {
+        let reason = match self.retry_latest(env, message, reason) {
+            Ok(()) => return Ok(()),
+            Err(reason) => reason,
+        };
+        // A drop at a live slot names the incarnation, not a latest handle.
+        let to = self.concrete(message.destination());
+        self.drop_message(env, message.id(), to, reason);
+        Err(match reason {
+            DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
+            DropReason::PoolExhausted => SendError::PoolExhausted,
+            // A send never meets a down shard here: its arrivals are dropped there.
+            DropReason::StaleHandle
+            | DropReason::TargetExited
+            | DropReason::LateReply
+            | DropReason::ShardDown => SendError::StaleHandle,
         })
     }
 
@@ -136,10 +158,47 @@ impl ShardCore {
             self.enqueue(env, message)
         };
         if let Err(reason) = result {
-            self.drop_message(env, message.id(), message.destination(), reason);
+            self.arrival_failed(env, message, reason);
+        }
+    }
+
+    /// An arrival that reached no mailbox: retried for a latest destination, else dropped,
+    /// counted and traced. Out of line: arrivals usually succeed.
+    #[inline(never)]
+    fn arrival_failed(&mut self, env: &mut dyn Env, message: &Message, reason: DropReason) {
+        if let Err(reason) = self.retry_latest(env, message, reason) {
+            // A drop at a live slot names the incarnation, not a latest handle.
+            let to = self.concrete(message.destination());
+            self.drop_message(env, message.id(), to, reason);
             if message.is_call() {
                 self.refuse_call(env, message, reason);
             }
+        }
+    }
+
+    /// A latest destination fails the strict resolution of `enqueue` and `accept_reply`
+    /// (with no side effect) as a stale handle; only then is it looked up as a slot
+    /// address, so ordinary sends never test for latest handles. The envelope is
+    /// readdressed to the incarnation live in the slot before it is queued, so mailboxes,
+    /// events and the handler's own handle are always concrete. Any other failure is
+    /// returned as it was.
+    fn retry_latest(
+        &mut self,
+        env: &mut dyn Env,
+        message: &Message,
+        reason: DropReason,
+    ) -> Result<(), DropReason> {
+        let to = message.destination();
+        if reason != DropReason::StaleHandle || !to.is_latest() || to.shard() != self.shard {
+            return Err(reason);
+        }
+        let (type_index, slot) = self.locate(to).ok_or(DropReason::StaleHandle)?;
+        let mut concrete = *message;
+        concrete.readdress(self.handle_of(type_index, slot));
+        if concrete.is_reply() {
+            self.accept_reply(env, &concrete)
+        } else {
+            self.enqueue(env, &concrete)
         }
     }
 

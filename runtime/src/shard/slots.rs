@@ -153,6 +153,32 @@ impl TypeSlots {
         }
     }
 
+    /// Moves free slot `wanted`, if it is on the free list, to its top (the next handed
+    /// out), keeping the order of the others. Bounded by the list; rare (a restart whose
+    /// old slot is not the latest freed).
+    #[inline(never)]
+    pub(super) fn prefer_free(&mut self, wanted: usize) {
+        let len = self.free_len as usize;
+        if let Some(position) = self.free[..len].iter().rposition(|&s| s as usize == wanted) {
+            self.free.copy_within(position + 1..len, position);
+            self.free[len - 1] = wanted as u32;
+        }
+    }
+
+    /// Rebuilds the free list from the slot states, as at boot: every free slot, the lowest
+    /// handed out first (a shard restart then reserves the k-th static child of the type in
+    /// slot k, unless a lower slot was retired). O(slots).
+    pub(super) fn reset_free(&mut self) {
+        let free = self.meta.iter().enumerate().rev().filter(|(_, m)| m.state == SlotState::Free);
+        let mut len = 0;
+        for (slot, _) in free {
+            self.free[len] = slot as u32;
+            len += 1;
+        }
+        // At most `slot_count` entries, which fits in u32.
+        self.free_len = len as u32;
+    }
+
     /// Spawn arguments kept for `slot`.
     pub(crate) fn args(&self, slot: usize) -> &[u8] {
         &self.args[slot * self.args_size..(slot + 1) * self.args_size]
