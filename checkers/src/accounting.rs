@@ -110,19 +110,53 @@ impl State {
         }
     }
 
-    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
-        if !view.quiescent {
-            return Verdict::Continue;
+    /// Forgets every message of `node`, which crashed: its shards boot again and number
+    /// their messages from 1.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        let start = usize::from(node) * SHARD_IDS_PER_NODE;
+        let Some(origins) = self.origins.get_mut(start..start + SHARD_IDS_PER_NODE) else {
+            return;
+        };
+        for (shard, origin) in origins.iter_mut().enumerate() {
+            // At most 256 shard ids per node.
+            if layout.shard_index(node, ShardId(shard as u8)).is_some() {
+                *origin = Some(Ring::starting_at(1));
+            }
         }
-        for origin in self.origins.iter().flatten() {
-            let sequences = origin.start()..origin.end();
-            if let Some(sequence) = sequences.into_iter().find(|&s| origin.get(s) == Some(&SENT)) {
-                return violated(
-                    NAME,
-                    format!(
-                        "a message (sequence {sequence}) was sent and never enqueued nor dropped"
-                    ),
-                );
+    }
+
+    /// Every message not yet delivered or dropped must still be under way: a sent one in
+    /// transit to its shard, an enqueued one in its mailbox. Anything else was lost, whether
+    /// the run went quiet, reached its goal or hit a limit.
+    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
+        for (at, origin) in self.origins.iter().enumerate() {
+            let Some(origin) = origin else { continue };
+            // Node ids are u16, so the index divided by the table width fits.
+            let node = (at / SHARD_IDS_PER_NODE) as u16;
+            let shard = ShardId((at % SHARD_IDS_PER_NODE) as u8);
+            // Bounded by the window, which holds only unfinished messages and those after
+            // them.
+            for sequence in origin.start()..origin.end() {
+                let id = MessageId::from_raw((u64::from(shard.0) << 56) | sequence);
+                match origin.get(sequence).copied() {
+                    Some(SENT) if !view.is_in_transit(node, id) => {
+                        return violated(
+                            NAME,
+                            format!(
+                                "message {id} of node {node} was sent and is neither enqueued, dropped nor in transit: lost"
+                            ),
+                        );
+                    }
+                    Some(ENQUEUED) if !view.is_queued(node, id) => {
+                        return violated(
+                            NAME,
+                            format!(
+                                "message {id} of node {node} was enqueued and is neither delivered, dropped nor in its mailbox: lost"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
             }
         }
         Verdict::Continue

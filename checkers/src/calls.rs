@@ -9,7 +9,7 @@ use tina::{Event, Handle, SystemSpec};
 
 use crate::layout::Layout;
 use crate::site::Site;
-use crate::{Observer, Stamp, Verdict, violated};
+use crate::{EndView, Observer, Stamp, Verdict, violated};
 
 const NAME: &str = "calls";
 
@@ -97,6 +97,47 @@ impl State {
         }
         Verdict::Continue
     }
+
+    /// Forgets the calls of `node`, which crashed.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        self.slots[layout.node_slots(node)].fill(Call::default());
+    }
+
+    /// Every call in progress by the trace must be in progress in the shards, and the
+    /// other way round: a call the core forgot, or one it kept that the trace ended, is a
+    /// call that can never end properly.
+    pub(crate) fn finish(&self, layout: &Layout, view: &EndView) -> Verdict {
+        let mut traced = 0usize;
+        for node in 0..layout.node_total() {
+            // Node ids are u16.
+            let node = node as u16;
+            for call in &self.slots[layout.node_slots(node)] {
+                if call.pending == 0 {
+                    continue;
+                }
+                traced += 1;
+                if view.calls.binary_search(&(node, call.caller, call.pending)).is_err() {
+                    return violated(
+                        NAME,
+                        format!(
+                            "call {} of {} is in progress by the trace, but its shard holds no such call",
+                            call.pending, call.caller
+                        ),
+                    );
+                }
+            }
+        }
+        if traced != view.calls.len() {
+            return violated(
+                NAME,
+                format!(
+                    "the shards hold {} calls in progress, the trace accounts for {traced}",
+                    view.calls.len()
+                ),
+            );
+        }
+        Verdict::Continue
+    }
 }
 
 impl Observer for Calls {
@@ -112,5 +153,9 @@ impl Observer for Calls {
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
         let site = Site::of(&self.layout, stamp, event);
         self.state.observe(&site, event)
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        self.state.finish(&self.layout, view)
     }
 }

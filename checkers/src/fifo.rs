@@ -83,6 +83,13 @@ impl State {
         }
     }
 
+    /// Forgets the arrivals and mailboxes of `node`, which crashed.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        let shards = layout.node_shards(node);
+        self.arrived[shards.start * SHARD_IDS_PER_NODE..shards.end * SHARD_IDS_PER_NODE].fill(0);
+        self.mailboxes[layout.node_slots(node)].fill_with(Mailbox::default);
+    }
+
     #[inline(always)]
     fn arrival(&mut self, site: &Site, stamp: &Stamp, id: MessageId) -> Verdict {
         let origin = id.origin();

@@ -74,6 +74,11 @@ impl State {
         Verdict::Continue
     }
 
+    /// Forgets the slots of `node`, which crashed: its generations start again at 1.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        self.slots[layout.node_slots(node)].fill(Incarnation::default());
+    }
+
     #[inline(always)]
     fn reaches(&self, site: &Site, to: Handle, what: &str, id: MessageId) -> Verdict {
         let Some(slot) = site.slot() else { return Verdict::Continue };

@@ -60,6 +60,13 @@ impl State {
         }
     }
 
+    /// Forgets the operations of `node`, which crashed.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        for outstanding in &mut self.outstanding[layout.node_slots(node)] {
+            outstanding.clear();
+        }
+    }
+
     fn complete(&mut self, site: &Site, isolate: Handle, sequence: u32, what: &str) -> Verdict {
         let Some(slot) = site.slot() else { return Verdict::Continue };
         let outstanding = &mut self.outstanding[slot];
@@ -75,11 +82,38 @@ impl State {
         }
     }
 
-    pub(crate) fn finish(&self, view: &EndView) -> Verdict {
+    /// Every operation outstanding by the trace must be held by its shard's backend, and
+    /// the other way round; at quiescence none may be left.
+    pub(crate) fn finish(&self, layout: &Layout, view: &EndView) -> Verdict {
         if view.quiescent && self.outstanding.iter().any(|slot| !slot.is_empty()) {
             return violated(
                 NAME,
                 "an I/O operation was still outstanding at quiescence".to_string(),
+            );
+        }
+        let mut traced = 0usize;
+        for node in 0..layout.node_total() {
+            // Node ids are u16.
+            let node = node as u16;
+            for &(isolate, sequence) in self.outstanding[layout.node_slots(node)].iter().flatten() {
+                traced += 1;
+                if view.io.binary_search(&(node, isolate, sequence)).is_err() {
+                    return violated(
+                        NAME,
+                        format!(
+                            "operation {sequence} of {isolate} is outstanding by the trace, but no backend holds it"
+                        ),
+                    );
+                }
+            }
+        }
+        if traced != view.io.len() {
+            return violated(
+                NAME,
+                format!(
+                    "the backends hold {} operations, the trace accounts for {traced}",
+                    view.io.len()
+                ),
             );
         }
         Verdict::Continue
@@ -102,6 +136,6 @@ impl Observer for Io {
     }
 
     fn finish(&mut self, view: &EndView) -> Verdict {
-        self.state.finish(view)
+        self.state.finish(&self.layout, view)
     }
 }

@@ -66,6 +66,8 @@ pub struct Layout {
     /// Every type of every shard, shard by shard.
     types: Vec<TypeShape>,
     slot_total: usize,
+    /// Per node, the dense index of its first shard, and one past the last node's.
+    node_shard_start: Vec<usize>,
 }
 
 impl Layout {
@@ -73,6 +75,7 @@ impl Layout {
     pub fn new(nodes: &[SystemSpec]) -> Layout {
         let mut layout = Layout::default();
         for spec in nodes {
+            layout.node_shard_start.push(layout.shards.len());
             let lookup_base = layout.shard_lookup.len();
             layout.shard_lookup.resize(lookup_base + SHARD_IDS_PER_NODE, ENTRY_NONE);
             for shard in 0..spec.shard_count() {
@@ -86,7 +89,28 @@ impl Layout {
                 layout.push_shard(spec, shard);
             }
         }
+        layout.node_shard_start.push(layout.shards.len());
         layout
+    }
+
+    /// Dense indices of the shards of `node` (empty for a node that does not exist).
+    pub fn node_shards(&self, node: u16) -> core::ops::Range<usize> {
+        let node = usize::from(node);
+        match (self.node_shard_start.get(node), self.node_shard_start.get(node + 1)) {
+            (Some(&start), Some(&end)) => start..end,
+            _ => 0..0,
+        }
+    }
+
+    /// Dense indices of the slots of every shard of `node`.
+    pub fn node_slots(&self, node: u16) -> core::ops::Range<usize> {
+        let shards = self.node_shards(node);
+        if shards.is_empty() {
+            return 0..0;
+        }
+        let start = self.shards[shards.start].slot_base;
+        let end = self.shards.get(shards.end).map_or(self.slot_total, |shape| shape.slot_base);
+        start..end
     }
 
     fn push_shard(&mut self, spec: &SystemSpec, shard: usize) {

@@ -14,9 +14,10 @@
 
 use core::fmt;
 
-use tina::{Event, Handle, ShardId, SystemSpec};
+use tina::{Event, Handle, MessageId, ShardId, SystemSpec};
 
 use crate::site::Site;
+pub use crate::world::{Phase, WorldEvent};
 
 pub mod accounting;
 pub mod calls;
@@ -30,14 +31,19 @@ mod ring;
 pub mod site;
 pub mod supervision;
 pub mod timers;
+pub mod world;
 
 /// When and where an event happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
     /// Position in the run's trace, from 0.
     pub index: u64,
-    /// Virtual time in nanoseconds.
+    /// True virtual time in nanoseconds: the one timeline of the whole world.
     pub time_ns: u64,
+    /// The node's own clock at the event, in nanoseconds: what its isolates read as
+    /// `ctx.now()` and what its timer deadlines and supervision windows are measured in.
+    /// It differs from `time_ns` by the node's offset, drift and jumps.
+    pub local_ns: u64,
     /// The node.
     pub node: u16,
     /// The shard within the node.
@@ -118,14 +124,37 @@ pub struct ShardView {
     pub live: Vec<usize>,
 }
 
-/// The system at the end of a run.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The system at the end of a run, whichever way it ended (goal, quiescence or a limit):
+/// besides each shard's pools, every message, call and I/O operation still under way, so
+/// that end-of-run checks judge every run, not only the ones that went quiet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EndView {
     /// Whether the run ended because nothing could ever run again (rather than at its goal
     /// or a limit): then nothing is in flight and nothing is queued.
     pub quiescent: bool,
-    /// Every shard.
+    /// Every shard that is up (a shard of a crashed node, or a crashed shard not yet
+    /// restarted, has no pools to show).
     pub shards: Vec<ShardView>,
+    /// Messages sent to another shard and not yet taken by it: (node, id), sorted.
+    pub in_transit: Vec<(u16, MessageId)>,
+    /// Messages waiting in a mailbox: (node, id), sorted.
+    pub queued: Vec<(u16, MessageId)>,
+    /// Calls in progress: (node, caller, correlation), sorted.
+    pub calls: Vec<(u16, Handle, u32)>,
+    /// I/O operations submitted and not completed: (node, isolate, sequence), sorted.
+    pub io: Vec<(u16, Handle, u32)>,
+}
+
+impl EndView {
+    /// Whether message `id` of `node` is still on its way to a shard.
+    pub fn is_in_transit(&self, node: u16, id: MessageId) -> bool {
+        self.in_transit.binary_search(&(node, id)).is_ok()
+    }
+
+    /// Whether message `id` of `node` waits in a mailbox.
+    pub fn is_queued(&self, node: u16, id: MessageId) -> bool {
+        self.queued.binary_search(&(node, id)).is_ok()
+    }
 }
 
 /// Fed every event of a run, in order.
@@ -140,6 +169,13 @@ pub trait Observer {
 
     /// Looks at one event.
     fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict;
+
+    /// Looks at one step of the world (a fault, a crash, a restart, a clock jump, a phase
+    /// change). Most observers need not: the core's own events say what the step did.
+    fn observe_world(&mut self, stamp: &Stamp, event: &WorldEvent) -> Verdict {
+        let _ = (stamp, event);
+        Verdict::Continue
+    }
 
     /// Called once when the run ends without a violation (goal reached, quiescence or a
     /// limit), for end-of-run properties. A goal observer returns `Done` here when the goal
@@ -289,12 +325,39 @@ impl Observer for Structural {
         }
     }
 
+    fn observe_world(&mut self, stamp: &Stamp, event: &WorldEvent) -> Verdict {
+        match *event {
+            // Nothing of a crashed node survives: its shards boot again with fresh slots,
+            // generations, sequences and timers, so every checker forgets the node.
+            WorldEvent::NodeCrash => {
+                let (layout, node) = (&self.layout, stamp.node);
+                self.accounting.reset_node(layout, node);
+                self.fifo.reset_node(layout, node);
+                self.pools.reset_node(layout, node);
+                self.generations.reset_node(layout, node);
+                self.timers.reset_node(layout, node);
+                self.calls.reset_node(layout, node);
+                self.supervision.reset_node(layout, node);
+                self.io.reset_node(layout, node);
+            }
+            // A restarted shard rebuilds its supervision tree with fresh restart histories.
+            WorldEvent::ShardRestart => {
+                if let Some(shard) = self.layout.shard_index(stamp.node, stamp.shard) {
+                    self.supervision.reset_shard(shard);
+                }
+            }
+            _ => {}
+        }
+        Verdict::Continue
+    }
+
     fn finish(&mut self, view: &EndView) -> Verdict {
         // Only these checkers have end-of-run properties.
         first!(
             self.accounting.finish(view),
             self.pools.finish(&self.layout, view),
-            self.io.finish(view),
+            self.calls.finish(&self.layout, view),
+            self.io.finish(&self.layout, view),
         )
     }
 }

@@ -104,6 +104,15 @@ impl State {
         Verdict::Continue
     }
 
+    /// Forgets the counts of `node`, which crashed: its shards boot again with full pools.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        for counts in &mut self.shards[layout.node_shards(node)] {
+            counts.envelopes = 0;
+            counts.timers = 0;
+            counts.live.fill(0);
+        }
+    }
+
     pub(crate) fn finish(&self, layout: &Layout, view: &EndView) -> Verdict {
         for shard in &view.shards {
             let Some(index) = layout.shard_index(shard.node, shard.shard) else { continue };

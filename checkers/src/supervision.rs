@@ -1,6 +1,7 @@
 //! Supervision: within any window of a group's `restart_window`, the group makes at most
 //! `restart_max` restart decisions, and it escalates for intensity exactly when the next
-//! decision would exceed that (not earlier).
+//! decision would exceed that (not earlier). Windows are measured on the node's own clock
+//! (the stamp's `local_ns`), as the core measures them.
 //!
 //! A decision is a restart whose old incarnation stopped by itself (not shut down by its
 //! supervisor: those are the siblings restarted with it), or the rebuild of a nested group
@@ -110,6 +111,22 @@ impl State {
         Verdict::Continue
     }
 
+    /// Forgets the slots and groups of `node`, which crashed.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        self.exits[layout.node_slots(node)].fill((Handle::NONE, ExitKind::Normal));
+        for shard in layout.node_shards(node) {
+            self.reset_shard(shard);
+        }
+    }
+
+    /// Forgets the groups of dense shard `shard`, whose tree was rebuilt by a restart.
+    pub(crate) fn reset_shard(&mut self, shard: usize) {
+        for times in &mut self.windows[shard] {
+            times.clear();
+        }
+        self.failed[shard].fill(false);
+    }
+
     /// The group's window with decisions older than `restart_window` dropped.
     fn window(
         &mut self,
@@ -122,7 +139,7 @@ impl State {
         let config = *layout.shards[shard].groups.get(usize::from(group))?;
         let window_ns = u64::try_from(config.restart_window.as_nanos()).unwrap_or(u64::MAX);
         let times = &mut self.windows[shard][usize::from(group)];
-        while times.front().is_some_and(|&t| stamp.time_ns.saturating_sub(t) >= window_ns) {
+        while times.front().is_some_and(|&t| stamp.local_ns.saturating_sub(t) >= window_ns) {
             times.pop_front();
         }
         Some((times, config))
@@ -132,7 +149,7 @@ impl State {
         let Some((times, config)) = self.window(layout, site, stamp, group) else {
             return Verdict::Continue;
         };
-        times.push_back(stamp.time_ns);
+        times.push_back(stamp.local_ns);
         if times.len() as u64 > u64::from(config.restart_max) {
             return violated(
                 NAME,

@@ -1,5 +1,6 @@
 //! Timers: a timer never fires before its deadline, fires at most once, and never fires
-//! after it was cancelled.
+//! after it was cancelled. Deadlines are on the node's own clock, so they are judged against
+//! the stamp's `local_ns`, never true time.
 //!
 //! O(1) per event: per shard, timer state by pool index (timer ids carry the pool index
 //! and a generation). It does not check that timers fire at all (a timer that never fires
@@ -72,7 +73,7 @@ impl State {
             _ => return Verdict::Continue,
         };
         let fire = matches!(event, Event::TimerFire { .. });
-        let now = stamp.time_ns;
+        let now = stamp.local_ns;
         let Some(entry) = self.entry(site, timer) else { return Verdict::Continue };
         if entry.generation != timer.to_raw() as u32 || entry.phase == Phase::Unknown {
             return violated(NAME, format!("{timer} of {owner} was never set"));
@@ -96,6 +97,13 @@ impl State {
                 Verdict::Continue
             }
             (false, _) => violated(NAME, format!("{timer} of {owner} was cancelled twice")),
+        }
+    }
+
+    /// Forgets the timers of `node`, which crashed.
+    pub(crate) fn reset_node(&mut self, layout: &Layout, node: u16) {
+        for entries in &mut self.shards[layout.node_shards(node)] {
+            entries.fill(Entry::default());
         }
     }
 

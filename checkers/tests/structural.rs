@@ -173,6 +173,7 @@ impl Model {
         let stamp = Stamp {
             index: self.events.len() as u64,
             time_ns: self.now,
+            local_ns: self.now,
             node,
             shard: ShardId(shard),
         };
@@ -314,7 +315,19 @@ impl Model {
             }
         }
         let quiet = self.in_flight.is_empty() && self.slots.iter().all(|s| s.mailbox.is_empty());
-        EndView { quiescent: quiet, shards }
+        let mut in_transit: Vec<_> =
+            self.in_flight.iter().map(|&(node, id, _)| (node, id)).collect();
+        in_transit.sort();
+        let mut queued = Vec::new();
+        let mut calls = Vec::new();
+        for (at, slot) in self.slots.iter().enumerate() {
+            let (node, caller) = self.handle_at(at);
+            queued.extend(slot.mailbox.iter().map(|&id| (node, id)));
+            calls.extend(slot.call.map(|correlation| (node, caller, correlation)));
+        }
+        queued.sort();
+        calls.sort();
+        EndView { quiescent: quiet, shards, in_transit, queued, calls, io: Vec::new() }
     }
 }
 

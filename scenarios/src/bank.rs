@@ -8,14 +8,25 @@
 //! debits, so the balances sum to the initial total) and that each transfer was applied
 //! exactly once on each side. The `dedup` parameter is the scenario's canary: with
 //! `dedup=0` a branch applies credits without looking at its table.
+//!
+//! Faults: clients address branches by slot (`Handle::latest`) and derive each transfer's
+//! amount and accounts from its id, so a restarted client repeats its transfers exactly and
+//! the branches' tables absorb the repeats. A branch keeps its accounts in memory only (the
+//! disk comes later): a crashed branch restarts with the initial balances, so once a branch
+//! lost its state the checker no longer asks the balances to add up; it still proves that
+//! no branch incarnation applied a transfer twice and that both sides agree on the amount.
+//! `dedup_window` is the clock canary: a branch that forgets applied ids older than a span
+//! of its clock (instead of by count) applies a retried credit twice when its node's clock
+//! jumps between the credit and its retry.
 
 use core::time::Duration;
 use std::collections::BTreeMap;
 
 use tina::{
-    Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig,
+    CallFailure, Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId,
+    Strategy, SystemSpec, TypeConfig,
 };
-use tina_checkers::{EndView, FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EndView, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -32,6 +43,8 @@ pub const DEBITED: Label = Label::new("bank.debited");
 pub const CREDITED: Label = Label::new("bank.credited");
 /// A debit was refused for lack of funds (values: transfer).
 pub const REFUSED: Label = Label::new("bank.refused");
+/// The branch's `buggify` site: it applies a credit and loses the acknowledgement.
+pub const LOST_ACK: Label = Label::new("bank.lost-ack");
 /// A client finished its transfers (values: client shard).
 pub const CLIENT_DONE: Label = Label::new("bank.client-done");
 
@@ -59,13 +72,13 @@ tina::payload! {
 tina::spawn_args! {
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct BranchArgs { pub accounts: u64, pub initial: u64, pub table: u64, pub dedup: u64 }
+    pub struct BranchArgs { pub accounts: u64, pub initial: u64, pub table: u64, pub dedup: u64, pub dedup_window_ns: u64 }
 }
 
 tina::spawn_args! {
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct ClientArgs { pub branches: [Handle; SHARDS_MAX], pub transfers: u64, pub timeout_ns: u64 }
+    pub struct ClientArgs { pub branches: [Handle; SHARDS_MAX], pub transfers: u32, pub follow_restarts: u32, pub timeout_ns: u64 }
 }
 
 /// A shard's accounts and the ids of the transfers applied to them.
@@ -74,6 +87,9 @@ pub struct Branch {
     args: BranchArgs,
     balances: [u64; ACCOUNTS_MAX],
     applied: [u64; TABLE_MAX],
+    /// When each table entry was applied, on the node's clock (read only with a
+    /// `dedup_window`).
+    applied_at: [u64; TABLE_MAX],
     applied_next: usize,
 }
 
@@ -82,14 +98,23 @@ const DEBIT_SIDE: u64 = 0;
 const CREDIT_SIDE: u64 = 1;
 
 impl Branch {
-    fn seen(&self, transfer: u64, side: u64) -> bool {
+    fn seen(&self, transfer: u64, side: u64, now_ns: u64) -> bool {
         let table = self.args.table as usize;
-        self.args.dedup == 1 && self.applied[..table].contains(&(transfer << 1 | side))
+        let key = transfer << 1 | side;
+        let window = self.args.dedup_window_ns;
+        self.args.dedup == 1
+            && (0..table).any(|at| {
+                // The planted clock bug: an entry older than the window on this node's
+                // clock is taken as forgotten, as if no retry could come that late.
+                self.applied[at] == key
+                    && (window == 0 || now_ns.saturating_sub(self.applied_at[at]) < window)
+            })
     }
 
-    fn remember(&mut self, transfer: u64, side: u64) {
+    fn remember(&mut self, transfer: u64, side: u64, now_ns: u64) {
         // The oldest entry is forgotten first: the table is bounded by design.
         self.applied[self.applied_next] = transfer << 1 | side;
+        self.applied_at[self.applied_next] = now_ns;
         self.applied_next = (self.applied_next + 1) % self.args.table as usize;
     }
 }
@@ -103,6 +128,7 @@ impl Isolate for Branch {
             args,
             balances: [args.initial; ACCOUNTS_MAX],
             applied: [0; TABLE_MAX],
+            applied_at: [0; TABLE_MAX],
             applied_next: 0,
         };
         (branch, Effect::Receive)
@@ -110,24 +136,30 @@ impl Isolate for Branch {
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         let Some(token) = message.reply_token() else { return Effect::Receive };
+        let now = ctx.now().as_nanos();
         if let Ok(debit) = message.decode::<Debit>() {
             let account = (debit.account % self.args.accounts) as usize;
-            if !self.seen(debit.transfer, DEBIT_SIDE) {
+            if !self.seen(debit.transfer, DEBIT_SIDE, now) {
                 if self.balances[account] < debit.amount {
                     ctx.log(Level::Info, REFUSED, [debit.transfer]);
                     return Effect::reply(token, &Ack { transfer: debit.transfer, ok: 0 });
                 }
                 self.balances[account] -= debit.amount;
-                self.remember(debit.transfer, DEBIT_SIDE);
+                self.remember(debit.transfer, DEBIT_SIDE, now);
                 ctx.log(Level::Info, DEBITED, [debit.transfer, debit.account, debit.amount]);
             }
             return Effect::reply(token, &Ack { transfer: debit.transfer, ok: 1 });
         }
         if let Ok(credit) = message.decode::<Credit>() {
-            if !self.seen(credit.transfer, CREDIT_SIDE) {
+            if !self.seen(credit.transfer, CREDIT_SIDE, now) {
                 self.balances[(credit.account % self.args.accounts) as usize] += credit.amount;
-                self.remember(credit.transfer, CREDIT_SIDE);
+                self.remember(credit.transfer, CREDIT_SIDE, now);
                 ctx.log(Level::Info, CREDITED, [credit.transfer, credit.account, credit.amount]);
+            }
+            // Under simulation, now and then, the credit is applied but its acknowledgement
+            // is lost: the client retries and the table must absorb the repeat.
+            if ctx.buggify(LOST_ACK) {
+                return Effect::Receive;
             }
             return Effect::reply(token, &Ack { transfer: credit.transfer, ok: 1 });
         }
@@ -161,28 +193,50 @@ impl Client {
 
     /// Starts the next transfer, or finishes.
     fn next(&mut self, ctx: &mut Ctx<'_>) -> Effect {
-        if self.done == self.args.transfers {
+        if self.done == u64::from(self.args.transfers) {
             ctx.log(Level::Info, CLIENT_DONE, [u64::from(ctx.shard().0)]);
             return Effect::Done;
         }
         self.done += 1;
         // Unique across clients: the shard in the high bits, the count below.
         let transfer = (u64::from(ctx.shard().0) << 32) | self.done;
-        let amount = 1 + ctx.random_u64() % 100;
-        self.debit = Debit { transfer, account: ctx.random_u64(), amount };
-        self.credit = Credit { transfer, account: ctx.random_u64(), amount };
-        self.credit_branch = (ctx.random_u64() % self.shards) as usize;
+        // Drawn from the id, not from the shard's random stream, so that a restarted client
+        // repeats each transfer exactly and the branches recognise the repeats.
+        let mut draw = Draw(transfer);
+        let amount = 1 + draw.next() % 100;
+        self.debit = Debit { transfer, account: draw.next(), amount };
+        self.credit = Credit { transfer, account: draw.next(), amount };
+        self.credit_branch = (draw.next() % self.shards) as usize;
         self.step = Step::Debiting;
         self.send_debit(ctx)
     }
 
+    /// The address of the branch on shard `index`: its slot, which reaches whichever
+    /// incarnation lives there, unless the planted bug keeps the handle given at boot.
+    fn branch(&self, index: usize) -> Handle {
+        let handle = self.args.branches[index];
+        if self.args.follow_restarts == 1 { handle.latest() } else { handle }
+    }
+
     fn send_debit(&self, ctx: &Ctx<'_>) -> Effect {
-        let local = self.args.branches[usize::from(ctx.shard().0)];
-        Effect::call(local, &self.debit, self.timeout())
+        Effect::call(self.branch(usize::from(ctx.shard().0)), &self.debit, self.timeout())
     }
 
     fn send_credit(&self) -> Effect {
-        Effect::call(self.args.branches[self.credit_branch], &self.credit, self.timeout())
+        Effect::call(self.branch(self.credit_branch), &self.credit, self.timeout())
+    }
+}
+
+/// SplitMix64 over a transfer id: a transfer's amount and accounts.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
     }
 }
 
@@ -206,7 +260,12 @@ impl Isolate for Client {
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         let ack = message.decode::<Ack>().ok().filter(|ack| ack.transfer == self.debit.transfer);
-        let failed = message.call_failure().is_some();
+        let failure = message.call_failure();
+        if self.args.follow_restarts == 0 && failure == Some(CallFailure::StaleHandle) {
+            // The planted liveness bug: a branch that is gone is taken to be gone for good.
+            return Effect::Receive;
+        }
+        let failed = failure.is_some();
         match (self.step, ack) {
             (Step::Debiting, Some(ack)) if ack.ok == 1 => {
                 self.step = Step::Crediting;
@@ -222,22 +281,27 @@ impl Isolate for Client {
     }
 }
 
-/// Per transfer: debits and credits applied, and the amount.
-#[derive(Clone, Copy, Debug, Default)]
-struct Applied {
-    debits: u32,
-    credits: u32,
-    amount: u64,
-}
+/// Which side of a transfer a log records.
+const DEBIT_LOG: u8 = 0;
+const CREDIT_LOG: u8 = 1;
 
-/// Proves at quiescence that every client finished, each transfer was applied exactly
-/// once on each side, and the credits equal the debits (the balances sum to the initial
-/// total).
+/// The branch's type index in the spec below.
+const BRANCH_TYPE: u8 = 0;
+
+/// Proves, as the run goes, that no branch incarnation applies a transfer twice on one
+/// side and that both sides of a transfer move the same amount; and at quiescence, once
+/// every client finished, if no branch ever lost its state, that each transfer was applied
+/// exactly once on each side and the credits equal the debits (the balances sum to the
+/// initial total).
 #[derive(Debug, Default)]
 pub struct Conservation {
     clients: u64,
+    /// Client shards that finished, as bits.
     done: u64,
-    transfers: BTreeMap<u64, Applied>,
+    /// Per (transfer, side): the branch incarnation that applied it last, and the amount.
+    applied: BTreeMap<(u64, u8), (Handle, u64)>,
+    /// Whether a branch incarnation ended (its balances and table are gone).
+    lost_state: bool,
 }
 
 const CHECKER: &str = "bank.conservation";
@@ -251,48 +315,76 @@ impl Observer for Conservation {
         CHECKER
     }
 
+    fn observe_world(&mut self, _stamp: &Stamp, event: &WorldEvent) -> Verdict {
+        if *event == WorldEvent::NodeCrash {
+            // Everything starts over: clients repeat their transfers on fresh branches.
+            self.applied.clear();
+            self.done = 0;
+            self.lost_state = true;
+        }
+        Verdict::Continue
+    }
+
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
-        let Event::Log { tag, values, .. } = event else { return Verdict::Continue };
-        let entry = self.transfers.entry(values[0]);
-        if *tag == DEBITED {
-            let applied = entry.or_default();
-            applied.debits += 1;
-            applied.amount = values[2];
-            if applied.debits > 1 {
-                return broken(format!("transfer {:#x} was debited twice", values[0]));
+        let (handle, tag, values) = match event {
+            Event::Exit { handle, .. } if handle.type_index() == BRANCH_TYPE => {
+                self.lost_state = true;
+                return Verdict::Continue;
             }
-        } else if *tag == CREDITED {
-            let applied = entry.or_default();
-            applied.credits += 1;
-            if applied.credits > 1 {
-                return broken(format!("transfer {:#x} was credited twice", values[0]));
+            Event::Log { handle, tag, values, .. } => (*handle, *tag, values),
+            _ => return Verdict::Continue,
+        };
+        let side = if tag == DEBITED {
+            DEBIT_LOG
+        } else if tag == CREDITED {
+            CREDIT_LOG
+        } else {
+            if tag == CLIENT_DONE {
+                self.done |= 1 << values[0];
             }
-            if applied.amount != values[2] {
-                return broken(format!(
-                    "transfer {:#x} credited {} but debited {}",
-                    values[0], values[2], applied.amount
-                ));
-            }
-        } else if *tag == CLIENT_DONE {
-            self.done += 1;
+            return Verdict::Continue;
+        };
+        let (transfer, amount) = (values[0], values[2]);
+        let previous = self.applied.insert((transfer, side), (handle, amount));
+        if previous.is_some_and(|(by, _)| by == handle) {
+            let what = if side == DEBIT_LOG { "debited" } else { "credited" };
+            return broken(format!("transfer {transfer:#x} was {what} twice by {handle}"));
+        }
+        let other = self.applied.get(&(transfer, 1 - side));
+        if let Some(&(_, other_amount)) = other
+            && other_amount != amount
+        {
+            return broken(format!(
+                "transfer {transfer:#x} moved {amount} on one side and {other_amount} on the other"
+            ));
         }
         Verdict::Continue
     }
 
     fn finish(&mut self, view: &EndView) -> Verdict {
-        if !view.quiescent || self.done != self.clients {
+        if !view.quiescent || u64::from(self.done.count_ones()) != self.clients {
             return Verdict::Continue;
         }
+        if self.lost_state {
+            // A branch restarted with its initial balances: only the checks made as the run
+            // went hold.
+            return Verdict::Done;
+        }
         let (mut debited, mut credited) = (0u64, 0u64);
-        for (transfer, applied) in &self.transfers {
-            if applied.debits != applied.credits {
-                return broken(format!(
-                    "transfer {transfer:#x} was debited {} times and credited {} times",
-                    applied.debits, applied.credits
-                ));
+        for (&(transfer, side), &(_, amount)) in &self.applied {
+            if !self.applied.contains_key(&(transfer, 1 - side)) {
+                let (done, missing) = if side == DEBIT_LOG {
+                    ("debited", "credited")
+                } else {
+                    ("credited", "debited")
+                };
+                return broken(format!("transfer {transfer:#x} was {done} but never {missing}"));
             }
-            debited += applied.amount * u64::from(applied.debits);
-            credited += applied.amount * u64::from(applied.credits);
+            if side == DEBIT_LOG {
+                debited += amount;
+            } else {
+                credited += amount;
+            }
         }
         if debited != credited {
             return broken(format!(
@@ -357,6 +449,22 @@ const PARAMS: &[ParamSpec] = &[
         description: "transfer ids a branch remembers",
     },
     ParamSpec {
+        name: "follow_restarts",
+        kind: ParamKind::Count,
+        default: 1,
+        min: 0,
+        max: 1,
+        description: "1: clients address branches by slot and retry; 0: the planted bug, they keep boot handles and give up on a stale one",
+    },
+    ParamSpec {
+        name: "dedup_window",
+        kind: ParamKind::Duration,
+        default: 0,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "0: a branch forgets ids by count only; else also those older than this on its clock (the planted clock bug)",
+    },
+    ParamSpec {
         name: "dedup",
         kind: ParamKind::Count,
         default: 1,
@@ -384,12 +492,22 @@ impl Scenario for BankScenario {
         let mut spec = SystemSpec::new(shards);
         let branch = spec.register::<Branch>(TypeConfig::new("branch").slots(1).mailbox(1024));
         let client = spec.register::<Client>(TypeConfig::new("client").slots(1));
+        assert_eq!(branch.index(), usize::from(BRANCH_TYPE));
         spec.register_payload::<Debit>().register_payload::<Credit>().register_payload::<Ack>();
+        for shard in 0..shards {
+            // Injected crashes restart these isolates often; escalate only on a storm.
+            let root = spec.root(ShardId(shard as u8));
+            spec.configure(
+                root,
+                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
+            );
+        }
         let branch_args = BranchArgs {
             accounts: params.get("accounts"),
             initial: params.get("initial"),
             table: params.get("table"),
             dedup: params.get("dedup"),
+            dedup_window_ns: params.get("dedup_window"),
         };
         let mut branches = [Handle::NONE; SHARDS_MAX];
         for (shard, slot) in branches.iter_mut().enumerate().take(shards) {
@@ -397,7 +515,9 @@ impl Scenario for BankScenario {
         }
         let client_args = ClientArgs {
             branches,
-            transfers: params.get("transfers"),
+            // Bounded by the parameter's maximum of 2^31.
+            transfers: params.get("transfers") as u32,
+            follow_restarts: params.get("follow_restarts") as u32,
             timeout_ns: params.get("timeout"),
         };
         for shard in 0..shards {

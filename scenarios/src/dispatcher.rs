@@ -4,6 +4,11 @@
 //! incarnation checks in again. A job whose call fails (it timed out, or its worker was
 //! gone) counts as lost. The goal: every job completed or lost, and the counts agree with
 //! the job-by-job trace.
+//!
+//! Built to survive every fault: workers check in at the dispatcher's slot address
+//! (`Handle::latest`) at init and again every `check_in_every`, and the dispatcher calls
+//! them at theirs, so restarts on either side heal; a restarted dispatcher starts its jobs
+//! over (the goal judges the last incarnation's counts).
 
 use core::time::Duration;
 
@@ -26,6 +31,8 @@ pub const LOST: Label = Label::new("dispatcher.job-lost");
 pub const FINISHED: Label = Label::new("dispatcher.finished");
 /// A worker crashed on its job (the crash reason).
 pub const WORKER_CRASH: Label = Label::new("worker crashes on every nth job");
+/// The worker's `buggify` site: it crashes on a job.
+pub const WORKER_BUGGIFY: Label = Label::new("dispatcher.worker-crash");
 
 tina::payload! {
     /// Dispatcher to worker, as a call.
@@ -51,7 +58,7 @@ tina::payload! {
 tina::spawn_args! {
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct WorkerArgs { pub dispatcher: Handle, pub index: u64, pub crash_every: u64 }
+    pub struct WorkerArgs { pub dispatcher: Handle, pub index: u64, pub crash_every: u64, pub check_in_ns: u64 }
 }
 
 tina::spawn_args! {
@@ -63,25 +70,42 @@ tina::spawn_args! {
 /// Does jobs; crashes on every `crash_every`-th job (jobs 7, 14, ... for 7).
 #[derive(Debug)]
 pub struct Worker {
-    crash_every: u64,
+    args: WorkerArgs,
+}
+
+impl Worker {
+    /// Tells the dispatcher (whichever incarnation lives in its slot) this worker exists,
+    /// and plans the next check-in.
+    fn check_in(&self, ctx: &mut Ctx<'_>) {
+        // A refused check-in is retried at the next one (or, without them, the dispatcher
+        // never uses this incarnation and the run ends as a liveness failure: the truth).
+        let _ = ctx.send(self.args.dispatcher.latest(), &CheckIn { index: self.args.index });
+        if self.args.check_in_ns > 0 {
+            let _ = ctx.timer_set(Duration::from_nanos(self.args.check_in_ns), 0);
+        }
+    }
 }
 
 impl Isolate for Worker {
     type Args = WorkerArgs;
 
     fn init(args: WorkerArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
-        // If the check-in is refused the dispatcher never uses this incarnation; the run
-        // then ends as a liveness failure, which is the truth.
-        let _ = ctx.send(args.dispatcher, &CheckIn { index: args.index });
-        (Worker { crash_every: args.crash_every }, Effect::Receive)
+        let worker = Worker { args };
+        worker.check_in(ctx);
+        (worker, Effect::Receive)
     }
 
-    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.timer().is_some() {
+            self.check_in(ctx);
+            return Effect::Receive;
+        }
         let (Ok(job), Some(token)) = (message.decode::<Job>(), message.reply_token()) else {
             return Effect::Receive;
         };
         // Jobs count from 0; the nth job is number n - 1.
-        if (job.seq + 1) % self.crash_every == 0 {
+        // Under simulation, now and then, a worker also crashes on a job it should do.
+        if (job.seq + 1) % self.args.crash_every == 0 || ctx.buggify(WORKER_BUGGIFY) {
             return Effect::Crash(WORKER_CRASH);
         }
         Effect::reply(token, &JobDone { seq: job.seq })
@@ -127,7 +151,8 @@ impl Isolate for Dispatcher {
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         if let Ok(check_in) = message.decode::<CheckIn>() {
             if let Some(slot) = self.workers.get_mut(check_in.index as usize) {
-                *slot = message.source();
+                // The slot's address reaches the worker's later incarnations too.
+                *slot = message.source().latest();
             }
         } else if let Ok(done) = message.decode::<JobDone>() {
             self.in_flight = None;
@@ -186,10 +211,13 @@ impl Dispatcher {
     }
 }
 
-/// Tracks the job-by-job trace and checks it against the dispatcher's final count.
+/// Tracks the job-by-job trace and checks it against the dispatcher's final count. A
+/// restarted dispatcher starts over, so the counts restart with each of its incarnations.
 #[derive(Debug)]
 pub struct Goal {
     jobs: u64,
+    /// The dispatcher's slot address.
+    dispatcher: Handle,
     completed: u64,
     lost: u64,
 }
@@ -210,6 +238,11 @@ impl Observer for Goal {
     }
 
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+        if let Event::Spawn { child, .. } = event
+            && child.latest() == self.dispatcher
+        {
+            (self.completed, self.lost) = (0, 0);
+        }
         let Event::Log { tag, values, .. } = event else { return Verdict::Continue };
         if *tag == COMPLETED {
             self.completed += 1;
@@ -289,6 +322,14 @@ const PARAMS: &[ParamSpec] = &[
         description: "pacing: at most one job starts per interval (0: back to back)",
     },
     ParamSpec {
+        name: "check_in_every",
+        kind: ParamKind::Duration,
+        default: 500_000_000,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "workers check in again this often, so a restarted dispatcher finds them (0: at init only)",
+    },
+    ParamSpec {
         name: "job_timeout",
         kind: ParamKind::Duration,
         default: 100_000_000,
@@ -347,10 +388,15 @@ impl Scenario for DispatcherScenario {
         }
         for index in 0..workers {
             let group = groups[(index % shards) as usize];
-            let args =
-                WorkerArgs { dispatcher: handle, index, crash_every: params.get("crash_every") };
+            let args = WorkerArgs {
+                dispatcher: handle,
+                index,
+                crash_every: params.get("crash_every"),
+                check_in_ns: params.get("check_in_every"),
+            };
             spec.add_child(group, worker, args, Restart::Permanent);
         }
-        Setup { nodes: vec![spec], observers: vec![Box::new(Goal { jobs, completed: 0, lost: 0 })] }
+        let goal = Goal { jobs, dispatcher: handle.latest(), completed: 0, lost: 0 };
+        Setup { nodes: vec![spec], observers: vec![Box::new(goal)] }
     }
 }

@@ -1,9 +1,18 @@
 //! `ping-pong`: two isolates on different shards exchange a 64-byte ball `round_trips`
 //! times. The goal is the pinger's last return; a ball that comes back altered is a
 //! correctness failure.
+//!
+//! Built to survive every fault: the pinger addresses the ponger by its slot
+//! (`Handle::latest`), so a restarted ponger is still reached, and resends the current
+//! ball whenever `retry` passes without its return (a ball lost to a crash, a down shard or
+//! a full mailbox), ignoring stale and duplicate returns. A restarted pinger starts over
+//! from round 0. With `retry=0` it never resends: the planted liveness bug.
+
+use core::time::Duration;
 
 use tina::{
-    Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig,
+    Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId, Strategy,
+    SystemSpec, TimerId, TypeConfig,
 };
 use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
 
@@ -30,37 +39,74 @@ impl Ball {
 tina::spawn_args! {
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct PingArgs { pub peer: Handle, pub round_trips: u64 }
+    pub struct PingArgs { pub peer: Handle, pub round_trips: u64, pub retry_ns: u64 }
 }
 
-/// Serves the ball and checks every return.
+/// Serves the ball, checks every return, and resends a ball that does not come back.
 #[derive(Debug)]
 pub struct Pinger {
     peer: Handle,
     round_trips: u64,
+    retry: Duration,
+    /// The round whose return is awaited.
+    round: u64,
+    /// The pending resend timer, if any.
+    timer: Option<TimerId>,
+}
+
+impl Pinger {
+    /// Sends the current round's ball and arms its resend timer.
+    fn serve(&mut self, ctx: &mut Ctx<'_>) {
+        // A refused send is a lost ball: the resend timer covers it.
+        let _ = ctx.send(self.peer, &Ball::new(self.round));
+        if let Some(timer) = self.timer.take() {
+            ctx.timer_cancel(timer);
+        }
+        if !self.retry.is_zero() {
+            // One timer at a time; if the pool refuses, the next return re-arms it.
+            self.timer = ctx.timer_set(self.retry, self.round).ok();
+        }
+    }
 }
 
 impl Isolate for Pinger {
     type Args = PingArgs;
 
     fn init(args: PingArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
-        // An empty mailbox has room: the ponger's capacity is checked by the spec.
-        let _ = ctx.send(args.peer, &Ball::new(0));
-        (Pinger { peer: args.peer, round_trips: args.round_trips }, Effect::Receive)
+        let mut pinger = Pinger {
+            peer: args.peer.latest(),
+            round_trips: args.round_trips,
+            retry: Duration::from_nanos(args.retry_ns),
+            round: 0,
+            timer: None,
+        };
+        pinger.serve(ctx);
+        (pinger, Effect::Receive)
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if let Some(fired) = message.timer() {
+            if Some(fired.timer) == self.timer {
+                self.timer = None;
+                self.serve(ctx);
+            }
+            return Effect::Receive;
+        }
         let Ok(ball) = message.decode::<Ball>() else { return Effect::Receive };
         if ball != Ball::new(ball.round) {
             ctx.log(Level::Error, MISMATCH, [ball.round]);
             return Effect::Crash(MISMATCH);
         }
-        let next = ball.round + 1;
-        if next == self.round_trips {
-            ctx.log(Level::Info, DONE, [next]);
+        if ball.round != self.round {
+            // A duplicate of a ball resent earlier.
+            return Effect::Receive;
+        }
+        self.round += 1;
+        if self.round == self.round_trips {
+            ctx.log(Level::Info, DONE, [self.round]);
             return Effect::Done;
         }
-        let _ = ctx.send(self.peer, &Ball::new(next));
+        self.serve(ctx);
         Effect::Receive
     }
 }
@@ -77,12 +123,19 @@ impl Isolate for Ponger {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        // Under simulation, now and then, the ball is lost here: the pinger must resend.
+        if ctx.buggify(DROP_BALL) {
+            return Effect::Receive;
+        }
         if let Ok(ball) = message.decode::<Ball>() {
             let _ = ctx.send(message.source(), &ball);
         }
         Effect::Receive
     }
 }
+
+/// The ponger's `buggify` site: it drops the ball it got.
+pub const DROP_BALL: Label = Label::new("ping-pong.drop-ball");
 
 /// Done at `DONE`; a correctness failure at `MISMATCH`.
 #[derive(Debug, Default)]
@@ -110,14 +163,24 @@ impl Observer for Goal {
 #[derive(Debug)]
 pub struct PingPong;
 
-const PARAMS: &[ParamSpec] = &[ParamSpec {
-    name: "round_trips",
-    kind: ParamKind::Count,
-    default: 1000,
-    min: 1,
-    max: 1 << 40,
-    description: "balls served and returned",
-}];
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "round_trips",
+        kind: ParamKind::Count,
+        default: 1000,
+        min: 1,
+        max: 1 << 40,
+        description: "balls served and returned",
+    },
+    ParamSpec {
+        name: "retry",
+        kind: ParamKind::Duration,
+        default: 100_000_000,
+        min: 0,
+        max: 3_600_000_000_000,
+        description: "the pinger resends a ball not back within this (0: never, the planted liveness bug)",
+    },
+];
 
 impl Scenario for PingPong {
     fn name(&self) -> &'static str {
@@ -137,9 +200,21 @@ impl Scenario for PingPong {
         let pinger = spec.register::<Pinger>(TypeConfig::new("pinger").slots(1));
         let ponger = spec.register::<Ponger>(TypeConfig::new("ponger").slots(1));
         spec.register_payload::<Ball>();
+        for shard in 0..2 {
+            // Injected crashes restart these isolates often; escalate only on a storm.
+            let root = spec.root(ShardId(shard));
+            spec.configure(
+                root,
+                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
+            );
+        }
         let peer = spec.boot_child(ShardId(1), ponger, ());
-        let round_trips = params.get("round_trips");
-        spec.boot_child(ShardId(0), pinger, PingArgs { peer, round_trips });
+        let args = PingArgs {
+            peer,
+            round_trips: params.get("round_trips"),
+            retry_ns: params.get("retry"),
+        };
+        spec.boot_child(ShardId(0), pinger, args);
         Setup { nodes: vec![spec], observers: vec![Box::new(Goal)] }
     }
 }

@@ -1,15 +1,24 @@
 //! `timers`: `isolates` isolates each set one timer at a random instant within `spread` of
 //! virtual time and finish when it fires. A load test of the timer wheel, the spawn path
 //! and the simulator's idle jumps; the goal is every isolate finished.
+//!
+//! Built to survive every fault: a sleeper ends either when its timer fires or by a crash
+//! (sleepers are unsupervised: the scenario tests timers, not restarts); a restarted shard
+//! or node starts its spawner, and so its sleepers, over, and the goal counts each shard's
+//! sleepers ended since its last start.
 
 use core::time::Duration;
 
 use tina::{
-    Ctx, Effect, Event, ExitKind, Isolate, Label, Level, Message, ShardId, SystemSpec, TypeConfig,
+    Ctx, Effect, Event, ExitKind, Isolate, Label, Level, Message, ShardId, SpawnError, SystemSpec,
+    TypeConfig,
 };
-use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
+
+/// The sleeper's `buggify` site: it sets and cancels a timer before its real one.
+pub const CANCEL_FIRST: Label = Label::new("timers.cancel-first");
 
 /// A sleeper could not set its timer (values: none).
 pub const NO_TIMER: Label = Label::new("timers.pool-exhausted");
@@ -29,6 +38,13 @@ impl Isolate for Sleeper {
 
     fn init(spread_ns: u64, ctx: &mut Ctx<'_>) -> (Self, Effect) {
         let at = ctx.random_u64() % spread_ns.max(1);
+        // Under simulation, now and then, a sleeper first sets a timer and cancels it: a
+        // cancelled timer must never fire.
+        if ctx.buggify(CANCEL_FIRST)
+            && let Ok(first) = ctx.timer_set(Duration::from_nanos(at / 2), at)
+        {
+            ctx.timer_cancel(first);
+        }
         if ctx.timer_set(Duration::from_nanos(at), at).is_err() {
             ctx.log(Level::Error, NO_TIMER, []);
             return (Sleeper, Effect::Crash(NO_TIMER));
@@ -41,7 +57,8 @@ impl Isolate for Sleeper {
     }
 }
 
-/// Spawns its shard's sleepers from `init`, then finishes.
+/// Spawns its shard's sleepers from `init`, then finishes at its first dispatch (an `init`
+/// that returns `Done` counts as a failed init, which its supervisor would restart).
 #[derive(Debug)]
 pub struct Spawner;
 
@@ -51,23 +68,44 @@ impl Isolate for Spawner {
     fn init(args: SpawnerArgs, ctx: &mut Ctx<'_>) -> (Self, Effect) {
         // Bounded by the sleeper type's slots, which the spec sizes to `sleepers`.
         for _ in 0..args.sleepers {
-            if ctx.spawn::<Sleeper>(args.spread_ns).is_err() {
-                return (Spawner, Effect::Crash(Label::new("timers: no slot for a sleeper")));
+            match ctx.spawn::<Sleeper>(args.spread_ns) {
+                Ok(_) => {}
+                // A spawner started again (its init was made to fail, or it crashed before
+                // it ran) finds the slots taken by the sleepers it already started.
+                Err(SpawnError::ArenaFull) => break,
+                Err(_) => {
+                    return (Spawner, Effect::Crash(Label::new("timers: cannot spawn a sleeper")));
+                }
             }
         }
-        (Spawner, Effect::Done)
+        (Spawner, Effect::Yield)
     }
 
     fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
-        Effect::Receive
+        Effect::Done
     }
 }
 
-/// Done when every sleeper finished; a correctness failure if one could not set its timer.
+/// Done when every sleeper of every shard ended since its shard last started (normally,
+/// when its timer fired, or by a crash, which cancels its timer); a correctness failure if
+/// one could not set its timer.
 #[derive(Debug)]
 pub struct Goal {
-    sleepers: u64,
-    finished: u64,
+    /// Per shard: sleepers it starts.
+    sleepers: Vec<u64>,
+    /// Per shard: sleepers ended since the shard last started.
+    finished: Vec<u64>,
+    /// Shards whose sleepers all finished.
+    shards_done: usize,
+}
+
+impl Goal {
+    fn restart(&mut self, shard: usize) {
+        if self.finished[shard] >= self.sleepers[shard] {
+            self.shards_done -= 1;
+        }
+        self.finished[shard] = 0;
+    }
 }
 
 impl Observer for Goal {
@@ -75,13 +113,31 @@ impl Observer for Goal {
         "timers.goal"
     }
 
-    fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+    fn observe_world(&mut self, stamp: &Stamp, event: &WorldEvent) -> Verdict {
         match event {
-            Event::Exit { handle, kind: ExitKind::Normal, .. }
-                if handle.type_index() == SLEEPER_TYPE =>
+            WorldEvent::ShardRestart => self.restart(stamp.shard.index()),
+            WorldEvent::NodeRestart => (0..self.finished.len()).for_each(|s| self.restart(s)),
+            _ => {}
+        }
+        Verdict::Continue
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        match event {
+            // Exits of a shard crash are not ends: the shard's restart starts over.
+            Event::Exit { handle, kind, .. }
+                if handle.type_index() == SLEEPER_TYPE && *kind != ExitKind::ShardCrashed =>
             {
-                self.finished += 1;
-                if self.finished == self.sleepers { Verdict::Done } else { Verdict::Continue }
+                let shard = stamp.shard.index();
+                self.finished[shard] += 1;
+                if self.finished[shard] == self.sleepers[shard] {
+                    self.shards_done += 1;
+                }
+                if self.shards_done == self.sleepers.len() {
+                    Verdict::Done
+                } else {
+                    Verdict::Continue
+                }
             }
             Event::Log { tag, .. } if *tag == NO_TIMER => Verdict::Violated(Violation {
                 class: FailureClass::Correctness,
@@ -152,13 +208,17 @@ impl Scenario for TimersScenario {
         let sleeper = spec.register::<Sleeper>(TypeConfig::new("sleeper").slots(slots));
         assert_eq!(sleeper.index(), usize::from(SLEEPER_TYPE));
         let spread_ns = params.get("spread");
+        let mut per_shard_sleepers = Vec::new();
         for shard in 0..shards {
             let sleepers = per_shard.min(isolates - shard * per_shard);
+            per_shard_sleepers.push(sleepers);
             spec.boot_child(ShardId(shard as u8), spawner, SpawnerArgs { sleepers, spread_ns });
         }
-        Setup {
-            nodes: vec![spec],
-            observers: vec![Box::new(Goal { sleepers: isolates, finished: 0 })],
-        }
+        let goal = Goal {
+            finished: vec![0; per_shard_sleepers.len()],
+            sleepers: per_shard_sleepers,
+            shards_done: 0,
+        };
+        Setup { nodes: vec![spec], observers: vec![Box::new(goal)] }
     }
 }

@@ -11,14 +11,23 @@
 //! cannot tell when, since it never runs during the receiver's tick and never sends to
 //! itself through the transport). Randomness comes from the shard's own PRNG tree stream.
 //!
+//! The clock a shard reads is its node's (`local`), set by the world before each tick;
+//! events are stamped with both true time and the node's clock. The backend injects the
+//! faults that happen inside a tick itself: failed inits and `ctx.buggify` firings, each
+//! from its own stream, while the world says faults are active.
+//!
 //! This module does not decide delays or order; the world does.
 
 use std::collections::VecDeque;
 
-use tina::{Backend, Env, Event, Message, ShardFailure, ShardId, Timestamp, TransportFull};
+use tina::{
+    Backend, Env, Event, Handle, Label, Message, ShardFailure, ShardId, Timestamp, TransportFull,
+};
+use tina_checkers::WorldEvent;
 
+use crate::faults::{FaultKind, ShardFaults, SharedFaults, SiteState};
 use crate::prng::Stream;
-use crate::trace::Sink;
+use crate::trace::{Place, Sink};
 
 /// One message between shards, from its send to its receipt.
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +75,16 @@ impl Flights {
         let flight = self.slots[slot as usize];
         self.insert(flight.source, &flight.message)
     }
+
+    /// Frees `slot`, whose message will never be received (its node crashed).
+    pub(crate) fn release(&mut self, slot: u32) {
+        self.free.push(slot);
+    }
+
+    /// The message in `slot`.
+    pub(crate) fn message(&self, slot: u32) -> &Message {
+        &self.slots[slot as usize].message
+    }
 }
 
 /// What the world lends a shard for one tick (and for boot).
@@ -76,6 +95,8 @@ pub(crate) struct Lent {
     /// Free ring slots of every ordered shard pair of every node: node by node, a row per
     /// sending shard, a column per receiving shard.
     pub(crate) credits: Vec<u32>,
+    /// Fault counts, buggify sites and whether faults are on.
+    pub(crate) faults: SharedFaults,
 }
 
 /// One shard's backend.
@@ -83,9 +104,11 @@ pub(crate) struct Lent {
 pub struct SimBackend {
     node: u16,
     shard: ShardId,
-    /// World time: events are stamped with it.
-    pub(crate) now: Timestamp,
-    /// What the shard's clock reads ahead of world time (zero unless a plant skews it).
+    /// True time of the tick: events are stamped with it.
+    pub(crate) now: u64,
+    /// The node's clock at the tick: what the shard reads, and the events' second stamp.
+    pub(crate) local: u64,
+    /// What the shard's clock reads ahead of its node's (zero unless a plant skews it).
     pub(crate) skew_ns: u64,
     random: Stream,
     /// In-flight slots of the messages that arrived, in arrival order.
@@ -99,6 +122,10 @@ pub struct SimBackend {
     /// Lent by the world for the duration of a tick (and of boot).
     pub(crate) lent: Option<Box<Lent>>,
     pub(crate) failures: Vec<ShardFailure>,
+    /// The faults this shard injects itself.
+    pub(crate) faults: ShardFaults,
+    /// Shards of the node whose revival an isolate asked for during the tick.
+    pub(crate) revivals: Vec<ShardId>,
 }
 
 impl SimBackend {
@@ -111,11 +138,13 @@ impl SimBackend {
         capacity: u32,
         credits_base: usize,
         random: Stream,
+        faults: ShardFaults,
     ) -> SimBackend {
         SimBackend {
             node,
             shard,
-            now: Timestamp::ZERO,
+            now: 0,
+            local: 0,
             skew_ns: 0,
             random,
             inbound: VecDeque::with_capacity(shard_count * capacity as usize),
@@ -124,7 +153,15 @@ impl SimBackend {
             credits_base,
             lent: None,
             failures: Vec::new(),
+            faults,
+            revivals: Vec::with_capacity(shard_count),
         }
+    }
+
+    /// Where an event of this shard's current tick happens.
+    #[inline]
+    pub(crate) fn place(&self) -> Place {
+        Place { time_ns: self.now, local_ns: self.local, node: self.node, shard: self.shard }
     }
 
     #[inline]
@@ -171,14 +208,43 @@ impl Env for SimBackend {
     }
 
     fn trace(&mut self, event: &Event) {
-        let (time_ns, node, shard) = (self.now.as_nanos(), self.node, self.shard);
-        self.lent().sink.record(time_ns, node, shard, event);
+        let place = self.place();
+        self.lent().sink.record(place, event);
+    }
+
+    fn buggify(&mut self, site: Label) -> bool {
+        let place = self.place();
+        let fire = self.faults.buggify_fire;
+        let lent = self.lent.as_deref_mut().expect("the world lends the sink for every tick");
+        if !lent.faults.active {
+            return false;
+        }
+        match lent.faults.buggify.state(site) {
+            SiteState::Inactive => return false,
+            SiteState::NewlyActive => {
+                lent.sink.record_world(place, &WorldEvent::BuggifyActive { site })
+            }
+            SiteState::Active => {}
+        }
+        if !self.faults.fire_stream.chance(fire) {
+            return false;
+        }
+        lent.faults.counts.count(FaultKind::Buggify);
+        lent.sink.record_world(place, &WorldEvent::Buggify { site });
+        true
+    }
+
+    fn revive_shard(&mut self, shard: ShardId) {
+        if shard.index() < self.shard_count && !self.revivals.contains(&shard) {
+            // At most one request per shard of the node: the capacity reserved at boot.
+            self.revivals.push(shard);
+        }
     }
 }
 
 impl Backend for SimBackend {
     fn now(&self) -> Timestamp {
-        Timestamp::from_nanos(self.now.as_nanos() + self.skew_ns)
+        Timestamp::from_nanos(self.local + self.skew_ns)
     }
 
     fn tracing(&self) -> bool {
@@ -198,6 +264,18 @@ impl Backend for SimBackend {
 
     fn shard_failed(&mut self, failure: &ShardFailure) {
         self.failures.push(*failure);
+    }
+
+    fn fail_init(&mut self, isolate: Handle) -> bool {
+        let ratio = self.faults.init_failure;
+        let place = self.place();
+        let lent = self.lent.as_deref_mut().expect("the world lends the sink for every tick");
+        if ratio.numerator() == 0 || !lent.faults.active || !self.faults.init_stream.chance(ratio) {
+            return false;
+        }
+        lent.faults.counts.count(FaultKind::InitFailure);
+        lent.sink.record_world(place, &WorldEvent::InitFailure { handle: isolate });
+        true
     }
 
     fn park(&mut self, _deadline: Option<Timestamp>) {}

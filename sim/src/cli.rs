@@ -14,6 +14,8 @@ use tina_checkers::FailureClass;
 use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
 use crate::config::{ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed};
+use crate::faults::knobs::{PROFILES, profile_value};
+use crate::faults::{FAULT_KINDS, FaultConfig, KNOBS, Profile};
 use crate::json::Json;
 use crate::plant::PLANTS;
 use crate::prng::{PrngTree, Scope, Seed};
@@ -29,8 +31,17 @@ Exit codes:
   12  crash: the framework broke (a panic outside an isolate)
   13  nondeterminism: --check-determinism saw two runs of one seed differ
 
+Faults: --faults none|default|chaos|swarm picks a profile, --fault NAME=VALUE sets one knob
+(`sim list` shows every knob and its value in each profile). Without --scenario and --faults
+the profile is swarm: the seed picks which fault kinds are on. With --scenario alone it is
+default. With faults on, a run has a safety phase (faults injected for safety_time) and then
+a liveness phase (faults stop, crashed shards and nodes recover) in which the goal must be
+reached within liveness_time.
+
 Examples:
   sim --seed 42
+  sim --seed 7 --scenario bank --faults chaos
+  sim --seed 3 --scenario dispatcher --faults none --fault shard_crash_every=200ms
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
   sim list --json";
@@ -50,6 +61,13 @@ struct Cli {
     /// Set a scenario or simulator parameter, e.g. --set round_trips=500 --set dispatch_cost=2us.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Fault profile: none, default, chaos or swarm. Absent: swarm when --scenario is absent
+    /// too, else default.
+    #[arg(long, value_name = "PROFILE")]
+    faults: Option<String>,
+    /// Set one fault knob (after the profile), e.g. --fault shard_crash_every=500ms.
+    #[arg(long = "fault", value_name = "NAME=VALUE")]
+    fault_sets: Vec<String>,
     /// Stop with a liveness failure past this virtual time: <integer><ns|us|ms|s|m|h>.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     time_max: u64,
@@ -156,9 +174,34 @@ fn list(io: &mut Io<'_>) -> u8 {
                 ])
             })
             .collect();
+        let faults = FAULT_KINDS
+            .iter()
+            .map(|kind| {
+                Json::object([
+                    ("name", Json::string(kind.name())),
+                    ("description", Json::string(kind.description())),
+                ])
+            })
+            .collect();
+        let knobs = KNOBS
+            .iter()
+            .map(|knob| {
+                let mut entries = vec![
+                    ("name", Json::string(knob.name)),
+                    ("fault", knob.switch.map_or(Json::Null, |kind| Json::string(kind.name()))),
+                    ("description", Json::string(knob.description)),
+                ];
+                for profile in PROFILES {
+                    entries.push((profile.name(), Json::string(profile_value(knob, profile))));
+                }
+                Json::object(entries)
+            })
+            .collect();
         let all = Json::object([
             ("scenarios", Json::Array(scenarios)),
             ("simulator", params_json(SIM_PARAMS)),
+            ("faults", Json::Array(faults)),
+            ("knobs", Json::Array(knobs)),
             ("plants", Json::Array(plants)),
         ]);
         let _ = writeln!(io.out, "{}", all.render());
@@ -171,6 +214,27 @@ fn list(io: &mut Io<'_>) -> u8 {
     }
     let _ = writeln!(io.out, "simulator parameters (any scenario):");
     print_params(io.out, SIM_PARAMS);
+    let _ = writeln!(io.out, "fault kinds (counted in --json's faults object):");
+    for kind in FAULT_KINDS {
+        let _ = writeln!(io.out, "  {:<14} {}", kind.name(), kind.description());
+    }
+    let _ = writeln!(
+        io.out,
+        "fault knobs (--fault NAME=VALUE) and their values in each profile (--faults PROFILE):"
+    );
+    let _ = writeln!(
+        io.out,
+        "  {:<26} {:>8} {:>8} {:>8} {:>8}",
+        "", "none", "default", "chaos", "swarm"
+    );
+    for knob in KNOBS {
+        let values: Vec<String> = PROFILES.iter().map(|&p| profile_value(&knob, p)).collect();
+        let _ = writeln!(
+            io.out,
+            "  {:<26} {:>8} {:>8} {:>8} {:>8}  {}",
+            knob.name, values[0], values[1], values[2], values[3], knob.description
+        );
+    }
     let _ = writeln!(io.out, "plants (--plant NAME; each must trip its checker):");
     for p in PLANTS {
         let _ = writeln!(
@@ -262,8 +326,21 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         Ok(settings) => settings,
         Err(error) => return io.invalid(&error),
     };
+    let profile_name = cli.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
+        if cli.scenario.is_none() { Profile::Swarm.name() } else { Profile::Default.name() },
+    );
+    let faults = match fault_config(
+        profile_name,
+        seed,
+        plant.map_or(&[][..], |p| p.faults),
+        &cli.fault_sets,
+    ) {
+        Ok(faults) => faults,
+        Err(error) => return io.invalid(&error),
+    };
     let header = settings.describe(scenario).join(" ");
     io.say(&format!("seed={seed} scenario={} {header}", scenario.name()));
+    io.say(&faults_line(&faults));
     let config = RunConfig {
         seed,
         scenario,
@@ -274,9 +351,40 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
             || plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
         plant,
         checkers: !cli.no_checkers,
+        faults,
     };
     let (report, wall) = timed(|| run(&config));
     report_result(cli, io, seed, &config, &report, wall)
+}
+
+/// The faults of a run: the profile, then the plant's knobs, then the user's `--fault`s,
+/// checked together.
+fn fault_config(
+    profile: &str,
+    seed: u64,
+    plant_sets: &[&str],
+    sets: &[String],
+) -> Result<FaultConfig, crate::faults::KnobError> {
+    let mut faults = FaultConfig::new(Profile::parse(profile)?, seed);
+    for set in plant_sets {
+        faults.set(set)?;
+    }
+    for set in sets {
+        faults.set(set)?;
+    }
+    faults.validate()?;
+    Ok(faults)
+}
+
+/// `faults: PROFILE kinds...`: which fault kinds are on (for swarm, with the seed's scale).
+fn faults_line(faults: &FaultConfig) -> String {
+    let kinds: Vec<String> = if faults.profile == Profile::Swarm {
+        faults.swarm.iter().map(|(kind, scale)| format!("{}({scale})", kind.name())).collect()
+    } else {
+        faults.kinds_on().into_iter().map(str::to_string).collect()
+    };
+    let on = if kinds.is_empty() { "off".to_string() } else { kinds.join(" ") };
+    format!("faults: {} {on}", faults.profile.name())
 }
 
 #[expect(clippy::disallowed_methods, reason = "the sim binary prints the wall time of a run")]
@@ -313,6 +421,11 @@ fn report_result(
         wall.as_millis(),
         report.trace
     );
+    let notable = report.notable_counters();
+    if !notable.is_empty() {
+        let fields: Vec<String> = notable.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        io.say(&format!("counters: {}", fields.join(" ")));
+    }
     let code = match &report.outcome {
         Outcome::Pass => {
             io.say(&format!("result: pass {stats}"));
@@ -331,7 +444,7 @@ fn report_result(
                     io.say(&format!("  {line}"));
                 }
             }
-            io.say(&format!("reproduce: {}", reproduce(cli, seed, scenario)));
+            io.say(&format!("reproduce: {}", reproduce(cli, seed, scenario, &config.faults)));
             io.say(&format!("result: fail ({class}) {stats} {checker}: {reason}"));
             exit_code(*class)
         }
@@ -353,11 +466,17 @@ pub fn exit_code(class: FailureClass) -> u8 {
 }
 
 /// The command that replays this run: seed, scenario and every flag that changes the run.
-fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario) -> String {
-    let mut command =
-        format!("cargo run --release --bin sim -- --seed {seed} --scenario {}", scenario.name());
+fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario, faults: &FaultConfig) -> String {
+    let mut command = format!(
+        "cargo run --release --bin sim -- --seed {seed} --scenario {} --faults {}",
+        scenario.name(),
+        faults.profile.name()
+    );
     if let Some(plant) = &cli.plant {
         command.push_str(&format!(" --plant {plant}"));
+    }
+    for set in &cli.fault_sets {
+        command.push_str(&format!(" --fault {set}"));
     }
     // Writing to a String cannot fail; `push_str` keeps it simple.
     for set in &cli.sets {
@@ -408,6 +527,24 @@ fn report_json(
         .into_iter()
         .map(|(k, v)| (k.to_string(), Json::Number(v)))
         .collect();
+    let faults = report
+        .faults
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Json::Number(v)))
+        .collect();
+    let recovery = report
+        .faults
+        .recovery()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Json::Number(v)))
+        .collect();
+    let swarm = config
+        .faults
+        .swarm
+        .iter()
+        .map(|(kind, scale)| (kind.name().to_string(), Json::string(*scale)))
+        .collect();
     let divergence = report.divergence.as_ref().map_or(Json::Null, |d| {
         Json::object([
             ("index", Json::Number(d.index)),
@@ -428,6 +565,11 @@ fn report_json(
         ("wall_ns", Json::Number(u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX))),
         ("trace", Json::string(format!("{:016x}", report.trace))),
         ("counters", Json::Object(counters)),
+        ("fault_profile", Json::string(config.faults.profile.name())),
+        ("swarm", Json::Object(swarm)),
+        ("faults", Json::Object(faults)),
+        ("recovery", Json::Object(recovery)),
+        ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
     ])
 }

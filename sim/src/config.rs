@@ -259,6 +259,7 @@ impl Settings {
             net_delay_max_ns: self.sim.get("net_delay_max"),
             // Bounded by the parameter's maximum of 2^20.
             transport_capacity: self.sim.get("transport_capacity") as u32,
+            faults: crate::faults::FaultConfig::new(crate::faults::Profile::None, 0),
             bug: None,
         }
     }
@@ -313,7 +314,7 @@ mod tests {
         assert_eq!(settings.world().dispatch_cost_ns, 2_000);
         let error = Settings::new(scenario, &["rounds=5".to_string()]).expect_err("unknown");
         assert!(
-            error.to_string().contains("valid parameters: round_trips, dispatch_cost"),
+            error.to_string().contains("valid parameters: round_trips, retry, dispatch_cost"),
             "{error}"
         );
         let error = Settings::new(scenario, &["round_trips=0".to_string()]).expect_err("range");

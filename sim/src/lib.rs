@@ -1,14 +1,17 @@
 //! tina-sim: the deterministic simulator.
 //!
 //! It owns how a scenario runs: the world of nodes and shards (`world`), the `SimBackend`
-//! each shard sees (`backend`), the PRNG tree (`prng`), the trace, its hash and the replay
-//! log (`trace`), the inputs (`config`), one run and the determinism check (`run`), and the
+//! each shard sees (`backend`), each node's clock (`clock`), the faults it injects and their
+//! knobs (`faults`), the PRNG tree (`prng`), the trace, its hash and the replay log
+//! (`trace`), the inputs (`config`), one run and the determinism check (`run`), and the
 //! `sim` binary. This crate depends on `tina`, `tina-checkers` and `tina-scenarios`; the
 //! scenario catalog lives there.
 
 pub mod backend;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod faults;
 pub mod json;
 pub mod plant;
 pub mod prng;

@@ -12,7 +12,10 @@
 
 use tina::io::IoOpKind;
 use tina::{CallFailure, CallOutcome, Event, ExitKind, Handle, MessageId, ShardId, Tag};
-use tina_checkers::FailureClass;
+use tina_checkers::{FailureClass, WorldEvent};
+
+use crate::faults::Profile;
+use crate::trace::{Place, TraceEvent};
 
 /// Where the bug lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +69,9 @@ pub enum TraceBug {
     RestartPastBudget,
     /// At the first delivery, an I/O operation is submitted and completes twice.
     IoDoubleCompletion,
+    /// Shard recovery leaves one timer of a crashed isolate pending: the first timer
+    /// cancelled by a shard crash is never reported cancelled.
+    RecoveryTimerLeak,
 }
 
 /// What a plant does.
@@ -91,6 +97,10 @@ pub struct Plant {
     /// `KEY=VALUE` settings that size the run (applied before the user's `--set`s, with
     /// or without the plant).
     pub sets: &'static [&'static str],
+    /// The fault profile it runs under (unless `--faults` says otherwise).
+    pub profile: Profile,
+    /// `NAME=VALUE` fault knobs it needs (applied before the user's `--fault`s).
+    pub faults: &'static [&'static str],
     /// The checker that must trip.
     pub checker: &'static str,
     /// The class of the failure.
@@ -135,6 +145,8 @@ const fn plant(
         bug,
         scenario,
         sets,
+        profile: Profile::None,
+        faults: &[],
         checker,
         class: FailureClass::Correctness,
         seed: 1,
@@ -181,6 +193,8 @@ pub const PLANTS: &[Plant] = &[
         bug: Bug::World(WorldBug::StaticCounter),
         scenario: "ping-pong",
         sets: &["round_trips=50"],
+        profile: Profile::None,
+        faults: &[],
         checker: "determinism",
         class: FailureClass::Nondeterminism,
         seed: 1,
@@ -242,6 +256,42 @@ pub const PLANTS: &[Plant] = &[
         "io",
         "an I/O operation completes twice",
     ),
+    Plant {
+        name: "bank-stale-branch",
+        bug: Bug::Scenario("follow_restarts=0"),
+        scenario: "bank",
+        sets: &[],
+        profile: Profile::None,
+        faults: &["shard_crash_every=200ms", "safety_time=1s", "liveness_time=10s"],
+        checker: "goal",
+        class: FailureClass::Liveness,
+        seed: 1,
+        description: "a client keeps the branch handles it was given and stops retrying when a shard crash made one stale",
+    },
+    Plant {
+        name: "recovery-timer-leak",
+        bug: Bug::Trace(TraceBug::RecoveryTimerLeak),
+        scenario: "ping-pong",
+        sets: &[],
+        profile: Profile::None,
+        faults: &["shard_crash_every=100ms", "safety_time=2s"],
+        checker: "pools",
+        class: FailureClass::Correctness,
+        seed: 1,
+        description: "shard recovery leaves a crashed isolate's timer pending",
+    },
+    Plant {
+        name: "bank-clock-dedup",
+        bug: Bug::Scenario("dedup_window=1s"),
+        scenario: "bank",
+        sets: &["transfers=100"],
+        profile: Profile::None,
+        faults: &["clock_jump_every=20ms", "clock_jump_max=5s", "safety_time=5s"],
+        checker: "bank.conservation",
+        class: FailureClass::Correctness,
+        seed: 1,
+        description: "a branch forgets applied ids by the age its clock shows; a clock jump makes it apply a retry twice",
+    },
 ];
 
 /// The plant called `name`.
@@ -258,17 +308,44 @@ pub struct Mutator {
     last_send: [u64; 256],
     /// The last incarnation per shard that stopped by itself (node 0).
     last_exit: [Handle; 256],
+    /// Shards (node 0) between a shard crash and its restart.
+    crashing: [bool; 256],
 }
 
 impl Mutator {
     /// A mutator for `bug`.
     pub fn new(bug: TraceBug) -> Mutator {
-        Mutator { bug, done: false, last_send: [0; 256], last_exit: [Handle::NONE; 256] }
+        Mutator {
+            bug,
+            done: false,
+            last_send: [0; 256],
+            last_exit: [Handle::NONE; 256],
+            crashing: [false; 256],
+        }
     }
 
-    /// Passes `event` (emitted on `shard`) on through `emit`, rewritten, dropped or with
-    /// events added, as the plant says.
-    pub fn rewrite(&mut self, shard: ShardId, event: &Event, emit: &mut dyn FnMut(&Event)) {
+    /// Passes `event` (emitted at `place`) on through `emit`, rewritten, dropped or with
+    /// events added, as the plant says. World events pass unchanged.
+    pub fn rewrite(&mut self, place: Place, event: &TraceEvent, emit: &mut dyn FnMut(&TraceEvent)) {
+        match event {
+            TraceEvent::Core(core) => {
+                self.rewrite_core(place.shard, core, &mut |e| emit(&TraceEvent::Core(*e)))
+            }
+            TraceEvent::World(world) => {
+                let shard = place.shard.index();
+                match world {
+                    WorldEvent::ShardCrash => self.crashing[shard] = true,
+                    WorldEvent::ShardRestart | WorldEvent::ShardQuarantine => {
+                        self.crashing[shard] = false
+                    }
+                    _ => {}
+                }
+                emit(event)
+            }
+        }
+    }
+
+    fn rewrite_core(&mut self, shard: ShardId, event: &Event, emit: &mut dyn FnMut(&Event)) {
         match *event {
             Event::Send { id, .. } => self.last_send[shard.index()] = id.sequence(),
             Event::Exit { handle, kind, .. } if kind != ExitKind::Shutdown => {
@@ -313,6 +390,11 @@ impl Mutator {
                     old: self.last_exit[shard.index()],
                     new: Handle::NONE,
                 });
+            }
+            (TraceBug::RecoveryTimerLeak, Event::TimerCancel { .. })
+                if self.crashing[shard.index()] =>
+            {
+                self.done = true
             }
             (TraceBug::IoDoubleCompletion, Event::Deliver { id, to, .. })
                 if id != MessageId::NONE =>

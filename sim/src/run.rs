@@ -7,14 +7,15 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use tina::{Counters, ShardFailure, ShardId};
+use tina::{Counters, ShardFailure};
 use tina_checkers::{FailureClass, Verdict};
 use tina_scenarios::Scenario;
 
 use crate::config::Settings;
+use crate::faults::{FaultConfig, FaultCounts};
 use crate::plant::{Bug, Mutator, Plant};
 use crate::trace::{Divergence, LogOut, Names, Sink, Tape};
-use crate::world::{Ending, Limits, World};
+use crate::world::{Ending, Limits, ShardCounters, World};
 
 /// Where the replay log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +47,8 @@ pub struct RunConfig {
     pub plant: Option<&'static Plant>,
     /// Run the structural checkers (on unless their cost is being measured).
     pub checkers: bool,
+    /// The faults to inject.
+    pub faults: FaultConfig,
 }
 
 /// How a run ended.
@@ -75,8 +78,12 @@ pub struct RunReport {
     pub sim_time_ns: u64,
     /// The trace hash.
     pub trace: u64,
-    /// Each shard's counters.
-    pub counters: Vec<(u16, ShardId, Counters)>,
+    /// Each shard's counters, summed over its incarnations.
+    pub counters: Vec<ShardCounters>,
+    /// What the faults did.
+    pub faults: FaultCounts,
+    /// The `ctx.buggify` sites active in the run.
+    pub buggify_sites: Vec<&'static str>,
     /// Shard failures (root escalations).
     pub shard_failures: Vec<ShardFailure>,
     /// Where a determinism check found the runs differ.
@@ -96,12 +103,54 @@ impl RunReport {
     /// Every shard's counters summed.
     pub fn total_counters(&self) -> Vec<(&'static str, u64)> {
         let mut total: Vec<(&'static str, u64)> = Counters::default().entries().to_vec();
-        for (_, _, counters) in &self.counters {
-            for (sum, (_, value)) in total.iter_mut().zip(counters.entries()) {
+        for shard in &self.counters {
+            for (sum, (_, value)) in total.iter_mut().zip(&shard.entries) {
                 sum.1 += value;
             }
         }
         total
+    }
+
+    /// The counts the `counters:` line shows: drops by reason, crashes, restarts and
+    /// escalations, and every fault and recovery step, each only if non-zero.
+    pub fn notable_counters(&self) -> Vec<(String, u64)> {
+        const NOTABLE: [&str; 14] = [
+            "mailbox_full",
+            "pool_exhausted",
+            "stale_handle",
+            "ring_full",
+            "dropped_on_exit",
+            "late_replies",
+            "shard_down",
+            "spawn_failed",
+            "crashes",
+            "init_failures",
+            "panics",
+            "restarts",
+            "escalations",
+            "shard_failures",
+        ];
+        let mut notable: Vec<(String, u64)> = self
+            .total_counters()
+            .into_iter()
+            .filter(|(name, value)| *value > 0 && NOTABLE.contains(name))
+            .map(|(name, value)| (name.to_string(), value))
+            .collect();
+        notable.extend(
+            self.faults
+                .entries()
+                .into_iter()
+                .filter(|(_, value)| *value > 0)
+                .map(|(name, value)| (format!("fault.{name}"), value)),
+        );
+        notable.extend(
+            self.faults
+                .recovery()
+                .into_iter()
+                .filter(|(_, value)| *value > 0)
+                .map(|(name, value)| (format!("recovery.{name}"), value)),
+        );
+        notable
     }
 }
 
@@ -165,6 +214,8 @@ fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tap
             sim_time_ns: 0,
             trace: 0,
             counters: Vec::new(),
+            faults: FaultCounts::default(),
+            buggify_sites: Vec::new(),
             shard_failures: Vec::new(),
             divergence: None,
             log: None,
@@ -175,30 +226,50 @@ fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tap
     })
 }
 
-fn open_log(config: &RunConfig, request: &LogRequest) -> Result<Option<LogOut>, String> {
-    let mut out = match request {
-        LogRequest::None => return Ok(None),
-        LogRequest::Memory => LogOut::Memory(String::new()),
-        LogRequest::File(path) => {
-            let file = std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-            LogOut::File(std::io::BufWriter::new(file), None)
-        }
-    };
-    out.line("# tina replay log v1");
-    out.line(&format!("seed={}", config.seed));
-    out.line(&format!("scenario={}", config.scenario.name()));
-    for parameter in config.settings.describe(config.scenario) {
-        out.line(&format!("param {parameter}"));
+fn open_log(request: &LogRequest) -> Result<Option<LogOut>, String> {
+    match request {
+        LogRequest::None => Ok(None),
+        LogRequest::Memory => Ok(Some(LogOut::memory())),
+        LogRequest::File(path) => LogOut::file(path).map(Some),
     }
-    out.line("# index time_ns node/shard kind fields");
-    Ok(Some(out))
+}
+
+/// The replay log's header: what the run was, and what only the run itself could tell
+/// (the buggify sites it activated). Written ahead of the events when the log is finished.
+fn header(config: &RunConfig, report: &RunReport) -> Vec<String> {
+    let mut lines = vec![
+        "# tina replay log v2".to_string(),
+        format!("seed={}", config.seed),
+        format!("scenario={}", config.scenario.name()),
+    ];
+    lines.extend(
+        config.settings.describe(config.scenario).into_iter().map(|p| format!("param {p}")),
+    );
+    lines.push(format!("faults={}", config.faults.profile.name()));
+    if !config.faults.swarm.is_empty() {
+        let picks: Vec<String> = config
+            .faults
+            .swarm
+            .iter()
+            .map(|(kind, scale)| format!("{}{scale}", kind.name()))
+            .collect();
+        lines.push(format!("swarm {}", picks.join(" ")));
+    }
+    lines.extend(config.faults.describe().into_iter().map(|knob| format!("fault {knob}")));
+    let sites = if report.buggify_sites.is_empty() {
+        "-".to_string()
+    } else {
+        report.buggify_sites.join(",")
+    };
+    lines.push(format!("buggify {sites}"));
+    lines.push("# index time_ns node/shard[@node_time_ns] kind fields".to_string());
+    lines
 }
 
 fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
     let setup = config.scenario.build(&config.settings.scenario);
     let names = Names::new(&setup.nodes);
-    let log_out = match open_log(config, log) {
+    let log_out = match open_log(log) {
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
@@ -207,12 +278,13 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         sink = sink.with_structural();
     }
     let mut world_config = config.settings.world();
+    world_config.faults = config.faults.clone();
     match config.plant.map(|plant| plant.bug) {
         Some(Bug::World(bug)) => world_config.bug = Some(bug),
         Some(Bug::Trace(bug)) => sink.plant(Mutator::new(bug)),
         Some(Bug::Scenario(_)) | None => {}
     }
-    let mut world = match World::boot(&setup.nodes, world_config, config.seed, sink) {
+    let mut world = match World::boot(setup.nodes, world_config, config.seed, sink) {
         Ok(world) => world,
         Err(error) => {
             return (
@@ -224,6 +296,8 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     let ending = world.run(config.limits);
     let sim_time_ns = world.now_ns();
     let counters = world.counters();
+    let faults = world.fault_counts();
+    let buggify_sites = world.buggify_sites();
     let shard_failures = world.failures();
     let view = world.end_view(ending == Ending::Quiescent);
     let mut sink = world.into_sink();
@@ -231,13 +305,15 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     // violation or a divergence there is nothing more to learn.
     sink.finish_observers(&view);
     sink.finish_compare();
-    let outcome = classify(ending, &sink, config.limits);
+    let outcome = classify(ending, &sink, config);
     let mut report = RunReport {
         outcome,
         events: sink.events(),
         sim_time_ns,
         trace: sink.hash(),
         counters,
+        faults,
+        buggify_sites,
         shard_failures,
         divergence: sink.divergence().cloned(),
         log: None,
@@ -246,7 +322,7 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     };
     if let Some(mut out) = sink.take_log() {
         write_footer(&mut out, &report);
-        match out.finish() {
+        match out.finish(&header(config, &report)) {
             Ok(text) => report.log = text,
             Err(error) => {
                 report.outcome = Outcome::Fail {
@@ -267,6 +343,8 @@ fn failed_before_start(reason: String) -> RunReport {
         sim_time_ns: 0,
         trace: 0,
         counters: Vec::new(),
+        faults: FaultCounts::default(),
+        buggify_sites: Vec::new(),
         shard_failures: Vec::new(),
         divergence: None,
         log: None,
@@ -275,7 +353,8 @@ fn failed_before_start(reason: String) -> RunReport {
     }
 }
 
-fn classify(ending: Ending, sink: &Sink, limits: Limits) -> Outcome {
+fn classify(ending: Ending, sink: &Sink, config: &RunConfig) -> Outcome {
+    let limits = config.limits;
     if let Some(divergence) = sink.divergence() {
         return Outcome::Fail {
             class: FailureClass::Nondeterminism,
@@ -304,6 +383,12 @@ fn classify(ending: Ending, sink: &Sink, limits: Limits) -> Outcome {
                 Ending::EventsMax => {
                     format!("events-max ({}) reached before the goal", limits.events_max)
                 }
+                Ending::LivenessBound => format!(
+                    "the goal was not reached within liveness_time ({}) after the faults stopped",
+                    crate::config::format_duration(
+                        config.faults.nanos(crate::faults::K::LivenessTime)
+                    )
+                ),
                 Ending::Stopped => "stopped without a verdict".to_string(),
             };
             Outcome::Fail { class: FailureClass::Liveness, checker: "goal".to_string(), reason }
@@ -320,14 +405,22 @@ fn write_footer(out: &mut LogOut, report: &RunReport) {
     out.line(&format!("result={result}"));
     out.line(&format!("events={}", report.events));
     out.line(&format!("sim_time_ns={}", report.sim_time_ns));
-    for (node, shard, counters) in &report.counters {
-        let fields: Vec<String> = counters
-            .entries()
-            .iter()
-            .filter(|(_, v)| *v != 0)
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+    for ShardCounters { node, shard, entries } in &report.counters {
+        let fields: Vec<String> =
+            entries.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
         out.line(&format!("counters n{node}/s{} {}", shard.0, fields.join(" ")));
     }
+    let faults: Vec<String> = report
+        .faults
+        .entries()
+        .into_iter()
+        .chain(report.faults.recovery())
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    out.line(&format!(
+        "faults {}",
+        if faults.is_empty() { "-".to_string() } else { faults.join(" ") }
+    ));
     out.line(&format!("trace={:016x}", report.trace));
 }

@@ -3,12 +3,16 @@
 //!
 //! # Canonical encoding
 //!
+//! The trace holds two kinds of events in one order: the core's (`tina::Event`) and the
+//! world's (`tina_checkers::WorldEvent`: faults, crashes, restarts, clock jumps, phases).
 //! Each event becomes a short list of little-endian `u64` words: word 0 packs the event
-//! kind (bits 0..8), the node (bits 8..24) and the shard (bits 24..32); word 1 is the
-//! virtual time in nanoseconds; the rest are the event's fields in declaration order
-//! (handles, message ids and timer ids as their raw bits, tags and enums as their integer
-//! codes, labels as their FNV-1a fingerprints, panic text as FNV-1a of its bytes). No
-//! pointer, `TypeId`, hash-map order or float ever reaches it.
+//! kind (bits 0..8; core kinds below 64, world kinds from 64), the node (bits 8..24) and
+//! the shard (bits 24..32); word 1 is the true virtual time in nanoseconds, word 2 the
+//! node's clock; the rest are the event's fields in declaration order (handles, message ids
+//! and timer ids as their raw bits, tags and enums as their integer codes, labels as their
+//! FNV-1a fingerprints, panic text as FNV-1a of its bytes). No pointer, `TypeId`, hash-map
+//! order or float ever reaches it. The encoder and the log format match every kind of both
+//! enums exhaustively, so a new kind does not compile until it is encoded.
 //!
 //! # Trace hash
 //!
@@ -22,17 +26,26 @@
 use std::fmt::Write as _;
 
 use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
-use tina_checkers::{EndView, Observer, Stamp, Structural, Verdict, Violation};
+use tina_checkers::{EndView, Observer, Stamp, Structural, Verdict, Violation, WorldEvent};
 
 use crate::plant::Mutator;
 
 /// Most words one event encodes to.
-pub const WORDS_MAX: usize = 10;
+pub const WORDS_MAX: usize = 11;
 
 const HASH_SEED: u64 = 0x7469_6e61_7472_6163;
 const HASH_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
 
-/// The kind code and name of every event, in encoding order.
+/// One event of the trace: a step of the core or of the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TraceEvent {
+    /// A step of a shard's core.
+    Core(Event),
+    /// A step of the world around the cores.
+    World(WorldEvent),
+}
+
+/// The kind code and name of every core event, in encoding order.
 fn kind(event: &Event) -> (u64, &'static str) {
     match event {
         Event::Spawn { .. } => (1, "spawn"),
@@ -57,7 +70,29 @@ fn kind(event: &Event) -> (u64, &'static str) {
         Event::Escalate { .. } => (19, "escalate"),
         Event::ShardFailed => (20, "shard-failed"),
         Event::Log { .. } => (21, "log"),
-        _ => (255, "unknown"),
+    }
+}
+
+/// The kind code and name of every world event, in encoding order (from 64, clear of the
+/// core's codes).
+fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
+    match event {
+        WorldEvent::ClockSkew { .. } => (64, "clock-skew"),
+        WorldEvent::ClockJump { .. } => (65, "clock-jump"),
+        WorldEvent::DelayTail { .. } => (66, "delay-tail"),
+        WorldEvent::DelaySlow { .. } => (67, "delay-slow"),
+        WorldEvent::ShardStall { .. } => (68, "shard-stall"),
+        WorldEvent::IsolateCrash { .. } => (69, "isolate-crash"),
+        WorldEvent::InitFailure { .. } => (70, "init-failure"),
+        WorldEvent::ShardCrash => (71, "shard-crash"),
+        WorldEvent::ShardRestart => (72, "shard-restart"),
+        WorldEvent::ShardQuarantine => (73, "shard-quarantine"),
+        WorldEvent::ShardRevive => (74, "shard-revive"),
+        WorldEvent::NodeCrash => (75, "node-crash"),
+        WorldEvent::NodeRestart => (76, "node-restart"),
+        WorldEvent::Buggify { .. } => (77, "buggify"),
+        WorldEvent::BuggifyActive { .. } => (78, "buggify-active"),
+        WorldEvent::Phase { .. } => (79, "phase"),
     }
 }
 
@@ -68,15 +103,22 @@ fn outcome_code(outcome: CallOutcome) -> u64 {
     }
 }
 
-/// Hands the canonical words of `event` at `stamp` to `put`, in order, in one or more
+/// The stamp's words: kind, node and shard packed, true time, node time.
+#[inline(always)]
+fn stamp_words(code: u64, stamp: &Stamp) -> [u64; 3] {
+    [
+        code | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24),
+        stamp.time_ns,
+        stamp.local_ns,
+    ]
+}
+
+/// Hands the canonical words of core `event` at `stamp` to `put`, in order, in one or more
 /// pieces (no buffer: the hash mixes them as they come). At most `WORDS_MAX` in all.
 #[inline(always)]
 pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
     let h = |handle: Handle| handle.to_raw();
-    put(&[
-        kind(event).0 | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24),
-        stamp.time_ns,
-    ]);
+    put(&stamp_words(kind(event).0, stamp));
     match *event {
         Event::Spawn { parent, child } => put(&[h(parent), h(child)]),
         Event::SpawnFailed { parent, type_index, reason } => {
@@ -129,7 +171,35 @@ pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
             values[2],
             values[3],
         ]),
-        _ => put(&[]),
+    }
+}
+
+/// Hands the canonical words of world `event` at `stamp` to `put`, like `encode`.
+pub fn encode_world(stamp: &Stamp, event: &WorldEvent, mut put: impl FnMut(&[u64])) {
+    put(&stamp_words(world_kind(event).0, stamp));
+    match *event {
+        // The drift is a signed integer written as its two's complement bits.
+        WorldEvent::ClockSkew { offset_ns, drift_ppm } => {
+            put(&[offset_ns, i64::from(drift_ppm) as u64])
+        }
+        WorldEvent::ClockJump { by_ns } => put(&[by_ns]),
+        WorldEvent::DelayTail { id, delay_ns } | WorldEvent::DelaySlow { id, delay_ns } => {
+            put(&[id.to_raw(), delay_ns])
+        }
+        WorldEvent::ShardStall { for_ns } => put(&[for_ns]),
+        WorldEvent::IsolateCrash { handle } | WorldEvent::InitFailure { handle } => {
+            put(&[handle.to_raw()])
+        }
+        WorldEvent::ShardCrash
+        | WorldEvent::ShardRestart
+        | WorldEvent::ShardQuarantine
+        | WorldEvent::ShardRevive
+        | WorldEvent::NodeCrash
+        | WorldEvent::NodeRestart => put(&[]),
+        WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
+            put(&[site.fingerprint()])
+        }
+        WorldEvent::Phase { phase } => put(&[phase as u64]),
     }
 }
 
@@ -153,11 +223,25 @@ impl TraceHash {
         self.events
     }
 
-    /// Mixes one event, encoding it on the way.
+    /// Mixes one core event, encoding it on the way.
     #[inline]
     pub fn add(&mut self, stamp: &Stamp, event: &Event) {
         encode(stamp, event, |words| self.mix(words));
         self.events += 1;
+    }
+
+    /// Mixes one world event, encoding it on the way.
+    pub fn add_world(&mut self, stamp: &Stamp, event: &WorldEvent) {
+        encode_world(stamp, event, |words| self.mix(words));
+        self.events += 1;
+    }
+
+    /// Mixes one event of either kind.
+    pub fn add_any(&mut self, stamp: &Stamp, event: &TraceEvent) {
+        match event {
+            TraceEvent::Core(event) => self.add(stamp, event),
+            TraceEvent::World(event) => self.add_world(stamp, event),
+        }
     }
 
     #[inline(always)]
@@ -215,19 +299,67 @@ fn short_name(path: &'static str) -> &'static str {
     &path[cut + 2..]
 }
 
-/// One replay-log line: `index time node/shard kind fields`.
-pub fn format_line(stamp: &Stamp, event: &Event, names: &Names) -> String {
-    let mut line = format!(
-        "{} {} n{}/s{} {}",
-        stamp.index,
-        stamp.time_ns,
-        stamp.node,
-        stamp.shard.0,
-        kind(event).1
-    );
-    let label = |label: &Label| {
-        if label.text().is_empty() { "-".to_string() } else { label.text().replace(' ', "_") }
+/// One replay-log line: `index time node/shard kind fields`. The place is `n<node>/s<shard>`,
+/// or `n<node>/*` for a world event about the node as a whole; when the node's clock
+/// differs from true time it follows as `@<node time>`.
+pub fn format_line(stamp: &Stamp, event: &TraceEvent, names: &Names) -> String {
+    let name = match event {
+        TraceEvent::Core(event) => kind(event).1,
+        TraceEvent::World(event) => world_kind(event).1,
     };
+    let mut line = format!("{} {} n{}/", stamp.index, stamp.time_ns, stamp.node);
+    // Writing to a String cannot fail.
+    let _ = if stamp.shard == tina::ShardId::EXTERNAL {
+        write!(line, "*")
+    } else {
+        write!(line, "s{}", stamp.shard.0)
+    };
+    if stamp.local_ns != stamp.time_ns {
+        let _ = write!(line, "@{}", stamp.local_ns);
+    }
+    let _ = write!(line, " {name}");
+    match event {
+        TraceEvent::Core(event) => core_fields(&mut line, event, names),
+        TraceEvent::World(event) => world_fields(&mut line, event),
+    }
+    line
+}
+
+fn label_text(label: &Label) -> String {
+    if label.text().is_empty() { "-".to_string() } else { label.text().replace(' ', "_") }
+}
+
+/// The fields of a world event, as ` key=value` pairs.
+fn world_fields(line: &mut String, event: &WorldEvent) {
+    // Writing to a String cannot fail.
+    let _ = match *event {
+        WorldEvent::ClockSkew { offset_ns, drift_ppm } => {
+            write!(line, " offset={offset_ns} drift_ppm={drift_ppm}")
+        }
+        WorldEvent::ClockJump { by_ns } => write!(line, " by={by_ns}"),
+        WorldEvent::DelayTail { id, delay_ns } | WorldEvent::DelaySlow { id, delay_ns } => {
+            write!(line, " id={id} delay={delay_ns}")
+        }
+        WorldEvent::ShardStall { for_ns } => write!(line, " for={for_ns}"),
+        WorldEvent::IsolateCrash { handle } | WorldEvent::InitFailure { handle } => {
+            write!(line, " handle={handle}")
+        }
+        WorldEvent::ShardCrash
+        | WorldEvent::ShardRestart
+        | WorldEvent::ShardQuarantine
+        | WorldEvent::ShardRevive
+        | WorldEvent::NodeCrash
+        | WorldEvent::NodeRestart => Ok(()),
+        WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
+            write!(line, " site={}", label_text(&site))
+        }
+        WorldEvent::Phase { phase } => write!(line, " phase={}", phase.name()),
+    };
+}
+
+/// The fields of a core event, as ` key=value` pairs.
+fn core_fields(line: &mut String, event: &Event, names: &Names) {
+    let label = label_text;
     // Writing to a String cannot fail.
     let _ = match *event {
         Event::Spawn { parent, child } => write!(line, " parent={parent} child={child}"),
@@ -289,21 +421,78 @@ pub fn format_line(stamp: &Stamp, event: &Event, names: &Names) -> String {
                 label(&tag)
             )
         }
-        _ => Ok(()),
     };
-    line
 }
 
-/// Where replay-log lines go.
+/// When and where an event happens, before the sink numbers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// True virtual time, in nanoseconds.
+    pub time_ns: u64,
+    /// The node's clock, in nanoseconds.
+    pub local_ns: u64,
+    /// The node.
+    pub node: u16,
+    /// The shard, or `ShardId::EXTERNAL` for the node as a whole.
+    pub shard: tina::ShardId,
+}
+
+impl Place {
+    /// The stamp of the event numbered `index`.
+    #[inline(always)]
+    pub fn stamp(self, index: u64) -> Stamp {
+        Stamp {
+            index,
+            time_ns: self.time_ns,
+            local_ns: self.local_ns,
+            node: self.node,
+            shard: self.shard,
+        }
+    }
+}
+
+/// Where replay-log lines go. The header is written when the log is finished, ahead of
+/// the events, because part of it (the buggify sites a run activated) is known only then:
+/// a file's events go to a `.part` file beside it first.
 #[derive(Debug)]
 pub enum LogOut {
     /// Kept in memory (tests, snapshots).
     Memory(String),
-    /// Written to a file; the first write error is kept and reported at the end.
-    File(std::io::BufWriter<std::fs::File>, Option<std::io::Error>),
+    /// Written to a file: the final path, the events so far (in the `.part` file beside it)
+    /// and the first write error, reported at the end.
+    File {
+        /// Where the finished log goes.
+        path: std::path::PathBuf,
+        /// Where the events go meanwhile.
+        part: std::path::PathBuf,
+        /// The events' writer.
+        body: std::io::BufWriter<std::fs::File>,
+        /// The first write error.
+        error: Option<std::io::Error>,
+    },
 }
 
 impl LogOut {
+    /// A log kept in memory.
+    pub fn memory() -> LogOut {
+        LogOut::Memory(String::new())
+    }
+
+    /// A log for `path`; its events go to `path.part` until it is finished.
+    pub fn file(path: &std::path::Path) -> Result<LogOut, String> {
+        let mut part = path.as_os_str().to_owned();
+        part.push(".part");
+        let part = std::path::PathBuf::from(part);
+        let file = std::fs::File::create(&part)
+            .map_err(|e| format!("cannot create {}: {e}", part.display()))?;
+        Ok(LogOut::File {
+            path: path.to_path_buf(),
+            part,
+            body: std::io::BufWriter::new(file),
+            error: None,
+        })
+    }
+
     /// Appends one line.
     pub fn line(&mut self, line: &str) {
         match self {
@@ -311,10 +500,10 @@ impl LogOut {
                 text.push_str(line);
                 text.push('\n');
             }
-            LogOut::File(file, error) => {
+            LogOut::File { body, error, .. } => {
                 if error.is_none()
-                    && let Err(e) = std::io::Write::write_all(file, line.as_bytes())
-                        .and_then(|()| std::io::Write::write_all(file, b"\n"))
+                    && let Err(e) = std::io::Write::write_all(body, line.as_bytes())
+                        .and_then(|()| std::io::Write::write_all(body, b"\n"))
                 {
                     *error = Some(e);
                 }
@@ -322,14 +511,28 @@ impl LogOut {
         }
     }
 
-    /// Flushes a file; returns the first error seen.
-    pub fn finish(self) -> Result<Option<String>, std::io::Error> {
+    /// Writes `header` followed by every line so far; returns the text of a memory log, or
+    /// the first error of a file.
+    pub fn finish(self, header: &[String]) -> Result<Option<String>, std::io::Error> {
+        let mut head = String::new();
+        for line in header {
+            head.push_str(line);
+            head.push('\n');
+        }
         match self {
-            LogOut::Memory(text) => Ok(Some(text)),
-            LogOut::File(mut file, error) => match error {
-                Some(error) => Err(error),
-                None => std::io::Write::flush(&mut file).map(|()| None),
-            },
+            LogOut::Memory(text) => Ok(Some(head + &text)),
+            LogOut::File { path, part, body, error } => {
+                if let Some(error) = error {
+                    return Err(error);
+                }
+                // Flushes the events and closes the part file.
+                drop(body.into_inner().map_err(|e| e.into_error())?);
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+                std::io::Write::write_all(&mut out, head.as_bytes())?;
+                std::io::copy(&mut std::fs::File::open(&part)?, &mut out)?;
+                std::io::Write::flush(&mut out)?;
+                std::fs::remove_file(&part).map(|()| None)
+            }
         }
     }
 }
@@ -349,7 +552,7 @@ pub struct Recorded {
     /// When and where.
     pub stamp: Stamp,
     /// What.
-    pub event: Event,
+    pub event: TraceEvent,
 }
 
 /// Where two runs of one seed first differed.
@@ -453,28 +656,33 @@ impl Sink {
         self
     }
 
-    /// Takes one event (rewritten first by the trace plant's mutator, if any).
+    /// Takes one core event at `place` (rewritten first by the trace plant's mutator, if
+    /// any).
     #[inline(always)]
-    pub fn record(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
+    pub fn record(&mut self, place: Place, event: &Event) {
         if !self.plain {
-            return self.record_rare(time_ns, node, shard, event);
+            return self.record_rare(place, &TraceEvent::Core(*event));
         }
-        let stamp = Stamp { index: self.hash.events(), time_ns, node, shard };
+        let stamp = place.stamp(self.hash.events());
         self.hash.add(&stamp, event);
         self.observe(&stamp, event);
     }
 
-    /// `record` when the sink is not plain: a mutator, a log or a tape is on, or an
-    /// observer found a violation.
+    /// Takes one world event at `place` (a node-wide one has shard `ShardId::EXTERNAL`).
+    /// World events are rare: they take the sink's general path.
+    pub fn record_world(&mut self, place: Place, event: &WorldEvent) {
+        self.record_rare(place, &TraceEvent::World(*event));
+    }
+
+    /// `record` when the sink is not plain (a mutator, a log or a tape is on, or an
+    /// observer found a violation), and every world event.
     #[cold]
     #[inline(never)]
-    fn record_rare(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
+    fn record_rare(&mut self, place: Place, event: &TraceEvent) {
         match self.mutator.take() {
-            None => self.record_one(time_ns, node, shard, event),
+            None => self.record_one(place, event),
             Some(mut mutator) => {
-                mutator.rewrite(shard, event, &mut |rewritten| {
-                    self.record_one(time_ns, node, shard, rewritten)
-                });
+                mutator.rewrite(place, event, &mut |rewritten| self.record_one(place, rewritten));
                 self.mutator = Some(mutator);
             }
         }
@@ -486,9 +694,9 @@ impl Sink {
         self.refresh_plain();
     }
 
-    fn record_one(&mut self, time_ns: u64, node: u16, shard: tina::ShardId, event: &Event) {
-        let stamp = Stamp { index: self.hash.events(), time_ns, node, shard };
-        self.hash.add(&stamp, event);
+    fn record_one(&mut self, place: Place, event: &TraceEvent) {
+        let stamp = place.stamp(self.hash.events());
+        self.hash.add_any(&stamp, event);
         if let Some(log) = &mut self.log {
             log.line(&format_line(&stamp, event, &self.names));
         }
@@ -507,7 +715,24 @@ impl Sink {
         if matches!(self.verdict, Verdict::Violated(_)) {
             return;
         }
-        self.observe(&stamp, event);
+        match event {
+            TraceEvent::Core(event) => self.observe(&stamp, event),
+            TraceEvent::World(event) => self.observe_world(&stamp, event),
+        }
+    }
+
+    /// Shows one world event to every observer, until one finds a violation.
+    fn observe_world(&mut self, stamp: &Stamp, event: &WorldEvent) {
+        let Sink { structural, observers, verdict: first, violation_index, plain, .. } = self;
+        for observer in all_observers(structural, observers) {
+            let verdict = observer.observe_world(stamp, event);
+            if !matches!(verdict, Verdict::Continue)
+                && Sink::settle(first, violation_index, stamp.index, verdict)
+            {
+                *plain = false;
+                return;
+            }
+        }
     }
 
     /// Shows one event to the structural checkers, then to the other observers, until one
@@ -562,7 +787,7 @@ impl Sink {
         }
     }
 
-    fn compare(&mut self, stamp: Stamp, event: &Event) {
+    fn compare(&mut self, stamp: Stamp, event: &TraceEvent) {
         let Tape::Compare(tape) = &self.tape else { return };
         if self.divergence.is_some() {
             return;

@@ -57,7 +57,7 @@ fn steady_state_allocates_nothing() {
     params.set("round_trips", 1 << 40);
     let setup = scenario.build(&params);
     let sink = Sink::new(setup.observers, Names::new(&setup.nodes), None, Tape::Off);
-    let mut world = World::boot(&setup.nodes, WorldConfig::default(), 3, sink).expect("valid spec");
+    let mut world = World::boot(setup.nodes, WorldConfig::default(), 3, sink).expect("valid spec");
     let limits = |events_max| Limits { time_max_ns: u64::MAX, events_max };
     assert_eq!(world.run(limits(10_000)), Ending::EventsMax, "warm-up");
 

@@ -138,7 +138,7 @@ fn limits_are_liveness_failures() {
     let (code, out, _) = run(&["--seed", "5", "--scenario", "ping-pong", "--events-max", "50"]);
     assert_eq!(code, 11, "{out}");
     assert!(out.contains(
-        "reproduce: cargo run --release --bin sim -- --seed 5 --scenario ping-pong --events-max 50"
+        "reproduce: cargo run --release --bin sim -- --seed 5 --scenario ping-pong --faults default --events-max 50"
     ));
     assert!(out.lines().last().unwrap().starts_with("result: fail (liveness) "), "{out}");
     // The limit is checked between ticks: the tick that crosses it finishes.
@@ -207,10 +207,12 @@ impl Scenario for LeakyScenario {
 #[test]
 fn nondeterminism_is_reported_with_exit_13() {
     let scenarios: &[&'static dyn Scenario] = &[&LeakyScenario];
-    let (code, _, _) = sim(&["--seed", "1", "--scenario", "leaky"], scenarios);
+    let (code, _, _) = sim(&["--seed", "1", "--scenario", "leaky", "--faults", "none"], scenarios);
     assert_eq!(code, 0, "one run cannot see the leak");
-    let (code, out, _) =
-        sim(&["--seed", "1", "--scenario", "leaky", "--check-determinism"], scenarios);
+    let (code, out, _) = sim(
+        &["--seed", "1", "--scenario", "leaky", "--faults", "none", "--check-determinism"],
+        scenarios,
+    );
     assert_eq!(code, 13, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     let at = lines
@@ -226,4 +228,101 @@ fn nondeterminism_is_reported_with_exit_13() {
     assert_ne!(lines[at + 1][9..], lines[at + 2][9..], "the two versions differ");
     assert!(out.contains("--check-determinism"), "the reproduce line keeps the flag");
     assert!(lines.last().unwrap().starts_with("result: fail (nondeterminism)"), "{out}");
+}
+
+/// A bare `--seed` runs a swarm configuration and says which fault kinds the seed turned
+/// on; `--scenario` alone runs the default profile; `--faults` names any profile.
+#[test]
+fn the_fault_profile_is_printed() {
+    let (code, out, _) = run(&["--seed", "42"]);
+    assert_eq!(code, 0, "{out}");
+    let faults = out.lines().nth(1).expect("a second line");
+    assert!(faults.starts_with("faults: swarm "), "{faults}");
+    let (_, out, _) = run(&["--seed", "1", "--scenario", "ping-pong", "--set", "round_trips=20"]);
+    assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("faults: default ")), "{out}");
+    let (_, out, _) = run(&[
+        "--seed",
+        "1",
+        "--scenario",
+        "ping-pong",
+        "--set",
+        "round_trips=20",
+        "--faults",
+        "none",
+    ]);
+    assert!(out.lines().nth(1) == Some("faults: none off"), "{out}");
+}
+
+/// Bad fault input exits 2 naming what is valid: an unknown profile or knob, a probability
+/// above one, an inverted range, and a configuration whose liveness phase could never end.
+#[test]
+fn bad_fault_input_exits_2() {
+    let base = ["--seed", "1", "--scenario", "bank"];
+    let cases: [(&[&str], &str); 6] = [
+        (&["--faults", "mild"], "valid profiles: none, default, chaos, swarm"),
+        (&["--fault", "shard_crash_often=1s"], "valid knobs: delay_tail_probability"),
+        (&["--fault", "init_failure_probability=1.5"], "a probability from 0 to 1"),
+        (&["--fault", "delay_slow_min=1s"], "delay_slow_min is above delay_slow_max"),
+        (&["--fault", "shard_crash_every"], "write NAME=VALUE"),
+        (
+            &[
+                "--faults",
+                "chaos",
+                "--fault",
+                "shard_restart_max=0",
+                "--fault",
+                "liveness_revive=0",
+            ],
+            "can never pass",
+        ),
+    ];
+    for (args, expected) in cases {
+        let all: Vec<&str> = base.iter().chain(args).copied().collect();
+        let (code, out, err) = run(&all);
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
+
+/// `--json` has one count per fault kind, every kind present; `sim list --json` names every
+/// fault kind and every knob with its value per profile; a run that injected anything prints
+/// a `counters:` line before its result.
+#[test]
+fn faults_in_json_and_counters() {
+    let (code, out, err) = run(&[
+        "--seed",
+        "2",
+        "--scenario",
+        "dispatcher",
+        "--faults",
+        "chaos",
+        "--set",
+        "jobs=100",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let faults = summary["faults"].as_object().expect("a faults object");
+    for kind in tina_sim::faults::FAULT_KINDS {
+        assert!(
+            faults.get(kind.name()).is_some_and(|v| v.is_u64()),
+            "{} in {faults:?}",
+            kind.name()
+        );
+    }
+    assert_eq!(summary["fault_profile"], "chaos");
+    let counters = err.lines().find(|l| l.starts_with("counters: ")).expect("a counters line");
+    assert!(counters.contains("fault."), "{counters}");
+    let (code, out, _) = run(&["list", "--json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let kinds = list["faults"].as_array().expect("a faults array");
+    assert_eq!(kinds.len(), tina_sim::faults::FAULT_KINDS.len());
+    let knobs = list["knobs"].as_array().expect("a knobs array");
+    assert_eq!(knobs.len(), tina_sim::faults::KNOBS.len());
+    for knob in knobs {
+        for profile in ["none", "default", "chaos", "swarm"] {
+            assert!(knob[profile].is_string(), "{profile} in {knob}");
+        }
+    }
 }

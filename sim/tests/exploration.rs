@@ -98,7 +98,7 @@ fn race(seed: u64) -> Vec<u64> {
     let sink =
         Sink::new(vec![Box::new(Order(Rc::clone(&order)))], Names::default(), None, Tape::Off);
     let config = WorldConfig { net_delay_min_ns: 0, net_delay_max_ns: 0, ..WorldConfig::default() };
-    let mut world = World::boot(&[spec], config, seed, sink).expect("valid spec");
+    let mut world = World::boot(vec![spec], config, seed, sink).expect("valid spec");
     let ending = world.run(Limits { time_max_ns: 1_000_000_000, events_max: 10_000 });
     assert_eq!(ending, Ending::Stopped, "seed {seed}");
     assert_eq!(

@@ -3,6 +3,7 @@
 
 use tina_scenarios::{Scenario, find};
 use tina_sim::config::Settings;
+use tina_sim::faults::{FaultConfig, Profile};
 use tina_sim::run::{LogRequest, RunConfig, RunReport, run};
 use tina_sim::world::Limits;
 
@@ -23,7 +24,25 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         check_determinism: false,
         plant: None,
         checkers: true,
+        faults: FaultConfig::new(Profile::None, seed),
     }
+}
+
+/// The configuration of one run of a catalog scenario under a fault profile, with knobs.
+pub fn config_with_faults(
+    scenario: &str,
+    seed: u64,
+    sets: &[&str],
+    profile: Profile,
+    knobs: &[&str],
+) -> RunConfig {
+    let mut config = config(scenario, seed, sets);
+    config.faults = FaultConfig::new(profile, seed);
+    for knob in knobs {
+        config.faults.set(knob).expect("a valid knob");
+    }
+    config.faults.validate().expect("a valid fault configuration");
+    config
 }
 
 /// Runs a catalog scenario.

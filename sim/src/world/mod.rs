@@ -1,0 +1,795 @@
+//! The simulated world: nodes of shards, one event queue, virtual time, and the faults.
+//!
+//! The world holds nodes; a node is one booted `SystemSpec` (one process) with its own
+//! shards and its own clock. One queue ordered by (time, sequence) holds message
+//! deliveries, shard wake-ups (a shard has at most one live wake-up, exactly the time its
+//! last tick asked for, or earlier if a message arrived since; one due now that would be
+//! the queue's very next item is applied without entering it), timed faults, restarts of
+//! crashed shards and nodes, and the end of the safety phase. When no shard can run at the
+//! current instant, time jumps to the queue's next live entry; there is no tick loop. When
+//! several shards can run at one instant, the scheduling stream picks which goes first.
+//!
+//! A tick starting at `t` that made `n` dispatches ends at `t + n * dispatch_cost`; the
+//! messages it sent depart then, each with a delay drawn from the sender's network stream
+//! (uniform, or shaped by the delay faults), FIFO per ordered shard pair; the shard does not
+//! run again before then. Time is true time; each node's clock (`clock`) derives from it,
+//! and a shard's timer deadlines, read on its node's clock, are turned back into true time
+//! to wake it.
+//!
+//! With faults on, the run has two phases: the safety phase, while the faults component
+//! injects, and, from `safety_time` on, the liveness phase: injection stops, what can heal
+//! heals (crashed nodes and shards restart, quarantined shards are revived, stalls end),
+//! and the goal must be reached within `liveness_time`.
+//!
+//! The world owns every piece of mutable state of a run. It does not know scenarios, only
+//! specs and the sink. `recovery.rs` holds shard and node crashes and restarts, `inject.rs`
+//! the timed faults, `queue.rs` the queue.
+
+mod inject;
+mod queue;
+mod recovery;
+
+use tina::{
+    BootError, Counters, RestartBudget, Scheduler, ShardFailure, ShardId, ShardRecovery,
+    SystemSpec, Timestamp,
+};
+use tina_checkers::{EndView, Phase, ShardView, WorldEvent};
+
+use crate::backend::{Flights, Lent, SimBackend};
+use crate::clock::NodeClock;
+use crate::faults::{
+    BuggifySites, Delay, DelayModel, FaultConfig, FaultCounts, FaultKind, K, NodeFaults, Planted,
+    Profile, RouteBug, ShardFaults, SharedFaults,
+};
+use crate::plant::WorldBug;
+use crate::prng::{PrngTree, Scope, Seed, Stream};
+use crate::trace::{Place, Sink};
+use queue::{Entry, Queue};
+
+/// How the world models time, the network and faults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorldConfig {
+    /// Virtual time each handler call costs, in nanoseconds.
+    pub dispatch_cost_ns: u64,
+    /// Smallest cross-shard delay, in nanoseconds.
+    pub net_delay_min_ns: u64,
+    /// Largest cross-shard delay, in nanoseconds (inclusive).
+    pub net_delay_max_ns: u64,
+    /// Messages in flight per ordered shard pair (the ring's capacity).
+    pub transport_capacity: u32,
+    /// The faults to inject.
+    pub faults: FaultConfig,
+    /// A planted bug in the world (canaries only).
+    pub bug: Option<WorldBug>,
+}
+
+impl Default for WorldConfig {
+    fn default() -> WorldConfig {
+        WorldConfig {
+            dispatch_cost_ns: 1_000,
+            net_delay_min_ns: 1_000_000,
+            net_delay_max_ns: 10_000_000,
+            transport_capacity: 1024,
+            faults: FaultConfig::new(Profile::None, 0),
+            bug: None,
+        }
+    }
+}
+
+/// When a run stops short of its observers' verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Virtual time not to run past, in nanoseconds.
+    pub time_max_ns: u64,
+    /// Trace events not to exceed.
+    pub events_max: u64,
+}
+
+/// Why `World::run` returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// The sink says stop: an observer's verdict, or a divergence from the recording.
+    Stopped,
+    /// Nothing can ever run again.
+    Quiescent,
+    /// The next event is past `time_max`.
+    TimeMax,
+    /// `events_max` events were traced.
+    EventsMax,
+    /// The liveness phase's bound passed before the goal.
+    LivenessBound,
+}
+
+/// One shard's counters, summed over its incarnations (a node crash loses the scheduler,
+/// not the counts).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShardCounters {
+    /// The node.
+    pub node: u16,
+    /// The shard.
+    pub shard: ShardId,
+    /// Every counter by name, in `Counters::entries` order.
+    pub entries: Vec<(&'static str, u64)>,
+}
+
+/// Whether a shard runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Running.
+    Up,
+    /// Crashed; a restart is planned.
+    Down,
+    /// Crashed past its restart budget; down until revived.
+    Quarantined,
+    /// Its node crashed.
+    NodeDown,
+}
+
+/// One shard of one node.
+struct Cell {
+    node: u16,
+    shard: ShardId,
+    /// Global index of the node's shard 0.
+    node_base: u32,
+    /// `None` while the node is down.
+    scheduler: Option<Scheduler<SimBackend>>,
+    backend: SimBackend,
+    busy_until: u64,
+    /// The live wake-up's time, or `u64::MAX`.
+    wake_at: u64,
+    runnable: bool,
+    status: Status,
+    /// How many times the shard went down (restart entries carry it).
+    epoch: u32,
+    recovery: ShardRecovery,
+    /// Isolate types of the node's spec.
+    types: usize,
+    /// Arrival time of the last message sent to each shard of the node (FIFO per pair).
+    last_arrival: Box<[u64]>,
+    network: Stream,
+    /// Counters of incarnations lost to node crashes, summed.
+    counters_before: Vec<(&'static str, u64)>,
+}
+
+/// One node: a spec, its shards (a range of cells), its clock.
+struct Node {
+    spec: SystemSpec,
+    first_cell: usize,
+    shard_count: usize,
+    clock: NodeClock,
+    up: bool,
+    /// How many times the node crashed (restart entries carry it).
+    epoch: u32,
+    /// Where the node's ring credits start in `Lent::credits`.
+    credits_base: usize,
+    faults: NodeFaults,
+}
+
+/// A running simulation.
+pub struct World {
+    cells: Vec<Cell>,
+    nodes: Vec<Node>,
+    queue: Queue,
+    now: u64,
+    runnable: Vec<u32>,
+    scheduling: Stream,
+    config: WorldConfig,
+    delays: DelayModel,
+    /// No delay fault and no world plant: messages take the plain routing path.
+    routing_plain: bool,
+    planted: Option<Planted>,
+    phase: Phase,
+    /// The true time by which the goal must be reached, once the liveness phase began.
+    liveness_deadline: u64,
+    /// The sink, the in-flight store and the shared fault state, at home between ticks.
+    lent: Option<Box<Lent>>,
+}
+
+impl core::fmt::Debug for World {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("World")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("shards", &self.cells.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl World {
+    /// Boots every shard of every node (node ids are positions in `nodes`) at time zero,
+    /// feeding boot's events to `sink`, and makes every shard runnable.
+    pub fn boot(
+        nodes: Vec<SystemSpec>,
+        config: WorldConfig,
+        seed: u64,
+        mut sink: Sink,
+    ) -> Result<World, BootError> {
+        for spec in &nodes {
+            spec.validate()?;
+        }
+        let tree = PrngTree::new(Seed::new(seed));
+        sink.start_observers(&nodes);
+        let faults = &config.faults;
+        let shared = SharedFaults {
+            counts: FaultCounts::default(),
+            buggify: BuggifySites::new(&tree, faults.ratio(K::BuggifySiteProbability)),
+            active: faults.any_on(),
+        };
+        let lent = Box::new(Lent {
+            sink,
+            flights: Flights::default(),
+            credits: Vec::new(),
+            faults: shared,
+        });
+        let mut world = World {
+            cells: Vec::new(),
+            nodes: Vec::new(),
+            queue: Queue::default(),
+            now: 0,
+            runnable: Vec::new(),
+            scheduling: tree.stream(Scope::World, "scheduler.pick"),
+            delays: DelayModel {
+                min_ns: config.net_delay_min_ns,
+                max_ns: config.net_delay_max_ns,
+                tail: faults.ratio(K::DelayTailProbability),
+                tail_max_ns: faults.nanos(K::DelayTailMax),
+                slow: faults.ratio(K::DelaySlowProbability),
+                slow_min_ns: faults.nanos(K::DelaySlowMin),
+                slow_max_ns: faults.nanos(K::DelaySlowMax),
+            },
+            routing_plain: true,
+            planted: config.bug.map(Planted::new),
+            phase: Phase::Safety,
+            liveness_deadline: u64::MAX,
+            lent: Some(lent),
+            config,
+        };
+        world.routing_plain = world.delays.is_plain() && world.planted.is_none();
+        for (node, spec) in nodes.into_iter().enumerate() {
+            // At most 65,536 nodes: node ids are 16 bits in the trace.
+            world.add_node(node as u16, spec, &tree)?;
+        }
+        let lent = world.lent.as_deref_mut().expect("the sink and flights are home at boot");
+        let flights_max = lent.credits.len() * world.config.transport_capacity as usize;
+        lent.flights.reserve(flights_max);
+        world.queue = Queue::with_capacity(flights_max + 4 * world.cells.len());
+        world.runnable.reserve(world.cells.len());
+        for index in 0..world.cells.len() {
+            world.route_outbound(index, 0);
+            world.reschedule(index, Some(0));
+        }
+        world.plan_faults();
+        Ok(world)
+    }
+
+    /// Adds node `node`: its clock (skewed if the fault is on), its shards, booted.
+    fn add_node(&mut self, node: u16, spec: SystemSpec, tree: &PrngTree) -> Result<(), BootError> {
+        let shard_count = spec.shard_count();
+        let first_cell = self.cells.len();
+        let lent = self.lent.as_deref_mut().expect("the sink and flights are home at boot");
+        let credits_base = lent.credits.len();
+        lent.credits
+            .resize(credits_base + shard_count * shard_count, self.config.transport_capacity);
+        let clock = self.skewed_clock(node, tree);
+        let budget = RestartBudget {
+            // Bounded by the knob's maximum of 4096.
+            restart_max: self.config.faults.count(K::ShardRestartMax) as u32,
+            window: core::time::Duration::from_nanos(
+                self.config.faults.nanos(K::ShardRestartWindow),
+            ),
+        };
+        for index in 0..shard_count {
+            // Validated: at most 255 shards.
+            let shard = ShardId(index as u8);
+            let scope = Scope::Shard { node, shard: u16::from(shard.0) };
+            let backend = SimBackend::new(
+                node,
+                shard,
+                shard_count,
+                self.config.transport_capacity,
+                credits_base,
+                tree.stream(scope, "isolate.random"),
+                ShardFaults::new(tree, &self.config.faults, node, shard),
+            );
+            self.cells.push(Cell {
+                node,
+                shard,
+                node_base: first_cell as u32,
+                scheduler: None,
+                backend,
+                busy_until: 0,
+                wake_at: u64::MAX,
+                runnable: false,
+                status: Status::Up,
+                epoch: 0,
+                recovery: ShardRecovery::new(budget),
+                types: spec.type_count(),
+                last_arrival: vec![0; shard_count].into_boxed_slice(),
+                network: tree.stream(scope, "net.delay"),
+                counters_before: Counters::default().entries().to_vec(),
+            });
+        }
+        self.nodes.push(Node {
+            spec,
+            first_cell,
+            shard_count,
+            clock,
+            up: true,
+            epoch: 0,
+            credits_base,
+            faults: NodeFaults::new(tree, node),
+        });
+        if !self.nodes[usize::from(node)].clock.is_true() {
+            let clock = self.nodes[usize::from(node)].clock;
+            self.count(FaultKind::ClockSkew);
+            let event = WorldEvent::ClockSkew {
+                offset_ns: clock.offset_ns(),
+                drift_ppm: clock.drift_ppm(),
+            };
+            self.record_node(node, &event);
+        }
+        for index in first_cell..first_cell + shard_count {
+            self.boot_cell(index)?;
+        }
+        Ok(())
+    }
+
+    /// The clock of `node`: true time, or offset and drifting when the fault is on.
+    fn skewed_clock(&self, node: u16, tree: &PrngTree) -> NodeClock {
+        let faults = &self.config.faults;
+        let (offset_max, drift_max) =
+            (faults.nanos(K::ClockOffsetMax), faults.count(K::ClockDriftMax));
+        if offset_max == 0 && drift_max == 0 {
+            return NodeClock::TRUE;
+        }
+        let mut stream = tree.stream(Scope::Node { node }, "faults.clock-skew");
+        let offset = stream.range_inclusive(0, offset_max);
+        // The knob's maximum (10^5) keeps the drift far inside i32 and the clock's bound.
+        let drift = stream.range_inclusive(0, 2 * drift_max) as i64 - drift_max as i64;
+        NodeClock::new(offset, drift as i32)
+    }
+
+    /// Boots the scheduler of cell `index` from its node's spec, now.
+    fn boot_cell(&mut self, index: usize) -> Result<(), BootError> {
+        self.set_clock(index);
+        let node = usize::from(self.cells[index].node);
+        let cell = &mut self.cells[index];
+        cell.backend.lent = self.lent.take();
+        let scheduler = Scheduler::boot(&self.nodes[node].spec, cell.shard, &mut cell.backend);
+        self.lent = cell.backend.lent.take();
+        cell.scheduler = Some(scheduler?);
+        Ok(())
+    }
+
+    /// Runs until the sink says stop, nothing can run, or a limit is reached.
+    pub fn run(&mut self, limits: Limits) -> Ending {
+        // The one loop of the simulator without a count bound of its own: every iteration
+        // runs a tick (which adds events, bounded by `events_max`).
+        loop {
+            if self.sink().stop() {
+                return Ending::Stopped;
+            }
+            if self.sink().events() >= limits.events_max {
+                return Ending::EventsMax;
+            }
+            self.apply_due();
+            // Every jump moves time forward (bounded by `time_max`) or applies a queued
+            // item (each was pushed by a tick or by the fault plan, which is bounded by the
+            // safety phase). Faults applied here may record events, so the sink is asked
+            // again.
+            while self.runnable.is_empty() {
+                if self.sink().stop() {
+                    return Ending::Stopped;
+                }
+                match self.next_live_time() {
+                    None => return Ending::Quiescent,
+                    Some(time) if time > limits.time_max_ns => return Ending::TimeMax,
+                    Some(time) if time > self.liveness_deadline => return Ending::LivenessBound,
+                    Some(time) => self.now = time,
+                }
+                self.apply_due();
+            }
+            let pick = if self.runnable.len() == 1 {
+                0
+            } else {
+                self.scheduling.choose_index(self.runnable.len())
+            };
+            let index = self.runnable.swap_remove(pick) as usize;
+            self.cells[index].runnable = false;
+            self.tick(index);
+        }
+    }
+
+    /// The time of the queue's next live entry, dropping the dead ones before it.
+    fn next_live_time(&mut self) -> Option<u64> {
+        // Bounded by the queue's length.
+        loop {
+            let item = *self.queue.peek()?;
+            if !self.is_dead(&item.entry, item.time) {
+                return Some(item.time);
+            }
+            self.queue.pop();
+        }
+    }
+
+    /// Whether an entry due at `time` would do nothing.
+    fn is_dead(&self, entry: &Entry, time: u64) -> bool {
+        match *entry {
+            Entry::Deliver { .. } | Entry::SafetyEnd => false,
+            Entry::Wake { cell } => self.cells[cell as usize].wake_at != time,
+            Entry::Fault { .. } => self.phase != Phase::Safety,
+            Entry::ShardRestart { cell, epoch } => self.cells[cell as usize].epoch != epoch,
+            Entry::NodeRestart { node, epoch } => self.nodes[usize::from(node)].epoch != epoch,
+        }
+    }
+
+    /// Applies every queued item due at or before now.
+    fn apply_due(&mut self) {
+        // Bounded by the queue's length.
+        while let Some(&item) = self.queue.peek() {
+            if item.time > self.now {
+                return;
+            }
+            self.queue.pop();
+            match item.entry {
+                Entry::Deliver { slot, cell } => self.deliver(slot, cell as usize),
+                Entry::Wake { cell } => {
+                    let index = cell as usize;
+                    if self.cells[index].wake_at == item.time {
+                        self.cells[index].wake_at = u64::MAX;
+                        self.wake(index);
+                    }
+                }
+                entry => self.apply_rare(entry),
+            }
+        }
+    }
+
+    /// Applies an entry that is neither a delivery nor a wake-up.
+    #[cold]
+    #[inline(never)]
+    fn apply_rare(&mut self, entry: Entry) {
+        match entry {
+            Entry::Deliver { .. } | Entry::Wake { .. } => unreachable!("applied inline"),
+            Entry::Fault { node, timed } => self.apply_fault(node, timed),
+            Entry::ShardRestart { cell, epoch } => {
+                if self.cells[cell as usize].epoch == epoch {
+                    self.restart_shard(cell as usize);
+                }
+            }
+            Entry::NodeRestart { node, epoch } => {
+                if self.nodes[usize::from(node)].epoch == epoch {
+                    self.restart_node(node);
+                }
+            }
+            Entry::SafetyEnd => self.end_safety(),
+        }
+    }
+
+    /// Runs shard `index` now, or when its stall ends.
+    #[inline]
+    fn wake(&mut self, index: usize) {
+        let busy_until = self.cells[index].busy_until;
+        if busy_until > self.now {
+            self.reschedule(index, Some(busy_until));
+        } else {
+            self.make_runnable(index);
+        }
+    }
+
+    fn deliver(&mut self, slot: u32, destination: usize) {
+        let cell = &mut self.cells[destination];
+        cell.backend.inbound.push_back(slot);
+        if let Some(planted) = &mut self.planted
+            && planted.duplicate()
+        {
+            let lent = self.lent.as_deref_mut().expect("the flights are home between ticks");
+            cell.backend.inbound.push_back(lent.flights.duplicate(slot));
+        }
+        if cell.status != Status::Up {
+            // A node's crash removes the deliveries to it, so only a down shard gets here.
+            return self.discard_inbound(destination);
+        }
+        let at = self.now.max(cell.busy_until);
+        let due_now = matches!(self.queue.peek(), Some(head) if head.time <= self.now);
+        if at == self.now && !due_now {
+            // A wake-up pushed now would be the queue's next item, popped right away by
+            // `apply_due`: take it without the round trip (same order, same effect).
+            if at < cell.wake_at {
+                cell.wake_at = u64::MAX;
+                self.make_runnable(destination);
+            }
+        } else if at < cell.wake_at {
+            self.reschedule(destination, Some(at));
+        }
+    }
+
+    /// Puts shard `index` on the runnable list unless it is there already.
+    #[inline]
+    fn make_runnable(&mut self, index: usize) {
+        let cell = &mut self.cells[index];
+        if !cell.runnable {
+            cell.runnable = true;
+            // Shard indices fit in u32.
+            self.runnable.push(index as u32);
+        }
+    }
+
+    /// Takes shard `index` off the runnable list (rare: a stall or a crash).
+    fn make_unrunnable(&mut self, index: usize) {
+        if self.cells[index].runnable {
+            self.cells[index].runnable = false;
+            // Shard indices fit in u32; the list holds each cell at most once.
+            self.runnable.retain(|&cell| cell != index as u32);
+        }
+    }
+
+    /// Sets the clock the shard of cell `index` reads to its node's at now.
+    #[inline]
+    fn set_clock(&mut self, index: usize) {
+        let now = self.now;
+        let cell = &mut self.cells[index];
+        cell.backend.now = now;
+        cell.backend.local = self.nodes[usize::from(cell.node)].clock.local(now);
+        if let Some(planted) = &self.planted {
+            cell.backend.skew_ns = planted.shard_skew(now);
+        }
+    }
+
+    /// Runs one tick of shard `index` at the current time.
+    fn tick(&mut self, index: usize) {
+        let now = self.now;
+        self.set_clock(index);
+        let cell = &mut self.cells[index];
+        cell.backend.lent = self.lent.take();
+        let scheduler = cell.scheduler.as_mut().expect("a runnable shard is up");
+        let report = scheduler.tick(&mut cell.backend);
+        let failed = scheduler.failure().is_some();
+        self.lent = cell.backend.lent.take();
+        let end = now + u64::from(report.dispatched) * self.config.dispatch_cost_ns;
+        cell.busy_until = end;
+        let wanted = if report.has_work || !cell.backend.inbound.is_empty() {
+            Some(end)
+        } else {
+            let clock = &self.nodes[usize::from(cell.node)].clock;
+            report.next_deadline.map(|deadline| clock.true_at(deadline.as_nanos()).max(end))
+        };
+        let revivals = !cell.backend.revivals.is_empty();
+        self.route_outbound(index, end);
+        self.reschedule(index, wanted);
+        if revivals {
+            self.serve_revivals(index);
+        }
+        if failed {
+            // The root group escalated: the shard failed, and recovers like a crashed one.
+            self.crash_shard(index, false);
+        }
+    }
+
+    /// Sends what shard `index` sent during its tick, departing at `departure`.
+    fn route_outbound(&mut self, index: usize, departure: u64) {
+        if !self.routing_plain {
+            return self.route_shaped(index, departure);
+        }
+        let (min, max) = (self.config.net_delay_min_ns, self.config.net_delay_max_ns);
+        // Bounded by the transport credits.
+        for position in 0..self.cells[index].backend.outbound.len() {
+            let cell = &mut self.cells[index];
+            let (destination_local, slot) = cell.backend.outbound[position];
+            let delay = if max == 0 { 0 } else { cell.network.range_inclusive(min, max) };
+            let pair = &mut cell.last_arrival[usize::from(destination_local)];
+            let arrival = (departure + delay).max(*pair);
+            *pair = arrival;
+            let destination = cell.node_base + u32::from(destination_local);
+            self.queue.push(arrival, Entry::Deliver { slot, cell: destination });
+        }
+        self.cells[index].backend.outbound.clear();
+    }
+
+    /// `route_outbound` with delay faults or a world plant: the delay is drawn from the
+    /// shaped distribution (tail and slow mode reported as faults), and the plant may
+    /// lose, reorder or delay a message.
+    #[cold]
+    #[inline(never)]
+    fn route_shaped(&mut self, index: usize, departure: u64) {
+        let active = self.phase == Phase::Safety;
+        // Bounded by the transport credits.
+        for position in 0..self.cells[index].backend.outbound.len() {
+            let cell = &mut self.cells[index];
+            let (destination_local, slot) = cell.backend.outbound[position];
+            let drawn = if active {
+                self.delays.draw(&mut cell.network)
+            } else {
+                let plain = DelayModel {
+                    tail: crate::prng::Ratio::ZERO,
+                    slow: crate::prng::Ratio::ZERO,
+                    ..self.delays
+                };
+                plain.draw(&mut cell.network)
+            };
+            let (mut delay, fault) = match drawn {
+                Delay::Plain(delay) => (delay, None),
+                Delay::Tail(delay) => (delay, Some((FaultKind::DelayTail, true))),
+                Delay::Slow(delay) => (delay, Some((FaultKind::DelaySlow, false))),
+            };
+            let same_pair =
+                position > 0 && cell.backend.outbound[position - 1].0 == destination_local;
+            let mut bug = crate::faults::RouteBug::None;
+            if let Some(planted) = &mut self.planted {
+                delay += planted.extra_delay();
+                bug = planted.route(departure, position, same_pair);
+            }
+            let pair = &mut cell.last_arrival[usize::from(destination_local)];
+            let mut arrival = (departure + delay).max(*pair);
+            *pair = arrival;
+            let destination = cell.node_base + u32::from(destination_local);
+            if let Some((kind, tail)) = fault {
+                let lent = self.lent.as_deref_mut().expect("the flights are home between ticks");
+                let id = lent.flights.message(slot).id();
+                let event = if tail {
+                    WorldEvent::DelayTail { id, delay_ns: delay }
+                } else {
+                    WorldEvent::DelaySlow { id, delay_ns: delay }
+                };
+                self.count(kind);
+                self.record_at(index, departure, &event);
+            }
+            match bug {
+                RouteBug::Lose => continue,
+                RouteBug::ArriveAt(time) => arrival = time,
+                RouteBug::None => {}
+            }
+            self.queue.push(arrival, Entry::Deliver { slot, cell: destination });
+        }
+        self.cells[index].backend.outbound.clear();
+    }
+
+    /// Sets shard `index`'s wake-up to exactly `at` (none for `None`); a wake-up queued
+    /// before for another time goes dead.
+    #[inline]
+    fn reschedule(&mut self, index: usize, at: Option<u64>) {
+        let cell = &mut self.cells[index];
+        match at {
+            Some(at) if at == cell.wake_at => {}
+            Some(at) => {
+                cell.wake_at = at;
+                // Shard indices fit in u32.
+                self.queue.push(at, Entry::Wake { cell: index as u32 });
+            }
+            None => cell.wake_at = u64::MAX,
+        }
+    }
+
+    /// Counts one injection of `kind`.
+    fn count(&mut self, kind: FaultKind) {
+        self.lent
+            .as_deref_mut()
+            .expect("the fault counts are home between ticks")
+            .faults
+            .counts
+            .count(kind);
+    }
+
+    /// Records a world event about shard `index`, now.
+    fn record_cell(&mut self, index: usize, event: &WorldEvent) {
+        self.record_at(index, self.now, event);
+    }
+
+    /// Records a world event about shard `index` at true time `time`.
+    fn record_at(&mut self, index: usize, time: u64, event: &WorldEvent) {
+        let cell = &self.cells[index];
+        let local = self.nodes[usize::from(cell.node)].clock.local(time);
+        let place = Place { time_ns: time, local_ns: local, node: cell.node, shard: cell.shard };
+        self.sink_mut().record_world(place, event);
+    }
+
+    /// Records a world event about node `node` as a whole, now.
+    fn record_node(&mut self, node: u16, event: &WorldEvent) {
+        let local = self.nodes[usize::from(node)].clock.local(self.now);
+        let place = Place { time_ns: self.now, local_ns: local, node, shard: ShardId::EXTERNAL };
+        self.sink_mut().record_world(place, event);
+    }
+
+    fn sink(&self) -> &Sink {
+        &self.lent.as_deref().expect("the sink is home between ticks").sink
+    }
+
+    /// The sink, between ticks.
+    pub fn sink_mut(&mut self) -> &mut Sink {
+        &mut self.lent.as_deref_mut().expect("the sink is home between ticks").sink
+    }
+
+    /// Takes the sink out when the run is over.
+    pub fn into_sink(mut self) -> Sink {
+        self.lent.take().expect("the sink is home between ticks").sink
+    }
+
+    /// Virtual time now, in nanoseconds.
+    pub fn now_ns(&self) -> u64 {
+        self.now
+    }
+
+    /// The phase the run is in.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// What the faults did so far.
+    pub fn fault_counts(&self) -> FaultCounts {
+        self.lent.as_deref().expect("the fault counts are home between ticks").faults.counts
+    }
+
+    /// The `ctx.buggify` sites active in this run, by name.
+    pub fn buggify_sites(&self) -> Vec<&'static str> {
+        self.lent.as_deref().expect("the sites are home between ticks").faults.buggify.active()
+    }
+
+    /// Counters of every shard, summed over its incarnations.
+    pub fn counters(&self) -> Vec<ShardCounters> {
+        self.cells
+            .iter()
+            .map(|cell| {
+                let mut entries = cell.counters_before.clone();
+                if let Some(scheduler) = &cell.scheduler {
+                    for (sum, (_, value)) in entries.iter_mut().zip(scheduler.counters().entries())
+                    {
+                        sum.1 += value;
+                    }
+                }
+                ShardCounters { node: cell.node, shard: cell.shard, entries }
+            })
+            .collect()
+    }
+
+    /// The read-only view observers get at the end of a run: the pools of every shard that
+    /// is up, and everything still under way.
+    pub fn end_view(&self, quiescent: bool) -> EndView {
+        let lent = self.lent.as_deref().expect("the flights are home between ticks");
+        let mut view = EndView { quiescent, ..EndView::default() };
+        for entry in self.queue.entries() {
+            if let Entry::Deliver { slot, cell } = *entry {
+                let node = self.cells[cell as usize].node;
+                view.in_transit.push((node, lent.flights.message(slot).id()));
+            }
+        }
+        for cell in &self.cells {
+            let node = cell.node;
+            for &slot in &cell.backend.inbound {
+                view.in_transit.push((node, lent.flights.message(slot).id()));
+            }
+            let Some(scheduler) = &cell.scheduler else { continue };
+            if cell.status != Status::Up {
+                continue;
+            }
+            view.shards.push(ShardView {
+                node,
+                shard: cell.shard,
+                pool_free: scheduler.pool_free(),
+                timers_free: scheduler.timers_free().0,
+                live: (0..cell.types).map(|t| scheduler.live_count(t)).collect(),
+            });
+            scheduler.for_each_queued(&mut |id| view.queued.push((node, id)));
+            scheduler.for_each_pending_call(&mut |caller, correlation| {
+                view.calls.push((node, caller, correlation))
+            });
+            scheduler.for_each_io_outstanding(&mut |isolate, sequence| {
+                view.io.push((node, isolate, sequence))
+            });
+        }
+        view.in_transit.sort();
+        view.queued.sort();
+        view.calls.sort();
+        view.io.sort();
+        view
+    }
+
+    /// Shard failures reported so far.
+    pub fn failures(&self) -> Vec<ShardFailure> {
+        self.cells.iter().flat_map(|cell| cell.backend.failures.iter().copied()).collect()
+    }
+}
+
+/// A timestamp on a node's clock.
+fn stamp_of(nanos: u64) -> Timestamp {
+    Timestamp::from_nanos(nanos)
+}
