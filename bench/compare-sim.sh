@@ -95,19 +95,30 @@ fi
 
 echo "== ping-pong: round_trips=$ROUND_TRIPS latency uniform 1..=10ms, $ROUNDS rounds (seed = round)"
 printf '%-6s %-8s %14s %14s\n' round system wall_ns rt_per_s
-ours_rates=() bare_rates=() madsim_rates=() turmoil_rates=()
+# Like for like with the peers: no faults, and no resend timer (the peers keep none).
+PING=(--scenario ping-pong --set round_trips="$ROUND_TRIPS" --set net_delay_min=1ms
+    --set net_delay_max=10ms --set retry=0)
+ours_rates=() bare_rates=() chaos_rates=() madsim_rates=() turmoil_rates=()
 for ((round = 1; round <= ROUNDS; round++)); do
-    wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
-        --set net_delay_min=1ms --set net_delay_max=10ms --json | json_field wall_ns)
+    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --faults none --json | json_field wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
     ours_rates+=("$r")
     printf '%-6s %-8s %14s %14s\n' "$round" sim "$wall" "$r"
 
-    wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --set round_trips="$ROUND_TRIPS" \
-        --set net_delay_min=1ms --set net_delay_max=10ms --no-checkers --json | json_field wall_ns)
+    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --faults none --no-checkers --json \
+        | json_field wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
     bare_rates+=("$r")
     printf '%-6s %-8s %14s %14s\n' "$round" sim-nc "$wall" "$r"
+
+    # The chaos profile: every fault kind injected for the safety phase (the first two
+    # simulated seconds), the fault machinery (shaped delays, node clocks) on to the end.
+    # The pinger resends lost balls, as it must under faults.
+    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --set retry=100ms --faults chaos --json \
+        | json_field wall_ns)
+    r=$(rate "$ROUND_TRIPS" "$wall")
+    chaos_rates+=("$r")
+    printf '%-6s %-8s %14s %14s\n' "$round" sim-chaos "$wall" "$r"
 
     wall=$(quiet "$MADSIM" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
@@ -122,10 +133,12 @@ done
 
 ours=$(median "${ours_rates[@]}")
 bare=$(median "${bare_rates[@]}")
+chaos=$(median "${chaos_rates[@]}")
 madsim=$(median "${madsim_rates[@]}")
 turmoil=$(median "${turmoil_rates[@]}")
 echo "== median round trips per wall-clock second"
-printf '%-8s %14s\n' sim "$ours" sim-nc "$bare" madsim "$madsim" turmoil "$turmoil"
+printf '%-9s %14s\n' sim "$ours" sim-nc "$bare" sim-chaos "$chaos" madsim "$madsim" \
+    turmoil "$turmoil"
 
 # Further figures of our simulator alone. Each one checks that what it needs exists
 # (`sim list`) and prints a note instead when it does not. Add more commands here.
@@ -139,13 +152,13 @@ further_figures() {
         messages=$((2 * ROUND_TRIPS))
         checked=() bare=()
         for ((round = 1; round <= ROUNDS; round++)); do
-            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong \
+            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --faults none \
                 --set round_trips="$ROUND_TRIPS" --set net_delay_min=0 --set net_delay_max=0 \
-                --json | json_field wall_ns)
+                --set retry=0 --json | json_field wall_ns)
             checked+=("$(rate "$messages" "$wall")")
-            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong \
+            wall=$(quiet "$SIM" --seed "$round" --scenario ping-pong --faults none \
                 --set round_trips="$ROUND_TRIPS" --set net_delay_min=0 --set net_delay_max=0 \
-                --no-checkers --json | json_field wall_ns)
+                --set retry=0 --no-checkers --json | json_field wall_ns)
             bare+=("$(rate "$messages" "$wall")")
         done
         echo "ping-pong zero latency ($messages messages, median of $ROUNDS):" \
@@ -159,8 +172,8 @@ further_figures() {
     # workers and a job every 100 ms for one simulated hour (36,000 jobs).
     if has_scenario dispatcher; then
         local json sim_ns
-        json=$(quiet "$SIM" --seed 1 --scenario dispatcher --set workers=10 --set jobs=36000 \
-            --set job_interval=100ms --time-max 2h --json)
+        json=$(quiet "$SIM" --seed 1 --scenario dispatcher --faults none --set workers=10 \
+            --set jobs=36000 --set job_interval=100ms --set check_in_every=0 --time-max 2h --json)
         sim_ns=$(json_field sim_time_ns <<<"$json")
         wall=$(json_field wall_ns <<<"$json")
         echo "dispatcher idle-heavy (10 workers, a job per 100ms, 1 simulated hour):" \
@@ -174,8 +187,8 @@ further_figures() {
     if has_scenario timers; then
         local n per
         for n in 10000 100000 1000000; do
-            wall=$(quiet "$SIM" --seed 1 --scenario timers --set isolates="$n" --set spread=10s \
-                --json | json_field wall_ns)
+            wall=$(quiet "$SIM" --seed 1 --scenario timers --faults none --set isolates="$n" \
+                --set spread=10s --json | json_field wall_ns)
             per=$(python3 -c 'import sys; print(round(int(sys.argv[1]) / int(sys.argv[2])))' \
                 "$wall" "$n")
             echo "timers: isolates=$n wall_ns=$wall ns_per_isolate=$per"
@@ -187,4 +200,5 @@ further_figures() {
 further_figures
 
 echo "sim-nc-vs-madsim: $(ratio "$bare" "$madsim")x sim-nc-vs-turmoil: $(ratio "$bare" "$turmoil")x"
+echo "sim-chaos-vs-madsim: $(ratio "$chaos" "$madsim")x"
 echo "sim-vs-madsim: $(ratio "$ours" "$madsim")x sim-vs-turmoil: $(ratio "$ours" "$turmoil")x"

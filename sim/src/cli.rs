@@ -170,6 +170,8 @@ fn list(io: &mut Io<'_>) -> u8 {
                     ("checker", Json::string(p.checker)),
                     ("class", Json::string(p.class.name())),
                     ("seed", Json::Number(p.seed)),
+                    ("fault_profile", Json::string(p.profile.name())),
+                    ("faults", Json::Array(p.faults.iter().map(|f| Json::string(*f)).collect())),
                     ("description", Json::string(p.description)),
                 ])
             })

@@ -286,23 +286,11 @@ impl ShardCore {
 mod tests {
     use super::*;
     use crate::handle::ShardId;
-    use crate::isolate::{Effect, Isolate};
-    use crate::message::Message;
     use crate::spec::{SystemSpec, TypeConfig};
     use crate::testing::{TestBackend, TestConfig};
     use crate::trace::NO_REASON;
 
-    struct Idle;
-
-    impl Isolate for Idle {
-        type Args = ();
-        fn init(_args: (), _ctx: &mut crate::Ctx<'_>) -> (Self, Effect) {
-            (Idle, Effect::Receive)
-        }
-        fn handle(&mut self, _message: &Message, _ctx: &mut crate::Ctx<'_>) -> Effect {
-            Effect::Receive
-        }
-    }
+    use super::super::test_support::Idle;
 
     /// A slot that ends an incarnation at the last generation is retired: never handed out
     /// again, counted and traced, and its last handle is stale, as is the slot's address.

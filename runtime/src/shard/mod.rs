@@ -231,3 +231,23 @@ impl ShardCore {
         Some(self.handle_of(type_index, slot))
     }
 }
+
+/// What the unit tests of the shard's files share.
+#[cfg(test)]
+pub(super) mod test_support {
+    use crate::isolate::{Effect, Isolate};
+    use crate::message::Message;
+
+    /// An isolate that only waits.
+    pub(crate) struct Idle;
+
+    impl Isolate for Idle {
+        type Args = ();
+        fn init(_args: (), _ctx: &mut crate::Ctx<'_>) -> (Self, Effect) {
+            (Idle, Effect::Receive)
+        }
+        fn handle(&mut self, _message: &Message, _ctx: &mut crate::Ctx<'_>) -> Effect {
+            Effect::Receive
+        }
+    }
+}

@@ -125,24 +125,13 @@ impl ShardCore {
 mod tests {
     use super::*;
     use crate::handle::{Handle, ShardId};
-    use crate::isolate::{Effect, Isolate};
     use crate::limits::GENERATION_MAX;
     use crate::spec::TypeConfig;
     use crate::supervision::NO_GROUP;
     use crate::testing::{TestBackend, TestConfig};
     use crate::trace::SpawnError;
 
-    struct Idle;
-
-    impl Isolate for Idle {
-        type Args = ();
-        fn init(_args: (), _ctx: &mut crate::Ctx<'_>) -> (Self, Effect) {
-            (Idle, Effect::Receive)
-        }
-        fn handle(&mut self, _message: &Message, _ctx: &mut crate::Ctx<'_>) -> Effect {
-            Effect::Receive
-        }
-    }
+    use super::super::test_support::Idle;
 
     /// A crash bumps every slot's generation, free slots' too, so no handle from before the
     /// crash names anything after it; a free slot already at the last generation is retired
