@@ -105,6 +105,12 @@ pub trait Backend: Env {
     /// build events at all.
     fn tracing(&self) -> bool;
 
+    /// Whether `Env::buggify` may answer true. Read once per tick; when false, `ctx.buggify`
+    /// answers `false` without calling the backend. The default (production) is false.
+    fn buggify_on(&self) -> bool {
+        false
+    }
+
     /// Takes the next envelope that arrived from another shard, in arrival order.
     fn receive_remote(&mut self) -> Option<Message>;
 

@@ -200,7 +200,9 @@ impl<'a> Ctx<'a> {
     /// take a rare but legal path here (a slow path, an early timeout, a smaller batch, a
     /// spurious retry), so that simulation exercises the code that handles it.
     ///
-    /// In production it is a constant `false`. In the simulator each named `site` is
+    /// In production it is a constant `false`: unless the backend says sites may fire
+    /// (`Backend::buggify_on`, read once per tick), the call answers `false` without
+    /// leaving the core, one branch. In the simulator each named `site` is
     /// activated for a whole run with some probability, and an active site then fires on
     /// each call with another probability, both drawn from the seed: a run either never
     /// takes a site's path or takes it now and then, and the same seed takes it at the same
@@ -220,6 +222,9 @@ impl<'a> Ctx<'a> {
     /// ```
     #[inline]
     pub fn buggify(&mut self, site: Label) -> bool {
+        if !self.core.buggify_on {
+            return false;
+        }
         // Backend code: a panic in it is the core's, not the isolate's.
         self.core.in_core += 1;
         let fires = self.env.buggify(site);

@@ -115,6 +115,13 @@ impl Handle {
         (self.0 as u32) & GENERATION_LATEST
     }
 
+    /// The same shard, type and slot with `generation` (a live slot's, so in range).
+    #[inline]
+    pub(crate) const fn with_generation(self, generation: u32) -> Handle {
+        debug_assert!(generation >= 1 && generation <= GENERATION_MAX);
+        Handle((self.0 & !(GENERATION_LATEST as u64)) | generation as u64)
+    }
+
     /// The address of this handle's slot: the same shard, type and slot, reaching whichever
     /// incarnation lives in the slot when a message arrives, rather than this one only.
     /// [`Handle::NONE`] stays `NONE`.

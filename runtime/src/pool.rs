@@ -4,6 +4,7 @@
 //! mailbox is a FIFO linked through the pool's `next` array, so enqueueing never allocates.
 //! The pool knows nothing of isolates or capacities; the shard enforces those.
 
+use crate::handle::Handle;
 use crate::message::Message;
 
 /// End of a list.
@@ -101,6 +102,13 @@ impl Mailbox {
         self.tail = index;
         self.len += 1;
         Ok(())
+    }
+
+    /// Sets the destination of the last message (a message to a latest handle, queued for
+    /// the incarnation it reached).
+    pub(crate) fn readdress_back(&self, pool: &mut MessagePool, destination: Handle) {
+        debug_assert!(self.tail != NIL, "a message was just queued");
+        pool.slots[self.tail as usize].readdress(destination);
     }
 
     /// Copies `message` into the pool and puts it first (a reply overtakes older messages).

@@ -77,8 +77,7 @@ impl<B: Backend> Scheduler<B> {
             down: false,
             _backend: PhantomData,
         };
-        scheduler.core.now = backend.now();
-        scheduler.core.trace_on = backend.tracing();
+        scheduler.sync(backend);
         scheduler.start_tree(spec, backend);
         Ok(scheduler)
     }
@@ -118,6 +117,15 @@ impl<B: Backend> Scheduler<B> {
             self.core.pending_inits.push(handle).expect("pending inits hold every slot");
         }
         self.settle(backend);
+    }
+
+    /// Reads what the core takes from the backend once per tick (or per operation between
+    /// ticks): the clock, whether it traces, whether buggify sites may fire.
+    #[inline]
+    fn sync(&mut self, backend: &B) {
+        self.core.now = backend.now();
+        self.core.trace_on = backend.tracing();
+        self.core.buggify_on = backend.buggify_on();
     }
 
     /// The shard this scheduler runs.
@@ -168,8 +176,7 @@ impl<B: Backend> Scheduler<B> {
     /// stale handle, another shard's, or any handle while the shard is down). Rare: the
     /// settling may run inits, but nothing here allocates.
     pub fn kill(&mut self, handle: Handle, reason: Label, backend: &mut B) -> bool {
-        self.core.now = backend.now();
-        self.core.trace_on = backend.tracing();
+        self.sync(backend);
         let Some((type_index, slot)) = self.core.kill_target(handle) else {
             return false;
         };
@@ -239,8 +246,7 @@ impl<B: Backend> Scheduler<B> {
     /// Panics if the shard is down (`is_down`): a down shard only discards its arrivals.
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
         assert!(!self.down, "a down shard does not tick; restart it first");
-        self.core.now = backend.now();
-        self.core.trace_on = backend.tracing();
+        self.sync(backend);
         let inbound = self.drain_inbound(backend);
         self.reap_io(backend);
         self.core.start_dispatch();
@@ -292,8 +298,7 @@ impl<B: Backend> Scheduler<B> {
     /// they stay unique across the crash. Panics if the shard is down already.
     pub fn crash(&mut self, backend: &mut B) {
         assert!(!self.down, "a down shard cannot crash again");
-        self.core.now = backend.now();
-        self.core.trace_on = backend.tracing();
+        self.sync(backend);
         self.core.crash_all(backend);
         for arena in self.arenas.iter_mut() {
             self.core.counters.panics += arena.clear();
@@ -312,8 +317,7 @@ impl<B: Backend> Scheduler<B> {
     /// `Event::Drop`. Returns how many it dropped. Panics if the shard is not down.
     pub fn discard_inbound(&mut self, backend: &mut B) -> u32 {
         assert!(self.down, "a running shard takes its arrivals in tick");
-        self.core.now = backend.now();
-        self.core.trace_on = backend.tracing();
+        self.sync(backend);
         let mut count = 0;
         while count < INBOUND_PER_TICK_MAX {
             let received = backend.receive_remote();
@@ -341,8 +345,7 @@ impl<B: Backend> Scheduler<B> {
     /// static children, which takes some 2^28 incarnations of each slot).
     pub fn restart(&mut self, spec: &SystemSpec, backend: &mut B) {
         assert!(self.down, "only a down shard restarts");
-        self.core.now = backend.now();
-        self.core.trace_on = backend.tracing();
+        self.sync(backend);
         self.core.prepare_restart(spec);
         self.failure_reported = false;
         self.down = false;

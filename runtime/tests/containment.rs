@@ -109,6 +109,9 @@ impl Backend for Probe {
     fn tracing(&self) -> bool {
         self.inner.tracing()
     }
+    fn buggify_on(&self) -> bool {
+        true
+    }
     fn receive_remote(&mut self) -> Option<Message> {
         self.inner.receive_remote()
     }

@@ -70,6 +70,9 @@ pub(crate) struct ShardCore {
     /// Received data of the completion being handled: readable through `ctx.io_data`.
     current_io: Option<(BufferId, u32)>,
     pub(crate) trace_on: bool,
+    /// Whether `ctx.buggify` may fire (`Backend::buggify_on`, read once per tick): when
+    /// false, as in production, it answers `false` without reaching the backend.
+    pub(crate) buggify_on: bool,
     pub(crate) now: Timestamp,
     pub(crate) failure: Option<ShardFailure>,
     /// Depth of core code running inside isolate code (`Ctx` calls). A panic while it is
@@ -122,6 +125,7 @@ impl ShardCore {
             in_flight_free_len: in_flight_max,
             current_io: None,
             trace_on: false,
+            buggify_on: false,
             now: Timestamp::ZERO,
             failure: None,
             in_core: 0,
@@ -159,6 +163,20 @@ impl ShardCore {
         let meta = slots.meta.get(slot)?;
         (meta.state.is_live() && meta.generation == handle.generation())
             .then_some((type_index, slot))
+    }
+
+    /// `locate` for a handle `resolve` refused: the slot of a latest handle whose slot holds
+    /// a live incarnation, with that incarnation's handle, else `None`. Out of line: the
+    /// message path tries it only after the strict resolution failed, so ordinary sends
+    /// never pay for it.
+    #[inline(never)]
+    pub(crate) fn resolve_latest(&self, handle: Handle) -> Option<(usize, usize, Handle)> {
+        if !handle.is_latest() || handle.shard() != self.shard {
+            return None;
+        }
+        let (type_index, slot) = (handle.type_index() as usize, handle.slot() as usize);
+        let meta = self.types.get(type_index)?.meta.get(slot)?;
+        meta.state.is_live().then(|| (type_index, slot, handle.with_generation(meta.generation)))
     }
 
     /// `resolve` that also accepts a latest handle (`Handle::latest`): it matches whichever

@@ -217,14 +217,27 @@ impl ShardCore {
     /// The checks run in a fixed order: liveness, capacity, pool.
     #[inline]
     fn enqueue(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
-        let to = message.destination();
-        let (type_index, slot) = self.resolve(to).ok_or(DropReason::StaleHandle)?;
+        let mut to = message.destination();
+        let (type_index, slot) = match self.resolve(to) {
+            Some(found) => found,
+            None => {
+                // A latest destination: the incarnation live in its slot, if any.
+                let (type_index, slot, concrete) =
+                    self.resolve_latest(to).ok_or(DropReason::StaleHandle)?;
+                to = concrete;
+                (type_index, slot)
+            }
+        };
         let slots = &mut self.types[type_index];
         let meta = &mut slots.meta[slot];
         if meta.mailbox.len() >= slots.mailbox_capacity {
             return Err(DropReason::MailboxFull);
         }
         meta.mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
+        if to != message.destination() {
+            // The queued copy names the incarnation, so its handler sees a concrete handle.
+            meta.mailbox.readdress_back(&mut self.pool, to);
+        }
         let mailbox_len = meta.mailbox.len();
         if meta.state == SlotState::Waiting {
             meta.wake(&mut slots.ready, slot);
