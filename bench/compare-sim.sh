@@ -112,10 +112,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     printf '%-6s %-8s %14s %14s\n' "$round" sim-nc "$wall" "$r"
 
     # The chaos profile: every fault kind injected for the safety phase (the first two
-    # simulated seconds), the fault machinery (shaped delays, node clocks) on to the end.
+    # simulated seconds), then the liveness phase, long enough for this many round trips.
     # The pinger resends lost balls, as it must under faults.
-    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --set retry=100ms --faults chaos --json \
-        | json_field wall_ns)
+    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --set retry=100ms --faults chaos \
+        --fault liveness_time=1h --json | json_field wall_ns)
     r=$(rate "$ROUND_TRIPS" "$wall")
     chaos_rates+=("$r")
     printf '%-6s %-8s %14s %14s\n' "$round" sim-chaos "$wall" "$r"

@@ -85,14 +85,15 @@ impl Isolate for Pinger {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
-        if let Some(fired) = message.timer() {
-            if Some(fired.timer) == self.timer {
+        let Ok(ball) = message.decode::<Ball>() else {
+            if let Some(fired) = message.timer()
+                && Some(fired.timer) == self.timer
+            {
                 self.timer = None;
                 self.serve(ctx);
             }
             return Effect::Receive;
-        }
-        let Ok(ball) = message.decode::<Ball>() else { return Effect::Receive };
+        };
         if ball != Ball::new(ball.round) {
             ctx.log(Level::Error, MISMATCH, [ball.round]);
             return Effect::Crash(MISMATCH);

@@ -208,13 +208,13 @@ impl Env for SimBackend {
     }
 
     fn trace(&mut self, event: &Event) {
-        let place = self.place();
-        self.lent().sink.record(place, event);
+        let (time_ns, local_ns, node, shard) = (self.now, self.local, self.node, self.shard);
+        self.lent().sink.record(time_ns, local_ns, node, shard, event);
     }
 
     fn buggify(&mut self, site: Label) -> bool {
-        let place = self.place();
         let fire = self.faults.buggify_fire;
+        let place = self.place();
         let lent = self.lent.as_deref_mut().expect("the world lends the sink for every tick");
         if !lent.faults.active {
             return false;
@@ -250,6 +250,11 @@ impl Backend for SimBackend {
     fn tracing(&self) -> bool {
         // The trace hash is computed on every run.
         true
+    }
+
+    fn buggify_on(&self) -> bool {
+        // Off for the whole run when no site can fire; the phase is checked per call.
+        self.faults.buggify_fire.numerator() > 0
     }
 
     fn receive_remote(&mut self) -> Option<Message> {

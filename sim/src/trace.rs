@@ -16,16 +16,19 @@
 //!
 //! # Trace hash
 //!
-//! `h0 = 0x7469_6e61_7472_6163` (ASCII "tinatrac"); for each word `w` of each event in
-//! order, `h = (h.rotate_left(5) ^ w) * 0x517c_c1b7_2722_0a95` (wrapping); the printed hash
-//! is the SplitMix64 finaliser of `h ^ event_count`. One multiply per word keeps it cheap
-//! enough to compute on every run.
+//! `h0 = 0x7469_6e61_7472_6163` (ASCII "tinatrac"). An event's words come in pieces (the
+//! stamp's three, then its fields, as `encode` hands them over); each piece is mixed two
+//! words at a time, `h = ((h.rotate_left(5) ^ a) * 0x517c_c1b7_2722_0a95) ^ (b *
+//! 0x9e37_79b9_7f4a_7c15)` (wrapping), and a piece's last odd word as `h = (h.rotate_left(5)
+//! ^ w) * 0x517c_c1b7_2722_0a95`. The printed hash is the SplitMix64 finaliser of `h ^
+//! event_count`. One multiply per word, and only one on the state's chain per two words,
+//! keeps it cheap enough to compute on every run.
 //!
 //! This module does not decide when a run ends; it reports what observers say.
 
 use std::fmt::Write as _;
 
-use tina::{CallOutcome, Event, Handle, Label, Tag, fnv1a_64};
+use tina::{CallOutcome, Event, Handle, Label, ShardId, Tag, fnv1a_64};
 use tina_checkers::{EndView, Observer, Stamp, Structural, Verdict, Violation, WorldEvent};
 
 use crate::plant::Mutator;
@@ -35,6 +38,7 @@ pub const WORDS_MAX: usize = 11;
 
 const HASH_SEED: u64 = 0x7469_6e61_7472_6163;
 const HASH_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+const HASH_MULTIPLIER_ODD: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// One event of the trace: a step of the core or of the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,10 +248,19 @@ impl TraceHash {
         }
     }
 
+    /// Mixes the words of one piece, two at a time: the second word's multiply does not
+    /// wait for the state, so the chain through the state (rotate, xor, multiply, xor) is
+    /// as long for two words as it was for one. The state is a serial chain across every
+    /// event of a run; its length, not the instruction count, bounds the sink's speed.
     #[inline(always)]
     fn mix(&mut self, words: &[u64]) {
-        for &word in words {
-            self.state = (self.state.rotate_left(5) ^ word).wrapping_mul(HASH_MULTIPLIER);
+        let mut pairs = words.chunks_exact(2);
+        for pair in &mut pairs {
+            self.state = (self.state.rotate_left(5) ^ pair[0]).wrapping_mul(HASH_MULTIPLIER)
+                ^ pair[1].wrapping_mul(HASH_MULTIPLIER_ODD);
+        }
+        if let [word] = pairs.remainder() {
+            self.state = (self.state.rotate_left(5) ^ *word).wrapping_mul(HASH_MULTIPLIER);
         }
     }
 
@@ -656,14 +669,23 @@ impl Sink {
         self
     }
 
-    /// Takes one core event at `place` (rewritten first by the trace plant's mutator, if
-    /// any).
+    /// Takes one core event at a place (true time, node time, node, shard), rewritten first
+    /// by the trace plant's mutator, if any. Scalars rather than a `Place`: this is the
+    /// per-event path, and they stay in registers.
     #[inline(always)]
-    pub fn record(&mut self, place: Place, event: &Event) {
+    pub fn record(
+        &mut self,
+        time_ns: u64,
+        local_ns: u64,
+        node: u16,
+        shard: ShardId,
+        event: &Event,
+    ) {
         if !self.plain {
+            let place = Place { time_ns, local_ns, node, shard };
             return self.record_rare(place, &TraceEvent::Core(*event));
         }
-        let stamp = place.stamp(self.hash.events());
+        let stamp = Stamp { index: self.hash.events(), time_ns, local_ns, node, shard };
         self.hash.add(&stamp, event);
         self.observe(&stamp, event);
     }

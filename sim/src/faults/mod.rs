@@ -180,6 +180,17 @@ pub const TIMED: [Timed; 5] =
     [Timed::ShardStall, Timed::IsolateCrash, Timed::ShardCrash, Timed::NodeCrash, Timed::ClockJump];
 
 impl Timed {
+    /// The timed fault whose code (`Timed as u8`) is `code`.
+    pub const fn from_code(code: u8) -> Timed {
+        match code {
+            0 => Timed::ShardStall,
+            1 => Timed::IsolateCrash,
+            2 => Timed::ShardCrash,
+            3 => Timed::NodeCrash,
+            _ => Timed::ClockJump,
+        }
+    }
+
     /// The knob that sets the mean interval.
     pub const fn every(self) -> K {
         match self {

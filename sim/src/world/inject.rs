@@ -128,6 +128,7 @@ impl World {
         }
         let by_ns = self.nodes[n].faults.stream(Timed::ClockJump).range_inclusive(1, jump_max);
         self.nodes[n].clock.jump(by_ns);
+        self.clocks_true = false;
         self.count(FaultKind::ClockJump);
         self.record_node(node, &WorldEvent::ClockJump { by_ns });
         let (first, count) = (self.nodes[n].first_cell, self.nodes[n].shard_count);

@@ -181,6 +181,12 @@ pub struct World {
     phase: Phase,
     /// The true time by which the goal must be reached, once the liveness phase began.
     liveness_deadline: u64,
+    /// Whether a rare entry (a fault, a restart, a phase change) was applied since the run
+    /// loop last asked the sink whether to stop.
+    world_recorded: bool,
+    /// Whether every node's clock reads true time (no skew and no jump yet): the tick then
+    /// skips the clock arithmetic.
+    clocks_true: bool,
     /// The sink, the in-flight store and the shared fault state, at home between ticks.
     lent: Option<Box<Lent>>,
 }
@@ -241,6 +247,8 @@ impl World {
             planted: config.bug.map(Planted::new),
             phase: Phase::Safety,
             liveness_deadline: u64::MAX,
+            world_recorded: false,
+            clocks_true: true,
             lent: Some(lent),
             config,
         };
@@ -271,6 +279,7 @@ impl World {
         lent.credits
             .resize(credits_base + shard_count * shard_count, self.config.transport_capacity);
         let clock = self.skewed_clock(node, tree);
+        self.clocks_true &= clock.is_true();
         let budget = RestartBudget {
             // Bounded by the knob's maximum of 4096.
             restart_max: self.config.faults.count(K::ShardRestartMax) as u32,
@@ -378,8 +387,13 @@ impl World {
             // safety phase). Faults applied here may record events, so the sink is asked
             // again.
             while self.runnable.is_empty() {
-                if self.sink().stop() {
-                    return Ending::Stopped;
+                if self.world_recorded {
+                    // A fault applied just now recorded world events an observer may
+                    // have stopped the run on.
+                    self.world_recorded = false;
+                    if self.sink().stop() {
+                        return Ending::Stopped;
+                    }
                 }
                 match self.next_live_time() {
                     None => return Ending::Quiescent,
@@ -404,9 +418,10 @@ impl World {
     fn next_live_time(&mut self) -> Option<u64> {
         // Bounded by the queue's length.
         loop {
-            let item = *self.queue.peek()?;
-            if !self.is_dead(&item.entry, item.time) {
-                return Some(item.time);
+            let item = self.queue.peek()?;
+            let time = item.time;
+            if !self.is_dead(&item.entry(), time) {
+                return Some(time);
             }
             self.queue.pop();
         }
@@ -426,12 +441,9 @@ impl World {
     /// Applies every queued item due at or before now.
     fn apply_due(&mut self) {
         // Bounded by the queue's length.
-        while let Some(&item) = self.queue.peek() {
-            if item.time > self.now {
-                return;
-            }
-            self.queue.pop();
-            match item.entry {
+        while self.queue.peek_time().is_some_and(|time| time <= self.now) {
+            let item = self.queue.pop().expect("peeked");
+            match item.entry() {
                 Entry::Deliver { slot, cell } => self.deliver(slot, cell as usize),
                 Entry::Wake { cell } => {
                     let index = cell as usize;
@@ -449,6 +461,7 @@ impl World {
     #[cold]
     #[inline(never)]
     fn apply_rare(&mut self, entry: Entry) {
+        self.world_recorded = true;
         match entry {
             Entry::Deliver { .. } | Entry::Wake { .. } => unreachable!("applied inline"),
             Entry::Fault { node, timed } => self.apply_fault(node, timed),
@@ -491,7 +504,7 @@ impl World {
             return self.discard_inbound(destination);
         }
         let at = self.now.max(cell.busy_until);
-        let due_now = matches!(self.queue.peek(), Some(head) if head.time <= self.now);
+        let due_now = self.queue.peek_time().is_some_and(|time| time <= self.now);
         if at == self.now && !due_now {
             // A wake-up pushed now would be the queue's next item, popped right away by
             // `apply_due`: take it without the round trip (same order, same effect).
@@ -530,7 +543,11 @@ impl World {
         let now = self.now;
         let cell = &mut self.cells[index];
         cell.backend.now = now;
-        cell.backend.local = self.nodes[usize::from(cell.node)].clock.local(now);
+        cell.backend.local = if self.clocks_true {
+            now
+        } else {
+            self.nodes[usize::from(cell.node)].clock.local(now)
+        };
         if let Some(planted) = &self.planted {
             cell.backend.skew_ns = planted.shard_skew(now);
         }
@@ -550,6 +567,8 @@ impl World {
         cell.busy_until = end;
         let wanted = if report.has_work || !cell.backend.inbound.is_empty() {
             Some(end)
+        } else if self.clocks_true {
+            report.next_deadline.map(|deadline| deadline.as_nanos().max(end))
         } else {
             let clock = &self.nodes[usize::from(cell.node)].clock;
             report.next_deadline.map(|deadline| clock.true_at(deadline.as_nanos()).max(end))
@@ -592,22 +611,11 @@ impl World {
     #[cold]
     #[inline(never)]
     fn route_shaped(&mut self, index: usize, departure: u64) {
-        let active = self.phase == Phase::Safety;
         // Bounded by the transport credits.
         for position in 0..self.cells[index].backend.outbound.len() {
             let cell = &mut self.cells[index];
             let (destination_local, slot) = cell.backend.outbound[position];
-            let drawn = if active {
-                self.delays.draw(&mut cell.network)
-            } else {
-                let plain = DelayModel {
-                    tail: crate::prng::Ratio::ZERO,
-                    slow: crate::prng::Ratio::ZERO,
-                    ..self.delays
-                };
-                plain.draw(&mut cell.network)
-            };
-            let (mut delay, fault) = match drawn {
+            let (mut delay, fault) = match self.delays.draw(&mut cell.network) {
                 Delay::Plain(delay) => (delay, None),
                 Delay::Tail(delay) => (delay, Some((FaultKind::DelayTail, true))),
                 Delay::Slow(delay) => (delay, Some((FaultKind::DelaySlow, false))),
@@ -747,7 +755,7 @@ impl World {
         let lent = self.lent.as_deref().expect("the flights are home between ticks");
         let mut view = EndView { quiescent, ..EndView::default() };
         for entry in self.queue.entries() {
-            if let Entry::Deliver { slot, cell } = *entry {
+            if let Entry::Deliver { slot, cell } = entry {
                 let node = self.cells[cell as usize].node;
                 view.in_transit.push((node, lent.flights.message(slot).id()));
             }

@@ -210,6 +210,10 @@ impl World {
         }
         self.phase = Phase::Liveness;
         self.lent_mut().faults.active = false;
+        // Delays are plain again, on the plain path unless a plant needs the other.
+        self.delays.tail = crate::prng::Ratio::ZERO;
+        self.delays.slow = crate::prng::Ratio::ZERO;
+        self.routing_plain = self.planted.is_none();
         self.liveness_deadline = self.now.saturating_add(self.config.faults.nanos(K::LivenessTime));
         // One event for the whole world, stamped with node 0.
         self.record_node(0, &WorldEvent::Phase { phase: Phase::Liveness });
