@@ -16,6 +16,7 @@ use core::fmt;
 
 use tina::{Event, Handle, MessageId, ShardId, SystemSpec};
 
+pub use crate::kinds::EventKinds;
 use crate::site::Site;
 pub use crate::world::{Phase, WorldEvent};
 
@@ -24,6 +25,7 @@ pub mod calls;
 pub mod fifo;
 pub mod generations;
 pub mod io;
+pub mod kinds;
 pub mod layout;
 pub mod mailbox;
 pub mod pools;
@@ -165,6 +167,14 @@ pub trait Observer {
     /// Learns the system's shape before the first event (node ids are positions).
     fn start(&mut self, nodes: &[SystemSpec]) {
         let _ = nodes;
+    }
+
+    /// The kinds of core events `observe` looks at; the simulator shows it only those.
+    /// Every kind unless the observer narrows it (a goal that reads log records names
+    /// `EventKinds::LOG`), which spares a call per event it would ignore. Read once, when
+    /// the run starts.
+    fn kinds(&self) -> EventKinds {
+        EventKinds::ALL
     }
 
     /// Looks at one event.

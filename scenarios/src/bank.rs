@@ -26,7 +26,9 @@ use tina::{
     CallFailure, Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId,
     Strategy, SystemSpec, TypeConfig,
 };
-use tina_checkers::{EndView, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent};
+use tina_checkers::{
+    EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent,
+};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -313,6 +315,10 @@ fn broken(explanation: String) -> Verdict {
 impl Observer for Conservation {
     fn name(&self) -> &'static str {
         CHECKER
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG | EventKinds::EXIT
     }
 
     fn observe_world(&mut self, _stamp: &Stamp, event: &WorldEvent) -> Verdict {

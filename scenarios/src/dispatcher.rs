@@ -16,7 +16,7 @@ use tina::{
     Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, Restart, ShardId,
     Strategy, SystemSpec, TypeConfig,
 };
-use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -235,6 +235,10 @@ impl Goal {
 impl Observer for Goal {
     fn name(&self) -> &'static str {
         "dispatcher.goal"
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG | EventKinds::SPAWN
     }
 
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {

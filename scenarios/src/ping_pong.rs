@@ -14,7 +14,7 @@ use tina::{
     Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId, Strategy,
     SystemSpec, TimerId, TypeConfig,
 };
-use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -84,6 +84,7 @@ impl Isolate for Pinger {
         (pinger, Effect::Receive)
     }
 
+    #[inline]
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         let Ok(ball) = message.decode::<Ball>() else {
             if let Some(fired) = message.timer()
@@ -123,6 +124,7 @@ impl Isolate for Ponger {
         (Ponger, Effect::Receive)
     }
 
+    #[inline]
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         // Under simulation, now and then, the ball is lost here: the pinger must resend.
         if ctx.buggify(DROP_BALL) {
@@ -145,6 +147,10 @@ pub struct Goal;
 impl Observer for Goal {
     fn name(&self) -> &'static str {
         "ping-pong.goal"
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG
     }
 
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {

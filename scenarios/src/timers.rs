@@ -13,7 +13,7 @@ use tina::{
     Ctx, Effect, Event, ExitKind, Isolate, Label, Level, Message, ShardId, SpawnError, SystemSpec,
     TypeConfig,
 };
-use tina_checkers::{FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent};
+use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -111,6 +111,10 @@ impl Goal {
 impl Observer for Goal {
     fn name(&self) -> &'static str {
         "timers.goal"
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG | EventKinds::EXIT
     }
 
     fn observe_world(&mut self, stamp: &Stamp, event: &WorldEvent) -> Verdict {

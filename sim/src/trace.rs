@@ -16,11 +16,10 @@
 //!
 //! # Trace hash
 //!
-//! `h0 = 0x7469_6e61_7472_6163` (ASCII "tinatrac"). An event's words come in pieces (the
-//! stamp's three, then its fields, as `encode` hands them over); each piece is mixed two
-//! words at a time, `h = ((h.rotate_left(5) ^ a) * 0x517c_c1b7_2722_0a95) ^ (b *
-//! 0x9e37_79b9_7f4a_7c15)` (wrapping), and a piece's last odd word as `h = (h.rotate_left(5)
-//! ^ w) * 0x517c_c1b7_2722_0a95`. The printed hash is the SplitMix64 finaliser of `h ^
+//! `h0 = 0x7469_6e61_7472_6163` (ASCII "tinatrac"). Each event's words are mixed two at a
+//! time, `h = ((h.rotate_left(5) ^ a) * 0x517c_c1b7_2722_0a95) ^ (b * 0x9e37_79b9_7f4a_7c15)`
+//! (wrapping), and an event's last odd word as `h = (h.rotate_left(5) ^ w) *
+//! 0x517c_c1b7_2722_0a95`. The printed hash is the SplitMix64 finaliser of `h ^
 //! event_count`. One multiply per word, and only one on the state's chain per two words,
 //! keeps it cheap enough to compute on every run.
 //!
@@ -29,7 +28,9 @@
 use std::fmt::Write as _;
 
 use tina::{CallOutcome, Event, Handle, Label, ShardId, Tag, fnv1a_64};
-use tina_checkers::{EndView, Observer, Stamp, Structural, Verdict, Violation, WorldEvent};
+use tina_checkers::{
+    EndView, EventKinds, Observer, Stamp, Structural, Verdict, Violation, WorldEvent,
+};
 
 use crate::plant::Mutator;
 
@@ -49,31 +50,57 @@ pub enum TraceEvent {
     World(WorldEvent),
 }
 
-/// The kind code and name of every core event, in encoding order.
+/// The kind code of every core event (below 64), in encoding order.
+mod code {
+    pub(super) const SPAWN: u64 = 1;
+    pub(super) const SPAWN_FAILED: u64 = 2;
+    pub(super) const SEND: u64 = 3;
+    pub(super) const ENQUEUE: u64 = 4;
+    pub(super) const DELIVER: u64 = 5;
+    pub(super) const DROP: u64 = 6;
+    pub(super) const EXIT: u64 = 7;
+    pub(super) const RETIRE: u64 = 8;
+    pub(super) const TIMER_SET: u64 = 9;
+    pub(super) const TIMER_FIRE: u64 = 10;
+    pub(super) const TIMER_CANCEL: u64 = 11;
+    pub(super) const CALL_START: u64 = 12;
+    pub(super) const CALL_END: u64 = 13;
+    pub(super) const IO_SUBMIT: u64 = 14;
+    pub(super) const IO_COMPLETE: u64 = 15;
+    pub(super) const IO_STALE: u64 = 16;
+    pub(super) const PANIC: u64 = 17;
+    pub(super) const RESTART: u64 = 18;
+    pub(super) const ESCALATE: u64 = 19;
+    pub(super) const SHARD_FAILED: u64 = 20;
+    pub(super) const LOG: u64 = 21;
+    pub(super) const REBUILD: u64 = 22;
+}
+
+/// The kind code and name of every core event.
 fn kind(event: &Event) -> (u64, &'static str) {
     match event {
-        Event::Spawn { .. } => (1, "spawn"),
-        Event::SpawnFailed { .. } => (2, "spawn-failed"),
-        Event::Send { .. } => (3, "send"),
-        Event::Enqueue { .. } => (4, "enqueue"),
-        Event::Deliver { .. } => (5, "deliver"),
-        Event::Drop { .. } => (6, "drop"),
-        Event::Exit { .. } => (7, "exit"),
-        Event::Retire { .. } => (8, "retire"),
-        Event::TimerSet { .. } => (9, "timer-set"),
-        Event::TimerFire { .. } => (10, "timer-fire"),
-        Event::TimerCancel { .. } => (11, "timer-cancel"),
-        Event::CallStart { .. } => (12, "call-start"),
-        Event::CallEnd { .. } => (13, "call-end"),
-        Event::IoSubmit { .. } => (14, "io-submit"),
-        Event::IoComplete { .. } => (15, "io-complete"),
-        Event::IoStale { .. } => (16, "io-stale"),
-        Event::Panic { .. } => (17, "panic"),
-        Event::Restart { .. } => (18, "restart"),
-        Event::Rebuild { .. } => (22, "rebuild"),
-        Event::Escalate { .. } => (19, "escalate"),
-        Event::ShardFailed => (20, "shard-failed"),
-        Event::Log { .. } => (21, "log"),
+        Event::Spawn { .. } => (code::SPAWN, "spawn"),
+        Event::SpawnFailed { .. } => (code::SPAWN_FAILED, "spawn-failed"),
+        Event::Send { .. } => (code::SEND, "send"),
+        Event::Enqueue { .. } => (code::ENQUEUE, "enqueue"),
+        Event::Deliver { .. } => (code::DELIVER, "deliver"),
+        Event::Drop { .. } => (code::DROP, "drop"),
+        Event::Exit { .. } => (code::EXIT, "exit"),
+        Event::Retire { .. } => (code::RETIRE, "retire"),
+        Event::TimerSet { .. } => (code::TIMER_SET, "timer-set"),
+        Event::TimerFire { .. } => (code::TIMER_FIRE, "timer-fire"),
+        Event::TimerCancel { .. } => (code::TIMER_CANCEL, "timer-cancel"),
+        Event::CallStart { .. } => (code::CALL_START, "call-start"),
+        Event::CallEnd { .. } => (code::CALL_END, "call-end"),
+        Event::IoSubmit { .. } => (code::IO_SUBMIT, "io-submit"),
+        Event::IoComplete { .. } => (code::IO_COMPLETE, "io-complete"),
+        Event::IoStale { .. } => (code::IO_STALE, "io-stale"),
+        Event::Panic { .. } => (code::PANIC, "panic"),
+        Event::Restart { .. } => (code::RESTART, "restart"),
+        Event::Rebuild { .. } => (code::REBUILD, "rebuild"),
+        Event::Escalate { .. } => (code::ESCALATE, "escalate"),
+        Event::ShardFailed => (code::SHARD_FAILED, "shard-failed"),
+        Event::Log { .. } => (code::LOG, "log"),
     }
 }
 
@@ -107,66 +134,108 @@ fn outcome_code(outcome: CallOutcome) -> u64 {
     }
 }
 
-/// The stamp's words: kind, node and shard packed, true time, node time.
+/// Word 0 of an event's encoding: its kind `code`, node and shard packed.
 #[inline(always)]
-fn stamp_words(code: u64, stamp: &Stamp) -> [u64; 3] {
-    [
-        code | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24),
-        stamp.time_ns,
-        stamp.local_ns,
-    ]
+fn word0(code: u64, stamp: &Stamp) -> u64 {
+    code | (u64::from(stamp.node) << 8) | (u64::from(stamp.shard.0) << 24)
 }
 
-/// Hands the canonical words of core `event` at `stamp` to `put`, in order, in one or more
-/// pieces (no buffer: the hash mixes them as they come). At most `WORDS_MAX` in all.
+/// Hands the canonical words of core `event` at `stamp` to `put`, all at once (one slice,
+/// no buffer: the hash mixes them as they come): word 0, true time, node time, then the
+/// fields. At most `WORDS_MAX`.
 #[inline(always)]
 pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
+    use code::*;
     let h = |handle: Handle| handle.to_raw();
-    put(&stamp_words(kind(event).0, stamp));
+    let (s, t, l) = (stamp, stamp.time_ns, stamp.local_ns);
     match *event {
-        Event::Spawn { parent, child } => put(&[h(parent), h(child)]),
-        Event::SpawnFailed { parent, type_index, reason } => {
-            put(&[h(parent), u64::from(type_index) | ((reason as u64) << 8)])
-        }
+        Event::Spawn { parent, child } => put(&[word0(SPAWN, s), t, l, h(parent), h(child)]),
+        Event::SpawnFailed { parent, type_index, reason } => put(&[
+            word0(SPAWN_FAILED, s),
+            t,
+            l,
+            h(parent),
+            u64::from(type_index) | ((reason as u64) << 8),
+        ]),
         Event::Send { id, from, to, tag } => {
-            put(&[id.to_raw(), h(from), h(to), u64::from(tag.to_raw())])
+            put(&[word0(SEND, s), t, l, id.to_raw(), h(from), h(to), u64::from(tag.to_raw())])
         }
-        Event::Enqueue { id, to, mailbox_len, reply } => {
-            put(&[id.to_raw(), h(to), u64::from(mailbox_len) | (u64::from(reply) << 32)])
+        Event::Enqueue { id, to, mailbox_len, reply } => put(&[
+            word0(ENQUEUE, s),
+            t,
+            l,
+            id.to_raw(),
+            h(to),
+            u64::from(mailbox_len) | (u64::from(reply) << 32),
+        ]),
+        Event::Deliver { id, to, tag } => {
+            put(&[word0(DELIVER, s), t, l, id.to_raw(), h(to), u64::from(tag.to_raw())])
         }
-        Event::Deliver { id, to, tag } => put(&[id.to_raw(), h(to), u64::from(tag.to_raw())]),
-        Event::Drop { id, to, reason } => put(&[id.to_raw(), h(to), reason as u64]),
+        Event::Drop { id, to, reason } => {
+            put(&[word0(DROP, s), t, l, id.to_raw(), h(to), reason as u64])
+        }
         Event::Exit { handle, kind, reason } => {
-            put(&[h(handle), kind as u64, reason.fingerprint()])
+            put(&[word0(EXIT, s), t, l, h(handle), kind as u64, reason.fingerprint()])
         }
-        Event::Retire { handle } => put(&[h(handle)]),
+        Event::Retire { handle } => put(&[word0(RETIRE, s), t, l, h(handle)]),
         Event::TimerSet { owner, timer, deadline_ns } => {
-            put(&[h(owner), timer.to_raw(), deadline_ns])
+            put(&[word0(TIMER_SET, s), t, l, h(owner), timer.to_raw(), deadline_ns])
         }
-        Event::TimerFire { owner, timer } | Event::TimerCancel { owner, timer } => {
-            put(&[h(owner), timer.to_raw()])
+        Event::TimerFire { owner, timer } => {
+            put(&[word0(TIMER_FIRE, s), t, l, h(owner), timer.to_raw()])
         }
-        Event::CallStart { caller, callee, correlation, request, deadline_ns } => {
-            put(&[h(caller), h(callee), u64::from(correlation), request.to_raw(), deadline_ns])
+        Event::TimerCancel { owner, timer } => {
+            put(&[word0(TIMER_CANCEL, s), t, l, h(owner), timer.to_raw()])
         }
-        Event::CallEnd { caller, correlation, outcome } => {
-            put(&[h(caller), u64::from(correlation), outcome_code(outcome)])
-        }
+        Event::CallStart { caller, callee, correlation, request, deadline_ns } => put(&[
+            word0(CALL_START, s),
+            t,
+            l,
+            h(caller),
+            h(callee),
+            u64::from(correlation),
+            request.to_raw(),
+            deadline_ns,
+        ]),
+        Event::CallEnd { caller, correlation, outcome } => put(&[
+            word0(CALL_END, s),
+            t,
+            l,
+            h(caller),
+            u64::from(correlation),
+            outcome_code(outcome),
+        ]),
         Event::IoSubmit { isolate, sequence, op } => {
-            put(&[h(isolate), u64::from(sequence), op as u64])
+            put(&[word0(IO_SUBMIT, s), t, l, h(isolate), u64::from(sequence), op as u64])
         }
-        Event::IoComplete { isolate, sequence, op, ok } => {
-            put(&[h(isolate), u64::from(sequence), op as u64 | (u64::from(ok) << 8)])
+        Event::IoComplete { isolate, sequence, op, ok } => put(&[
+            word0(IO_COMPLETE, s),
+            t,
+            l,
+            h(isolate),
+            u64::from(sequence),
+            op as u64 | (u64::from(ok) << 8),
+        ]),
+        Event::IoStale { isolate, sequence } => {
+            put(&[word0(IO_STALE, s), t, l, h(isolate), u64::from(sequence)])
         }
-        Event::IoStale { isolate, sequence } => put(&[h(isolate), u64::from(sequence)]),
-        Event::Panic { handle, text } => put(&[h(handle), fnv1a_64(text.as_str().as_bytes())]),
-        Event::Restart { group, old, new } => put(&[u64::from(group), h(old), h(new)]),
-        Event::Rebuild { parent, group } => put(&[u64::from(parent), u64::from(group)]),
+        Event::Panic { handle, text } => {
+            put(&[word0(PANIC, s), t, l, h(handle), fnv1a_64(text.as_str().as_bytes())])
+        }
+        Event::Restart { group, old, new } => {
+            put(&[word0(RESTART, s), t, l, u64::from(group), h(old), h(new)])
+        }
+        Event::Rebuild { parent, group } => {
+            put(&[word0(REBUILD, s), t, l, u64::from(parent), u64::from(group)])
+        }
         Event::Escalate { group, exceeded } => {
-            put(&[u64::from(group) | (u64::from(exceeded) << 16)])
+            put(&[word0(ESCALATE, s), t, l, u64::from(group) | (u64::from(exceeded) << 16)])
         }
-        Event::ShardFailed => put(&[]),
+        Event::ShardFailed => put(&[word0(SHARD_FAILED, s), t, l]),
         Event::Log { handle, level, tag, values, count } => put(&[
+            word0(LOG, s),
+            t,
+            l,
             h(handle),
             level as u64 | (u64::from(count) << 8),
             tag.fingerprint(),
@@ -180,30 +249,31 @@ pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
 
 /// Hands the canonical words of world `event` at `stamp` to `put`, like `encode`.
 pub fn encode_world(stamp: &Stamp, event: &WorldEvent, mut put: impl FnMut(&[u64])) {
-    put(&stamp_words(world_kind(event).0, stamp));
+    let w0 = word0(world_kind(event).0, stamp);
+    let (t, l) = (stamp.time_ns, stamp.local_ns);
     match *event {
         // The drift is a signed integer written as its two's complement bits.
         WorldEvent::ClockSkew { offset_ns, drift_ppm } => {
-            put(&[offset_ns, i64::from(drift_ppm) as u64])
+            put(&[w0, t, l, offset_ns, i64::from(drift_ppm) as u64])
         }
-        WorldEvent::ClockJump { by_ns } => put(&[by_ns]),
+        WorldEvent::ClockJump { by_ns } => put(&[w0, t, l, by_ns]),
         WorldEvent::DelayTail { id, delay_ns } | WorldEvent::DelaySlow { id, delay_ns } => {
-            put(&[id.to_raw(), delay_ns])
+            put(&[w0, t, l, id.to_raw(), delay_ns])
         }
-        WorldEvent::ShardStall { for_ns } => put(&[for_ns]),
+        WorldEvent::ShardStall { for_ns } => put(&[w0, t, l, for_ns]),
         WorldEvent::IsolateCrash { handle } | WorldEvent::InitFailure { handle } => {
-            put(&[handle.to_raw()])
+            put(&[w0, t, l, handle.to_raw()])
         }
         WorldEvent::ShardCrash
         | WorldEvent::ShardRestart
         | WorldEvent::ShardQuarantine
         | WorldEvent::ShardRevive
         | WorldEvent::NodeCrash
-        | WorldEvent::NodeRestart => put(&[]),
+        | WorldEvent::NodeRestart => put(&[w0, t, l]),
         WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
-            put(&[site.fingerprint()])
+            put(&[w0, t, l, site.fingerprint()])
         }
-        WorldEvent::Phase { phase } => put(&[phase as u64]),
+        WorldEvent::Phase { phase } => put(&[w0, t, l, phase as u64]),
     }
 }
 
@@ -248,10 +318,9 @@ impl TraceHash {
         }
     }
 
-    /// Mixes the words of one piece, two at a time: the second word's multiply does not
+    /// Mixes the words of one event, two at a time: the second word's multiply does not
     /// wait for the state, so the chain through the state (rotate, xor, multiply, xor) is
-    /// as long for two words as it was for one. The state is a serial chain across every
-    /// event of a run; its length, not the instruction count, bounds the sink's speed.
+    /// as long for two words as it was for one.
     #[inline(always)]
     fn mix(&mut self, words: &[u64]) {
         let mut pairs = words.chunks_exact(2);
@@ -615,6 +684,10 @@ pub struct Sink {
     structural: Option<Box<Structural>>,
     /// Further observers (the scenario's goal, tests' probes), after `structural`.
     observers: Vec<Box<dyn Observer>>,
+    /// The kinds each of `observers` looks at (`Observer::kinds`), in the same order.
+    kinds: Vec<EventKinds>,
+    /// Every kind any of `observers` looks at: an event of another kind skips them all.
+    kinds_any: EventKinds,
     mutator: Option<Mutator>,
     verdict: Verdict,
     violation_index: Option<u64>,
@@ -638,6 +711,8 @@ impl Sink {
         log: Option<LogOut>,
         tape: Tape,
     ) -> Sink {
+        let kinds: Vec<EventKinds> = observers.iter().map(|observer| observer.kinds()).collect();
+        let kinds_any = kinds.iter().fold(EventKinds::NONE, |any, &kinds| any | kinds);
         let mut sink = Sink {
             hash: TraceHash::default(),
             plain: false,
@@ -646,6 +721,8 @@ impl Sink {
             tape,
             structural: None,
             observers,
+            kinds,
+            kinds_any,
             mutator: None,
             verdict: Verdict::Continue,
             violation_index: None,
@@ -762,7 +839,16 @@ impl Sink {
     #[inline(always)]
     fn observe(&mut self, stamp: &Stamp, event: &Event) {
         // Fields one by one, so that the observers stay borrowed across the loop.
-        let Sink { structural, observers, verdict: first, violation_index, plain, .. } = self;
+        let Sink {
+            structural,
+            observers,
+            kinds,
+            kinds_any,
+            verdict: first,
+            violation_index,
+            plain,
+            ..
+        } = self;
         if let Some(structural) = structural {
             let verdict = structural.observe(stamp, event);
             if !matches!(verdict, Verdict::Continue)
@@ -772,8 +858,15 @@ impl Sink {
                 return;
             }
         }
+        let kind = EventKinds::of(event);
+        if !kinds_any.intersects(kind) {
+            return;
+        }
         // Bounded by the observers given at construction.
-        for observer in observers.iter_mut() {
+        for (observer, kinds) in observers.iter_mut().zip(kinds.iter()) {
+            if !kinds.intersects(kind) {
+                continue;
+            }
             let verdict = observer.observe(stamp, event);
             if !matches!(verdict, Verdict::Continue)
                 && Sink::settle(first, violation_index, stamp.index, verdict)

@@ -323,3 +323,26 @@ fn a_lost_message_is_caught_at_the_goal() {
         }
     }
 }
+
+/// Under chaos, the trace's true time and the node's clock never go back from one event to
+/// the next: world events are stamped where and when the world applies them, like the
+/// tick's own events.
+#[test]
+fn the_trace_never_goes_back_in_time_under_chaos() {
+    for scenario in ["ping-pong", "bank"] {
+        let config = common::config_with_faults(scenario, 4, &[], Profile::Chaos, &[]);
+        let (report, log) = logged(config);
+        assert_eq!(report.outcome, Outcome::Pass);
+        let (mut last_time, mut last_local) = (0u64, 0u64);
+        for line in log.lines().filter(|l| l.as_bytes().first().is_some_and(u8::is_ascii_digit)) {
+            let mut fields = line.split(' ');
+            let time: u64 = fields.nth(1).expect("a time").parse().expect("a number");
+            let place = fields.next().expect("a place");
+            let local =
+                place.split_once('@').map_or(time, |(_, local)| local.parse().expect("a number"));
+            assert!(time >= last_time && local >= last_local, "{scenario}: back in time at {line}");
+            (last_time, last_local) = (time, local);
+        }
+        assert!(log.contains(" delay-tail ") || log.contains(" delay-slow "), "{scenario}");
+    }
+}

@@ -166,10 +166,10 @@ impl ShardCore {
     }
 
     /// `locate` for a handle `resolve` refused: the slot of a latest handle whose slot holds
-    /// a live incarnation, with that incarnation's handle, else `None`. Out of line: the
-    /// message path tries it only after the strict resolution failed, so ordinary sends
-    /// never pay for it.
-    #[inline(never)]
+    /// a live incarnation, with that incarnation's handle, else `None`. The message path
+    /// tries it only after the strict resolution failed, so ordinary sends never pay for
+    /// it.
+    #[inline]
     pub(crate) fn resolve_latest(&self, handle: Handle) -> Option<(usize, usize, Handle)> {
         if !handle.is_latest() || handle.shard() != self.shard {
             return None;

@@ -441,8 +441,7 @@ impl World {
     /// Applies every queued item due at or before now.
     fn apply_due(&mut self) {
         // Bounded by the queue's length.
-        while self.queue.peek_time().is_some_and(|time| time <= self.now) {
-            let item = self.queue.pop().expect("peeked");
+        while let Some(item) = self.queue.pop_due(self.now) {
             match item.entry() {
                 Entry::Deliver { slot, cell } => self.deliver(slot, cell as usize),
                 Entry::Wake { cell } => {
@@ -640,7 +639,9 @@ impl World {
                     WorldEvent::DelaySlow { id, delay_ns: delay }
                 };
                 self.count(kind);
-                self.record_at(index, departure, &event);
+                // Stamped like the tick's own events, at its start: the trace's time never
+                // goes back; the departure is in the delay.
+                self.record_cell(index, &event);
             }
             match bug {
                 RouteBug::Lose => continue,
@@ -680,14 +681,10 @@ impl World {
 
     /// Records a world event about shard `index`, now.
     fn record_cell(&mut self, index: usize, event: &WorldEvent) {
-        self.record_at(index, self.now, event);
-    }
-
-    /// Records a world event about shard `index` at true time `time`.
-    fn record_at(&mut self, index: usize, time: u64, event: &WorldEvent) {
         let cell = &self.cells[index];
-        let local = self.nodes[usize::from(cell.node)].clock.local(time);
-        let place = Place { time_ns: time, local_ns: local, node: cell.node, shard: cell.shard };
+        let local = self.nodes[usize::from(cell.node)].clock.local(self.now);
+        let place =
+            Place { time_ns: self.now, local_ns: local, node: cell.node, shard: cell.shard };
         self.sink_mut().record_world(place, event);
     }
 

@@ -174,6 +174,16 @@ impl Queue {
         self.heap.pop().map(|Reverse(item)| item)
     }
 
+    /// Takes the earliest entry if it is due at or before `now`.
+    #[inline]
+    pub(crate) fn pop_due(&mut self, now: u64) -> Option<Item> {
+        let head = self.heap.peek_mut()?;
+        if head.0.time > now {
+            return None;
+        }
+        Some(std::collections::binary_heap::PeekMut::pop(head).0)
+    }
+
     /// Keeps only the entries `keep` accepts (rare: a node crash).
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
         self.heap.retain(|Reverse(item)| keep(&item.entry()));
