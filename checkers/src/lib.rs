@@ -159,7 +159,46 @@ impl EndView {
     }
 }
 
-/// Fed every event of a run, in order.
+/// Fed every event of a run, in order: the core's (of the kinds it names) and the world's.
+///
+/// A scenario's goal is an observer. This one is done when a log record says so, and
+/// starts counting over when its node crashes:
+///
+/// ```
+/// use tina::{Event, Label};
+/// use tina_checkers::{EventKinds, Observer, Stamp, Verdict, WorldEvent};
+///
+/// const STEP: Label = Label::new("example.step");
+///
+/// /// Done after ten steps since the node last started.
+/// struct TenSteps {
+///     steps: u64,
+/// }
+///
+/// impl Observer for TenSteps {
+///     fn name(&self) -> &'static str {
+///         "example.goal"
+///     }
+///     fn kinds(&self) -> EventKinds {
+///         EventKinds::LOG
+///     }
+///     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+///         if matches!(event, Event::Log { tag, .. } if *tag == STEP) {
+///             self.steps += 1;
+///         }
+///         if self.steps >= 10 { Verdict::Done } else { Verdict::Continue }
+///     }
+///     fn observe_world(&mut self, _stamp: &Stamp, event: &WorldEvent) -> Verdict {
+///         if *event == WorldEvent::NodeCrash {
+///             self.steps = 0;
+///         }
+///         Verdict::Continue
+///     }
+/// }
+///
+/// let goal = TenSteps { steps: 0 };
+/// assert_eq!(goal.kinds(), EventKinds::LOG);
+/// ```
 pub trait Observer {
     /// The observer's name, for failure reports.
     fn name(&self) -> &'static str;

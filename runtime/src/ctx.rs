@@ -238,6 +238,28 @@ impl<'a> Ctx<'a> {
     /// request returns at once, and the shard comes back when the runtime gets to it. A
     /// request for a shard that is not quarantined (running, recovering, or not a shard of
     /// this node) does nothing.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use tina::{Ctx, Effect, Isolate, Message, ShardId};
+    ///
+    /// /// Every second, asks for shard 1 back in case it was quarantined.
+    /// struct Operator;
+    /// impl Isolate for Operator {
+    ///     type Args = ();
+    ///     fn init(_: (), ctx: &mut Ctx<'_>) -> (Self, Effect) {
+    ///         let _ = ctx.timer_set(Duration::from_secs(1), 0);
+    ///         (Operator, Effect::Receive)
+    ///     }
+    ///     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+    ///         if message.timer().is_some() {
+    ///             ctx.revive_shard(ShardId(1));
+    ///             let _ = ctx.timer_set(Duration::from_secs(1), 0);
+    ///         }
+    ///         Effect::Receive
+    ///     }
+    /// }
+    /// ```
     pub fn revive_shard(&mut self, shard: ShardId) {
         // Backend code: a panic in it is the core's, not the isolate's.
         self.core.in_core += 1;

@@ -143,6 +143,46 @@ impl Handle {
     /// child whose group let it go) and a later spawn takes it, the address reaches that new
     /// isolate, which has the same type but may play another role. Use latest handles for
     /// supervised children whose slot stays theirs (static children, restarted members).
+    ///
+    /// ```
+    /// use tina::testing::{TestConfig, TestWorld};
+    /// use tina::{Ctx, Effect, Isolate, Label, Message, ShardId, SystemSpec, TypeConfig};
+    ///
+    /// tina::payload! {
+    ///     #[derive(Clone, Copy, Debug)]
+    ///     #[repr(C)]
+    ///     pub struct Ping { pub n: u64 }
+    /// }
+    ///
+    /// /// Counts what it receives.
+    /// struct Counter;
+    /// impl Isolate for Counter {
+    ///     type Args = ();
+    ///     fn init(_: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+    ///         (Counter, Effect::Receive)
+    ///     }
+    ///     fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+    ///         Effect::Receive
+    ///     }
+    /// }
+    ///
+    /// let mut spec = SystemSpec::new(1);
+    /// let counter = spec.register::<Counter>(TypeConfig::new("counter").slots(1));
+    /// spec.register_payload::<Ping>();
+    /// let first = spec.boot_child(ShardId(0), counter, ());
+    /// let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("a valid spec");
+    ///
+    /// // The child crashes and its supervisor restarts it, in the same slot.
+    /// assert!(world.kill(first, Label::new("crashed for the example")));
+    /// world.run_until_idle(10);
+    /// assert!(!world.scheduler(ShardId(0)).is_live(first), "the old handle is stale");
+    /// assert!(world.scheduler(ShardId(0)).is_live(first.latest()), "the slot lives on");
+    ///
+    /// // A message to the slot's address reaches the new incarnation.
+    /// assert!(world.inject(first.latest(), &Ping { n: 1 }));
+    /// world.run_until_idle(10);
+    /// assert_eq!(world.counters(ShardId(0)).delivered, 1);
+    /// ```
     pub const fn latest(self) -> Handle {
         if self.is_none() {
             return Handle::NONE;

@@ -39,6 +39,25 @@ pub enum Recovery {
 
 /// One shard's restart budget and recent failures. The history is allocated at
 /// construction, `restart_max` entries, and never grows.
+///
+/// A driver that owns shards (the simulator's world, a production runtime) asks it at
+/// each failure, then crashes the shard (`Scheduler::crash`) and either restarts it
+/// (`Scheduler::restart`) or keeps it down (`Scheduler::discard_inbound`) until revived:
+///
+/// ```
+/// use core::time::Duration;
+/// use tina::{Recovery, RestartBudget, ShardRecovery, Timestamp};
+///
+/// let budget = RestartBudget { restart_max: 2, window: Duration::from_secs(10) };
+/// let mut recovery = ShardRecovery::new(budget);
+/// let at = |secs: u64| Timestamp::from_nanos(secs * 1_000_000_000);
+/// assert_eq!(recovery.on_failure(at(1)), Recovery::Restart);
+/// assert_eq!(recovery.on_failure(at(2)), Recovery::Restart);
+/// assert_eq!(recovery.on_failure(at(3)), Recovery::Quarantine, "the third within 10 s");
+/// assert!(recovery.is_quarantined());
+/// recovery.revive();
+/// assert_eq!(recovery.on_failure(at(4)), Recovery::Restart, "a fresh history");
+/// ```
 #[derive(Debug)]
 pub struct ShardRecovery {
     budget: RestartBudget,
