@@ -27,7 +27,7 @@ Exit codes:
   0   pass: the scenario reached its goal and no checker objected
   2   invalid arguments or configuration
   10  correctness failure: a checker saw a property violated
-  11  liveness failure: quiescence, --time-max or --events-max before the goal
+  11  liveness failure: quiescence, --time-max, --events-max or liveness_time before the goal
   12  crash: the framework broke (a panic outside an isolate)
   13  nondeterminism: --check-determinism saw two runs of one seed differ
 
