@@ -524,23 +524,12 @@ fn report_json(
             Json::string(reason.clone()),
         ),
     };
-    let counters = report
-        .total_counters()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Json::Number(v)))
-        .collect();
-    let faults = report
-        .faults
-        .entries()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Json::Number(v)))
-        .collect();
-    let recovery = report
-        .faults
-        .recovery()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), Json::Number(v)))
-        .collect();
+    let counts = |entries: &[(&'static str, u64)]| {
+        Json::Object(entries.iter().map(|&(k, v)| (k.to_string(), Json::Number(v))).collect())
+    };
+    let counters = counts(&report.total_counters());
+    let faults = counts(&report.faults.entries());
+    let recovery = counts(&report.faults.recovery());
     let swarm = config
         .faults
         .swarm
@@ -566,11 +555,11 @@ fn report_json(
         ("sim_time_ns", Json::Number(report.sim_time_ns)),
         ("wall_ns", Json::Number(u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX))),
         ("trace", Json::string(format!("{:016x}", report.trace))),
-        ("counters", Json::Object(counters)),
+        ("counters", counters),
         ("fault_profile", Json::string(config.faults.profile.name())),
         ("swarm", Json::Object(swarm)),
-        ("faults", Json::Object(faults)),
-        ("recovery", Json::Object(recovery)),
+        ("faults", faults),
+        ("recovery", recovery),
         ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
     ])

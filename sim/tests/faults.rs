@@ -26,6 +26,19 @@ fn logged(mut config: RunConfig) -> (RunReport, String) {
     (report, log)
 }
 
+/// Every event line of `log` with its true time and its node's time (the `@` after the
+/// place, or the true time when the clocks agree).
+fn times(log: &str) -> impl Iterator<Item = (&str, u64, u64)> {
+    log.lines().filter(|l| l.as_bytes().first().is_some_and(u8::is_ascii_digit)).map(|line| {
+        let mut fields = line.split(' ');
+        let time: u64 = fields.nth(1).expect("a time").parse().expect("a number");
+        let place = fields.next().expect("a place");
+        let local =
+            place.split_once('@').map_or(time, |(_, local)| local.parse().expect("a number"));
+        (line, time, local)
+    })
+}
+
 /// Lines of `log` whose event kind is `kind`.
 fn count(log: &str, kind: &str) -> usize {
     log.lines().filter(|line| line.split(' ').nth(3) == Some(kind)).count()
@@ -121,12 +134,7 @@ fn node_clocks_skew_drift_and_jump_but_never_go_back() {
     assert!(report.faults.of(tina_sim::faults::FaultKind::ClockJump) >= 3);
     let mut last_local = 0u64;
     let mut differs = false;
-    for line in log.lines().filter(|l| l.as_bytes().first().is_some_and(u8::is_ascii_digit)) {
-        let mut fields = line.split(' ');
-        let time: u64 = fields.nth(1).expect("a time").parse().expect("a number");
-        let place = fields.next().expect("a place");
-        let local =
-            place.split_once('@').map_or(time, |(_, local)| local.parse().expect("a number"));
+    for (line, time, local) in times(&log) {
         assert!(local >= last_local, "the node clock went back at {line}");
         last_local = local;
         differs |= local != time;
@@ -334,12 +342,7 @@ fn the_trace_never_goes_back_in_time_under_chaos() {
         let (report, log) = logged(config);
         assert_eq!(report.outcome, Outcome::Pass);
         let (mut last_time, mut last_local) = (0u64, 0u64);
-        for line in log.lines().filter(|l| l.as_bytes().first().is_some_and(u8::is_ascii_digit)) {
-            let mut fields = line.split(' ');
-            let time: u64 = fields.nth(1).expect("a time").parse().expect("a number");
-            let place = fields.next().expect("a place");
-            let local =
-                place.split_once('@').map_or(time, |(_, local)| local.parse().expect("a number"));
+        for (line, time, local) in times(&log) {
             assert!(time >= last_time && local >= last_local, "{scenario}: back in time at {line}");
             (last_time, last_local) = (time, local);
         }
