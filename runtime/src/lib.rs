@@ -89,7 +89,7 @@ pub use ctx::Ctx;
 pub use handle::{Handle, ShardId};
 pub use isolate::{Effect, Isolate, ReplyToken, SpawnArgs, crash};
 pub use label::{Label, fnv1a_64};
-pub use message::{Message, MessageId, TimerFired};
+pub use message::{DropNotice, Message, MessageId, TimerFired};
 pub use payload::{DecodeError, Outgoing, Payload, Tag};
 pub use recovery::{Recovery, RestartBudget, ShardRecovery};
 pub use scheduler::{Scheduler, TickReport};

@@ -15,8 +15,8 @@ use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 use crate::label::fnv1a_64;
 use crate::limits::{PAYLOAD_ALIGN_MAX, PAYLOAD_SIZE_MAX, USER_TAG_MIN};
 
-/// A message tag. Values below [`USER_TAG_MIN`] are system tags (resume, timers, replies,
-/// I/O completions) and cannot be produced through the user API.
+/// A message tag. Values below [`USER_TAG_MIN`] are system tags (resume, timers, call
+/// failures, I/O completions, drop notices) and cannot be produced through the user API.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Tag(u16);
 
@@ -31,6 +31,8 @@ impl Tag {
     pub const CALL_TIMEOUT: Tag = Tag(0x0003);
     /// An I/O operation submitted with `Effect::Io` completed.
     pub const IO: Tag = Tag(0x0004);
+    /// A message sent with `ctx.send_notify` was dropped (`Message::drop_notice`).
+    pub const DROP_NOTICE: Tag = Tag(0x0005);
 
     /// The stable tag of a payload type whose path is `path`: FNV-1a folded into the user
     /// range. Two types that fold to the same tag are rejected by `SystemSpec::validate`.
@@ -72,6 +74,7 @@ impl fmt::Display for Tag {
             Tag::TIMER => f.write_str("timer"),
             Tag::CALL_TIMEOUT => f.write_str("call-timeout"),
             Tag::IO => f.write_str("io"),
+            Tag::DROP_NOTICE => f.write_str("drop-notice"),
             Tag(raw) => write!(f, "{raw:#06x}"),
         }
     }
