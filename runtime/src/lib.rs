@@ -66,6 +66,7 @@ mod arena;
 mod backend;
 mod containment;
 mod ctx;
+pub mod flow;
 mod handle;
 pub mod io;
 mod isolate;
