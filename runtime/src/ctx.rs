@@ -20,6 +20,7 @@ use crate::io::{BufferId, IoError};
 use crate::isolate::{Isolate, ReplyToken};
 use crate::label::Label;
 use crate::limits::LOG_VALUES_MAX;
+use crate::message::MessageId;
 use crate::payload::{Outgoing, Payload};
 use crate::shard::{ReplyError, SendError, ShardCore};
 use crate::spec::Restart;
@@ -65,6 +66,75 @@ impl<'a> Ctx<'a> {
         // payload through an `Outgoing`.
         self.core.in_core += 1;
         let result = self.core.send_payload(self.env, self.me, to, payload);
+        self.core.in_core -= 1;
+        result
+    }
+
+    /// Sends `payload` to `to` like `send`, and asks to be told if it is dropped anywhere on
+    /// its way. Returns the message's id, which the notice carries.
+    ///
+    /// If the message is dropped (at the outbound transport of this shard, `RingFull`; at a
+    /// full mailbox; at an exhausted pool; at a stale or free handle; or queued when its
+    /// target stopped, `TargetExited`), the shard that dropped it sends this isolate a
+    /// `Tag::DROP_NOTICE` message: `message.drop_notice()` gives the id, the destination and
+    /// the reason. A drop on this shard sends one too, so a handler that reacts to notices
+    /// serves local and remote targets alike; the call then also returns its `Err`, as
+    /// `send` does, and no id: the notice of a send that returned `Err` matches no id the
+    /// caller kept. Handle a drop once: by the `Err`, or by the notice of an id you got.
+    ///
+    /// No notice comes when the destination's shard is down (or crashes with the message
+    /// queued): a down shard answers nothing. A notice is not held to this isolate's
+    /// mailbox capacity, so a full mailbox cannot swallow it, but it takes an envelope of
+    /// this shard's pool: a notice that cannot be delivered (this isolate stopped, the
+    /// transport back or the pool full) is dropped and counted in
+    /// `Counters::drop_notices_lost`. In particular, a drop for `PoolExhausted` on this
+    /// shard leaves no envelope for its notice: the `Err` is the answer.
+    ///
+    /// ```
+    /// use tina::{Ctx, DropReason, Effect, Handle, Isolate, Message, MessageId};
+    ///
+    /// tina::payload! {
+    ///     #[derive(Clone, Copy, Debug)]
+    ///     #[repr(C)]
+    ///     pub struct Job { pub number: u64 }
+    /// }
+    ///
+    /// /// Sends one job, and sends it again when its notice says there was no room (a real
+    /// /// client would wait a little first, or use a credit window: `tina::flow`).
+    /// struct Client { worker: Handle, job: Job, pending: Option<MessageId> }
+    ///
+    /// impl Isolate for Client {
+    ///     type Args = Handle;
+    ///     fn init(worker: Handle, ctx: &mut Ctx<'_>) -> (Self, Effect) {
+    ///         let job = Job { number: 1 };
+    ///         let pending = ctx.send_notify(worker, &job).ok();
+    ///         (Client { worker, job, pending }, Effect::Receive)
+    ///     }
+    ///     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+    ///         let Some(notice) = message.drop_notice() else { return Effect::Receive };
+    ///         // The notice of a send that returned `Err` matches no id kept here.
+    ///         if Some(notice.id) != self.pending {
+    ///             return Effect::Receive;
+    ///         }
+    ///         match notice.reason {
+    ///             DropReason::MailboxFull | DropReason::RingFull | DropReason::PoolExhausted => {
+    ///                 self.pending = ctx.send_notify(self.worker, &self.job).ok();
+    ///                 Effect::Receive
+    ///             }
+    ///             // The worker is gone, or stopped with the job queued.
+    ///             _ => Effect::Done,
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    #[inline]
+    pub fn send_notify<P: Payload>(
+        &mut self,
+        to: Handle,
+        payload: &P,
+    ) -> Result<MessageId, SendError> {
+        self.core.in_core += 1;
+        let result = self.core.send_payload_notify(self.env, self.me, to, payload);
         self.core.in_core -= 1;
         result
     }

@@ -40,6 +40,9 @@ pub const HANDLE_GENERATION_BITS: u32 = 28;
 pub const MAILBOX_CAPACITY_MAX: u32 = 1 << 16;
 /// Envelopes in one shard's message pool.
 pub const MESSAGE_POOL_SIZE_MAX: u32 = 1 << 24;
+/// Items a credit window (`flow::CreditSender`) may hold in flight, and a credit batch
+/// (`flow::CreditReceiver`) may count: more than a mailbox can hold would defeat its purpose.
+pub const CREDIT_WINDOW_MAX: u32 = MAILBOX_CAPACITY_MAX;
 
 /// Dispatches granted to an isolate type per tick for each unit of its budget weight.
 pub const DISPATCH_QUOTA_PER_WEIGHT: u32 = 256;
@@ -96,6 +99,7 @@ const _: () = {
     assert!(ARGS_SIZE_MAX <= PAYLOAD_SIZE_MAX);
     assert!(PAYLOAD_ALIGN_MAX.is_power_of_two());
     assert!(MAILBOX_CAPACITY_MAX <= MESSAGE_POOL_SIZE_MAX);
+    assert!(CREDIT_WINDOW_MAX <= MAILBOX_CAPACITY_MAX);
     assert!(GROUP_COUNT_MAX < u16::MAX as usize);
     assert!(IO_BUFFER_COUNT_MAX <= u16::MAX as u32);
     assert!(TIMER_RESOLUTION_NS_MIN <= TIMER_RESOLUTION_NS_MAX);

@@ -12,7 +12,7 @@ use crate::isolate::ReplyToken;
 use crate::limits::{ENVELOPE_SIZE, PAYLOAD_SIZE_MAX};
 use crate::payload::{self, DecodeError, Outgoing, Payload, Tag};
 use crate::timer::TimerId;
-use crate::trace::CallFailure;
+use crate::trace::{CallFailure, DropReason};
 
 /// What a `Tag::TIMER` message carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +29,43 @@ impl TimerFired {
         bytes[..8].copy_from_slice(&self.timer.to_raw().to_le_bytes());
         bytes[8..].copy_from_slice(&self.tag.to_le_bytes());
         bytes
+    }
+}
+
+/// What a `Tag::DROP_NOTICE` message carries: which message sent with `ctx.send_notify` was
+/// dropped, where it was going, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropNotice {
+    /// The dropped message: the id `ctx.send_notify` returned.
+    pub id: MessageId,
+    /// Its destination, as the drop names it (the incarnation a latest handle reached, when
+    /// it reached one).
+    pub to: Handle,
+    /// Why it was dropped: `MailboxFull`, `PoolExhausted`, `StaleHandle`, `RingFull` or
+    /// `TargetExited` (a down shard and a late reply send no notice).
+    pub reason: DropReason,
+}
+
+/// Bytes of a drop notice's payload: id (8), destination (8), reason (1).
+const DROP_NOTICE_SIZE: usize = 17;
+
+impl DropNotice {
+    fn encode(&self) -> [u8; DROP_NOTICE_SIZE] {
+        let mut bytes = [0; DROP_NOTICE_SIZE];
+        bytes[..8].copy_from_slice(&self.id.to_raw().to_le_bytes());
+        bytes[8..16].copy_from_slice(&self.to.to_raw().to_le_bytes());
+        bytes[16] = self.reason as u8;
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> Option<DropNotice> {
+        let bytes: &[u8; DROP_NOTICE_SIZE] = bytes.try_into().ok()?;
+        let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        Some(DropNotice {
+            id: MessageId::from_raw(word(0)),
+            to: Handle::from_raw(word(8)),
+            reason: DropReason::from_u8(bytes[16])?,
+        })
     }
 }
 
@@ -92,6 +129,11 @@ pub(crate) mod flags {
     pub const CALL: u8 = 1 << 0;
     /// The message is the reply to a call.
     pub const REPLY: u8 = 1 << 1;
+    /// The sender asked for a drop notice if the message is dropped (`ctx.send_notify`).
+    pub const NOTIFY: u8 = 1 << 2;
+    /// The message is a drop notice (`Tag::DROP_NOTICE`): not counted against the mailbox
+    /// capacity, counted as lost if dropped.
+    pub const NOTICE: u8 = 1 << 3;
 }
 
 /// A message envelope: 96 bytes of inline payload and a 32-byte header.
@@ -220,6 +262,39 @@ impl Message {
         debug_assert!(self.is_call_failure_notice());
         self.flags = 0;
         self.correlation = 0;
+    }
+
+    /// `user_payload`, flagged as asking for a drop notice (`ctx.send_notify`).
+    #[inline]
+    pub(crate) fn user_payload_notify<P: Payload>(
+        id: MessageId,
+        source: Handle,
+        destination: Handle,
+        payload: &P,
+    ) -> Message {
+        let mut message = Message::user_payload(id, source, destination, payload);
+        message.flags = flags::NOTIFY;
+        message
+    }
+
+    /// A drop notice to `sender`, the source of the message `notice` describes. A system
+    /// message (no source, a tag no isolate can send) that never asks for a notice itself.
+    pub(crate) fn drop_notice_to(id: MessageId, sender: Handle, notice: &DropNotice) -> Message {
+        let mut message = Message::system_with(sender, Tag::DROP_NOTICE, &notice.encode(), id);
+        message.flags = flags::NOTICE;
+        message
+    }
+
+    /// Whether the sender asked for a drop notice (`ctx.send_notify`).
+    #[inline]
+    pub(crate) fn wants_notice(&self) -> bool {
+        self.flags & flags::NOTIFY != 0
+    }
+
+    /// Whether this is a drop notice.
+    #[inline]
+    pub(crate) fn is_drop_notice(&self) -> bool {
+        self.flags & flags::NOTICE != 0
     }
 
     /// An envelope with nothing in it (a buffer to copy messages into).
@@ -353,6 +428,16 @@ impl Message {
             return None;
         }
         CallFailure::from_u8(self.payload[0])
+    }
+
+    /// For a `Tag::DROP_NOTICE` message, which message sent with `ctx.send_notify` was
+    /// dropped, where it was going and why. Only the core sends these: an isolate cannot
+    /// forge one.
+    pub fn drop_notice(&self) -> Option<DropNotice> {
+        if self.tag != Tag::DROP_NOTICE {
+            return None;
+        }
+        DropNotice::decode(self.payload_bytes())
     }
 
     /// For a `Tag::IO` message, the completed operation and its result.

@@ -15,8 +15,8 @@ use zerocopy::{Immutable, IntoBytes, KnownLayout, TryFromBytes};
 use crate::label::fnv1a_64;
 use crate::limits::{PAYLOAD_ALIGN_MAX, PAYLOAD_SIZE_MAX, USER_TAG_MIN};
 
-/// A message tag. Values below [`USER_TAG_MIN`] are system tags (resume, timers, replies,
-/// I/O completions) and cannot be produced through the user API.
+/// A message tag. Values below [`USER_TAG_MIN`] are system tags (resume, timers, call
+/// failures, I/O completions, drop notices) and cannot be produced through the user API.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Tag(u16);
 
@@ -31,6 +31,8 @@ impl Tag {
     pub const CALL_TIMEOUT: Tag = Tag(0x0003);
     /// An I/O operation submitted with `Effect::Io` completed.
     pub const IO: Tag = Tag(0x0004);
+    /// A message sent with `ctx.send_notify` was dropped (`Message::drop_notice`).
+    pub const DROP_NOTICE: Tag = Tag(0x0005);
 
     /// The stable tag of a payload type whose path is `path`: FNV-1a folded into the user
     /// range. Two types that fold to the same tag are rejected by `SystemSpec::validate`.
@@ -72,6 +74,7 @@ impl fmt::Display for Tag {
             Tag::TIMER => f.write_str("timer"),
             Tag::CALL_TIMEOUT => f.write_str("call-timeout"),
             Tag::IO => f.write_str("io"),
+            Tag::DROP_NOTICE => f.write_str("drop-notice"),
             Tag(raw) => write!(f, "{raw:#06x}"),
         }
     }
@@ -190,10 +193,16 @@ pub(crate) fn decode<P: Payload>(tag: Tag, bytes: &[u8]) -> Result<P, DecodeErro
 
 /// Declares a payload type: adds the `zerocopy` derives, implements [`Payload`] with a
 /// stable tag fingerprinted from the type's path, and asserts at compile time that the type
-/// fits the envelope.
+/// fits the envelope and has a defined layout.
 ///
-/// The type must be `#[repr(C)]` (or `#[repr(u8)]` and similar for an enum), `Copy`, and
-/// free of padding bytes.
+/// The type must be `Copy`, free of padding bytes and of values that are not plain bytes
+/// (`zerocopy` refuses it otherwise), and have a layout fixed by its definition:
+/// `#[repr(C)]` (with `packed` or `align` if you like), `#[repr(transparent)]`, or, for a
+/// fieldless enum, a primitive representation such as `#[repr(u8)]`. The last rule is the
+/// macro's own: `zerocopy` accepts a padding-free struct without a `repr`, but the compiler
+/// may then order its fields differently in another build, and a payload's bytes must mean
+/// the same thing to every build that decodes them (another node, a stored log), just as its
+/// tag does.
 ///
 /// ```
 /// tina::payload! {
@@ -214,16 +223,43 @@ pub(crate) fn decode<P: Payload>(tag: Tag, bytes: &[u8]) -> Result<P, DecodeErro
 ///     pub struct TooBig { pub data: [u8; 97] }
 /// }
 /// ```
+///
+/// Nor does a struct whose layout the compiler may choose (this one compiles with
+/// `#[repr(C)]`):
+///
+/// ```compile_fail
+/// tina::payload! {
+///     #[derive(Clone, Copy)]
+///     pub struct Unordered { pub round: u64, pub left: u32, pub right: u32 }
+/// }
+/// ```
+///
+/// A `packed` or `align` modifier alone does not fix the field order either:
+///
+/// ```compile_fail
+/// tina::payload! {
+///     #[derive(Clone, Copy)]
+///     #[repr(packed)]
+///     pub struct Unordered { pub round: u64, pub left: u32, pub right: u32 }
+/// }
+/// ```
 #[macro_export]
 macro_rules! payload {
-    ($(#[$attr:meta])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
-        $crate::__plain_bytes! { $(#[$attr])* $vis $kind $name $($body)* }
+    ($(#[$($attr:tt)*])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
+        $crate::__defined_layout!($name; $(#[$($attr)*])*);
+        $crate::__plain_bytes! { $(#[$($attr)*])* $vis $kind $name $($body)* }
         $crate::__payload_impl!($name);
     };
 }
 
 /// Declares a spawn-argument type: adds the `zerocopy` derives a slot needs to keep the
 /// arguments for restarts, and asserts at compile time that the type is at most 64 bytes.
+///
+/// The type must be `Copy` and free of padding bytes and of values that are not plain bytes
+/// (`zerocopy` refuses it otherwise); an enum needs a `repr` (`zerocopy` again). Unlike a
+/// payload, a struct needs no `#[repr(C)]`: its bytes never leave the shard that spawned it
+/// (the slot keeps them to restart the isolate), so only the build that wrote them reads
+/// them. Writing `#[repr(C)]` anyway costs nothing and keeps the type usable as a payload.
 ///
 /// ```
 /// tina::spawn_args! {
@@ -232,10 +268,20 @@ macro_rules! payload {
 ///     pub struct WorkerArgs { pub peer: tina::Handle, pub crash_every: u64 }
 /// }
 /// ```
+///
+/// A type with padding does not compile (here, four bytes after `crash_every`):
+///
+/// ```compile_fail
+/// tina::spawn_args! {
+///     #[derive(Clone, Copy, Debug)]
+///     #[repr(C)]
+///     pub struct Padded { pub peer: tina::Handle, pub crash_every: u32 }
+/// }
+/// ```
 #[macro_export]
 macro_rules! spawn_args {
-    ($(#[$attr:meta])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
-        $crate::__plain_bytes! { $(#[$attr])* $vis $kind $name $($body)* }
+    ($(#[$($attr:tt)*])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
+        $crate::__plain_bytes! { $(#[$($attr)*])* $vis $kind $name $($body)* }
         const _: () = assert!(
             ::core::mem::size_of::<$name>() <= $crate::limits::ARGS_SIZE_MAX,
             concat!("spawn arguments `", stringify!($name), "` are larger than 64 bytes")
@@ -247,8 +293,8 @@ macro_rules! spawn_args {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __plain_bytes {
-    ($(#[$attr:meta])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
-        $(#[$attr])*
+    ($(#[$($attr:tt)*])* $vis:vis $kind:ident $name:ident $($body:tt)*) => {
+        $(#[$($attr)*])*
         #[derive(
             $crate::zerocopy::IntoBytes,
             $crate::zerocopy::TryFromBytes,
@@ -257,6 +303,48 @@ macro_rules! __plain_bytes {
         )]
         #[zerocopy(crate = "::tina::zerocopy")]
         $vis $kind $name $($body)*
+    };
+}
+
+/// Implementation detail of [`payload!`]: nothing if one of the attributes is a `repr` that
+/// fixes the layout (`C`, `transparent`, a primitive), else a compile error naming the type.
+/// It walks the attributes one by one, and the items of each `repr` list one by one, so it
+/// is bounded by the tokens it is given.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __defined_layout {
+    ($name:ident;) => {
+        ::core::compile_error!(::core::concat!(
+            "payload `",
+            ::core::stringify!($name),
+            "` needs a defined layout: add #[repr(C)] (or #[repr(transparent)], or a ",
+            "primitive #[repr(u8)] for an enum); without it the compiler may order its fields ",
+            "differently in another build, and its bytes would change meaning"
+        ));
+    };
+    ($name:ident; #[repr($($items:tt)*)] $($rest:tt)*) => {
+        $crate::__defined_layout!(@repr $name; [$($items)*] $($rest)*);
+    };
+    ($name:ident; #[$($other:tt)*] $($rest:tt)*) => {
+        $crate::__defined_layout!($name; $($rest)*);
+    };
+    // One `repr` list: an item that fixes the layout ends the search; a modifier is skipped;
+    // at the end of the list the search goes on with the remaining attributes.
+    (@repr $name:ident; [] $($rest:tt)*) => {
+        $crate::__defined_layout!($name; $($rest)*);
+    };
+    (@repr $name:ident; [C $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [transparent $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [u8 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [u16 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [u32 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [u64 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [i8 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [i16 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [i32 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [i64 $(, $($more:tt)*)?] $($rest:tt)*) => {};
+    (@repr $name:ident; [$modifier:ident $(($($argument:tt)*))? $(, $($more:tt)*)?] $($rest:tt)*) => {
+        $crate::__defined_layout!(@repr $name; [$($($more)*)?] $($rest)*);
     };
 }
 

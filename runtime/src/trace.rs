@@ -80,6 +80,19 @@ impl DropReason {
             DropReason::ShardDown => "shard-down",
         }
     }
+
+    pub(crate) fn from_u8(value: u8) -> Option<DropReason> {
+        Some(match value {
+            0 => DropReason::MailboxFull,
+            1 => DropReason::PoolExhausted,
+            2 => DropReason::StaleHandle,
+            3 => DropReason::RingFull,
+            4 => DropReason::TargetExited,
+            5 => DropReason::LateReply,
+            6 => DropReason::ShardDown,
+            _ => return None,
+        })
+    }
 }
 
 /// How an isolate incarnation ended.
@@ -477,6 +490,13 @@ pub struct Counters {
     pub late_replies: u64,
     /// Messages that arrived while the shard was down, discarded.
     pub shard_down: u64,
+    /// Drop notices sent: one per message sent with `ctx.send_notify` and dropped (except
+    /// where a down or crashing shard drops it). Counted on the shard that dropped it.
+    pub drop_notices: u64,
+    /// Drop notices that were dropped themselves (their sender gone, its transport or pool
+    /// full, its shard down, or queued when it stopped). Each is also counted under its
+    /// drop reason, like any message; counted on the shard that dropped the notice.
+    pub drop_notices_lost: u64,
     /// Slots reserved by spawns (boot and restarts included).
     pub spawned: u64,
     /// Spawns refused (no free slot, unregistered type, no group, group full).
@@ -562,7 +582,7 @@ impl Counters {
     }
 
     /// Name and value of every counter, in a fixed order (for summaries and logs).
-    pub fn entries(&self) -> [(&'static str, u64); 38] {
+    pub fn entries(&self) -> [(&'static str, u64); 40] {
         [
             ("sent", self.sent),
             ("enqueued", self.enqueued),
@@ -575,6 +595,8 @@ impl Counters {
             ("dropped_on_exit", self.dropped_on_exit),
             ("late_replies", self.late_replies),
             ("shard_down", self.shard_down),
+            ("drop_notices", self.drop_notices),
+            ("drop_notices_lost", self.drop_notices_lost),
             ("spawned", self.spawned),
             ("spawn_failed", self.spawn_failed),
             ("exits_normal", self.exits_normal),

@@ -194,11 +194,19 @@ impl ShardCore {
             ExitKind::ShardCrashed => self.counters.shard_crash_exits += 1,
         }
         self.trace(env, Event::Exit { handle, kind, reason });
-        // Bounded by the mailbox capacity (plus one accepted reply).
+        // A crashing shard answers nothing (as a down one): no drop notices.
+        let answer = kind != ExitKind::ShardCrashed;
+        // Bounded by the pool: a message dropped here sends at most one notice, and a notice
+        // sends none. (A notice to this very isolate, for a message it sent itself, is queued
+        // here and dropped in turn, as lost.)
         while let Some(message) =
             self.types[type_index].meta[slot].mailbox.pop_front(&mut self.pool)
         {
-            self.drop_message(env, message.id(), handle, DropReason::TargetExited);
+            if answer {
+                self.drop_message(env, &message, handle, DropReason::TargetExited);
+            } else {
+                self.record_drop(env, &message, handle, DropReason::TargetExited);
+            }
         }
         let key = self.key_of(type_index, slot);
         let (timers, trace_on, counters) = (&mut self.timers, self.trace_on, &mut self.counters);

@@ -8,10 +8,10 @@
 //!
 //! This file holds the struct, its constructor and the lookups every part uses (handles,
 //! timer keys, message ids); the rest is one file per noun: `slots` (the slot tables of
-//! each type), `routing` (sends, replies, their errors), `calls`, `timers`, `io_table` (I/O
-//! in flight and buffers), `lifecycle` (from spawn to teardown), `recovery` (a whole shard
-//! crashing and restarting) and `dispatch` (what a ready slot is handed, and applying its
-//! effect). Each adds its own `impl ShardCore`.
+//! each type), `routing` (sends, replies, their errors), `calls`, `notices` (drop notices),
+//! `timers`, `io_table` (I/O in flight and buffers), `lifecycle` (from spawn to teardown),
+//! `recovery` (a whole shard crashing and restarting) and `dispatch` (what a ready slot is
+//! handed, and applying its effect). Each adds its own `impl ShardCore`.
 //!
 //! This module routes and accounts; it never calls isolate code and never decides
 //! supervision (see `supervision`).
@@ -20,6 +20,7 @@ mod calls;
 mod dispatch;
 mod io_table;
 mod lifecycle;
+mod notices;
 mod recovery;
 mod routing;
 mod slots;

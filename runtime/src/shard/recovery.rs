@@ -99,9 +99,10 @@ impl ShardCore {
         }));
     }
 
-    /// Drops an envelope that reached the shard while it was down.
+    /// Drops an envelope that reached the shard while it was down. A down shard answers
+    /// nothing: no drop notice, as no call-failure notice.
     pub(crate) fn discard_arrival(&mut self, env: &mut dyn Env, message: &Message) {
-        self.drop_message(env, message.id(), message.destination(), DropReason::ShardDown);
+        self.record_drop(env, message, message.destination(), DropReason::ShardDown);
     }
 
     /// Readies a crashed shard's tables for its restart from `spec`, which must be the spec

@@ -91,6 +91,21 @@ impl ShardCore {
         self.send_message(env, &Message::user_payload(id, from, to, payload))
     }
 
+    /// `send_payload` of a message that asks for a drop notice (`ctx.send_notify`); returns
+    /// its id, by which the notice names it.
+    #[inline]
+    pub(crate) fn send_payload_notify<P: Payload>(
+        &mut self,
+        env: &mut dyn Env,
+        from: Handle,
+        to: Handle,
+        payload: &P,
+    ) -> Result<MessageId, SendError> {
+        let id = self.next_id();
+        self.send_message(env, &Message::user_payload_notify(id, from, to, payload))?;
+        Ok(id)
+    }
+
     /// Routes an envelope built by this shard; counts and traces the send and any drop.
     #[inline]
     pub(super) fn send_message(
@@ -135,7 +150,7 @@ impl ShardCore {
         };
         // A drop at a live slot names the incarnation, not a latest handle.
         let to = self.concrete(message.destination());
-        self.drop_message(env, message.id(), to, reason);
+        self.drop_message(env, message, to, reason);
         Err(match reason {
             DropReason::MailboxFull | DropReason::RingFull => SendError::MailboxFull,
             DropReason::PoolExhausted => SendError::PoolExhausted,
@@ -169,7 +184,7 @@ impl ShardCore {
         if let Err(reason) = self.retry_latest(env, message, reason) {
             // A drop at a live slot names the incarnation, not a latest handle.
             let to = self.concrete(message.destination());
-            self.drop_message(env, message.id(), to, reason);
+            self.drop_message(env, message, to, reason);
             if message.is_call() {
                 self.refuse_call(env, message, reason);
             }
@@ -202,19 +217,43 @@ impl ShardCore {
         }
     }
 
+    /// Drops `message`, which the drop names as addressed to `to`: counted and traced (see
+    /// `record_drop`); then, if it asked for one, a drop notice goes to its sender.
+    #[inline]
     pub(super) fn drop_message(
         &mut self,
         env: &mut dyn Env,
-        id: MessageId,
+        message: &Message,
+        to: Handle,
+        reason: DropReason,
+    ) {
+        self.record_drop(env, message, to, reason);
+        if message.wants_notice() {
+            self.notify_drop(env, message, to, reason);
+        }
+    }
+
+    /// Counts and traces the drop of `message`, without a notice to its sender (where a
+    /// down or crashing shard drops it, `drop_message` everywhere else). A drop notice that
+    /// is dropped is also counted as lost.
+    #[inline]
+    pub(super) fn record_drop(
+        &mut self,
+        env: &mut dyn Env,
+        message: &Message,
         to: Handle,
         reason: DropReason,
     ) {
         self.counters.count_drop(reason);
-        self.trace(env, Event::Drop { id, to, reason });
+        if message.is_drop_notice() {
+            self.counters.drop_notices_lost += 1;
+        }
+        self.trace(env, Event::Drop { id: message.id(), to, reason });
     }
 
     /// Puts `message` in its destination's mailbox on this shard and wakes the destination.
-    /// The checks run in a fixed order: liveness, capacity, pool.
+    /// The checks run in a fixed order: liveness, capacity, pool. A drop notice is not held
+    /// to the capacity (see `notices`), only to the pool.
     #[inline]
     fn enqueue(&mut self, env: &mut dyn Env, message: &Message) -> Result<(), DropReason> {
         let mut to = message.destination();
@@ -230,7 +269,8 @@ impl ShardCore {
         };
         let slots = &mut self.types[type_index];
         let meta = &mut slots.meta[slot];
-        if meta.mailbox.len() >= slots.mailbox_capacity {
+        // The notice test runs only when the mailbox is full.
+        if meta.mailbox.len() >= slots.mailbox_capacity && !message.is_drop_notice() {
             return Err(DropReason::MailboxFull);
         }
         meta.mailbox.push_back(&mut self.pool, message).map_err(|()| DropReason::PoolExhausted)?;
