@@ -246,6 +246,7 @@ pub struct Structural {
     layout: layout::Layout,
     accounting: accounting::State,
     fifo: fifo::State,
+    mailbox: mailbox::State,
     pools: pools::State,
     generations: generations::State,
     timers: timers::State,
@@ -289,11 +290,14 @@ impl Structural {
     fn route(&mut self, site: &Site, stamp: &Stamp, event: &Event) -> Verdict {
         let layout = &self.layout;
         match event {
-            Event::Send { .. } => self.accounting.observe(stamp, event),
+            Event::Send { .. } => first!(
+                self.accounting.observe(stamp, event),
+                self.mailbox.observe(site, stamp, event),
+            ),
             Event::Enqueue { .. } => first!(
                 self.accounting.observe(stamp, event),
                 self.fifo.observe(site, stamp, event),
-                mailbox::observe(site, event),
+                self.mailbox.observe(site, stamp, event),
                 self.pools.observe(site, stamp, event),
                 self.generations.observe(site, event),
                 self.calls.observe(site, event),
@@ -301,12 +305,14 @@ impl Structural {
             Event::Deliver { .. } => first!(
                 self.accounting.observe(stamp, event),
                 self.fifo.observe(site, stamp, event),
+                self.mailbox.observe(site, stamp, event),
                 self.pools.observe(site, stamp, event),
                 self.generations.observe(site, event),
             ),
             Event::Drop { .. } => first!(
                 self.accounting.observe(stamp, event),
                 self.fifo.observe(site, stamp, event),
+                self.mailbox.observe(site, stamp, event),
                 self.pools.observe(site, stamp, event),
             ),
             Event::Spawn { .. } => first!(
@@ -345,6 +351,7 @@ impl Observer for Structural {
         let layout = layout::Layout::new(nodes);
         self.accounting = accounting::State::new(&layout);
         self.fifo = fifo::State::new(&layout);
+        self.mailbox = mailbox::State::default();
         self.pools = pools::State::new(&layout);
         self.generations = generations::State::new(&layout);
         self.timers = timers::State::new(&layout);
@@ -382,6 +389,7 @@ impl Observer for Structural {
                 let (layout, node) = (&self.layout, stamp.node);
                 self.accounting.reset_node(layout, node);
                 self.fifo.reset_node(layout, node);
+                self.mailbox.reset_node(node);
                 self.pools.reset_node(layout, node);
                 self.generations.reset_node(layout, node);
                 self.timers.reset_node(layout, node);
@@ -418,7 +426,10 @@ pub const STRUCTURAL: [(&str, &str); 9] = [
         "every send is enqueued or dropped once, every enqueue delivered or dropped once",
     ),
     ("fifo", "arrivals per ordered shard pair and deliveries per mailbox keep their order"),
-    ("mailbox", "a mailbox never holds more than its capacity (a reply may add one)"),
+    (
+        "mailbox",
+        "a mailbox never holds more than its capacity (a reply and drop notices may add to it)",
+    ),
     ("pools", "envelopes, timers and slots are conserved and nothing is queued at quiescence"),
     ("generations", "a slot's generation only grows; nothing reaches a stale generation"),
     ("timers", "no timer fires early, twice, or after it was cancelled"),
