@@ -22,6 +22,7 @@ pub use crate::world::{Phase, WorldEvent};
 
 pub mod accounting;
 pub mod calls;
+pub mod drops;
 pub mod fifo;
 pub mod generations;
 pub mod io;
@@ -156,6 +157,25 @@ impl EndView {
     /// Whether message `id` of `node` waits in a mailbox.
     pub fn is_queued(&self, node: u16, id: MessageId) -> bool {
         self.queued.binary_search(&(node, id)).is_ok()
+    }
+
+    /// Isolates still alive (or spawned and not yet started) on every shard that is up.
+    pub fn live_isolates(&self) -> usize {
+        self.shards.iter().flat_map(|shard| &shard.live).sum()
+    }
+
+    /// Whether nothing is under way: no message in transit or queued, no call in progress,
+    /// no I/O outstanding.
+    pub fn nothing_in_flight(&self) -> bool {
+        self.in_transit.is_empty()
+            && self.queued.is_empty()
+            && self.calls.is_empty()
+            && self.io.is_empty()
+    }
+
+    /// Every isolate finished and nothing is under way: the default goal.
+    pub fn all_finished(&self) -> bool {
+        self.live_isolates() == 0 && self.nothing_in_flight()
     }
 }
 

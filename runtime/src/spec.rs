@@ -472,6 +472,12 @@ impl SystemSpec {
         self.add_child(root, ty, args, Restart::Transient)
     }
 
+    /// Static children over every shard (`boot_child` and `add_child`): the isolates the
+    /// system starts by itself.
+    pub fn static_child_count(&self) -> usize {
+        self.children.len()
+    }
+
     /// Isolate types registered.
     pub fn type_count(&self) -> usize {
         self.types.len()

@@ -530,6 +530,6 @@ impl Scenario for BankScenario {
             spec.boot_child(ShardId(shard as u8), client, client_args);
         }
         let goal = Conservation { clients: shards as u64, ..Conservation::default() };
-        Setup { nodes: vec![spec], observers: vec![Box::new(goal)] }
+        Setup::new(spec).observer(goal).goal(crate::Goal::Observed)
     }
 }

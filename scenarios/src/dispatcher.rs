@@ -401,6 +401,6 @@ impl Scenario for DispatcherScenario {
             spec.add_child(group, worker, args, Restart::Permanent);
         }
         let goal = Goal { jobs, dispatcher: handle.latest(), completed: 0, lost: 0 };
-        Setup { nodes: vec![spec], observers: vec![Box::new(goal)] }
+        Setup::new(spec).observer(goal).goal(crate::Goal::Observed)
     }
 }

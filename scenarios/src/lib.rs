@@ -8,9 +8,10 @@
 //! This crate depends on `tina` and `tina-checkers`.
 
 use core::fmt;
+use core::time::Duration;
 
 use tina::SystemSpec;
-use tina_checkers::Observer;
+use tina_checkers::{EndView, Observer};
 
 pub mod bank;
 pub mod dispatcher;
@@ -65,6 +66,11 @@ impl Params {
             .unwrap_or_else(|| panic!("scenario reads undeclared parameter `{name}`"))
     }
 
+    /// The value of the duration parameter `name` (see `get`).
+    pub fn duration(&self, name: &str) -> Duration {
+        Duration::from_nanos(self.get(name))
+    }
+
     /// Sets a declared parameter; returns false if `name` is not one.
     pub fn set(&mut self, name: &str, value: u64) -> bool {
         match self.values.iter_mut().find(|(key, _)| *key == name) {
@@ -82,12 +88,77 @@ impl Params {
     }
 }
 
+/// When a run has reached its goal. Whatever the goal, a run also passes as soon as an
+/// observer says `Verdict::Done`, and fails at the first violation.
+pub enum Goal {
+    /// The system went quiet with every isolate finished and nothing in flight (no message
+    /// in transit or queued, no call in progress, no I/O outstanding). The default: a
+    /// pipeline that ran to its end passes without declaring anything.
+    AllFinished,
+    /// Only an observer can declare the goal (`Verdict::Done`); quiescence without it is a
+    /// liveness failure. The catalog's scenarios use this.
+    Observed,
+    /// A predicate over the system as the run left it, asked when the run goes quiet.
+    EndState(Box<dyn Fn(&EndView) -> bool + Send + Sync>),
+}
+
+impl fmt::Debug for Goal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Goal::AllFinished => "AllFinished",
+            Goal::Observed => "Observed",
+            Goal::EndState(_) => "EndState",
+        })
+    }
+}
+
 /// Everything a run of a scenario needs.
 pub struct Setup {
     /// One spec per node (node ids are positions).
     pub nodes: Vec<SystemSpec>,
-    /// The goal and the scenario's own checkers.
+    /// The scenario's own checkers, and any observer that declares the goal.
     pub observers: Vec<Box<dyn Observer>>,
+    /// When the run has reached its goal.
+    pub goal: Goal,
+}
+
+impl Setup {
+    /// One node running `spec`, no observer, the default goal (`Goal::AllFinished`).
+    pub fn new(spec: SystemSpec) -> Setup {
+        Setup::nodes(vec![spec])
+    }
+
+    /// Several nodes (node ids are positions), no observer, the default goal.
+    pub fn nodes(nodes: Vec<SystemSpec>) -> Setup {
+        Setup { nodes, observers: Vec::new(), goal: Goal::AllFinished }
+    }
+
+    /// Adds an observer (a property to check, or a goal to declare).
+    pub fn observer(mut self, observer: impl Observer + 'static) -> Setup {
+        self.observers.push(Box::new(observer));
+        self
+    }
+
+    /// Sets the goal.
+    pub fn goal(mut self, goal: Goal) -> Setup {
+        self.goal = goal;
+        self
+    }
+
+    /// What is wrong with this setup before it runs, if anything: no node, a node that
+    /// starts no isolate at all, or a goal only an observer can declare with no observer.
+    pub fn problem(&self) -> Option<SetupError> {
+        if self.nodes.is_empty() {
+            return Some(SetupError::NoNode);
+        }
+        if let Some(node) = self.nodes.iter().position(|spec| spec.static_child_count() == 0) {
+            return Some(SetupError::NoIsolate { node });
+        }
+        if matches!(self.goal, Goal::Observed) && self.observers.is_empty() {
+            return Some(SetupError::NoObserver);
+        }
+        None
+    }
 }
 
 impl fmt::Debug for Setup {
@@ -95,12 +166,47 @@ impl fmt::Debug for Setup {
         f.debug_struct("Setup")
             .field("nodes", &self.nodes.len())
             .field("observers", &self.observers.len())
+            .field("goal", &self.goal)
             .finish()
     }
 }
 
+/// A setup that cannot run, with what to fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetupError {
+    /// The setup has no node.
+    NoNode,
+    /// A node starts no isolate (no `boot_child` or `add_child`), so nothing would happen.
+    NoIsolate {
+        /// The node.
+        node: usize,
+    },
+    /// The goal is `Goal::Observed` but no observer could ever declare it.
+    NoObserver,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::NoNode => {
+                write!(f, "the setup has no node: give it at least one SystemSpec")
+            }
+            SetupError::NoIsolate { node } => write!(
+                f,
+                "node {node} starts no isolate: add one with spec.boot_child or spec.add_child"
+            ),
+            SetupError::NoObserver => write!(
+                f,
+                "the goal is Goal::Observed but no observer can declare it: add an observer that returns Verdict::Done, or use Goal::AllFinished"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SetupError {}
+
 /// A workload the simulator can run by name.
-pub trait Scenario: Sync {
+pub trait Scenario: Send + Sync {
     /// The catalog name (kebab-case).
     fn name(&self) -> &'static str;
     /// One line for `sim list`.

@@ -222,6 +222,6 @@ impl Scenario for PingPong {
             retry_ns: params.get("retry"),
         };
         spec.boot_child(ShardId(0), pinger, args);
-        Setup { nodes: vec![spec], observers: vec![Box::new(Goal)] }
+        Setup::new(spec).observer(Goal).goal(crate::Goal::Observed)
     }
 }

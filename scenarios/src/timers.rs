@@ -223,6 +223,6 @@ impl Scenario for TimersScenario {
             sleepers: per_shard_sleepers,
             shards_done: 0,
         };
-        Setup { nodes: vec![spec], observers: vec![Box::new(goal)] }
+        Setup::new(spec).observer(goal).goal(crate::Goal::Observed)
     }
 }

@@ -13,12 +13,14 @@ use clap::{Parser, Subcommand};
 use tina_checkers::FailureClass;
 use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
-use crate::config::{ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed};
+use crate::config::{
+    ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed, pick_scenario,
+};
 use crate::faults::knobs::{PROFILES, profile_value};
 use crate::faults::{FAULT_KINDS, FaultConfig, KNOBS, Profile};
 use crate::json::Json;
-use crate::plant::PLANTS;
-use crate::prng::{PrngTree, Scope, Seed};
+use crate::plant::{PLANTS, Plant, PlantKind};
+
 use crate::run::{LogRequest, Outcome, RunConfig, RunReport, run};
 use crate::world::Limits;
 
@@ -87,6 +89,10 @@ struct Cli {
     /// goal still judges the run).
     #[arg(long)]
     no_checkers: bool,
+    /// Fail the run (correctness) at the first dropped message, for protocols that promise
+    /// no shedding; the failure names the drop.
+    #[arg(long)]
+    fail_on_drop: bool,
     /// Print one JSON object on stdout (human lines go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -104,6 +110,8 @@ struct Io<'a> {
     err: &'a mut dyn Write,
     catalog: &'a [&'static dyn Scenario],
     json: bool,
+    /// The name the program was started with, for the reproduce line.
+    program: String,
 }
 
 impl Io<'_> {
@@ -118,6 +126,26 @@ impl Io<'_> {
         let _ = writeln!(self.err, "error: {error}");
         2
     }
+}
+
+/// The whole `sim` command line over `catalog`, for a user's own binary:
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use tina_scenarios::Scenario;
+///
+/// // The project's catalog here; a user's crate lists its own `&'static` scenarios.
+/// fn main() -> ExitCode {
+///     tina_sim::cli::main(tina_scenarios::catalog())
+/// }
+/// ```
+///
+/// It reads the process's arguments and writes to its standard streams; its `reproduce:`
+/// line names the binary that is running (see `program_command`).
+pub fn main(catalog: &[&'static dyn Scenario]) -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let code = main_with(&args, catalog, &mut std::io::stdout(), &mut std::io::stderr());
+    std::process::ExitCode::from(code)
 }
 
 /// Runs the command line `args` (the first is the program name) against `catalog`, writing
@@ -136,7 +164,8 @@ pub fn main_with(
             return u8::try_from(error.exit_code()).unwrap_or(2);
         }
     };
-    let mut io = Io { out, err, catalog, json: cli.json };
+    let program = args.first().cloned().unwrap_or_else(|| "sim".to_string());
+    let mut io = Io { out, err, catalog, json: cli.json, program };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Some(Command::List) => list(&mut io),
         None => simulate(&cli, &mut io),
@@ -160,8 +189,7 @@ fn list(io: &mut Io<'_>) -> u8 {
                 ])
             })
             .collect();
-        let plants = PLANTS
-            .iter()
+        let plants = usable_plants(io.catalog)
             .map(|p| {
                 Json::object([
                     ("name", Json::string(p.name)),
@@ -237,8 +265,11 @@ fn list(io: &mut Io<'_>) -> u8 {
             knob.name, values[0], values[1], values[2], values[3], knob.description
         );
     }
-    let _ = writeln!(io.out, "plants (--plant NAME; each must trip its checker):");
-    for p in PLANTS {
+    let _ = writeln!(
+        io.out,
+        "plants (--plant NAME; each must trip its checker; world and trace plants run with any --scenario):"
+    );
+    for p in usable_plants(io.catalog) {
         let _ = writeln!(
             io.out,
             "  {:<22} {:<9} {:<11} -> {} ({}), caught with --seed {}: {}",
@@ -256,6 +287,14 @@ fn list(io: &mut Io<'_>) -> u8 {
         let _ = writeln!(io.out, "  {name:<12} {what}");
     }
     0
+}
+
+/// The plants that can run over `catalog`: world and trace plants always, a scenario plant
+/// if the catalog has its scenario.
+fn usable_plants(catalog: &[&'static dyn Scenario]) -> impl Iterator<Item = &'static Plant> {
+    PLANTS.iter().filter(|plant| {
+        plant.kind() != PlantKind::Scenario || catalog.iter().any(|s| s.name() == plant.scenario)
+    })
 }
 
 fn print_params(out: &mut dyn Write, params: &[ParamSpec]) {
@@ -300,29 +339,55 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
             }
         },
     };
+    // A scenario plant is a bug in one scenario's isolates; world and trace plants are bugs
+    // of the simulator and the core, and run with any scenario.
     if let (Some(plant), Some(name)) = (plant, &cli.scenario)
+        && plant.kind() == PlantKind::Scenario
         && plant.scenario != name
     {
         return io.invalid(&format!(
-            "plant {} runs scenario {}; drop --scenario or use --scenario {}",
+            "plant {} is a bug in scenario {}; drop --scenario or use --scenario {}",
             plant.name, plant.scenario, plant.scenario
+        ));
+    }
+    if let Some(plant) = plant
+        && plant.kind() == PlantKind::Scenario
+        && !io.catalog.iter().any(|s| s.name() == plant.scenario)
+    {
+        let usable: Vec<&str> = usable_plants(io.catalog).map(|p| p.name).collect();
+        return io.invalid(&format!(
+            "plant {} is a bug in scenario {}, which this catalog does not have; plants that run with any scenario: {}",
+            plant.name,
+            plant.scenario,
+            usable.join(", ")
         ));
     }
     let wanted = cli.scenario.as_deref().or(plant.map(|p| p.scenario));
     let scenario = match wanted {
         Some(name) => match io.catalog.iter().copied().find(|s| s.name() == name) {
             Some(scenario) => scenario,
+            None if cli.scenario.is_none() => {
+                return io.invalid(&format!(
+                    "plant {} runs scenario {name} unless told otherwise, and this catalog has none; give --scenario NAME",
+                    cli.plant.as_deref().unwrap_or_default()
+                ));
+            }
             None => {
                 let valid = io.catalog.iter().map(|s| s.name()).collect();
                 return io.invalid(&ConfigError::UnknownScenario { name: name.to_string(), valid });
             }
         },
         None => {
-            let mut pick = PrngTree::new(Seed::new(seed)).stream(Scope::World, "scenario.pick");
-            io.catalog[pick.choose_index(io.catalog.len())]
+            if io.catalog.is_empty() {
+                return io.invalid(&"the catalog has no scenario to run");
+            }
+            let names: Vec<&str> = io.catalog.iter().map(|s| s.name()).collect();
+            io.catalog[pick_scenario(seed, &names)]
         }
     };
-    let mut sets: Vec<String> = plant.map_or_else(Vec::new, |p| p.settings());
+    // The plant's settings size its own scenario; with another, only the user's apply.
+    let mut sets: Vec<String> =
+        plant.filter(|p| p.scenario == scenario.name()).map_or_else(Vec::new, |p| p.settings());
     sets.extend(cli.sets.iter().cloned());
     let settings = match Settings::new(scenario, &sets) {
         Ok(settings) => settings,
@@ -345,7 +410,7 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
     io.say(&faults_line(&faults));
     let config = RunConfig {
         seed,
-        scenario,
+        scenario: scenario.into(),
         settings,
         limits: Limits { time_max_ns: cli.time_max, events_max: cli.events_max },
         log: cli.log.clone().map_or(LogRequest::None, LogRequest::File),
@@ -354,6 +419,7 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         plant,
         checkers: !cli.no_checkers,
         faults,
+        fail_on_drop: cli.fail_on_drop,
     };
     let (report, wall) = timed(|| run(&config));
     report_result(cli, io, seed, &config, &report, wall)
@@ -415,7 +481,7 @@ fn report_result(
     report: &RunReport,
     wall: Duration,
 ) -> u8 {
-    let scenario = config.scenario;
+    let scenario = &*config.scenario;
     let stats = format!(
         "events={} sim_time={} wall={}ms trace={:016x}",
         report.events,
@@ -446,9 +512,15 @@ fn report_result(
                     io.say(&format!("  {line}"));
                 }
             }
-            io.say(&format!("reproduce: {}", reproduce(cli, seed, scenario, &config.faults)));
+            let command = reproduce(cli, &io.program, seed, scenario, &config.faults);
+            io.say(&format!("reproduce: {command}"));
             io.say(&format!("result: fail ({class}) {stats} {checker}: {reason}"));
             exit_code(*class)
+        }
+        Outcome::Invalid(problem) => {
+            io.say(&format!("result: invalid scenario {}: {problem}", scenario.name()));
+            let _ = writeln!(io.err, "error: scenario {}: {problem}", scenario.name());
+            2
         }
     };
     if cli.json {
@@ -467,10 +539,34 @@ pub fn exit_code(class: FailureClass) -> u8 {
     }
 }
 
+/// How to run this binary again, from the name it was started with (`args[0]`): `cargo
+/// run --bin NAME --` for a binary in a cargo target directory or given by name alone
+/// (`--release` unless it was a debug build), else the path as given.
+pub fn program_command(program: &str) -> String {
+    let path = std::path::Path::new(program);
+    let name = path.file_stem().and_then(|stem| stem.to_str()).unwrap_or(program);
+    let parent = path.parent().and_then(|dir| dir.file_name()).and_then(|dir| dir.to_str());
+    let in_target = path.parent().and_then(|dir| dir.parent()).and_then(|dir| dir.file_name())
+        == Some(std::ffi::OsStr::new("target"));
+    match parent {
+        None | Some("") => format!("cargo run --release --bin {name} --"),
+        Some("debug") if in_target => format!("cargo run --bin {name} --"),
+        Some(_) if in_target => format!("cargo run --release --bin {name} --"),
+        Some(_) => program.to_string(),
+    }
+}
+
 /// The command that replays this run: seed, scenario and every flag that changes the run.
-fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario, faults: &FaultConfig) -> String {
+fn reproduce(
+    cli: &Cli,
+    program: &str,
+    seed: u64,
+    scenario: &dyn Scenario,
+    faults: &FaultConfig,
+) -> String {
     let mut command = format!(
-        "cargo run --release --bin sim -- --seed {seed} --scenario {} --faults {}",
+        "{} --seed {seed} --scenario {} --faults {}",
+        program_command(program),
         scenario.name(),
         faults.profile.name()
     );
@@ -495,6 +591,9 @@ fn reproduce(cli: &Cli, seed: u64, scenario: &dyn Scenario, faults: &FaultConfig
     }
     if cli.no_checkers {
         command.push_str(" --no-checkers");
+    }
+    if cli.fail_on_drop {
+        command.push_str(" --fail-on-drop");
     }
     command
 }
@@ -523,6 +622,9 @@ fn report_json(
             Json::string(checker.clone()),
             Json::string(reason.clone()),
         ),
+        Outcome::Invalid(problem) => {
+            ("invalid", Json::Null, Json::Null, Json::string(problem.to_string()))
+        }
     };
     let counts = |entries: &[(&'static str, u64)]| {
         Json::Object(entries.iter().map(|&(k, v)| (k.to_string(), Json::Number(v))).collect())

@@ -7,9 +7,12 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 
+use std::sync::Arc;
 use tina::{Counters, ShardFailure};
 use tina_checkers::{FailureClass, Verdict};
-use tina_scenarios::Scenario;
+
+use tina_checkers::EndView;
+use tina_scenarios::{Goal, Scenario, SetupError};
 
 use crate::config::Settings;
 use crate::faults::{FaultConfig, FaultCounts};
@@ -28,13 +31,46 @@ pub enum LogRequest {
     File(PathBuf),
 }
 
+/// A scenario to run: one of a catalog (a `'static` value), or one built at run time and
+/// shared (a test's closure that captures its data).
+#[derive(Clone)]
+pub enum ScenarioRef {
+    /// A catalog's scenario.
+    Static(&'static dyn Scenario),
+    /// A scenario owned here.
+    Shared(Arc<dyn Scenario>),
+}
+
+impl core::ops::Deref for ScenarioRef {
+    type Target = dyn Scenario;
+
+    fn deref(&self) -> &(dyn Scenario + 'static) {
+        match self {
+            ScenarioRef::Static(scenario) => *scenario,
+            ScenarioRef::Shared(scenario) => scenario.as_ref(),
+        }
+    }
+}
+
+impl From<&'static dyn Scenario> for ScenarioRef {
+    fn from(scenario: &'static dyn Scenario) -> ScenarioRef {
+        ScenarioRef::Static(scenario)
+    }
+}
+
+impl core::fmt::Debug for ScenarioRef {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One run to perform.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     /// The root seed.
     pub seed: u64,
     /// The scenario.
-    pub scenario: &'static dyn Scenario,
+    pub scenario: ScenarioRef,
     /// Its parameters and the simulator's.
     pub settings: Settings,
     /// When to give up.
@@ -49,6 +85,8 @@ pub struct RunConfig {
     pub checkers: bool,
     /// The faults to inject.
     pub faults: FaultConfig,
+    /// Any dropped message fails the run (for protocols that promise no shedding).
+    pub fail_on_drop: bool,
 }
 
 /// How a run ended.
@@ -65,6 +103,9 @@ pub enum Outcome {
         /// One line.
         reason: String,
     },
+    /// It could not start: the scenario's setup is unusable (no isolate, a goal nothing can
+    /// declare). Bad input, not a failure of the system under test.
+    Invalid(SetupError),
 }
 
 /// Everything a run produced.
@@ -243,7 +284,7 @@ fn header(config: &RunConfig, report: &RunReport) -> Vec<String> {
         format!("scenario={}", config.scenario.name()),
     ];
     lines.extend(
-        config.settings.describe(config.scenario).into_iter().map(|p| format!("param {p}")),
+        config.settings.describe(&*config.scenario).into_iter().map(|p| format!("param {p}")),
     );
     lines.push(format!("faults={}", config.faults.profile.name()));
     if !config.faults.swarm.is_empty() {
@@ -268,12 +309,19 @@ fn header(config: &RunConfig, report: &RunReport) -> Vec<String> {
 
 fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
     let setup = config.scenario.build(&config.settings.scenario);
-    let names = Names::new(&setup.nodes);
+    if let Some(problem) = setup.problem() {
+        return (invalid(problem), Tape::Off);
+    }
+    let tina_scenarios::Setup { nodes, mut observers, goal } = setup;
+    if config.fail_on_drop {
+        observers.push(Box::new(tina_checkers::drops::NoDrops));
+    }
+    let names = Names::new(&nodes);
     let log_out = match open_log(log) {
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
-    let mut sink = Sink::new(setup.observers, names, log_out, tape);
+    let mut sink = Sink::new(observers, names, log_out, tape);
     if config.checkers {
         sink = sink.with_structural();
     }
@@ -284,7 +332,7 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         Some(Bug::Trace(bug)) => sink.plant(Mutator::new(bug)),
         Some(Bug::Scenario(_)) | None => {}
     }
-    let mut world = match World::boot(setup.nodes, world_config, config.seed, sink) {
+    let mut world = match World::boot(nodes, world_config, config.seed, sink) {
         Ok(world) => world,
         Err(error) => {
             return (
@@ -305,7 +353,7 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     // violation or a divergence there is nothing more to learn.
     sink.finish_observers(&view);
     sink.finish_compare();
-    let outcome = classify(ending, &sink, config);
+    let outcome = classify(ending, &sink, config, &goal, &view);
     let mut report = RunReport {
         outcome,
         events: sink.events(),
@@ -353,7 +401,13 @@ fn failed_before_start(reason: String) -> RunReport {
     }
 }
 
-fn classify(ending: Ending, sink: &Sink, config: &RunConfig) -> Outcome {
+fn classify(
+    ending: Ending,
+    sink: &Sink,
+    config: &RunConfig,
+    goal: &Goal,
+    view: &EndView,
+) -> Outcome {
     let limits = config.limits;
     if let Some(divergence) = sink.divergence() {
         return Outcome::Fail {
@@ -369,11 +423,10 @@ fn classify(ending: Ending, sink: &Sink, config: &RunConfig) -> Outcome {
             reason: violation.explanation.clone(),
         },
         (Verdict::Done, _) => Outcome::Pass,
+        (Verdict::Continue, Ending::Quiescent) if goal_met(goal, view) => Outcome::Pass,
         (Verdict::Continue, ending) => {
             let reason = match ending {
-                Ending::Quiescent => {
-                    "the system went quiet before reaching the scenario's goal".to_string()
-                }
+                Ending::Quiescent => quiet_reason(goal, view),
                 Ending::TimeMax => {
                     format!(
                         "time-max ({}) reached before the goal",
@@ -396,11 +449,44 @@ fn classify(ending: Ending, sink: &Sink, config: &RunConfig) -> Outcome {
     }
 }
 
+/// Whether the end-state goal holds for a run that went quiet.
+fn goal_met(goal: &Goal, view: &EndView) -> bool {
+    match goal {
+        Goal::AllFinished => view.all_finished(),
+        Goal::Observed => false,
+        Goal::EndState(predicate) => predicate(view),
+    }
+}
+
+/// Why a run that went quiet did not reach its goal.
+fn quiet_reason(goal: &Goal, view: &EndView) -> String {
+    match goal {
+        Goal::AllFinished => format!(
+            "the system went quiet with {} isolates alive, {} messages in transit, {} queued, {} calls in progress and {} I/O operations outstanding; the goal is every isolate finished and nothing in flight",
+            view.live_isolates(),
+            view.in_transit.len(),
+            view.queued.len(),
+            view.calls.len(),
+            view.io.len()
+        ),
+        Goal::Observed => "the system went quiet before reaching the scenario's goal".to_string(),
+        Goal::EndState(_) => {
+            "the system went quiet and the end-state goal does not hold".to_string()
+        }
+    }
+}
+
+/// The report of a run whose setup cannot run.
+fn invalid(problem: SetupError) -> RunReport {
+    RunReport { outcome: Outcome::Invalid(problem), ..failed_before_start(String::new()) }
+}
+
 fn write_footer(out: &mut LogOut, report: &RunReport) {
     out.line("# end");
     let result = match &report.outcome {
         Outcome::Pass => "pass".to_string(),
         Outcome::Fail { class, checker, reason } => format!("fail ({class}) {checker}: {reason}"),
+        Outcome::Invalid(problem) => format!("invalid: {problem}"),
     };
     out.line(&format!("result={result}"));
     out.line(&format!("events={}", report.events));

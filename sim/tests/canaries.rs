@@ -118,19 +118,30 @@ fn every_structural_checker_has_a_canary() {
     }
 }
 
-/// `--plant` refuses a conflicting scenario and an unknown name, with exit 2.
+/// `--plant` refuses a scenario plant with another scenario and an unknown name, with
+/// exit 2; a world plant runs with any scenario.
 #[test]
 fn plant_input_errors() {
     let (code, out) = sim(&[
         "--seed".into(),
         "1".into(),
         "--plant".into(),
-        "lose-message".into(),
+        "bank-no-dedup".into(),
         "--scenario".into(),
-        "bank".into(),
+        "ping-pong".into(),
     ]);
     assert_eq!(code, 2);
-    assert!(out.contains("plant lose-message runs scenario ping-pong"), "{out}");
+    assert!(out.contains("plant bank-no-dedup is a bug in scenario bank"), "{out}");
+    let (code, out) = sim(&[
+        "--seed".into(),
+        "1".into(),
+        "--plant".into(),
+        "lose-message".into(),
+        "--scenario".into(),
+        "dispatcher".into(),
+    ]);
+    assert_eq!(code, 10, "a world plant runs with any scenario and is caught: {out}");
+    assert!(out.contains("accounting"), "{out}");
     let (code, out) = sim(&["--seed".into(), "1".into(), "--plant".into(), "nope".into()]);
     assert_eq!(code, 2);
     assert!(out.contains("valid plants: lose-message, duplicate-delivery"), "{out}");

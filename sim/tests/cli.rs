@@ -198,7 +198,7 @@ impl Scenario for LeakyScenario {
         let mut spec = SystemSpec::new(1);
         let leaky = spec.register::<Leaky>(TypeConfig::new("leaky").slots(1));
         spec.boot_child(ShardId(0), leaky, ());
-        Setup { nodes: vec![spec], observers: vec![Box::new(LeakyGoal)] }
+        Setup::new(spec).observer(LeakyGoal).goal(tina_scenarios::Goal::Observed)
     }
 }
 

@@ -151,7 +151,7 @@ fn an_operator_isolate_revives_a_quarantined_shard() {
     static SCENARIO: Revival = Revival;
     let settings = Settings::new(&SCENARIO, &[]).expect("no parameters");
     let mut config = common::config("ping-pong", 11, &[]);
-    config.scenario = &SCENARIO;
+    config.scenario = tina_sim::run::ScenarioRef::Static(&SCENARIO);
     config.settings = settings;
     config.faults = FaultConfig::new(Profile::None, 11);
     for knob in ["shard_restart_max=0", "liveness_revive=0"] {
@@ -254,10 +254,9 @@ impl Scenario for Revival {
         );
         spec.boot_child(ShardId(0), operator, ());
         spec.boot_child(ShardId(1), failing, ());
-        Setup {
-            nodes: vec![spec],
-            observers: vec![Box::new(RevivalGoal { revived: false, ticks: 0 })],
-        }
+        Setup::new(spec)
+            .observer(RevivalGoal { revived: false, ticks: 0 })
+            .goal(tina_scenarios::Goal::Observed)
     }
 }
 
@@ -328,6 +327,7 @@ fn a_lost_message_is_caught_at_the_goal() {
         match report.outcome {
             Outcome::Fail { checker, .. } => assert_eq!(checker, "accounting", "seed {seed}"),
             Outcome::Pass => panic!("seed {seed}: the lost message went unnoticed"),
+            Outcome::Invalid(problem) => panic!("seed {seed}: {problem}"),
         }
     }
 }

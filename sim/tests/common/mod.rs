@@ -17,7 +17,7 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
     let settings = Settings::new(scenario, &sets).expect("valid settings");
     RunConfig {
         seed,
-        scenario,
+        scenario: scenario.into(),
         settings,
         limits: LIMITS,
         log: LogRequest::None,
@@ -25,6 +25,7 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         plant: None,
         checkers: true,
         faults: FaultConfig::new(Profile::None, seed),
+        fail_on_drop: false,
     }
 }
 
