@@ -17,5 +17,10 @@ pub mod plant;
 pub mod prng;
 pub mod run;
 pub mod seedfile;
+pub mod simulation;
 pub mod trace;
 pub mod world;
+
+pub use faults::Profile;
+pub use run::{Outcome, RunReport};
+pub use simulation::{CheckFailure, SeedFailure, SimError, Simulation, Summary, Value};
