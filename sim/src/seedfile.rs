@@ -13,12 +13,26 @@
 //!
 //! `why`, `seed` and `expect` are required; `scenario` may be left to a `--plant` in
 //! `flags`; `set` may repeat. `expect` is `pass` or a failure class. Every error names the
-//! file, the line and what is wrong. This module parses; the test replays.
+//! file, the line and what is wrong.
+//!
+//! A crate with its own catalog keeps its own `seeds/` and replays it from a test:
+//!
+//! ```no_run
+//! # fn catalog() -> &'static [&'static dyn tina_scenarios::Scenario] { tina_scenarios::catalog() }
+//! #[test]
+//! fn stored_seeds_replay() {
+//!     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds");
+//!     tina_sim::seedfile::check_dir(&dir, catalog());
+//! }
+//! ```
 
 use core::fmt;
+use std::path::Path;
 
 use tina_checkers::FailureClass;
+use tina_scenarios::Scenario;
 
+use crate::cli::{exit_code, main_with};
 use crate::config::parse_seed;
 
 /// What a seed file says.
@@ -149,6 +163,106 @@ pub fn parse(file: &str, text: &str) -> Result<SeedFile, SeedFileError> {
         flags,
         expect: expect.ok_or_else(|| missing("expect"))?,
     })
+}
+
+/// Reads and parses every `*.seed` file in `dir`, in name order.
+pub fn read_dir(dir: &Path) -> Result<Vec<(String, SeedFile)>, SeedFileError> {
+    let unreadable = |what: &Path, error: std::io::Error| SeedFileError {
+        file: what.display().to_string(),
+        line: 0,
+        problem: format!("cannot read it: {error}"),
+    };
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|error| unreadable(dir, error))? {
+        let path = entry.map_err(|error| unreadable(dir, error))?.path();
+        if path.extension().is_some_and(|extension| extension == "seed") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into());
+            let text = std::fs::read_to_string(&path).map_err(|error| unreadable(&path, error))?;
+            Ok((name.clone(), parse(&name, &text)?))
+        })
+        .collect()
+}
+
+/// One seed file replayed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// The file's name.
+    pub file: String,
+    /// Why it is kept.
+    pub why: String,
+    /// The exit code it expects (`exit_code` of its `expect`, 0 for pass).
+    pub expected: u8,
+    /// The exit code it gave.
+    pub code: u8,
+    /// What the run printed.
+    pub output: String,
+}
+
+impl Replay {
+    /// Whether the replay ended as the file expects.
+    pub fn matched(&self) -> bool {
+        self.code == self.expected
+    }
+}
+
+/// Replays every seed file in `dir` through the `sim` command line over `catalog` (as
+/// `sim` with the file's flags would), in name order. A file that cannot be read or parsed
+/// is an error naming it and its line; a replay that ends otherwise than expected is a
+/// `Replay` that is not `matched`.
+pub fn replay_dir(
+    dir: &Path,
+    catalog: &[&'static dyn Scenario],
+) -> Result<Vec<Replay>, SeedFileError> {
+    let files = read_dir(dir)?;
+    Ok(files
+        .into_iter()
+        .map(|(name, file)| {
+            let mut args = vec!["sim".to_string()];
+            args.extend(file.args());
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = main_with(&args, catalog, &mut out, &mut err);
+            out.extend_from_slice(&err);
+            Replay {
+                file: name,
+                why: file.why,
+                expected: file.expect.map_or(0, exit_code),
+                code,
+                output: String::from_utf8_lossy(&out).into_owned(),
+            }
+        })
+        .collect())
+}
+
+/// For a `#[test]`: replays `dir` over `catalog` and panics naming every file that did not
+/// end as it expects (with its output), or the file that cannot be read. An empty or
+/// missing directory is a failure too: a corpus that replays nothing proves nothing.
+/// Returns how many files replayed.
+pub fn check_dir(dir: &Path, catalog: &[&'static dyn Scenario]) -> usize {
+    let replays = replay_dir(dir, catalog).unwrap_or_else(|error| panic!("{error}"));
+    assert!(!replays.is_empty(), "{}: no `*.seed` file to replay", dir.display());
+    let wrong: Vec<String> = replays
+        .iter()
+        .filter(|replay| !replay.matched())
+        .map(|replay| {
+            format!(
+                "{} ({}): exit {}, expected {}\n{}",
+                replay.file, replay.why, replay.code, replay.expected, replay.output
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "seed files that replay otherwise than expected:\n{}",
+        wrong.join("\n")
+    );
+    replays.len()
 }
 
 fn parse_expect(value: &str) -> Option<Option<FailureClass>> {
