@@ -22,6 +22,7 @@ pub use crate::world::{Phase, WorldEvent};
 
 pub mod accounting;
 pub mod calls;
+pub mod crashes;
 pub mod drops;
 pub mod fifo;
 pub mod generations;

@@ -93,6 +93,10 @@ struct Cli {
     /// no shedding; the failure names the drop.
     #[arg(long)]
     fail_on_drop: bool,
+    /// Fail the run (correctness) at the first isolate that crashes or fails its init, for
+    /// systems where every crash is a bug (isolates that assert their invariants).
+    #[arg(long)]
+    fail_on_crash: bool,
     /// Print one JSON object on stdout (human lines go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -420,6 +424,7 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         checkers: !cli.no_checkers,
         faults,
         fail_on_drop: cli.fail_on_drop,
+        fail_on_crash: cli.fail_on_crash,
     };
     let (report, wall) = timed(|| run(&config));
     report_result(cli, io, seed, &config, &report, wall)
@@ -594,6 +599,9 @@ fn reproduce(
     }
     if cli.fail_on_drop {
         command.push_str(" --fail-on-drop");
+    }
+    if cli.fail_on_crash {
+        command.push_str(" --fail-on-crash");
     }
     command
 }

@@ -87,6 +87,8 @@ pub struct RunConfig {
     pub faults: FaultConfig,
     /// Any dropped message fails the run (for protocols that promise no shedding).
     pub fail_on_drop: bool,
+    /// Any isolate crash (or failed init) fails the run (for systems where a crash is a bug).
+    pub fail_on_crash: bool,
 }
 
 /// How a run ended.
@@ -315,6 +317,9 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     let tina_scenarios::Setup { nodes, mut observers, goal } = setup;
     if config.fail_on_drop {
         observers.push(Box::new(tina_checkers::drops::NoDrops));
+    }
+    if config.fail_on_crash {
+        observers.push(Box::new(tina_checkers::crashes::NoCrashes));
     }
     let names = Names::new(&nodes);
     let log_out = match open_log(log) {

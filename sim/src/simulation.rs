@@ -165,6 +165,7 @@ pub struct Simulation {
     checkers: bool,
     log: bool,
     fail_on_drop: bool,
+    fail_on_crash: bool,
     plant: Option<&'static Plant>,
     seeds: u64,
 }
@@ -210,6 +211,7 @@ impl Simulation {
             checkers: true,
             log: false,
             fail_on_drop: false,
+            fail_on_crash: false,
             plant: None,
             seeds: SEEDS_DEFAULT,
         }
@@ -268,6 +270,15 @@ impl Simulation {
         self
     }
 
+    /// Whether any isolate crash (or failed `init`) fails the run as a correctness failure
+    /// naming the isolate and its reason (off by default: supervisors restart crashed
+    /// isolates by design; switch it on when every crash is a bug, for example isolates
+    /// that `assert!` their invariants, whose panics are contained as crashes).
+    pub fn fail_on_crash(mut self, on: bool) -> Simulation {
+        self.fail_on_crash = on;
+        self
+    }
+
     /// Switches on a world or trace plant (a planted bug of the simulator or the core, see
     /// `sim list`), to see a checker catch it in this simulation.
     pub fn plant(mut self, name: &str) -> Result<Simulation, SimError> {
@@ -318,6 +329,7 @@ impl Simulation {
             checkers: self.checkers,
             faults,
             fail_on_drop: self.fail_on_drop,
+            fail_on_crash: self.fail_on_crash,
         })
     }
 
@@ -579,9 +591,22 @@ impl TestId {
             // Cargo names test binaries `<target>-<hash>`.
             Some(stem.rsplit_once('-').map_or(stem.clone(), |(target, _)| target.to_string()))
         });
-        let target = binary.map(|binary| {
+        // `--test NAME` for an integration test, `--lib` for the library's unit tests; where
+        // the binary's name fits both (a `tests/NAME.rs` named like the package) or
+        // neither, no target: the exact test name alone finds the test.
+        let manifest = env("CARGO_MANIFEST_DIR").map(PathBuf::from);
+        let target = binary.and_then(|binary| {
+            let tests = manifest.as_ref().map(|dir| dir.join("tests"));
+            let integration = tests.is_some_and(|tests| {
+                tests.join(format!("{binary}.rs")).is_file()
+                    || tests.join(&binary).join("main.rs").is_file()
+            });
             let is_lib = package.as_deref().is_some_and(|p| p.replace('-', "_") == binary);
-            if is_lib { "--lib".to_string() } else { format!("--test {binary}") }
+            match (integration, is_lib) {
+                (true, false) => Some(format!("--test {binary}")),
+                (false, true) => Some("--lib".to_string()),
+                _ => None,
+            }
         });
         // A test binary lives in `<target>/<profile>/deps/`; a `CARGO_TARGET_DIR` wins.
         let target_dir = env("CARGO_TARGET_DIR")

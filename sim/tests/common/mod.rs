@@ -26,6 +26,7 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         checkers: true,
         faults: FaultConfig::new(Profile::None, seed),
         fail_on_drop: false,
+        fail_on_crash: false,
     }
 }
 
