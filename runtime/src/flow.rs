@@ -453,7 +453,14 @@ impl CreditReceiver {
     /// once `batch` items are held (or at once, if the last total was lost). Items from a
     /// new source (another sender, or the sender restarted) start the count again.
     pub fn on_item(&mut self, ctx: &mut Ctx<'_>, message: &Message) {
-        let source = message.source();
+        self.on_item_from(ctx, message.source());
+    }
+
+    /// `on_item` for an item of `source` (its message's `source()`) that was kept and is
+    /// handled now, after its message: a stage that forwards items downstream credits its
+    /// upstream only as it forwards them, so what it keeps stays within the upstream's
+    /// window.
+    pub fn on_item_from(&mut self, ctx: &mut Ctx<'_>, source: Handle) {
         if source.is_none() {
             return;
         }
