@@ -24,3 +24,9 @@ pub mod world;
 pub use faults::Profile;
 pub use run::{Outcome, RunReport};
 pub use simulation::{CheckFailure, SeedFailure, SimError, Simulation, Summary, Value};
+// What a user's setup, goal and observers are made of, so that a user's crate needs only
+// `tina` and `tina-sim`.
+pub use tina_checkers::{
+    EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent, violated,
+};
+pub use tina_scenarios::{Goal, ParamKind, ParamSpec, Params, Scenario, Setup, SetupError};

@@ -322,6 +322,11 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         observers.push(Box::new(tina_checkers::crashes::NoCrashes));
     }
     let names = Names::new(&nodes);
+    // For a goal that fails: which isolate types are still alive.
+    let type_names: Vec<Vec<&'static str>> = nodes
+        .iter()
+        .map(|spec| (0..spec.type_count()).filter_map(|at| spec.type_name(at)).collect())
+        .collect();
     let log_out = match open_log(log) {
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
@@ -358,7 +363,7 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     // violation or a divergence there is nothing more to learn.
     sink.finish_observers(&view);
     sink.finish_compare();
-    let outcome = classify(ending, &sink, config, &goal, &view);
+    let outcome = classify(ending, &sink, config, &goal, &view, &type_names);
     let mut report = RunReport {
         outcome,
         events: sink.events(),
@@ -412,6 +417,7 @@ fn classify(
     config: &RunConfig,
     goal: &Goal,
     view: &EndView,
+    type_names: &[Vec<&'static str>],
 ) -> Outcome {
     let limits = config.limits;
     if let Some(divergence) = sink.divergence() {
@@ -431,7 +437,7 @@ fn classify(
         (Verdict::Continue, Ending::Quiescent) if goal_met(goal, view) => Outcome::Pass,
         (Verdict::Continue, ending) => {
             let reason = match ending {
-                Ending::Quiescent => quiet_reason(goal, view),
+                Ending::Quiescent => quiet_reason(goal, view, type_names),
                 Ending::TimeMax => {
                     format!(
                         "time-max ({}) reached before the goal",
@@ -464,11 +470,12 @@ fn goal_met(goal: &Goal, view: &EndView) -> bool {
 }
 
 /// Why a run that went quiet did not reach its goal.
-fn quiet_reason(goal: &Goal, view: &EndView) -> String {
+fn quiet_reason(goal: &Goal, view: &EndView, type_names: &[Vec<&'static str>]) -> String {
     match goal {
         Goal::AllFinished => format!(
-            "the system went quiet with {} isolates alive, {} messages in transit, {} queued, {} calls in progress and {} I/O operations outstanding; the goal is every isolate finished and nothing in flight",
+            "the system went quiet with {} isolates alive{}, {} messages in transit, {} queued, {} calls in progress and {} I/O operations outstanding; the goal is every isolate finished and nothing in flight",
             view.live_isolates(),
+            alive(view, type_names),
             view.in_transit.len(),
             view.queued.len(),
             view.calls.len(),
@@ -479,6 +486,37 @@ fn quiet_reason(goal: &Goal, view: &EndView) -> String {
             "the system went quiet and the end-state goal does not hold".to_string()
         }
     }
+}
+
+/// The isolates alive at the end, by type and shard: ` (2 transform on n0/s1, 1 sink on
+/// n0/s0)`, at most `ALIVE_SHOWN` entries; empty if none.
+fn alive(view: &EndView, type_names: &[Vec<&'static str>]) -> String {
+    const ALIVE_SHOWN: usize = 8;
+    let entries: Vec<String> = view
+        .shards
+        .iter()
+        .flat_map(|shard| {
+            shard.live.iter().enumerate().filter(|(_, count)| **count > 0).map(
+                move |(at, count)| {
+                    let name = type_names
+                        .get(usize::from(shard.node))
+                        .and_then(|types| types.get(at))
+                        .copied()
+                        .unwrap_or("?");
+                    format!("{count} {name} on n{}/s{}", shard.node, shard.shard.0)
+                },
+            )
+        })
+        .collect();
+    if entries.is_empty() {
+        return String::new();
+    }
+    let more = entries.len().saturating_sub(ALIVE_SHOWN);
+    let mut shown = entries.into_iter().take(ALIVE_SHOWN).collect::<Vec<_>>().join(", ");
+    if more > 0 {
+        shown.push_str(&format!(" and {more} more"));
+    }
+    format!(" ({shown})")
 }
 
 /// The report of a run whose setup cannot run.

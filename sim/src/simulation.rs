@@ -367,9 +367,16 @@ impl Simulation {
             Ok(seeds) => seeds,
             Err(error) => return Err(CheckFailure::Input(error)),
         };
-        // Bad input shows on the first seed, before any thread starts.
-        self.config(seeds.first, LogRequest::None).map_err(CheckFailure::Input)?;
-        let failures = self.run_seeds(&seeds);
+        // Bad input shows on the first seed, before any thread starts: the settings and
+        // knobs, and the setup they build.
+        let config = self.config(seeds.first, LogRequest::None).map_err(CheckFailure::Input)?;
+        if let Some(problem) = self.scenario.build(&config.settings.scenario).problem() {
+            return Err(CheckFailure::Input(SimError::Setup(problem)));
+        }
+        let failures = match self.run_seeds(&seeds) {
+            Ok(failures) => failures,
+            Err(error) => return Err(CheckFailure::Input(error)),
+        };
         let Some((seed, report)) = failures.into_iter().min_by_key(|(seed, _)| *seed) else {
             return Ok(Summary { seeds: seeds.count, first: seeds.first });
         };
@@ -393,25 +400,26 @@ impl Simulation {
     }
 
     /// Runs every seed, spread over threads; returns the failures.
-    fn run_seeds(&self, seeds: &Seeds) -> Vec<(u64, RunReport)> {
+    fn run_seeds(&self, seeds: &Seeds) -> Result<Vec<(u64, RunReport)>, SimError> {
         let next = AtomicU64::new(0);
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .min(usize::try_from(seeds.count).unwrap_or(usize::MAX))
             .max(1);
-        let worker = || {
+        let worker = || -> Result<Vec<(u64, RunReport)>, SimError> {
             let mut failures = Vec::new();
             // Bounded by the seed count: each iteration takes one seed.
             loop {
                 let at = next.fetch_add(1, Ordering::Relaxed);
                 if at >= seeds.count {
-                    return failures;
+                    return Ok(failures);
                 }
                 let seed = seeds.first + at;
-                // Bad input was ruled out before any seed ran.
-                if let Ok(report) = self.run_with(seed, LogRequest::None)
-                    && !report.passed()
-                {
+                // A setup that is unusable only at some seeds stops every worker.
+                let report = self.run_with(seed, LogRequest::None).inspect_err(|_| {
+                    next.store(seeds.count, Ordering::Relaxed);
+                })?;
+                if !report.passed() {
                     seeds.failed_count.fetch_add(1, Ordering::Relaxed);
                     failures.push((seed, report));
                 }
@@ -424,7 +432,15 @@ impl Simulation {
             // Independent runs, each deterministic and single-threaded: the threads only
             // share the seed counter.
             let handles: Vec<_> = (0..threads).map(|_| scope.spawn(worker)).collect();
-            handles.into_iter().flat_map(|handle| handle.join().unwrap_or_default()).collect()
+            let mut failures = Vec::new();
+            for handle in handles {
+                // A worker panics only if the simulator itself does: pass it on.
+                match handle.join() {
+                    Ok(result) => failures.extend(result?),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            Ok(failures)
         })
     }
 }
@@ -543,7 +559,12 @@ fn env(name: &str) -> Option<String> {
 
 /// `TINA_SEED=N` (exactly seed N), else `TINA_SEEDS=COUNT`, else `default` seeds from 1.
 fn seeds_from_env(default: u64) -> Result<Seeds, SimError> {
-    if let Some(text) = env("TINA_SEED") {
+    seeds_from(env, default)
+}
+
+/// `seeds_from_env` over any source of variables.
+fn seeds_from(var: impl Fn(&str) -> Option<String>, default: u64) -> Result<Seeds, SimError> {
+    if let Some(text) = var("TINA_SEED") {
         let seed = crate::config::parse_seed(text.trim()).map_err(|_| SimError::Env {
             name: "TINA_SEED",
             value: text.clone(),
@@ -551,7 +572,7 @@ fn seeds_from_env(default: u64) -> Result<Seeds, SimError> {
         })?;
         return Ok(Seeds { first: seed, count: 1, failed_count: AtomicU64::new(0) });
     }
-    let count = match env("TINA_SEEDS") {
+    let count = match var("TINA_SEEDS") {
         Some(text) => {
             text.trim().parse::<u64>().ok().filter(|&count| count >= 1).ok_or(SimError::Env {
                 name: "TINA_SEEDS",
@@ -646,4 +667,54 @@ fn log_path(test: &TestId, name: &str, seed: u64) -> Option<PathBuf> {
 /// The world and trace plants (those that run with any scenario).
 pub fn world_plants() -> impl Iterator<Item = &'static Plant> {
     crate::plant::PLANTS.iter().filter(|plant| !matches!(plant.bug, Bug::Scenario(_)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// `TINA_SEED` wins over `TINA_SEEDS`, which wins over the builder's count; a value
+    /// that is not a number is an error naming the variable and what it must be.
+    #[test]
+    fn seeds_come_from_the_environment() {
+        let seeds = seeds_from(vars(&[]), 50).expect("valid");
+        assert_eq!((seeds.first, seeds.count), (1, 50));
+        let seeds = seeds_from(vars(&[("TINA_SEEDS", "7")]), 50).expect("valid");
+        assert_eq!((seeds.first, seeds.count), (1, 7));
+        let seeds =
+            seeds_from(vars(&[("TINA_SEEDS", "7"), ("TINA_SEED", "0x2a")]), 50).expect("valid");
+        assert_eq!((seeds.first, seeds.count), (42, 1));
+        for (name, value) in
+            [("TINA_SEEDS", "many"), ("TINA_SEEDS", "0"), ("TINA_SEED", "-1"), ("TINA_SEED", "")]
+        {
+            let error = seeds_from(vars(&[(name, value)]), 50).expect_err(value);
+            let text = error.to_string();
+            assert!(text.starts_with(&format!("the environment variable {name}=")), "{text}");
+            assert!(text.contains("must be"), "{text}");
+        }
+    }
+
+    /// The reproduce line names the package, the test target and the test, and runs it
+    /// exactly.
+    #[test]
+    fn reproduce_lines() {
+        let test = TestId {
+            package: Some("my-crate".to_string()),
+            target: Some("--test flows".to_string()),
+            test: Some("pipeline_holds".to_string()),
+            target_dir: PathBuf::from("target"),
+        };
+        assert_eq!(
+            test.reproduce(9),
+            "TINA_SEED=9 cargo test -p my-crate --test flows pipeline_holds -- --exact"
+        );
+        let path = log_path(&test, "pipeline", 9).expect("a path");
+        assert_eq!(path, PathBuf::from("target/tina/pipeline_holds-seed-9.log"));
+    }
 }
