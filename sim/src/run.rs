@@ -319,7 +319,7 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         observers.push(Box::new(tina_checkers::drops::NoDrops));
     }
     if config.fail_on_crash {
-        observers.push(Box::new(tina_checkers::crashes::NoCrashes));
+        observers.push(Box::new(tina_checkers::crashes::NoCrashes::default()));
     }
     let names = Names::new(&nodes);
     // For a goal that fails: which isolate types are still alive.

@@ -199,6 +199,22 @@ fn fail_on_crash_catches_an_isolate_assertion() {
     assert!(reason.contains("ended crashed"), "{reason}");
 }
 
+/// A crash the fault model injects is not the isolate's: `fail_on_crash` lets it pass, so
+/// a chaos run of a crash-tolerant scenario passes with the option on.
+#[test]
+fn fail_on_crash_excuses_injected_crashes() {
+    let ping_pong = tina_scenarios::find("ping-pong").expect("in the catalog");
+    let simulation = Simulation::of(ping_pong).faults(tina_sim::Profile::Chaos).fail_on_crash(true);
+    let mut injected = 0;
+    for seed in 1..=5 {
+        let report = simulation.run(seed).expect("valid");
+        assert!(report.passed(), "seed {seed}: {:?}", report.outcome);
+        injected += report.faults.of(tina_sim::faults::FaultKind::IsolateCrash)
+            + report.faults.of(tina_sim::faults::FaultKind::InitFailure);
+    }
+    assert!(injected > 0, "chaos injected no isolate crash in 5 seeds");
+}
+
 /// A world plant (a bug in the simulated transport) runs with the user's setup and the
 /// structural checkers catch it.
 #[test]
