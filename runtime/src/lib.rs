@@ -107,8 +107,3 @@ pub use trace::{
 
 /// Re-exported so `payload!` works without a direct `zerocopy` dependency.
 pub use zerocopy;
-
-/// The README's examples, compiled and run as doctests so they cannot drift.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -30,3 +30,9 @@ pub use tina_checkers::{
     EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent, violated,
 };
 pub use tina_scenarios::{Goal, ParamKind, ParamSpec, Params, Scenario, Setup, SetupError};
+
+/// The README's examples, compiled and run as doctests of this crate (which sees `tina`
+/// and `tina-sim` as a user's crate does) so they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -14,12 +14,13 @@
 //! use tina_scenarios::Setup;
 //! use tina_sim::Simulation;
 //!
-//! /// Does nothing and finishes.
+//! /// Does nothing and finishes on its first turn (an `init` that returned `Done` would
+//! /// be an init failure).
 //! struct Once;
 //! impl Isolate for Once {
 //!     type Args = ();
 //!     fn init(_: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
-//!         (Once, Effect::Done)
+//!         (Once, Effect::Yield)
 //!     }
 //!     fn handle(&mut self, _m: &Message, _ctx: &mut Ctx<'_>) -> Effect {
 //!         Effect::Done
@@ -36,6 +37,7 @@
 //! .seeds(20);
 //! let report = simulation.run(7).expect("a valid setup");
 //! assert!(report.passed(), "{:?}", report.outcome);
+//! assert_eq!((report.counter("exits_normal"), report.counter("init_failures")), (1, 0));
 //! simulation.check(); // seeds 1 to 20 (TINA_SEEDS and TINA_SEED override)
 //! ```
 //!
@@ -449,6 +451,18 @@ impl RunReport {
     /// Whether the run passed.
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
+    }
+
+    /// One core counter (`sent`, `delivered`, `mailbox_full`, `exits_normal`, `crashes`,
+    /// ...: the names of `tina::Counters::entries`) summed over every shard of every node;
+    /// 0 for a name that is not a counter.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters
+            .iter()
+            .flat_map(|shard| shard.entries.iter())
+            .filter(|(entry, _)| *entry == name)
+            .map(|(_, value)| value)
+            .sum()
     }
 
     /// The failure class, if the run failed.
