@@ -82,7 +82,8 @@ struct Cli {
     /// Run the seed twice in this process and report the first diverging event.
     #[arg(long)]
     check_determinism: bool,
-    /// Switch on a planted bug (see `sim list`): it picks its scenario and settings.
+    /// Switch on a planted bug (see `sim list`): it picks its scenario and settings; a world
+    /// or trace plant also runs in the scenario --scenario names.
     #[arg(long, value_name = "NAME")]
     plant: Option<String>,
     /// Skip the structural checkers (only to measure what they cost; the scenario's own
@@ -90,11 +91,13 @@ struct Cli {
     #[arg(long)]
     no_checkers: bool,
     /// Fail the run (correctness) at the first dropped message, for protocols that promise
-    /// no shedding; the failure names the drop.
+    /// no shedding; the failure names the drop. Drops a crash causes count too, so use it
+    /// with fault profiles without crashes
     #[arg(long)]
     fail_on_drop: bool,
     /// Fail the run (correctness) at the first isolate that crashes or fails its init, for
-    /// systems where every crash is a bug (isolates that assert their invariants).
+    /// systems where every crash is a bug (isolates that assert their invariants); crashes
+    /// the fault model injects are excused
     #[arg(long)]
     fail_on_crash: bool,
     /// Print one JSON object on stdout (human lines go to stderr).

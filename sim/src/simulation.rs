@@ -266,7 +266,9 @@ impl Simulation {
 
     /// Whether any dropped message fails the run as a correctness failure naming the drop
     /// (off by default: tina sheds load by design; switch it on for protocols that promise
-    /// no shedding).
+    /// no shedding). Every drop counts, including those a crash causes (messages to the
+    /// old incarnation, to a down shard, or queued when it stopped), since production
+    /// loses them too: with crash faults on, expect this option to fail the run.
     pub fn fail_on_drop(mut self, on: bool) -> Simulation {
         self.fail_on_drop = on;
         self
