@@ -15,7 +15,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::handle::{Handle, ShardId};
-use crate::io::{IoBuffers, IoError, IoReaped, IoSubmission};
+use crate::io::{IoError, IoReaped, IoResult, IoSubmission};
 use crate::label::Label;
 use crate::message::Message;
 use crate::trace::{Event, ShardFailure};
@@ -118,18 +118,18 @@ pub trait Backend: Env {
     /// production; stamping with the tick's end time in simulation).
     fn flush_remote(&mut self);
 
-    /// Starts an I/O operation. Data to send is in `buffers` (the submission names the
-    /// buffer); the shard keeps it untouched until the completion is reaped. An `Err`
-    /// completes the operation at once with that error. The default supports no I/O.
-    fn io_submit(&mut self, submission: &IoSubmission, buffers: &IoBuffers) -> Result<(), IoError> {
-        let _ = (submission, buffers);
-        Err(IoError::Unsupported)
+    /// Starts an I/O operation. The submission carries the buffers lent to it (data to send,
+    /// a path, where to receive): the operation owns them until the backend hands them back
+    /// with its completion (`IoSubmission::complete`), and the shard does not touch them
+    /// meanwhile. An `Err` is the operation's completion at once (refused, with the loans
+    /// back). The default supports no I/O.
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        Err(submission.complete(IoResult::Failed(IoError::Unsupported), &[]))
     }
 
-    /// Takes the next completed operation, after writing any received bytes into the
-    /// submission's `receive_buffer`. The default supports no I/O.
-    fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
-        let _ = buffers;
+    /// Takes the next completed operation, with its submission's loans. The default
+    /// supports no I/O.
+    fn io_reap(&mut self) -> Option<IoReaped> {
         None
     }
 

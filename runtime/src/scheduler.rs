@@ -370,7 +370,7 @@ impl<B: Backend> Scheduler<B> {
             return;
         }
         for _ in 0..IO_COMPLETIONS_PER_TICK_MAX {
-            let Some(reaped) = backend.io_reap(&mut self.core.buffers) else { break };
+            let Some(reaped) = backend.io_reap() else { break };
             if let Some(handle) = self.core.io_reaped(backend, reaped) {
                 self.core.discard_handle(handle);
             }
@@ -380,8 +380,10 @@ impl<B: Backend> Scheduler<B> {
     fn submit_io(&mut self, backend: &mut B) {
         // Bounded by the submission queue's capacity.
         while let Some(submission) = self.core.pop_io_submission() {
-            if let Err(error) = backend.io_submit(&submission, &self.core.buffers) {
-                self.core.io_refused(backend, submission.token, error);
+            if let Err(refused) = backend.io_submit(submission)
+                && let Some(handle) = self.core.io_reaped(backend, refused)
+            {
+                self.core.discard_handle(handle);
             }
         }
     }

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::handle::Handle;
 use crate::handle::ShardId;
-use crate::io::{IoBuffers, IoError, IoReaped, IoResult, IoSubmission};
+use crate::io::{IoReaped, IoRequest, IoResult, IoSubmission};
 use crate::label::Label;
 use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
@@ -53,7 +53,7 @@ pub struct TestBackend {
     io_submitted: VecDeque<IoSubmission>,
     io_script: VecDeque<(IoResult, Vec<u8>)>,
     io_ready: VecDeque<(IoSubmission, IoResult, Vec<u8>)>,
-    io_log: Vec<IoSubmission>,
+    io_log: Vec<IoRequest>,
     failures: Vec<ShardFailure>,
     /// Slot addresses whose next `init` fails (`fail_next_init`).
     init_failures: Vec<Handle>,
@@ -94,8 +94,8 @@ impl TestBackend {
         self.match_script();
     }
 
-    /// Every submission so far, in order.
-    pub fn io_submissions(&self) -> &[IoSubmission] {
+    /// Every submission so far, in order (without their buffers).
+    pub fn io_submissions(&self) -> &[IoRequest] {
         &self.io_log
     }
 
@@ -179,33 +179,16 @@ impl Backend for TestBackend {
 
     fn flush_remote(&mut self) {}
 
-    fn io_submit(
-        &mut self,
-        submission: &IoSubmission,
-        _buffers: &IoBuffers,
-    ) -> Result<(), IoError> {
-        self.io_log.push(*submission);
-        self.io_submitted.push_back(*submission);
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        self.io_log.push(submission.request());
+        self.io_submitted.push_back(submission);
         self.match_script();
         Ok(())
     }
 
-    fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
-        let (submission, mut result, data) = self.io_ready.pop_front()?;
-        if let IoResult::Received { len, from } = result {
-            let limit = submission.op.receive_len_max().unwrap_or(0) as usize;
-            let written = match submission.receive_buffer.and_then(|b| buffers.get_mut(b)) {
-                Some(buffer) => {
-                    let n = data.len().min(limit).min(buffer.len()).min(len as usize);
-                    buffer[..n].copy_from_slice(&data[..n]);
-                    n
-                }
-                None => 0,
-            };
-            // `written` is at most `len`, a u32.
-            result = IoResult::Received { len: written as u32, from };
-        }
-        Some(IoReaped { token: submission.token, result })
+    fn io_reap(&mut self) -> Option<IoReaped> {
+        let (submission, result, data) = self.io_ready.pop_front()?;
+        Some(submission.complete(result, &data))
     }
 
     fn shard_failed(&mut self, failure: &ShardFailure) {

@@ -7,7 +7,7 @@
 use core::time::Duration;
 use std::panic::{self, AssertUnwindSafe};
 
-use tina::io::{IoBuffers, IoError, IoReaped, IoSubmission};
+use tina::io::{IoReaped, IoSubmission};
 use tina::testing::{TestBackend, TestConfig, TestWorld};
 use tina::{
     Backend, Ctx, Effect, Env, Event, GroupConfig, Handle, Isolate, Label, Level, Message, Restart,
@@ -118,11 +118,11 @@ impl Backend for Probe {
     fn flush_remote(&mut self) {
         self.inner.flush_remote();
     }
-    fn io_submit(&mut self, submission: &IoSubmission, buffers: &IoBuffers) -> Result<(), IoError> {
-        self.inner.io_submit(submission, buffers)
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        self.inner.io_submit(submission)
     }
-    fn io_reap(&mut self, buffers: &mut IoBuffers) -> Option<IoReaped> {
-        self.inner.io_reap(buffers)
+    fn io_reap(&mut self) -> Option<IoReaped> {
+        self.inner.io_reap()
     }
     fn shard_failed(&mut self, failure: &ShardFailure) {
         self.inner.shard_failed(failure);

@@ -11,6 +11,7 @@ use crate::backend::Env;
 use crate::handle::Handle;
 use crate::io::{
     BufferId, IoCompletion, IoError, IoOp, IoOpKind, IoReaped, IoResult, IoSubmission, IoToken,
+    LentBuffer,
 };
 use crate::trace::Event;
 
@@ -23,6 +24,31 @@ pub(super) struct IoSlot {
 }
 
 pub(super) const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
+
+/// An operation queued for the backend: what `submit_ready_io` lends and hands over.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Queued {
+    token: IoToken,
+    op: IoOp,
+    receive: Option<BufferId>,
+}
+
+impl Queued {
+    pub(super) const BLANK: Queued = Queued {
+        token: IoToken { isolate: Handle::NONE, sequence: 0, entry: 0 },
+        op: IoOp::Close { handle: crate::io::IoHandle::NONE },
+        receive: None,
+    };
+
+    /// Whether no isolate submitted it (a close the shard issued for a stale completion).
+    pub(super) fn is_shards_own(&self) -> bool {
+        self.token.isolate.is_none()
+    }
+
+    pub(super) fn token(&self) -> IoToken {
+        self.token
+    }
+}
 
 /// An operation the backend holds: the buffers the shard must keep until it completes.
 #[derive(Clone, Copy, Debug)]
@@ -62,12 +88,7 @@ impl ShardCore {
     }
 
     /// Takes the operation's buffers and an in-flight entry, or says why it cannot go.
-    fn prepare_io(
-        &mut self,
-        isolate: Handle,
-        sequence: u32,
-        op: IoOp,
-    ) -> Result<IoSubmission, IoError> {
+    fn prepare_io(&mut self, isolate: Handle, sequence: u32, op: IoOp) -> Result<Queued, IoError> {
         if self.io_queue.is_full() {
             return Err(IoError::SubmissionFull);
         }
@@ -93,18 +114,38 @@ impl ShardCore {
         let entry = self.in_flight_free[self.in_flight_free_len];
         let token = IoToken { isolate, sequence, entry };
         self.in_flight[entry as usize] = Some(InFlight { token, op: op.kind(), input, receive });
-        Ok(IoSubmission { token, op, receive_buffer: receive })
+        Ok(Queued { token, op, receive })
     }
 
-    /// The next submission for the backend.
+    /// The next submission for the backend, with its buffers lent to it: from now on the
+    /// operation owns them until its completion hands the loans back (`io_reaped`).
     #[inline]
     pub(crate) fn pop_io_submission(&mut self) -> Option<IoSubmission> {
-        self.io_queue.pop()
+        let queued = self.io_queue.pop()?;
+        let mut lend = |buffer: Option<BufferId>, writable: bool| {
+            buffer.map(|id| {
+                self.buffers.lend(id, writable).expect("the entry holds the buffers it queued")
+            })
+        };
+        let input = lend(queued.op.input_buffer(), false);
+        let receive = lend(queued.receive, true);
+        Some(IoSubmission { token: queued.token, op: queued.op, input, receive })
     }
 
-    /// The backend refused a submission: it completes with `error`.
+    /// A queued operation that never reached the backend completes with `error`.
     pub(crate) fn io_refused(&mut self, env: &mut dyn Env, token: IoToken, error: IoError) {
-        self.io_reaped(env, IoReaped { token, result: IoResult::Failed(error) });
+        let reaped =
+            IoReaped { token, result: IoResult::Failed(error), input: None, receive: None };
+        self.io_reaped(env, reaped);
+    }
+
+    /// Takes back a loan a completion returned. A backend must return every loan of the
+    /// submission with its completion.
+    fn take_back(&mut self, loan: Option<LentBuffer>, expected: Option<BufferId>) {
+        let returned = loan.map(|loan| self.buffers.reclaim(loan));
+        if returned.is_some() {
+            assert_eq!(returned, expected, "a completion returns its own submission's loans");
+        }
     }
 
     /// A completion from the backend: delivered to the isolate that is still waiting for
@@ -114,15 +155,21 @@ impl ShardCore {
         env: &mut dyn Env,
         reaped: IoReaped,
     ) -> Option<crate::io::IoHandle> {
-        let token = reaped.token;
-        let Some(Some(entry)) = self.in_flight.get(token.entry as usize).copied() else {
+        let IoReaped { token, result, input, receive } = reaped;
+        let entry = self.in_flight.get(token.entry as usize).copied().flatten();
+        let Some(entry) = entry.filter(|entry| entry.token == token) else {
+            // A token that names no operation (a backend's mistake, or one rebuilt from raw
+            // parts that went stale): counted; any loan it carries is taken back and freed.
+            for loan in [input, receive].into_iter().flatten() {
+                let buffer = self.buffers.reclaim(loan);
+                self.buffers.release(buffer);
+            }
             self.io_stale(env, token);
             return None;
         };
-        if entry.token != token {
-            self.io_stale(env, token);
-            return None;
-        }
+        // Loans come back before anything frees their buffers.
+        self.take_back(input, entry.input);
+        self.take_back(receive, entry.receive);
         self.in_flight[token.entry as usize] = None;
         self.in_flight_free[self.in_flight_free_len] = token.entry;
         self.in_flight_free_len += 1;
@@ -133,7 +180,7 @@ impl ShardCore {
             // The completion of a close the shard issued for a stale completion.
             return None;
         }
-        let completion = IoCompletion { op: entry.op, result: reaped.result };
+        let completion = IoCompletion { op: entry.op, result };
         let waiting = self.resolve(token.isolate).filter(|&(type_index, slot)| {
             let slots = &self.types[type_index];
             slots.meta[slot].state == SlotState::WaitingIo
@@ -141,7 +188,7 @@ impl ShardCore {
         });
         match waiting {
             Some((type_index, slot)) => {
-                let data = match reaped.result {
+                let data = match result {
                     IoResult::Received { .. } => entry.receive,
                     _ => {
                         if let Some(buffer) = entry.receive {
@@ -158,7 +205,7 @@ impl ShardCore {
                     self.buffers.release(buffer);
                 }
                 self.io_stale(env, token);
-                match reaped.result {
+                match result {
                     IoResult::Opened(handle) | IoResult::Accepted { socket: handle, .. } => {
                         Some(handle)
                     }
@@ -205,7 +252,7 @@ impl ShardCore {
         self.in_flight[entry as usize] =
             Some(InFlight { token, op: IoOpKind::Close, input: None, receive: None });
         self.io_queue
-            .push(IoSubmission { token, op: IoOp::Close { handle }, receive_buffer: None })
+            .push(Queued { token, op: IoOp::Close { handle }, receive: None })
             .expect("room checked");
     }
 

@@ -28,7 +28,7 @@ mod timers;
 
 use crate::backend::{Env, Timestamp};
 use crate::handle::{Handle, ShardId};
-use crate::io::{BufferId, IoBuffers, IoOp, IoSubmission, IoToken};
+use crate::io::{BufferId, IoBuffers};
 use crate::limits::IO_SUBMISSIONS_PER_TICK_MAX;
 use crate::message::{Message, MessageId};
 use crate::payload::Tag;
@@ -64,7 +64,7 @@ pub(crate) struct ShardCore {
     /// Supervised isolates that stopped and await their group's decision.
     pub(crate) exits: Ring<ExitNotice>,
     /// I/O submitted this tick, handed to the backend at the end of dispatch.
-    io_queue: Ring<IoSubmission>,
+    io_queue: Ring<io_table::Queued>,
     in_flight: Box<[Option<InFlight>]>,
     in_flight_free: Box<[u32]>,
     in_flight_free_len: usize,
@@ -97,11 +97,6 @@ impl ShardCore {
         let total_slots = spec.slots_per_shard();
         let blank = Message::system(MessageId::NONE, Handle::NONE, Tag::NONE);
         let resolution = u64::try_from(spec.timer_resolution.as_nanos()).unwrap_or(u64::MAX);
-        let blank_submission = IoSubmission {
-            token: IoToken { isolate: Handle::NONE, sequence: 0, entry: 0 },
-            op: IoOp::Close { handle: crate::io::IoHandle::NONE },
-            receive_buffer: None,
-        };
         let in_flight_max = spec.io_in_flight_max as usize;
         ShardCore {
             shard,
@@ -120,7 +115,7 @@ impl ShardCore {
                 total_slots,
                 ExitNotice { handle: Handle::NONE, kind: ExitKind::Normal, group: NO_GROUP },
             ),
-            io_queue: Ring::new(IO_SUBMISSIONS_PER_TICK_MAX as usize, blank_submission),
+            io_queue: Ring::new(IO_SUBMISSIONS_PER_TICK_MAX as usize, io_table::Queued::BLANK),
             in_flight: vec![None; in_flight_max].into_boxed_slice(),
             in_flight_free: (0..in_flight_max as u32).rev().collect(),
             in_flight_free_len: in_flight_max,

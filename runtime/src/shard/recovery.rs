@@ -72,12 +72,12 @@ impl ShardCore {
     fn discard_queued_io(&mut self, env: &mut dyn Env) {
         // Bounded by the queue's length, taken once.
         for _ in 0..self.io_queue.len() {
-            let submission = self.io_queue.pop().expect("counted");
-            if submission.token.isolate.is_none() {
-                self.io_queue.push(submission).expect("room: one was taken");
+            let queued = self.io_queue.pop().expect("counted");
+            if queued.is_shards_own() {
+                self.io_queue.push(queued).expect("room: one was taken");
             } else {
                 // The result is never delivered (the isolate is gone).
-                self.io_refused(env, submission.token, IoError::ConnectionAborted);
+                self.io_refused(env, queued.token(), IoError::ConnectionAborted);
             }
         }
     }

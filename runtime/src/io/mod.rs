@@ -3,9 +3,16 @@
 //! An isolate submits one operation at a time with `Effect::Io(op)` and waits for its
 //! completion, which arrives as a `Tag::IO` message whose payload decodes to an
 //! [`IoCompletion`]. Data never lives in isolate memory while the backend (or a kernel) may
-//! touch it: sends name a shard-owned [`BufferId`] (filled with `ctx.buffer_write`) that the
-//! shard owns until the operation completes; receives land in a shard buffer that the
-//! handler reads with `ctx.io_data()` during the completion's handler call only.
+//! touch it: sends name a shard-owned [`BufferId`] (filled with `ctx.buffer_write`);
+//! receives land in a shard buffer that the handler reads with `ctx.io_data()` during the
+//! completion's handler call only.
+//!
+//! The buffer contract, which a kernel backend (io_uring) relies on: a buffer an operation
+//! uses is lent to it ([`LentBuffer`], in the [`IoSubmission`] the backend receives) and
+//! owned by the operation until the backend hands the loan back with the completion
+//! ([`IoReaped`]). Meanwhile the shard cannot read, write, free or lend it again, a
+//! teardown of the isolate leaves it alone (the completion comes back stale and frees it
+//! then), and the buffers' memory lives as long as any loan of it (`region`).
 //!
 //! These types are provisional until a production backend implements them; the test
 //! backend completes them from a script. Errors are an enum of their own, never errno
@@ -14,7 +21,14 @@
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use std::rc::Rc;
+
 use crate::handle::Handle;
+
+mod region;
+
+pub use region::LentBuffer;
+use region::Region;
 
 /// A socket or file owned by the shard, named by the backend that opened it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -495,38 +509,101 @@ impl IoToken {
     }
 }
 
-/// What the shard hands the backend: the operation, its token, and for receiving
-/// operations the shard buffer the received bytes go into.
+/// An operation as submitted, without its buffers: what logs and queues keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoRequest {
+    /// Names the submitter for the completion.
+    pub token: IoToken,
+    /// The operation.
+    pub op: IoOp,
+}
+
+/// What the shard hands the backend: the operation, its token, and the buffers lent to
+/// it until the completion. The backend keeps the submission (or at least its loans) until
+/// the operation completes, then hands them back with [`IoSubmission::complete`].
+#[derive(Debug)]
 pub struct IoSubmission {
     /// Names the submitter for the completion.
     pub token: IoToken,
     /// The operation.
     pub op: IoOp,
-    /// Where received bytes go (for receiving operations).
-    pub receive_buffer: Option<BufferId>,
+    /// The bytes to send or write, or the path to open (`IoOp::input_buffer`), read-only.
+    pub input: Option<LentBuffer>,
+    /// Where received bytes go, for receiving operations (`IoOp::receive_len_max`).
+    pub receive: Option<LentBuffer>,
 }
 
-/// A completion the backend reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+impl IoSubmission {
+    /// The operation without its buffers.
+    pub fn request(&self) -> IoRequest {
+        IoRequest { token: self.token, op: self.op }
+    }
+
+    /// The bytes to send (cut to the operation's length), or the path; empty if none.
+    pub fn input_bytes(&self) -> &[u8] {
+        let len = match self.op {
+            IoOp::TcpSend { len, .. }
+            | IoOp::UdpSendTo { len, .. }
+            | IoOp::FileWrite { len, .. }
+            | IoOp::FileOpen { path_len: len, .. } => len as usize,
+            _ => 0,
+        };
+        self.input.as_ref().map_or(&[], |loan| &loan.bytes()[..len.min(loan.len())])
+    }
+
+    /// Completes the operation: writes `data` (cut to the operation's limit and the buffer
+    /// size) into the receive buffer for a `Received` result, setting its `len` to what
+    /// fit, and hands the loans back.
+    pub fn complete(mut self, result: IoResult, data: &[u8]) -> IoReaped {
+        let result = match result {
+            IoResult::Received { from, .. } => {
+                let limit = self.op.receive_len_max().unwrap_or(0) as usize;
+                let written = match self.receive.as_mut().and_then(LentBuffer::bytes_mut) {
+                    Some(buffer) => {
+                        let n = data.len().min(limit).min(buffer.len());
+                        buffer[..n].copy_from_slice(&data[..n]);
+                        n
+                    }
+                    None => 0,
+                };
+                // At most `limit`, a u32.
+                IoResult::Received { len: written as u32, from }
+            }
+            other => other,
+        };
+        IoReaped { token: self.token, result, input: self.input, receive: self.receive }
+    }
+}
+
+/// A completion the backend reports, with the loans of its submission.
+#[derive(Debug)]
 pub struct IoReaped {
     /// The submission's token.
     pub token: IoToken,
-    /// What happened. For `Received`, the bytes are already in the submission's
-    /// `receive_buffer`.
+    /// What happened. For `Received`, the bytes are already in the receive buffer.
     pub result: IoResult,
+    /// The submission's input loan, handed back.
+    pub input: Option<LentBuffer>,
+    /// The submission's receive loan, handed back.
+    pub receive: Option<LentBuffer>,
 }
 
 /// The shard's buffers for I/O data: a fixed count of fixed-size buffers, allocated at boot.
+/// Each buffer is free, held by an isolate, held by the shard for an operation, or lent to
+/// the backend (see the module documentation); only the first three can be read or
+/// written here.
 #[derive(Debug)]
 pub struct IoBuffers {
-    data: Box<[u8]>,
+    region: Rc<Region>,
     buffer_size: usize,
     generation: Box<[u16]>,
     /// Holder of each buffer: an isolate, `Handle::NONE` while free or while the shard holds
     /// it for an operation in flight.
     holder: Box<[Handle]>,
     in_use: Box<[bool]>,
+    /// Lent to an operation: nothing here may touch it until the loan comes back.
+    lent: Box<[bool]>,
+    lent_count: usize,
     free: Box<[u16]>,
     free_len: usize,
 }
@@ -537,14 +614,21 @@ impl IoBuffers {
         let count_usize = usize::from(count);
         let buffer_size = buffer_size as usize;
         IoBuffers {
-            data: vec![0; count_usize * buffer_size].into_boxed_slice(),
+            region: Rc::new(Region::new(count_usize, buffer_size)),
             buffer_size,
             generation: vec![1; count_usize].into_boxed_slice(),
             holder: vec![Handle::NONE; count_usize].into_boxed_slice(),
             in_use: vec![false; count_usize].into_boxed_slice(),
+            lent: vec![false; count_usize].into_boxed_slice(),
+            lent_count: 0,
             free: (0..count).rev().collect(),
             free_len: count_usize,
         }
+    }
+
+    /// Buffers lent to operations now.
+    pub fn lent_count(&self) -> usize {
+        self.lent_count
     }
 
     /// Bytes per buffer.
@@ -557,26 +641,63 @@ impl IoBuffers {
         self.free_len
     }
 
-    /// The bytes of a buffer in use.
+    /// The bytes of a buffer in use and not lent.
     pub fn get(&self, id: BufferId) -> Option<&[u8]> {
         self.check(id)?;
-        let start = id.index() * self.buffer_size;
-        Some(&self.data[start..start + self.buffer_size])
+        // SAFETY: the buffer is not lent (checked), so no loan reaches it, and `&self`
+        // keeps `get_mut` (the only other way to a slice) out for the slice's lifetime.
+        Some(unsafe { self.region.slice(id.index()) })
     }
 
-    /// The bytes of a buffer in use, to write received data into.
+    /// The bytes of a buffer in use and not lent, to write into.
     pub fn get_mut(&mut self, id: BufferId) -> Option<&mut [u8]> {
         self.check(id)?;
-        let start = id.index() * self.buffer_size;
-        Some(&mut self.data[start..start + self.buffer_size])
+        // SAFETY: the buffer is not lent (checked), so no loan reaches it, and `&mut self`
+        // makes this the only slice of it for its lifetime.
+        Some(unsafe { self.region.slice_mut(id.index()) })
     }
 
+    /// `Some` when `id` names a buffer in use, of its current generation, and not lent.
     fn check(&self, id: BufferId) -> Option<()> {
         let index = id.index();
         (index < self.generation.len()
             && self.in_use[index]
+            && !self.lent[index]
             && self.generation[index] == id.generation())
         .then_some(())
+    }
+
+    /// Lends a buffer the shard holds for an operation (`take_from_holder`, or a receive
+    /// buffer allocated to no isolate); `writable` for a receive buffer. `None` if `id`
+    /// names no such buffer.
+    pub(crate) fn lend(&mut self, id: BufferId, writable: bool) -> Option<LentBuffer> {
+        self.check(id)?;
+        let index = id.index();
+        if !self.holder[index].is_none() {
+            return None;
+        }
+        self.lent[index] = true;
+        self.lent_count += 1;
+        // SAFETY: the buffer is now marked lent, so `check` refuses it to `get`, `get_mut`,
+        // `lend` and `release` until `reclaim` takes the loan back.
+        Some(unsafe { LentBuffer::new(&self.region, id.index() as u16, id.generation(), writable) })
+    }
+
+    /// Takes a loan back: the buffer is the shard's again, for the operation's entry to
+    /// free. Panics on a loan of another shard's buffers, or of a buffer not lent: a
+    /// backend handed back what it was never given, which would break the contract.
+    pub(crate) fn reclaim(&mut self, loan: LentBuffer) -> BufferId {
+        let (region, index, generation) = loan.parts();
+        assert!(Rc::ptr_eq(region, &self.region), "a loan comes back to the shard that lent it");
+        let id = BufferId::new(index, generation);
+        let index = usize::from(index);
+        assert!(
+            self.lent[index] && self.generation[index] == generation,
+            "a loan comes back once, for the buffer lent"
+        );
+        self.lent[index] = false;
+        self.lent_count -= 1;
+        id
     }
 
     pub(crate) fn alloc(&mut self, holder: Handle) -> Result<BufferId, IoError> {
@@ -601,6 +722,8 @@ impl IoBuffers {
         self.holder[id.index()] = Handle::NONE;
     }
 
+    /// Frees a buffer in use; nothing for a stale id or a buffer lent (its operation owns
+    /// it: the completion frees it).
     pub(crate) fn release(&mut self, id: BufferId) {
         if self.check(id).is_none() {
             return;
@@ -671,5 +794,72 @@ mod tests {
         assert_eq!(buffers.get(a), None, "released ids are stale");
         buffers.release(b);
         assert_eq!(buffers.free_count(), 2);
+    }
+
+    /// A lent buffer belongs to its operation: the shard can neither read, write, free nor
+    /// lend it again until the loan comes back, and other buffers stay usable meanwhile
+    /// (this test also runs under Miri, which checks that the loan's bytes and the other
+    /// buffers' slices never alias).
+    #[test]
+    fn a_lent_buffer_is_the_operations() {
+        let mut buffers = IoBuffers::new(3, 8);
+        let owner = Handle::from_raw(0x42);
+        let send = buffers.alloc(owner).unwrap();
+        buffers.get_mut(send).unwrap()[..4].copy_from_slice(b"ping");
+        buffers.take_from_holder(send);
+        let receive = buffers.alloc(Handle::NONE).unwrap();
+        let input = buffers.lend(send, false).expect("held by the shard");
+        let mut output = buffers.lend(receive, true).expect("held by the shard");
+        assert_eq!(buffers.lent_count(), 2);
+
+        // The shard cannot reach them.
+        assert_eq!(buffers.get(send), None);
+        assert_eq!(buffers.get_mut(receive), None);
+        assert!(buffers.lend(send, false).is_none(), "lent once");
+        buffers.release(send);
+        assert_eq!(buffers.free_count(), 1, "a lent buffer is not freed");
+
+        // The operation reads one and writes the other while the shard writes a third.
+        let other = buffers.alloc(owner).unwrap();
+        let other_bytes = buffers.get_mut(other).unwrap();
+        let written = output.bytes_mut().expect("a receive loan is writable");
+        written[..4].copy_from_slice(b"pong");
+        other_bytes[0] = 7;
+        assert_eq!(&input.bytes()[..4], b"ping");
+        let mut input = input;
+        assert!(input.bytes_mut().is_none() && input.as_mut_ptr().is_none(), "input is read-only");
+
+        // Back to the shard: readable, then freed.
+        assert_eq!(buffers.reclaim(input), send);
+        assert_eq!(buffers.reclaim(output), receive);
+        assert_eq!(buffers.lent_count(), 0);
+        assert_eq!(&buffers.get(receive).unwrap()[..4], b"pong");
+        buffers.release(send);
+        buffers.release(receive);
+        assert_eq!(buffers.free_count(), 2);
+    }
+
+    /// A loan keeps the buffers' memory alive after the shard's buffers are gone, as a
+    /// kernel may still hold it.
+    #[test]
+    fn a_loan_outlives_the_shard() {
+        let mut buffers = IoBuffers::new(1, 4);
+        let id = buffers.alloc(Handle::NONE).unwrap();
+        let mut loan = buffers.lend(id, true).unwrap();
+        drop(buffers);
+        loan.bytes_mut().unwrap().copy_from_slice(b"late");
+        assert_eq!(loan.bytes(), b"late");
+    }
+
+    /// A loan handed back to the wrong shard is a broken contract, not a silent mix-up.
+    #[test]
+    #[should_panic(expected = "a loan comes back to the shard that lent it")]
+    fn a_loan_comes_back_to_its_own_shard() {
+        let mut one = IoBuffers::new(1, 4);
+        let mut two = IoBuffers::new(1, 4);
+        let id = one.alloc(Handle::NONE).unwrap();
+        two.alloc(Handle::NONE).unwrap();
+        let loan = one.lend(id, true).unwrap();
+        two.reclaim(loan);
     }
 }
