@@ -1,7 +1,7 @@
 //! I/O: every submission completes exactly once, by a completion delivered to its
 //! isolate or as a stale completion after the isolate stopped; nothing completes that was
 //! not submitted; an isolate has at most one operation outstanding; at quiescence nothing
-//! is outstanding.
+//! is outstanding; a timeout (`Event::IoTimeout`) names an operation still outstanding.
 //!
 //! O(1) per event: per slot, the outstanding operations (at most the live incarnation's
 //! and a stopped incarnation's). It does not check results.
@@ -55,6 +55,20 @@ impl State {
             }
             Event::IoStale { isolate, sequence } => {
                 self.complete(site, isolate, sequence, "completed stale")
+            }
+            Event::IoTimeout { isolate, sequence } => {
+                // A timeout cancels an operation still outstanding; its completion follows.
+                let Some(slot) = site.slot() else { return Verdict::Continue };
+                if self.outstanding[slot].contains(&(isolate, sequence)) {
+                    Verdict::Continue
+                } else {
+                    violated(
+                        NAME,
+                        format!(
+                            "{isolate} timed out operation {sequence}, which is not outstanding"
+                        ),
+                    )
+                }
             }
             _ => Verdict::Continue,
         }

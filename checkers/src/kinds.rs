@@ -58,6 +58,8 @@ impl EventKinds {
     pub const SHARD_FAILED: EventKinds = EventKinds(1 << 20);
     /// `Event::Log`.
     pub const LOG: EventKinds = EventKinds(1 << 21);
+    /// `Event::IoTimeout`.
+    pub const IO_TIMEOUT: EventKinds = EventKinds(1 << 22);
 
     /// The kind of `event`, as a one-element set.
     #[inline(always)]
@@ -79,6 +81,7 @@ impl EventKinds {
             Event::IoSubmit { .. } => EventKinds::IO_SUBMIT,
             Event::IoComplete { .. } => EventKinds::IO_COMPLETE,
             Event::IoStale { .. } => EventKinds::IO_STALE,
+            Event::IoTimeout { .. } => EventKinds::IO_TIMEOUT,
             Event::Panic { .. } => EventKinds::PANIC,
             Event::Restart { .. } => EventKinds::RESTART,
             Event::Rebuild { .. } => EventKinds::REBUILD,

@@ -355,9 +355,10 @@ impl Structural {
             Event::Restart { .. } | Event::Rebuild { .. } | Event::Escalate { .. } => {
                 self.supervision.observe(layout, site, stamp, event)
             }
-            Event::IoSubmit { .. } | Event::IoComplete { .. } | Event::IoStale { .. } => {
-                self.io.observe(site, event)
-            }
+            Event::IoSubmit { .. }
+            | Event::IoComplete { .. }
+            | Event::IoStale { .. }
+            | Event::IoTimeout { .. } => self.io.observe(site, event),
             _ => Verdict::Continue,
         }
     }

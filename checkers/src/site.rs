@@ -84,7 +84,8 @@ impl Site {
             | Event::Restart { old: subject, .. }
             | Event::IoSubmit { isolate: subject, .. }
             | Event::IoComplete { isolate: subject, .. }
-            | Event::IoStale { isolate: subject, .. } => Some(subject),
+            | Event::IoStale { isolate: subject, .. }
+            | Event::IoTimeout { isolate: subject, .. } => Some(subject),
             _ => None,
         }
     }

@@ -15,7 +15,7 @@ use core::fmt;
 use core::time::Duration;
 
 use crate::handle::{Handle, ShardId};
-use crate::io::{IoError, IoReaped, IoResult, IoSubmission};
+use crate::io::{IoError, IoReaped, IoResult, IoSubmission, IoToken};
 use crate::label::Label;
 use crate::message::Message;
 use crate::trace::{Event, ShardFailure};
@@ -125,6 +125,16 @@ pub trait Backend: Env {
     /// back). The default supports no I/O.
     fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
         Err(submission.complete(IoResult::Failed(IoError::Unsupported), &[]))
+    }
+
+    /// Asks that the operation `token` complete soon (its timeout passed): if it has not
+    /// completed yet, it completes with `IoResult::Failed(IoError::TimedOut)`, through
+    /// `io_reap` as usual (with its loans; a kernel backend waits for the kernel to let go
+    /// of them, as io_uring's async cancel does). A token that names no operation pending
+    /// (it completed meanwhile) is ignored. The default supports no I/O, so has nothing to
+    /// cancel.
+    fn io_cancel(&mut self, token: IoToken) {
+        let _ = token;
     }
 
     /// Takes the next completed operation, with its submission's loans. The default

@@ -77,12 +77,27 @@ pub enum Effect {
     },
     /// Submit one I/O operation and wait for its completion.
     Io(IoOp),
+    /// Submit one I/O operation and wait for its completion, at most `timeout`: then the
+    /// shard asks the backend to cancel it, and the completion arrives as
+    /// `IoResult::Failed(IoError::TimedOut)` (or with the operation's own result, if it
+    /// finished first). A partitioned peer or a silent disk cannot hang the isolate.
+    IoWithin {
+        /// The operation.
+        op: IoOp,
+        /// How long to wait before the operation is cancelled.
+        timeout: Duration,
+    },
 }
 
 impl Effect {
     /// `Effect::Call` with `payload` encoded.
     pub fn call<P: Payload>(to: Handle, payload: &P, timeout: Duration) -> Effect {
         Effect::Call { to, message: Outgoing::new(payload), timeout }
+    }
+
+    /// `Effect::IoWithin`: `op`, cancelled if it has not completed within `timeout`.
+    pub fn io_within(op: IoOp, timeout: Duration) -> Effect {
+        Effect::IoWithin { op, timeout }
     }
 
     /// `Effect::Reply` with `payload` encoded.

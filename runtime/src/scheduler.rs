@@ -241,7 +241,7 @@ impl<B: Backend> Scheduler<B> {
     }
 
     /// Runs one tick: inbound transport, I/O completions, dispatch within budgets, I/O
-    /// submissions, outbound flush, due timers.
+    /// submissions, outbound flush, due timers, cancels of I/O whose timeout passed.
     ///
     /// Panics if the shard is down (`is_down`): a down shard only discards its arrivals.
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
@@ -254,6 +254,7 @@ impl<B: Backend> Scheduler<B> {
         self.submit_io(backend);
         backend.flush_remote();
         self.core.fire_timers(backend);
+        self.cancel_io(backend);
         self.report_failure(backend);
         TickReport {
             dispatched,
@@ -374,6 +375,14 @@ impl<B: Backend> Scheduler<B> {
             if let Some(handle) = self.core.io_reaped(backend, reaped) {
                 self.core.discard_handle(handle);
             }
+        }
+    }
+
+    /// Asks the backend to cancel the operations whose timeout fired this tick.
+    fn cancel_io(&mut self, backend: &mut B) {
+        // Bounded by the cancel ring's capacity (one per operation in flight).
+        while let Some(token) = self.core.pop_io_cancel() {
+            backend.io_cancel(token);
         }
     }
 

@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::handle::Handle;
 use crate::handle::ShardId;
-use crate::io::{IoReaped, IoRequest, IoResult, IoSubmission};
+use crate::io::{IoError, IoReaped, IoRequest, IoResult, IoSubmission, IoToken};
 use crate::label::Label;
 use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
@@ -54,6 +54,7 @@ pub struct TestBackend {
     io_script: VecDeque<(IoResult, Vec<u8>)>,
     io_ready: VecDeque<(IoSubmission, IoResult, Vec<u8>)>,
     io_log: Vec<IoRequest>,
+    io_cancelled: Vec<IoToken>,
     failures: Vec<ShardFailure>,
     /// Slot addresses whose next `init` fails (`fail_next_init`).
     init_failures: Vec<Handle>,
@@ -75,6 +76,7 @@ impl TestBackend {
             io_script: VecDeque::new(),
             io_ready: VecDeque::new(),
             io_log: Vec::new(),
+            io_cancelled: Vec::new(),
             failures: Vec::new(),
             init_failures: Vec::new(),
         }
@@ -97,6 +99,11 @@ impl TestBackend {
     /// Every submission so far, in order (without their buffers).
     pub fn io_submissions(&self) -> &[IoRequest] {
         &self.io_log
+    }
+
+    /// Every cancel the shard asked for (timeouts of `Effect::IoWithin`), in order.
+    pub fn io_cancels(&self) -> &[IoToken] {
+        &self.io_cancelled
     }
 
     /// Submissions waiting for a scripted completion.
@@ -184,6 +191,16 @@ impl Backend for TestBackend {
         self.io_submitted.push_back(submission);
         self.match_script();
         Ok(())
+    }
+
+    fn io_cancel(&mut self, token: IoToken) {
+        self.io_cancelled.push(token);
+        // Only an operation with no scripted completion yet can still be cancelled.
+        if let Some(at) = self.io_submitted.iter().position(|s| s.token == token)
+            && let Some(submission) = self.io_submitted.remove(at)
+        {
+            self.io_ready.push_back((submission, IoResult::Failed(IoError::TimedOut), Vec::new()));
+        }
     }
 
     fn io_reap(&mut self) -> Option<IoReaped> {

@@ -400,6 +400,14 @@ pub enum Event {
         /// Whether it succeeded.
         ok: bool,
     },
+    /// An operation submitted with a timeout (`Effect::IoWithin`) did not complete in time:
+    /// the shard asked the backend to cancel it. Its completion follows.
+    IoTimeout {
+        /// The isolate.
+        isolate: Handle,
+        /// Its I/O sequence number.
+        sequence: u32,
+    },
     /// A completion arrived for an incarnation that no longer waits for it; it was
     /// discarded.
     IoStale {

@@ -8,8 +8,8 @@ use core::time::Duration;
 use tina::io::{BufferId, IoError, IoHandle, IoOp, IoOpKind, IoResult, OpenMode};
 use tina::testing::{TestConfig, TestWorld};
 use tina::{
-    Ctx, Effect, GroupConfig, Handle, Isolate, Message, Restart, ShardId, Strategy, SystemSpec,
-    TimerError, TimerId, Timestamp, TypeConfig,
+    Ctx, Effect, Event, GroupConfig, Handle, Isolate, Message, Restart, ShardId, Strategy,
+    SystemSpec, TimerError, TimerId, Timestamp, TypeConfig,
 };
 
 const S0: ShardId = ShardId(0);
@@ -39,6 +39,7 @@ const SUBMIT_RECV_AND_SET: u64 = 3;
 const CONNECT_SEND_RECV: u64 = 4;
 const OPEN_MISSING: u64 = 5;
 const SEND_FOREIGN_BUFFER: u64 = 6;
+const RECV_WITHIN: u64 = 7;
 
 /// Sets and cancels timers and runs I/O as told, logging everything delivered to it.
 struct Clock {
@@ -87,6 +88,10 @@ impl Clock {
                 let path = ctx.buffer_alloc().expect("a buffer");
                 ctx.buffer_write(path, 0, b"/nope").expect("fits");
                 return Effect::Io(IoOp::FileOpen { path, path_len: 5, mode: OpenMode::Read });
+            }
+            RECV_WITHIN => {
+                let op = IoOp::TcpRecv { socket: IoHandle::from_raw(9), len_max: 16 };
+                return Effect::io_within(op, Duration::from_millis(step.arg));
             }
             SEND_FOREIGN_BUFFER => {
                 let foreign = forged_buffer(ctx);
@@ -265,6 +270,47 @@ fn io_with_a_foreign_buffer_fails_at_once() {
     step(&mut world, clock, SEND_FOREIGN_BUFFER, 0);
     assert_eq!(take_log(), ["io TcpSend Failed(InvalidBuffer) data \"\""]);
     assert!(world.backend(S0).io_submissions().is_empty());
+}
+
+/// An operation with a timeout that does not complete in time is cancelled through the
+/// backend and completes as `TimedOut`, waking the isolate; its receive buffer comes back
+/// with the completion. Not a tick before the deadline.
+#[test]
+fn io_within_times_out_and_wakes_the_isolate() {
+    let (mut world, clock) = clock_world(8);
+    step(&mut world, clock, RECV_WITHIN, 50);
+    assert_eq!(world.scheduler(S0).io_buffers_free(), 3, "the receive buffer is lent");
+    world.advance(Duration::from_micros(49_999));
+    world.run_until_idle(20);
+    assert!(take_log().is_empty() && world.backend(S0).io_cancels().is_empty());
+    world.advance(Duration::from_micros(1));
+    world.run_until_idle(20);
+    assert_eq!(take_log(), ["io TcpRecv Failed(TimedOut) data \"\""]);
+    assert_eq!(world.backend(S0).io_cancels().len(), 1);
+    assert_eq!(world.scheduler(S0).io_buffers_free(), 4, "the loan came back and was freed");
+    let events = world.backend(S0).events();
+    let at = |wanted: fn(&Event) -> bool| events.iter().position(wanted).expect("traced");
+    assert!(
+        at(|e| matches!(e, Event::IoTimeout { .. }))
+            < at(|e| matches!(e, Event::IoComplete { .. })),
+        "the timeout is traced before the completion it caused"
+    );
+}
+
+/// An operation that completes within its timeout is not cancelled, and its deadline
+/// leaves nothing behind: the isolate's next wait is undisturbed.
+#[test]
+fn io_within_that_completes_in_time_is_not_cancelled() {
+    let (mut world, clock) = clock_world(8);
+    step(&mut world, clock, RECV_WITHIN, 50);
+    world.backend_mut(S0).script_io(IoResult::Received { len: 2, from: None }, b"hi");
+    world.run_until_idle(20);
+    assert_eq!(take_log(), ["io TcpRecv Received { len: 2, from: None } data \"hi\""]);
+    world.advance(Duration::from_secs(1));
+    world.run_with_timers(100);
+    assert!(take_log().is_empty());
+    assert!(world.backend(S0).io_cancels().is_empty());
+    assert!(!world.backend(S0).events().iter().any(|e| matches!(e, Event::IoTimeout { .. })));
 }
 
 /// Waits for a receive on its socket, forever.

@@ -74,6 +74,7 @@ mod code {
     pub(super) const SHARD_FAILED: u64 = 20;
     pub(super) const LOG: u64 = 21;
     pub(super) const REBUILD: u64 = 22;
+    pub(super) const IO_TIMEOUT: u64 = 23;
 }
 
 /// The kind code and name of every core event.
@@ -95,6 +96,7 @@ fn kind(event: &Event) -> (u64, &'static str) {
         Event::IoSubmit { .. } => (code::IO_SUBMIT, "io-submit"),
         Event::IoComplete { .. } => (code::IO_COMPLETE, "io-complete"),
         Event::IoStale { .. } => (code::IO_STALE, "io-stale"),
+        Event::IoTimeout { .. } => (code::IO_TIMEOUT, "io-timeout"),
         Event::Panic { .. } => (code::PANIC, "panic"),
         Event::Restart { .. } => (code::RESTART, "restart"),
         Event::Rebuild { .. } => (code::REBUILD, "rebuild"),
@@ -218,6 +220,9 @@ pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
         ]),
         Event::IoStale { isolate, sequence } => {
             put(&[word0(IO_STALE, s), t, l, h(isolate), u64::from(sequence)])
+        }
+        Event::IoTimeout { isolate, sequence } => {
+            put(&[word0(IO_TIMEOUT, s), t, l, h(isolate), u64::from(sequence)])
         }
         Event::Panic { handle, text } => {
             put(&[word0(PANIC, s), t, l, h(handle), fnv1a_64(text.as_str().as_bytes())])
@@ -483,7 +488,7 @@ fn core_fields(line: &mut String, event: &Event, names: &Names) {
         Event::IoComplete { isolate, sequence, op, ok } => {
             write!(line, " isolate={isolate} sequence={sequence} op={op:?} ok={ok}")
         }
-        Event::IoStale { isolate, sequence } => {
+        Event::IoStale { isolate, sequence } | Event::IoTimeout { isolate, sequence } => {
             write!(line, " isolate={isolate} sequence={sequence}")
         }
         Event::Panic { handle, text } => write!(line, " handle={handle} text={:?}", text.as_str()),

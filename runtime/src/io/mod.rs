@@ -14,6 +14,10 @@
 //! teardown of the isolate leaves it alone (the completion comes back stale and frees it
 //! then), and the buffers' memory lives as long as any loan of it (`region`).
 //!
+//! An operation submitted with `Effect::IoWithin` is cancelled through the backend
+//! (`Backend::io_cancel`) when its timeout passes; its completion still comes through
+//! `io_reap`, as `Failed(TimedOut)` unless it finished first, and brings the loans back.
+//!
 //! These types are provisional until a production backend implements them; the test
 //! backend completes them from a script. Errors are an enum of their own, never errno
 //! values.

@@ -267,7 +267,10 @@ impl ShardCore {
                 let _ = self.reply(env, me, token, &message);
                 self.wait(type_index, slot);
             }
-            Effect::Io(op) => self.submit_io(env, type_index, slot, op),
+            Effect::Io(op) => self.submit_io(env, type_index, slot, op, None),
+            Effect::IoWithin { op, timeout } => {
+                self.submit_io(env, type_index, slot, op, Some(timeout));
+            }
         }
         Fate::Lives
     }

@@ -5,6 +5,8 @@
 //! Not the operations, their wire form or the buffer pool (see `crate::io`), and never a
 //! system call: the backend performs the I/O, this file only accounts for it.
 
+use core::time::Duration;
+
 use super::ShardCore;
 use super::slots::{SlotState, pending};
 use crate::backend::Env;
@@ -19,11 +21,28 @@ use crate::trace::Event;
 pub(super) struct IoSlot {
     /// Bumped at every submission; a completion must carry the current value.
     sequence: u32,
+    /// The outstanding operation's in-flight entry (its token is `(isolate, sequence,
+    /// entry)`), for a timeout to name it.
+    entry: u32,
+    /// Whether the outstanding operation's timeout is armed (in the slot's call entry of the
+    /// timer wheel: a slot waits for a reply or for I/O, never both).
+    deadline_armed: bool,
     /// A completion waiting for delivery, with its received data.
     pub(super) completion: Option<(IoCompletion, Option<BufferId>)>,
 }
 
-pub(super) const IO_IDLE: IoSlot = IoSlot { sequence: 0, completion: None };
+impl IoSlot {
+    /// The timeout of the outstanding operation of `isolate` (this slot's incarnation)
+    /// fired: disarmed, and the token to cancel.
+    pub(super) fn deadline_passed(&mut self, isolate: Handle) -> IoToken {
+        debug_assert!(self.deadline_armed, "only an armed deadline fires");
+        self.deadline_armed = false;
+        IoToken { isolate, sequence: self.sequence, entry: self.entry }
+    }
+}
+
+pub(super) const IO_IDLE: IoSlot =
+    IoSlot { sequence: 0, entry: 0, deadline_armed: false, completion: None };
 
 /// An operation queued for the backend: what `submit_ready_io` lends and hands over.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +86,7 @@ impl ShardCore {
         type_index: usize,
         slot: usize,
         op: IoOp,
+        timeout: Option<Duration>,
     ) {
         let isolate = self.handle_of(type_index, slot);
         let io = &mut self.types[type_index].io[slot];
@@ -76,15 +96,35 @@ impl ShardCore {
         self.counters.io_submitted += 1;
         self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
         match self.prepare_io(isolate, sequence, op) {
-            Ok(submission) => {
+            Ok(queued) => {
+                self.types[type_index].io[slot].entry = queued.token().entry;
                 // `prepare_io` checked the queue has room.
-                self.io_queue.push(submission).expect("room checked");
+                self.io_queue.push(queued).expect("room checked");
+                if let Some(timeout) = timeout {
+                    self.arm_io_deadline(type_index, slot, timeout);
+                }
             }
             Err(error) => {
                 let completion = IoCompletion { op: op.kind(), result: IoResult::Failed(error) };
                 self.complete_io(env, type_index, slot, completion, None);
             }
         }
+    }
+
+    /// Arms the timeout of the slot's outstanding operation.
+    fn arm_io_deadline(&mut self, type_index: usize, slot: usize, timeout: Duration) {
+        let deadline = self.now.saturating_add(timeout);
+        let deadline_tick = self.timers.tick_at_or_after(deadline.as_nanos());
+        let now_tick = self.timers.tick_of(self.now.as_nanos());
+        let key = self.key_of(type_index, slot);
+        self.timers.set_call(key, now_tick, deadline_tick);
+        self.types[type_index].io[slot].deadline_armed = true;
+    }
+
+    /// The next operation to cancel, for the backend.
+    #[inline]
+    pub(crate) fn pop_io_cancel(&mut self) -> Option<IoToken> {
+        self.io_cancels.pop()
     }
 
     /// Takes the operation's buffers and an in-flight entry, or says why it cannot go.
@@ -229,6 +269,10 @@ impl ShardCore {
         data: Option<BufferId>,
     ) {
         let isolate = self.handle_of(type_index, slot);
+        if core::mem::take(&mut self.types[type_index].io[slot].deadline_armed) {
+            let key = self.key_of(type_index, slot);
+            self.timers.cancel_call(key);
+        }
         let slots = &mut self.types[type_index];
         let sequence = slots.io[slot].sequence;
         slots.io[slot].completion = Some((completion, data));

@@ -28,7 +28,7 @@ mod timers;
 
 use crate::backend::{Env, Timestamp};
 use crate::handle::{Handle, ShardId};
-use crate::io::{BufferId, IoBuffers};
+use crate::io::{BufferId, IoBuffers, IoToken};
 use crate::limits::IO_SUBMISSIONS_PER_TICK_MAX;
 use crate::message::{Message, MessageId};
 use crate::payload::Tag;
@@ -65,6 +65,9 @@ pub(crate) struct ShardCore {
     pub(crate) exits: Ring<ExitNotice>,
     /// I/O submitted this tick, handed to the backend at the end of dispatch.
     io_queue: Ring<io_table::Queued>,
+    /// Operations whose timeout fired, for the backend to cancel at the end of the tick.
+    /// At most one per operation in flight.
+    pub(super) io_cancels: Ring<IoToken>,
     in_flight: Box<[Option<InFlight>]>,
     in_flight_free: Box<[u32]>,
     in_flight_free_len: usize,
@@ -116,6 +119,7 @@ impl ShardCore {
                 ExitNotice { handle: Handle::NONE, kind: ExitKind::Normal, group: NO_GROUP },
             ),
             io_queue: Ring::new(IO_SUBMISSIONS_PER_TICK_MAX as usize, io_table::Queued::BLANK),
+            io_cancels: Ring::new(in_flight_max.max(1), io_table::Queued::BLANK.token()),
             in_flight: vec![None; in_flight_max].into_boxed_slice(),
             in_flight_free: (0..in_flight_max as u32).rev().collect(),
             in_flight_free_len: in_flight_max,

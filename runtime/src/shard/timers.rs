@@ -68,7 +68,7 @@ impl ShardCore {
 
     fn advance_timers(&mut self, env: &mut dyn Env) {
         let now_tick = self.timers.tick_of(self.now.as_nanos());
-        let ShardCore { shard, types, timers, counters, trace_on, .. } = self;
+        let ShardCore { shard, types, timers, counters, trace_on, io_cancels, .. } = self;
         let (shard, trace_on) = (*shard, *trace_on);
         let mut trace = |event: Event| {
             if trace_on {
@@ -93,6 +93,16 @@ impl ShardCore {
             }
             Expired::Call(call) => {
                 let (type_index, slot) = slot_of_key(types, call.owner);
+                if types[type_index].meta[slot].state == SlotState::WaitingIo {
+                    // An I/O timeout (`Effect::IoWithin`): the backend is asked to cancel the
+                    // operation at the end of the tick; the isolate keeps waiting for the
+                    // completion, which brings its buffers back.
+                    let isolate = handle_in(types, shard, type_index, slot);
+                    let token = types[type_index].io[slot].deadline_passed(isolate);
+                    io_cancels.push(token).expect("a cancel per operation in flight");
+                    trace(Event::IoTimeout { isolate, sequence: token.sequence });
+                    return;
+                }
                 counters.call_timeouts += 1;
                 let caller = handle_in(types, shard, type_index, slot);
                 let slots = &mut types[type_index];
