@@ -37,6 +37,13 @@ struct InFlight {
     message: Message,
 }
 
+/// Entries of a shard's inbound and outbound queues reserved at boot. The credits bound
+/// each queue by the node's shard count times the ring capacity; reserving that bound up
+/// front would cost nodes x shards^2 x capacity entries for a world that may use few, so
+/// the queues start at this size and grow (amortised, only when a new high-water mark is
+/// reached, never in a steady state) up to the bound.
+pub const SHARD_QUEUE_RESERVED_MAX: usize = 1024;
+
 /// Every message in flight in the world, in numbered slots (a slot is reused once its
 /// message is received).
 #[derive(Debug, Default)]
@@ -147,8 +154,12 @@ impl SimBackend {
             local: 0,
             skew_ns: 0,
             random,
-            inbound: VecDeque::with_capacity(shard_count * capacity as usize),
-            outbound: Vec::with_capacity(shard_count * capacity as usize),
+            inbound: VecDeque::with_capacity(
+                (shard_count * capacity as usize).min(SHARD_QUEUE_RESERVED_MAX),
+            ),
+            outbound: Vec::with_capacity(
+                (shard_count * capacity as usize).min(SHARD_QUEUE_RESERVED_MAX),
+            ),
             shard_count,
             credits_base,
             lent: None,

@@ -46,6 +46,13 @@ use crate::prng::{PrngTree, Scope, Seed, Stream};
 use crate::trace::{Place, Sink};
 use queue::{Entry, Queue};
 
+/// Messages in flight the world reserves memory for at boot. The bound on messages in
+/// flight is every ordered shard pair's ring capacity (8 nodes of 32 shards with rings of
+/// 1,024: 8 million messages, over a gigabyte); reserving it up front made memory grow
+/// with the world's shape instead of its use. Beyond this many, the slots and the queue
+/// grow amortised, only when a run reaches a new high-water mark, up to the bound.
+pub const FLIGHTS_RESERVED_MAX: usize = 1 << 14;
+
 /// How the world models time, the network and faults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorldConfig {
@@ -258,9 +265,12 @@ impl World {
             world.add_node(node as u16, spec, &tree)?;
         }
         let lent = world.lent.as_deref_mut().expect("the sink and flights are home at boot");
+        // The credits bound the messages in flight; memory is reserved for at most
+        // `FLIGHTS_RESERVED_MAX` of them and grows with use beyond (see the constant).
         let flights_max = lent.credits.len() * world.config.transport_capacity as usize;
-        lent.flights.reserve(flights_max);
-        world.queue = Queue::with_capacity(flights_max + 4 * world.cells.len());
+        let flights_reserved = flights_max.min(FLIGHTS_RESERVED_MAX);
+        lent.flights.reserve(flights_reserved);
+        world.queue = Queue::with_capacity(flights_reserved + 4 * world.cells.len());
         world.runnable.reserve(world.cells.len());
         for index in 0..world.cells.len() {
             world.route_outbound(index, 0);
