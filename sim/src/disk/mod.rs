@@ -46,11 +46,11 @@
 //! # Draws
 //!
 //! Every operation draws its latency first, from `DiskStreams::latency`, even when it then
-//! fails validation. A read or write of a valid handle then draws from `error`; a read that
-//! returns bytes then draws from `corruption`; an fsync of a valid handle draws from
-//! `fsync`; a crash draws from `crash`, file by file in creation order and change by change
-//! in log order. Each kind has its own stream, so switching one on or off leaves the draws
-//! of the others unchanged.
+//! fails validation. A read of an open handle, or a write that passes validation, then
+//! draws from `error`; a read that returns bytes then draws from `corruption`; an fsync of
+//! an open handle draws from `fsync`; a crash draws from `crash`, file by file in creation
+//! order and change by change in log order. Each kind has its own stream, so switching one
+//! on or off leaves the draws of the others unchanged.
 
 mod file;
 
@@ -105,6 +105,56 @@ const _: () = assert!(CAPACITY_BYTES_MAX <= usize::MAX as u64);
 const _: () = assert!(1 + HANDLE_NODE_BITS + HANDLE_GENERATION_BITS + HANDLE_SLOT_BITS == 32);
 const _: () = assert!(HANDLE_COUNT_MAX <= 1 << HANDLE_SLOT_BITS);
 const _: () = assert!(CORRUPTION_BIT_FLIPS_MAX >= 1);
+const _: () = assert!(HANDLE_NODE_BITS <= 16 && HANDLE_GENERATION_BITS == 16);
+
+/// The fields of a file handle's raw value (see [`HANDLE_MARK`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HandleParts {
+    /// The node; only its low [`HANDLE_NODE_BITS`] bits are encoded.
+    node: u16,
+    generation: u16,
+    slot: usize,
+}
+
+/// The bits of `node` a handle keeps: nodes whose low bits differ never accept each
+/// other's handles.
+const fn node_tag(node: u16) -> u16 {
+    node & ((1 << HANDLE_NODE_BITS) - 1)
+}
+
+impl HandleParts {
+    /// These parts with the node cut to the bits a handle keeps of it.
+    fn tagged(self) -> HandleParts {
+        HandleParts { node: node_tag(self.node), ..self }
+    }
+
+    fn encode(self) -> IoHandle {
+        assert!(self.slot < HANDLE_COUNT_MAX, "a slot index fits its bits");
+        let tagged = self.tagged();
+        // The slot is below `HANDLE_COUNT_MAX`, which fits `HANDLE_SLOT_BITS`.
+        IoHandle::from_raw(
+            HANDLE_MARK
+                | u32::from(tagged.node) << (HANDLE_GENERATION_BITS + HANDLE_SLOT_BITS)
+                | u32::from(tagged.generation) << HANDLE_SLOT_BITS
+                | tagged.slot as u32,
+        )
+    }
+
+    /// The parts of a file handle, or `None` for a value without the mark.
+    fn decode(handle: IoHandle) -> Option<HandleParts> {
+        let raw = handle.to_raw();
+        if raw & HANDLE_MARK == 0 {
+            return None;
+        }
+        let field = |shift: u32, bits: u32| (raw >> shift) & ((1 << bits) - 1);
+        // Each field is masked to at most 16 bits.
+        Some(HandleParts {
+            node: field(HANDLE_GENERATION_BITS + HANDLE_SLOT_BITS, HANDLE_NODE_BITS) as u16,
+            generation: field(HANDLE_SLOT_BITS, HANDLE_GENERATION_BITS) as u16,
+            slot: field(0, HANDLE_SLOT_BITS) as usize,
+        })
+    }
+}
 
 /// A disk's capacity and faults. Probabilities follow the fault knobs' scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -487,6 +537,7 @@ impl Disk {
         }
         self.counts.write_backs += file.write(offset, bytes);
         self.used_bytes += growth;
+        assert!(growth == 0 || self.used_bytes <= self.config.capacity_bytes, "growth fits");
         debug_assert_eq!(self.used_bytes, self.files.iter().map(|file| file.reserved_len).sum());
         // At most `WRITE_LEN_MAX`, which fits a u32.
         Ok(bytes.len() as u32)
@@ -518,35 +569,28 @@ impl Disk {
         }
         assert!(self.slots[slot].open.is_none(), "binding a free slot");
         self.slots[slot].open = Some(open);
-        let generation = u32::from(self.slots[slot].generation);
-        let node = u32::from(self.node) & ((1 << HANDLE_NODE_BITS) - 1);
-        // The slot is below `HANDLE_COUNT_MAX`, which fits `HANDLE_SLOT_BITS`.
-        let raw = HANDLE_MARK
-            | node << (HANDLE_GENERATION_BITS + HANDLE_SLOT_BITS)
-            | generation << HANDLE_SLOT_BITS
-            | slot as u32;
-        IoHandle::from_raw(raw)
+        let parts = HandleParts { node: self.node, generation: self.slots[slot].generation, slot };
+        let handle = parts.encode();
+        assert_eq!(HandleParts::decode(handle), Some(parts.tagged()), "handles round-trip");
+        handle
     }
 
     /// Frees the slot of an open handle; its generation changes, so the handle goes stale.
     fn release(&mut self, handle: IoHandle) {
-        let slot = &mut self.slots[(handle.to_raw() & ((1 << HANDLE_SLOT_BITS) - 1)) as usize];
+        let parts = HandleParts::decode(handle).expect("releasing a handle that was looked up");
+        let slot = &mut self.slots[parts.slot];
         assert!(slot.open.take().is_some(), "releasing an open handle");
         slot.generation = slot.generation.wrapping_add(1);
     }
 
     /// What an open handle of this disk names, or `InvalidHandle`.
     fn lookup(&self, handle: IoHandle) -> Result<Open, IoError> {
-        let raw = handle.to_raw();
-        let node =
-            (raw >> (HANDLE_GENERATION_BITS + HANDLE_SLOT_BITS)) & ((1 << HANDLE_NODE_BITS) - 1);
-        let generation = (raw >> HANDLE_SLOT_BITS) & ((1 << HANDLE_GENERATION_BITS) - 1);
-        let slot = (raw & ((1 << HANDLE_SLOT_BITS) - 1)) as usize;
-        let ours =
-            raw & HANDLE_MARK != 0 && node == u32::from(self.node) & ((1 << HANDLE_NODE_BITS) - 1);
-        match self.slots.get(slot) {
-            Some(Slot { generation: current, open: Some(open) })
-                if ours && u32::from(*current) == generation =>
+        let Some(parts) = HandleParts::decode(handle) else {
+            return Err(IoError::InvalidHandle);
+        };
+        match self.slots.get(parts.slot) {
+            Some(Slot { generation, open: Some(open) })
+                if parts.node == node_tag(self.node) && parts.generation == *generation =>
             {
                 Ok(*open)
             }
