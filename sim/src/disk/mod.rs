@@ -37,6 +37,18 @@
 //!   durable length, or any length its volatile view reached since the last fsync or
 //!   crash, whichever is largest), so no crash outcome overfills the disk. A write that
 //!   would exceed the capacity fails with `IoError::StorageFull` and changes nothing.
+//! - **Handles** are generational: a slot's generation changes when its handle is closed
+//!   or dies in a crash, so a stale handle is `InvalidHandle`, as is a handle never issued.
+//!   A handle carries the low 8 bits of its node, so another node's handle is refused as
+//!   long as the two nodes differ in those bits (every world of up to 256 nodes).
+//! - **Memory** grows only with what is written: per file, the durable contents and the
+//!   volatile view (each at most [`FILE_SIZE_MAX`], together charged against the capacity)
+//!   and an unsynced log of at most [`UNSYNCED_BYTES_MAX`] bytes.
+//! - **Limits** are typed errors, not faults, and are not counted: a bad path or a write
+//!   longer than [`WRITE_LEN_MAX`] or past [`FILE_SIZE_MAX`] is `InvalidInput`, a write
+//!   through a handle opened `Read` is `PermissionDenied`, creating a file beyond
+//!   [`FILE_COUNT_MAX`] is `StorageFull` (as running out of inodes is), and opening beyond
+//!   [`HANDLE_COUNT_MAX`] handles is `Other`.
 //! - **Faults** ([`DiskConfig`]): every operation draws a latency in
 //!   `[latency_ns_min, latency_ns_max]`; a read or write fails with `IoError::Other` with
 //!   its probability (a failed write changes nothing); a successful, non-empty read comes
