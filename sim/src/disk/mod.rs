@@ -42,7 +42,7 @@
 //!   A handle carries the low 8 bits of its node, so another node's handle is refused as
 //!   long as the two nodes differ in those bits (every world of up to 256 nodes).
 //! - **Memory** grows only with what is written: per file, the durable contents and the
-//!   volatile view (each at most [`FILE_SIZE_MAX`], together charged against the capacity)
+//!   volatile view (each no longer than the file's reservation, which the capacity bounds)
 //!   and an unsynced log of at most [`UNSYNCED_BYTES_MAX`] bytes.
 //! - **Limits** are typed errors, not faults, and are not counted: a bad path or a write
 //!   longer than [`WRITE_LEN_MAX`] or past [`FILE_SIZE_MAX`] is `InvalidInput`, a write
