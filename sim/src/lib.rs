@@ -11,6 +11,7 @@ pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod disk;
 pub mod faults;
 pub mod json;
 pub mod plant;
