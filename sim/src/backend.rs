@@ -20,6 +20,7 @@
 
 use std::collections::VecDeque;
 
+use tina::io::{IoReaped, IoSubmission, IoToken};
 use tina::{
     Backend, Env, Event, Handle, Label, Message, ShardFailure, ShardId, Timestamp, TransportFull,
 };
@@ -133,6 +134,12 @@ pub struct SimBackend {
     pub(crate) faults: ShardFaults,
     /// Shards of the node whose revival an isolate asked for during the tick.
     pub(crate) revivals: Vec<ShardId>,
+    /// I/O the shard submitted during the tick, for the world to start (`world::io`).
+    pub(crate) io_submitted: Vec<IoSubmission>,
+    /// Operations whose cancel the shard asked for during the tick.
+    pub(crate) io_cancels: Vec<IoToken>,
+    /// Completed operations, in completion order, for the shard to reap.
+    pub(crate) io_ready: VecDeque<IoReaped>,
 }
 
 impl SimBackend {
@@ -166,6 +173,9 @@ impl SimBackend {
             failures: Vec::new(),
             faults,
             revivals: Vec::with_capacity(shard_count),
+            io_submitted: Vec::new(),
+            io_cancels: Vec::new(),
+            io_ready: VecDeque::new(),
         }
     }
 
@@ -292,6 +302,20 @@ impl Backend for SimBackend {
         lent.faults.counts.count(FaultKind::InitFailure);
         lent.sink.record_world(place, &WorldEvent::InitFailure { handle: isolate });
         true
+    }
+
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        // The world starts it after the tick, against the node's disk or the network.
+        self.io_submitted.push(submission);
+        Ok(())
+    }
+
+    fn io_cancel(&mut self, token: IoToken) {
+        self.io_cancels.push(token);
+    }
+
+    fn io_reap(&mut self) -> Option<IoReaped> {
+        self.io_ready.pop_front()
     }
 
     fn park(&mut self, _deadline: Option<Timestamp>) {}

@@ -26,6 +26,7 @@
 //! the timed faults, `queue.rs` the queue.
 
 mod inject;
+mod io;
 mod queue;
 mod recovery;
 
@@ -37,6 +38,7 @@ use tina_checkers::{EndView, Phase, ShardView, WorldEvent};
 
 use crate::backend::{Flights, Lent, SimBackend};
 use crate::clock::NodeClock;
+use crate::disk::{Disk, DiskConfig, DiskStreams};
 use crate::faults::{
     BuggifySites, Delay, DelayModel, FaultConfig, FaultCounts, FaultKind, K, NodeFaults, Planted,
     Profile, RouteBug, ShardFaults, SharedFaults,
@@ -52,6 +54,10 @@ use queue::{Entry, Queue};
 /// with the world's shape instead of its use. Beyond this many, the slots and the queue
 /// grow amortised, only when a run reaches a new high-water mark, up to the bound.
 pub const FLIGHTS_RESERVED_MAX: usize = 1 << 14;
+
+/// Each node's disk capacity. Space is taken only by what is written (the disk reserves
+/// per file, not up front).
+pub const DISK_CAPACITY_DEFAULT: u64 = 256 << 20;
 
 /// How the world models time, the network and faults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,6 +202,11 @@ pub struct World {
     clocks_true: bool,
     /// The sink, the in-flight store and the shared fault state, at home between ticks.
     lent: Option<Box<Lent>>,
+    /// I/O operations started and not yet handed back.
+    io: io::IoTable,
+    /// Each node's disk, which survives the node's crashes, and its streams.
+    disks: Vec<Disk>,
+    disk_streams: Vec<DiskStreams>,
 }
 
 impl core::fmt::Debug for World {
@@ -257,6 +268,9 @@ impl World {
             world_recorded: false,
             clocks_true: true,
             lent: Some(lent),
+            io: io::IoTable::default(),
+            disks: Vec::new(),
+            disk_streams: Vec::new(),
             config,
         };
         world.routing_plain = world.delays.is_plain() && world.planted.is_none();
@@ -283,6 +297,10 @@ impl World {
     /// Adds node `node`: its clock (skewed if the fault is on), its shards, booted.
     fn add_node(&mut self, node: u16, spec: SystemSpec, tree: &PrngTree) -> Result<(), BootError> {
         let shard_count = spec.shard_count();
+        let disk = Disk::new(node, DiskConfig::reliable(DISK_CAPACITY_DEFAULT))
+            .expect("the default disk configuration is valid");
+        self.disks.push(disk);
+        self.disk_streams.push(DiskStreams::new(tree, node));
         let first_cell = self.cells.len();
         let lent = self.lent.as_deref_mut().expect("the sink and flights are home at boot");
         let credits_base = lent.credits.len();
@@ -440,7 +458,7 @@ impl World {
     /// Whether an entry due at `time` would do nothing.
     fn is_dead(&self, entry: &Entry, time: u64) -> bool {
         match *entry {
-            Entry::Deliver { .. } | Entry::SafetyEnd => false,
+            Entry::Deliver { .. } | Entry::SafetyEnd | Entry::IoDone { .. } => false,
             Entry::Wake { cell } => self.cells[cell as usize].wake_at != time,
             Entry::Fault { .. } => self.phase != Phase::Safety,
             Entry::ShardRestart { cell, epoch } => self.cells[cell as usize].epoch != epoch,
@@ -485,6 +503,7 @@ impl World {
                 }
             }
             Entry::SafetyEnd => self.end_safety(),
+            Entry::IoDone { pending, cell } => self.complete_io(pending, cell),
         }
     }
 
@@ -574,7 +593,12 @@ impl World {
         self.lent = cell.backend.lent.take();
         let end = now + u64::from(report.dispatched) * self.config.dispatch_cost_ns;
         cell.busy_until = end;
-        let wanted = if report.has_work || !cell.backend.inbound.is_empty() {
+        let io_started =
+            !cell.backend.io_submitted.is_empty() || !cell.backend.io_cancels.is_empty();
+        let wanted = if report.has_work
+            || !cell.backend.inbound.is_empty()
+            || !cell.backend.io_ready.is_empty()
+        {
             Some(end)
         } else if self.clocks_true {
             report.next_deadline.map(|deadline| deadline.as_nanos().max(end))
@@ -585,6 +609,9 @@ impl World {
         let revivals = !cell.backend.revivals.is_empty();
         self.route_outbound(index, end);
         self.reschedule(index, wanted);
+        if io_started {
+            self.start_io(index, end);
+        }
         if revivals {
             self.serve_revivals(index);
         }

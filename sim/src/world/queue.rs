@@ -50,6 +50,8 @@ pub(crate) enum Entry {
     },
     /// The safety phase ends: faults stop, what can heal heals.
     SafetyEnd,
+    /// An I/O operation of shard `cell` (pending slot `pending` of `world::io`) completes.
+    IoDone { pending: u32, cell: u32 },
 }
 
 /// One queued entry: its entry packed into one word (see `Entry::pack`), so the heap moves
@@ -86,6 +88,7 @@ impl Entry {
             Entry::ShardRestart { cell, epoch } => (3, u64::from(cell), u64::from(epoch)),
             Entry::NodeRestart { node, epoch } => (4, u64::from(node), u64::from(epoch)),
             Entry::SafetyEnd => (5, 0, 0),
+            Entry::IoDone { pending, cell } => (6, u64::from(cell), u64::from(pending)),
         };
         debug_assert!(middle <= MIDDLE_MASK);
         (kind << KIND_SHIFT) | (middle << 32) | low
@@ -109,6 +112,7 @@ impl Entry {
             2 => Entry::Fault { node: middle as u16, timed: Timed::from_code(low as u8) },
             3 => Entry::ShardRestart { cell: middle, epoch: low },
             4 => Entry::NodeRestart { node: middle as u16, epoch: low },
+            6 => Entry::IoDone { pending: low, cell: middle },
             _ => Entry::SafetyEnd,
         }
     }

@@ -152,6 +152,16 @@ impl World {
             cell.recovery = tina::ShardRecovery::new(budget);
         }
         let range = (first as u32)..((first + count) as u32);
+        // The process is gone: its I/O in progress never completes, what it did not fsync
+        // meets the disk's crash semantics, and its open files are closed.
+        for index in first..first + count {
+            let backend = &mut self.cells[index].backend;
+            backend.io_submitted.clear();
+            backend.io_cancels.clear();
+            backend.io_ready.clear();
+        }
+        self.io.drop_cells(range.clone());
+        self.disks[n].crash(&mut self.disk_streams[n]);
         let lent = self.lent.as_deref_mut().expect("the flights are home between ticks");
         let flights = &mut lent.flights;
         self.queue.retain(|entry| match *entry {
@@ -159,7 +169,9 @@ impl World {
                 flights.release(slot);
                 false
             }
-            Entry::Wake { cell } | Entry::ShardRestart { cell, .. } => !range.contains(&cell),
+            Entry::Wake { cell }
+            | Entry::ShardRestart { cell, .. }
+            | Entry::IoDone { cell, .. } => !range.contains(&cell),
             _ => true,
         });
         let base = self.nodes[n].credits_base;
