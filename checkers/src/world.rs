@@ -107,4 +107,22 @@ pub enum WorldEvent {
         /// The phase.
         phase: Phase,
     },
+    /// A disk operation of the shard's isolate failed with an injected I/O error.
+    DiskError,
+    /// A disk fsync of the shard's isolate failed; the data stays unsynced.
+    DiskFsyncFailure,
+    /// A disk read of the shard's isolate returned flipped bits.
+    DiskCorruption,
+    /// A disk write of the shard's isolate found the disk full.
+    DiskFull,
+    /// The node crashed with writes its disk had not made durable: each was lost, torn at
+    /// sector boundaries, or kept (fsynced data always survives).
+    DiskCrash {
+        /// Unsynced writes lost.
+        lost: u32,
+        /// Unsynced writes torn.
+        torn: u32,
+        /// Unsynced writes kept.
+        kept: u32,
+    },
 }

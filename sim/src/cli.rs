@@ -253,7 +253,7 @@ fn list(io: &mut Io<'_>) -> u8 {
     print_params(io.out, SIM_PARAMS);
     let _ = writeln!(io.out, "fault kinds (counted in --json's faults object):");
     for kind in FAULT_KINDS {
-        let _ = writeln!(io.out, "  {:<14} {}", kind.name(), kind.description());
+        let _ = writeln!(io.out, "  {:<18} {}", kind.name(), kind.description());
     }
     let _ = writeln!(
         io.out,
@@ -261,14 +261,14 @@ fn list(io: &mut Io<'_>) -> u8 {
     );
     let _ = writeln!(
         io.out,
-        "  {:<26} {:>8} {:>8} {:>8} {:>8}",
+        "  {:<30} {:>9} {:>9} {:>9} {:>9}",
         "", "none", "default", "chaos", "swarm"
     );
     for knob in KNOBS {
         let values: Vec<String> = PROFILES.iter().map(|&p| profile_value(&knob, p)).collect();
         let _ = writeln!(
             io.out,
-            "  {:<26} {:>8} {:>8} {:>8} {:>8}  {}",
+            "  {:<30} {:>9} {:>9} {:>9} {:>9}  {}",
             knob.name, values[0], values[1], values[2], values[3], knob.description
         );
     }

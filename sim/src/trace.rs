@@ -126,6 +126,11 @@ fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
         WorldEvent::Buggify { .. } => (77, "buggify"),
         WorldEvent::BuggifyActive { .. } => (78, "buggify-active"),
         WorldEvent::Phase { .. } => (79, "phase"),
+        WorldEvent::DiskError => (80, "disk-error"),
+        WorldEvent::DiskFsyncFailure => (81, "disk-fsync-failure"),
+        WorldEvent::DiskCorruption => (82, "disk-corruption"),
+        WorldEvent::DiskFull => (83, "disk-full"),
+        WorldEvent::DiskCrash { .. } => (84, "disk-crash"),
     }
 }
 
@@ -274,7 +279,14 @@ pub fn encode_world(stamp: &Stamp, event: &WorldEvent, mut put: impl FnMut(&[u64
         | WorldEvent::ShardQuarantine
         | WorldEvent::ShardRevive
         | WorldEvent::NodeCrash
-        | WorldEvent::NodeRestart => put(&[w0, t, l]),
+        | WorldEvent::NodeRestart
+        | WorldEvent::DiskError
+        | WorldEvent::DiskFsyncFailure
+        | WorldEvent::DiskCorruption
+        | WorldEvent::DiskFull => put(&[w0, t, l]),
+        WorldEvent::DiskCrash { lost, torn, kept } => {
+            put(&[w0, t, l, u64::from(lost), u64::from(torn), u64::from(kept)])
+        }
         WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
             put(&[w0, t, l, site.fingerprint()])
         }
@@ -436,7 +448,14 @@ fn world_fields(line: &mut String, event: &WorldEvent) {
         | WorldEvent::ShardQuarantine
         | WorldEvent::ShardRevive
         | WorldEvent::NodeCrash
-        | WorldEvent::NodeRestart => Ok(()),
+        | WorldEvent::NodeRestart
+        | WorldEvent::DiskError
+        | WorldEvent::DiskFsyncFailure
+        | WorldEvent::DiskCorruption
+        | WorldEvent::DiskFull => Ok(()),
+        WorldEvent::DiskCrash { lost, torn, kept } => {
+            write!(line, " lost={lost} torn={torn} kept={kept}")
+        }
         WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
             write!(line, " site={}", label_text(&site))
         }

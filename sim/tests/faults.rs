@@ -286,7 +286,8 @@ fn every_scenario_survives_chaos_and_every_fault_kind_fires() {
             }
         }
     }
-    for kind in FAULT_KINDS {
+    // The disk's faults need a scenario that uses the disk: `disk_io.rs` proves them.
+    for kind in FAULT_KINDS.into_iter().filter(|kind| !kind.name().starts_with("disk-")) {
         assert!(total.of(kind) > 0, "{} never fired: {total:?}", kind.name());
     }
 }

@@ -38,10 +38,18 @@ pub enum FaultKind {
     ClockJump = 8,
     /// A `ctx.buggify` site fires.
     Buggify = 9,
+    /// A disk read or write fails with an I/O error.
+    DiskError = 10,
+    /// A disk fsync fails; what it should have made durable stays unsynced.
+    DiskFsyncFailure = 11,
+    /// A disk read returns flipped bits (the stored bytes are intact).
+    DiskCorruption = 12,
+    /// A disk write finds the disk full.
+    DiskFull = 13,
 }
 
 /// Every fault kind, in summary order.
-pub const FAULT_KINDS: [FaultKind; 10] = [
+pub const FAULT_KINDS: [FaultKind; 14] = [
     FaultKind::DelayTail,
     FaultKind::DelaySlow,
     FaultKind::ShardStall,
@@ -52,6 +60,10 @@ pub const FAULT_KINDS: [FaultKind; 10] = [
     FaultKind::ClockSkew,
     FaultKind::ClockJump,
     FaultKind::Buggify,
+    FaultKind::DiskError,
+    FaultKind::DiskFsyncFailure,
+    FaultKind::DiskCorruption,
+    FaultKind::DiskFull,
 ];
 
 impl FaultKind {
@@ -68,6 +80,10 @@ impl FaultKind {
             FaultKind::ClockSkew => "clock-skew",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::Buggify => "buggify",
+            FaultKind::DiskError => "disk-error",
+            FaultKind::DiskFsyncFailure => "disk-fsync-failure",
+            FaultKind::DiskCorruption => "disk-corruption",
+            FaultKind::DiskFull => "disk-full",
         }
     }
 
@@ -92,6 +108,14 @@ impl FaultKind {
             FaultKind::ClockSkew => "a node's clock is offset from true time and drifts",
             FaultKind::ClockJump => "a node's clock jumps forward",
             FaultKind::Buggify => "a ctx.buggify site fires (sites are activated per run)",
+            FaultKind::DiskError => "a disk read or write fails with an I/O error",
+            FaultKind::DiskFsyncFailure => {
+                "a disk fsync fails; the data it should have made durable stays unsynced"
+            }
+            FaultKind::DiskCorruption => "a disk read returns flipped bits (stored bytes intact)",
+            FaultKind::DiskFull => {
+                "a disk write finds the disk full (space taken by others, or disk_capacity)"
+            }
         }
     }
 }
@@ -195,6 +219,7 @@ const fn n(number: u64) -> Value {
     Value::Number(number)
 }
 
+const US: u64 = 1_000;
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
 const HOUR: u64 = 3_600 * S;
@@ -225,13 +250,20 @@ pub enum K {
     ClockJumpMax,
     BuggifySiteProbability,
     BuggifyFireProbability,
+    DiskLatencyMin,
+    DiskLatencyMax,
+    DiskErrorProbability,
+    DiskFsyncFailureProbability,
+    DiskCorruptionProbability,
+    DiskFullProbability,
+    DiskCapacity,
     SafetyTime,
     LivenessTime,
     LivenessRevive,
 }
 
 /// Every knob, in the order of `K`.
-pub const KNOBS: [Knob; 24] = [
+pub const KNOBS: [Knob; 31] = [
     Knob {
         name: "delay_tail_probability",
         kind: KnobKind::Probability,
@@ -399,6 +431,62 @@ pub const KNOBS: [Knob; 24] = [
         values: [ratio(0, 1), ratio(1, 100), ratio(1, 20)],
         max: 0,
         description: "chance an active site fires at each call",
+    },
+    Knob {
+        name: "disk_latency_min",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(0), n(50 * US), n(50 * US)],
+        max: crate::disk::LATENCY_NS_MAX,
+        description: "shortest time a disk operation takes",
+    },
+    Knob {
+        name: "disk_latency_max",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(0), n(2 * MS), n(20 * MS)],
+        max: crate::disk::LATENCY_NS_MAX,
+        description: "longest time a disk operation takes",
+    },
+    Knob {
+        name: "disk_error_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::DiskError),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 100)],
+        max: 0,
+        description: "chance a disk read or write fails (nothing is written)",
+    },
+    Knob {
+        name: "disk_fsync_failure_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::DiskFsyncFailure),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 50)],
+        max: 0,
+        description: "chance a disk fsync fails (the data stays unsynced)",
+    },
+    Knob {
+        name: "disk_corruption_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::DiskCorruption),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 200)],
+        max: 0,
+        description: "chance a disk read returns flipped bits",
+    },
+    Knob {
+        name: "disk_full_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::DiskFull),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 100)],
+        max: 0,
+        description: "chance a disk write finds the disk full (space taken by others)",
+    },
+    Knob {
+        name: "disk_capacity",
+        kind: KnobKind::Count,
+        switch: None,
+        values: [n(256 << 20), n(256 << 20), n(1 << 20)],
+        max: crate::disk::CAPACITY_BYTES_MAX,
+        description: "bytes each node's disk holds; a write beyond fails as disk-full",
     },
     Knob {
         name: "safety_time",
@@ -624,6 +712,9 @@ impl FaultConfig {
     pub fn validate(&self) -> Result<(), KnobError> {
         if self.nanos(K::DelaySlowMin) > self.nanos(K::DelaySlowMax) {
             return Err(KnobError::Inverted { min: "delay_slow_min", max: "delay_slow_max" });
+        }
+        if self.nanos(K::DiskLatencyMin) > self.nanos(K::DiskLatencyMax) {
+            return Err(KnobError::Inverted { min: "disk_latency_min", max: "disk_latency_max" });
         }
         if self.any_on() && self.nanos(K::LivenessTime) == 0 {
             return Err(KnobError::NeverLive(

@@ -10,9 +10,12 @@
 
 use tina::io::{IoError, IoHandle, IoOp, IoReaped, IoResult, IoSubmission, IoToken};
 
+use tina_checkers::WorldEvent;
+
 use super::queue::Entry;
 use super::{Status, World};
-use crate::disk::{Disk, DiskReply, DiskStreams};
+use crate::disk::{Disk, DiskConfig, DiskCounts, DiskReply, DiskStreams};
+use crate::faults::{FaultKind, K};
 
 /// Operations the world holds at once, over every shard of every node: each is some
 /// shard's in-flight entry, so the spec's `io_in_flight_max` per shard bounds them too.
@@ -90,8 +93,23 @@ impl World {
         let node = usize::from(self.cells[index].node);
         let submissions = core::mem::take(&mut self.cells[index].backend.io_submitted);
         for submission in submissions {
+            if self.disk_full_injected(node, &submission) {
+                self.count(FaultKind::DiskFull);
+                self.record_cell(index, &WorldEvent::DiskFull);
+                let (result, cell) = (IoResult::Failed(IoError::StorageFull), index as u32);
+                let pending =
+                    PendingIo { cell, submission, result, data: Vec::new(), cancelled: false };
+                let slot = self.io.insert(pending);
+                self.queue.push(end, Entry::IoDone { pending: slot, cell });
+                continue;
+            }
             let (disk, streams) = (&mut self.disks[node], &mut self.disk_streams[node]);
+            let before = *disk.counts();
             let (latency_ns, result, data) = perform(disk, streams, &submission);
+            let after = *self.disks[node].counts();
+            if after != before {
+                self.count_disk_faults(index, &before, &after);
+            }
             // Cell indices fit in u32.
             let cell = index as u32;
             let pending = PendingIo { cell, submission, result, data, cancelled: false };
@@ -110,6 +128,58 @@ impl World {
                 receive: pending.submission.receive.take(),
             };
             self.hand_back(index, reaped);
+        }
+    }
+
+    /// Whether a write of node `node` finds the disk full though it has room (space taken
+    /// by others: the `disk-full` fault, only while faults are injected).
+    fn disk_full_injected(&mut self, node: usize, submission: &IoSubmission) -> bool {
+        let chance = self.config.faults.ratio(K::DiskFullProbability);
+        matches!(submission.op, IoOp::FileWrite { .. })
+            && chance.numerator() > 0
+            && self.phase == tina_checkers::Phase::Safety
+            && self.disk_full_streams[node].chance(chance)
+    }
+
+    /// Counts and traces the faults the disk injected into one operation of shard `index`.
+    #[cold]
+    fn count_disk_faults(&mut self, index: usize, before: &DiskCounts, after: &DiskCounts) {
+        let kinds = [
+            (after.errors - before.errors, FaultKind::DiskError, WorldEvent::DiskError),
+            (
+                after.fsync_failures - before.fsync_failures,
+                FaultKind::DiskFsyncFailure,
+                WorldEvent::DiskFsyncFailure,
+            ),
+            (
+                after.corruptions - before.corruptions,
+                FaultKind::DiskCorruption,
+                WorldEvent::DiskCorruption,
+            ),
+            (after.full - before.full, FaultKind::DiskFull, WorldEvent::DiskFull),
+        ];
+        for (times, kind, event) in kinds {
+            // One operation injects each fault at most once.
+            for _ in 0..times {
+                self.count(kind);
+                self.record_cell(index, &event);
+            }
+        }
+    }
+
+    /// The configuration of every node's disk from the fault knobs: its capacity and
+    /// latency always, its faults only while they are injected (the safety phase).
+    pub(super) fn disk_config(&self, faulty: bool) -> DiskConfig {
+        let faults = &self.config.faults;
+        let injected = |knob: K| if faulty { faults.ratio(knob) } else { crate::prng::Ratio::ZERO };
+        DiskConfig {
+            capacity_bytes: faults.count(K::DiskCapacity),
+            latency_ns_min: faults.nanos(K::DiskLatencyMin),
+            latency_ns_max: faults.nanos(K::DiskLatencyMax),
+            read_error_probability: injected(K::DiskErrorProbability),
+            write_error_probability: injected(K::DiskErrorProbability),
+            fsync_failure_probability: injected(K::DiskFsyncFailureProbability),
+            corruption_probability: injected(K::DiskCorruptionProbability),
         }
     }
 

@@ -38,7 +38,7 @@ use tina_checkers::{EndView, Phase, ShardView, WorldEvent};
 
 use crate::backend::{Flights, Lent, SimBackend};
 use crate::clock::NodeClock;
-use crate::disk::{Disk, DiskConfig, DiskStreams};
+use crate::disk::{Disk, DiskStreams};
 use crate::faults::{
     BuggifySites, Delay, DelayModel, FaultConfig, FaultCounts, FaultKind, K, NodeFaults, Planted,
     Profile, RouteBug, ShardFaults, SharedFaults,
@@ -54,10 +54,6 @@ use queue::{Entry, Queue};
 /// with the world's shape instead of its use. Beyond this many, the slots and the queue
 /// grow amortised, only when a run reaches a new high-water mark, up to the bound.
 pub const FLIGHTS_RESERVED_MAX: usize = 1 << 14;
-
-/// Each node's disk capacity. Space is taken only by what is written (the disk reserves
-/// per file, not up front).
-pub const DISK_CAPACITY_DEFAULT: u64 = 256 << 20;
 
 /// How the world models time, the network and faults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,6 +203,8 @@ pub struct World {
     /// Each node's disk, which survives the node's crashes, and its streams.
     disks: Vec<Disk>,
     disk_streams: Vec<DiskStreams>,
+    /// Each node's stream for the `disk-full` fault (space taken by others).
+    disk_full_streams: Vec<Stream>,
 }
 
 impl core::fmt::Debug for World {
@@ -271,6 +269,7 @@ impl World {
             io: io::IoTable::default(),
             disks: Vec::new(),
             disk_streams: Vec::new(),
+            disk_full_streams: Vec::new(),
             config,
         };
         world.routing_plain = world.delays.is_plain() && world.planted.is_none();
@@ -297,10 +296,11 @@ impl World {
     /// Adds node `node`: its clock (skewed if the fault is on), its shards, booted.
     fn add_node(&mut self, node: u16, spec: SystemSpec, tree: &PrngTree) -> Result<(), BootError> {
         let shard_count = spec.shard_count();
-        let disk = Disk::new(node, DiskConfig::reliable(DISK_CAPACITY_DEFAULT))
-            .expect("the default disk configuration is valid");
+        let disk = Disk::new(node, self.disk_config(self.phase == Phase::Safety))
+            .expect("the knobs' bounds keep the disk configuration valid");
         self.disks.push(disk);
         self.disk_streams.push(DiskStreams::new(tree, node));
+        self.disk_full_streams.push(tree.stream(Scope::Node { node }, "disk.full"));
         let first_cell = self.cells.len();
         let lent = self.lent.as_deref_mut().expect("the sink and flights are home at boot");
         let credits_base = lent.credits.len();

@@ -161,7 +161,14 @@ impl World {
             backend.io_ready.clear();
         }
         self.io.drop_cells(range.clone());
-        self.disks[n].crash(&mut self.disk_streams[n]);
+        let crash = self.disks[n].crash(&mut self.disk_streams[n]);
+        let (lost, torn, kept) = (crash.writes_lost, crash.writes_torn, crash.writes_kept);
+        if lost + torn + kept > 0 {
+            // Counts fit in u32: a file's unsynced log is bounded.
+            let event =
+                WorldEvent::DiskCrash { lost: lost as u32, torn: torn as u32, kept: kept as u32 };
+            self.record_node(node, &event);
+        }
         let lent = self.lent.as_deref_mut().expect("the flights are home between ticks");
         let flights = &mut lent.flights;
         self.queue.retain(|entry| match *entry {
@@ -227,6 +234,11 @@ impl World {
         self.delays.slow = crate::prng::Ratio::ZERO;
         self.routing_plain = self.planted.is_none();
         self.liveness_deadline = self.now.saturating_add(self.config.faults.nanos(K::LivenessTime));
+        // Disks stop failing; they keep their capacity and latency.
+        let config = self.disk_config(false);
+        for disk in &mut self.disks {
+            disk.reconfigure(config).expect("the knobs' bounds keep it valid");
+        }
         // One event for the whole world, stamped with node 0.
         self.record_node(0, &WorldEvent::Phase { phase: Phase::Liveness });
         for node in 0..self.nodes.len() {
