@@ -15,7 +15,9 @@
 //! shards. It does not check weaker models (sequential consistency, serializability), and
 //! it takes models to be deterministic. The search is exponential in the worst case, as
 //! the problem is NP-complete; a partition that exhausts its budget is reported
-//! [`Outcome::Inconclusive`], never searched forever.
+//! [`Outcome::Inconclusive`], never searched forever. The hard case in practice is a hot
+//! partition (many clients on one key) with operations without a response: each stays a
+//! candidate for the rest of the partition.
 
 use core::fmt;
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@
 //! the last choice and tries the next call after it. Configurations already entered are
 //! skipped (see `visited`): they failed, or the search would have ended. Each walk makes
 //! two passes up to the first return: completed operations first, then those without an
-//! output to match.
+//! output to match, which are kept in a chain of their own.
 //!
 //! This module answers one question about one set of operations within a step budget; it
 //! does not partition a history or explain a failure.
@@ -62,10 +62,14 @@ pub(super) struct Searched {
 /// for `NIL`, and each operation has two entries.
 pub(super) const PARTITION_OPERATIONS_MAX: usize = (u32::MAX / 4) as usize;
 
-/// No entry (the end of the list), or no bit (a free operation).
+/// No entry (the end of a chain), or no bit (a free operation).
 const NIL: u32 = u32::MAX;
-/// The list's first entry, which is no call or return.
+/// The first entry of the chain of completed calls and all returns; no call or return.
 const HEAD: u32 = 0;
+/// The first entry of the chain of loose calls (members without a return); no call.
+const LOOSE_HEAD: u32 = 1;
+/// Entries before the first call or return.
+const HEAD_COUNT: u32 = 2;
 
 /// A call or a return in the list.
 #[derive(Clone, Copy, Debug)]
@@ -79,7 +83,11 @@ struct Entry {
     next: u32,
 }
 
-/// The calls and returns not yet linearized, in time order.
+/// The calls and returns not yet linearized, in time order, as two chains: completed
+/// calls with every return, and loose calls (no response, or free), which have no return.
+/// Entries are numbered in time order across both, so comparing two numbers says which
+/// came first. Keeping loose calls apart spares the walk from stepping over the ones that
+/// never take effect: they stay in the list to the end.
 #[derive(Debug)]
 struct List {
     entries: Vec<Entry>,
@@ -99,12 +107,17 @@ impl List {
         }
         events.sort_unstable();
         let head = Entry { member: NIL, ret: NIL, call: false, prev: NIL, next: NIL };
-        let mut entries = Vec::with_capacity(events.len() + 1);
-        entries.push(head);
+        let mut entries = vec![head; HEAD_COUNT as usize];
+        entries.reserve(events.len());
+        // Per chain, its last entry so far.
+        let mut last = [HEAD, LOOSE_HEAD];
         let mut call_entry = vec![NIL; members.len()];
-        for (&(_, is_return, member), entry) in events.iter().zip(1u32..) {
-            let next = if entry as usize == events.len() { NIL } else { entry + 1 };
-            entries.push(Entry { member, ret: NIL, call: !is_return, prev: entry - 1, next });
+        for (&(_, is_return, member), entry) in events.iter().zip(HEAD_COUNT..) {
+            let chain = usize::from(!is_return && members[member as usize].role != Role::Completed);
+            let prev = last[chain];
+            entries.push(Entry { member, ret: NIL, call: !is_return, prev, next: NIL });
+            entries[prev as usize].next = entry;
+            last[chain] = entry;
             if is_return {
                 let call = call_entry[member as usize];
                 assert_ne!(call, NIL, "a return before its call");
@@ -113,12 +126,12 @@ impl List {
                 call_entry[member as usize] = entry;
             }
         }
-        entries[HEAD as usize].next = if events.is_empty() { NIL } else { 1 };
         List { entries }
     }
 
-    fn first(&self) -> u32 {
-        self.entries[HEAD as usize].next
+    /// The first entry of the chain starting at `head`.
+    fn first(&self, head: u32) -> u32 {
+        self.entries[head as usize].next
     }
 
     fn unlink(&mut self, entry: u32) {
@@ -162,8 +175,8 @@ impl List {
 struct Frame<S> {
     /// The call linearized.
     entry: u32,
-    /// The pass it was found in.
-    loose: bool,
+    /// The walk's barrier then, if it was in its loose pass.
+    barrier: u32,
     /// The state before it.
     state: S,
 }
@@ -173,24 +186,24 @@ struct Search<'a, M: Model> {
     model: &'a M,
     operations: &'a [Operation<M::Input, M::Output>],
     members: &'a [Member],
-    /// Per member, its bit, or `NIL` for a free member.
+    /// Per member, its bit in `completed` or `loose` (by its role), or `NIL` for a free
+    /// member.
     bit: Vec<u32>,
     list: List,
-    bits: Bits,
+    completed: Bits,
+    loose: Bits,
     visited: Visited<M::State>,
     stack: Vec<Frame<M::State>>,
     state: M::State,
     /// Completed members not linearized: the search succeeds when none is left.
     completed_left: usize,
-    /// Whether any member has no output to match.
-    any_loose: bool,
     /// The entry the walk visits next.
     entry: u32,
-    /// The walk's pass: the first tries only completed members, the second (loose) only
-    /// the others. Both stop at the first return. Trying the loose ones last places them
-    /// only when nothing else will do: linearizing every write without a response as soon
-    /// as it is invoked sends the search down long wrong paths.
-    loose: bool,
+    /// `NIL` while the walk is in its first pass, over the completed calls up to the first
+    /// return; then that return, while it tries the loose calls before it. Trying loose
+    /// calls last places them only when nothing else will do: linearizing every write
+    /// without a response as soon as it is invoked sends the search down long wrong paths.
+    barrier: u32,
 }
 
 /// Searches for a linearization of `members` (sorted by invocation) within `steps_max`
@@ -227,56 +240,62 @@ impl<'a, M: Model> Search<'a, M> {
         members: &'a [Member],
     ) -> Self {
         let mut bit = vec![NIL; members.len()];
-        let mut bit_count = 0u32;
+        let (mut completed_count, mut loose_count) = (0u32, 0u32);
         for (member, bit) in members.iter().zip(&mut bit) {
-            if member.role != Role::Free {
-                *bit = bit_count;
-                bit_count += 1;
-            }
+            let count = match member.role {
+                Role::Completed => &mut completed_count,
+                Role::NoResponse => &mut loose_count,
+                Role::Free => continue,
+            };
+            *bit = *count;
+            *count += 1;
         }
-        let completed_left = members.iter().filter(|m| m.role == Role::Completed).count();
-        let bits = Bits::new(bit_count as usize);
+        let completed = Bits::new(completed_count as usize);
+        let loose = Bits::new(loose_count as usize);
         let state = model.init();
-        let mut visited = Visited::new();
-        visited.insert(&bits, &state);
+        let mut visited = Visited::new(loose.words().len());
+        visited.insert(&completed, &loose, &state);
         let list = List::new(operations, members);
-        let entry = list.first();
+        let entry = list.first(HEAD);
         Search {
             model,
             operations,
             members,
             bit,
             list,
-            bits,
+            completed,
+            loose,
             visited,
             stack: Vec::new(),
             state,
-            completed_left,
-            any_loose: completed_left < members.len(),
+            completed_left: completed_count as usize,
             entry,
-            loose: false,
+            barrier: NIL,
         }
     }
 
     /// Visits one entry of the walk; false if the search is over, not linearizable.
     fn visit(&mut self) -> bool {
-        // A completed member is left, so its return is in the list ahead of the walk.
-        assert_ne!(self.entry, NIL, "the walk passed every return");
-        let entry = self.list.entries[self.entry as usize];
-        if entry.call {
-            let role = self.members[entry.member as usize].role;
-            if (role != Role::Completed) == self.loose {
-                self.try_call(self.entry);
-            } else {
-                self.entry = entry.next;
+        if self.barrier != NIL {
+            // The loose pass: loose calls made before the barrier.
+            if self.entry == NIL || self.entry > self.barrier {
+                return self.backtrack();
             }
-        } else if !self.loose && self.any_loose {
-            self.loose = true;
-            self.entry = self.list.first();
-        } else {
-            return self.backtrack();
+            self.try_call(self.entry);
+            return true;
         }
-        true
+        // A completed member is left, so its return is in the chain ahead of the walk.
+        assert_ne!(self.entry, NIL, "the walk passed every return");
+        if self.list.entries[self.entry as usize].call {
+            self.try_call(self.entry);
+            true
+        } else if self.list.first(LOOSE_HEAD) != NIL {
+            self.barrier = self.entry;
+            self.entry = self.list.first(LOOSE_HEAD);
+            true
+        } else {
+            self.backtrack()
+        }
     }
 
     /// Tries to linearize the call at `entry` now, and moves the walk on.
@@ -296,49 +315,56 @@ impl<'a, M: Model> Search<'a, M> {
             return;
         }
         let before = mem::replace(&mut self.state, state);
-        self.stack.push(Frame { entry, loose: self.loose, state: before });
+        self.stack.push(Frame { entry, barrier: self.barrier, state: before });
         if member.role != Role::Free {
             self.list.lift(entry);
         }
         if member.role == Role::Completed {
             self.completed_left -= 1;
         }
-        self.entry = self.list.first();
-        self.loose = false;
+        self.entry = self.list.first(HEAD);
+        self.barrier = NIL;
     }
 
     /// Linearizes the member at `position` into `state` if that configuration is new.
     fn enter(&mut self, position: u32, state: &M::State) -> bool {
         let bit = self.bit[position as usize];
-        if bit == NIL {
-            return self.visited.insert(&self.bits, state);
+        let role = self.members[position as usize].role;
+        if role == Role::Free {
+            return self.visited.insert(&self.completed, &self.loose, state);
         }
-        self.bits.set(bit);
-        let entered = self.visited.insert(&self.bits, state);
+        self.bits_of(role).set(bit);
+        let entered = self.visited.insert(&self.completed, &self.loose, state);
         if !entered {
-            self.bits.clear(bit);
+            self.bits_of(role).clear(bit);
         }
         entered
+    }
+
+    /// The bits of members in `role`.
+    fn bits_of(&mut self, role: Role) -> &mut Bits {
+        if role == Role::Completed { &mut self.completed } else { &mut self.loose }
     }
 
     /// Undoes the latest linearization and resumes the walk after it; false if there was
     /// nothing to undo.
     fn backtrack(&mut self) -> bool {
-        let Some(Frame { entry, loose, state }) = self.stack.pop() else {
+        let Some(Frame { entry, barrier, state }) = self.stack.pop() else {
             return false;
         };
         let position = self.list.entries[entry as usize].member;
         let role = self.members[position as usize].role;
         if role != Role::Free {
             self.list.unlift(entry);
-            self.bits.clear(self.bit[position as usize]);
+            let bit = self.bit[position as usize];
+            self.bits_of(role).clear(bit);
         }
         if role == Role::Completed {
             self.completed_left += 1;
         }
         self.state = state;
         self.entry = self.list.entries[entry as usize].next;
-        self.loose = loose;
+        self.barrier = barrier;
         true
     }
 }

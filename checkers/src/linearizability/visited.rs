@@ -1,6 +1,13 @@
-//! The search's memory: the set of operations linearized so far ([`Bits`]) and every
-//! configuration (that set and the model's state) the search has already entered
+//! The search's memory: the sets of operations linearized so far ([`Bits`]) and every
+//! configuration (those sets and the model's state) the search has already entered
 //! ([`Visited`]), an open-addressing hash table over `Vec`s.
+//!
+//! A configuration is dominated by one entered before with the same completed operations
+//! linearized, the same state, and a subset of the loose ones (without a response)
+//! linearized: from there every move of the new one was possible too, plus more, and it
+//! failed (or the search would have ended). Placing a loose write and then overwriting it
+//! reaches such a configuration; without this rule each loose operation would double the
+//! configurations of the rest of the search.
 //!
 //! Hashes only place entries in the table; a lookup compares the bits and the state
 //! themselves, so results never depend on them. Nothing here is ever removed: a
@@ -59,6 +66,11 @@ impl Bits {
         debug_assert!(self.full <= self.end);
     }
 
+    /// Every word.
+    pub(super) fn words(&self) -> &[u64] {
+        &self.words
+    }
+
     /// The words after the leading full ones, up to the last that is not zero.
     fn frontier(&self) -> &[u64] {
         &self.words[self.full..self.end]
@@ -86,7 +98,8 @@ struct Stored<S> {
     hash: u64,
     /// `Bits::full` of its set.
     full: u32,
-    /// Where its frontier starts in `Visited::words`, and how long it is.
+    /// Where its completed frontier starts in `Visited::words`, and how long it is; its
+    /// loose words follow.
     start: usize,
     len: u32,
     state: S,
@@ -98,17 +111,28 @@ pub(super) struct Visited<S> {
     /// Indices into `stored`, or `EMPTY`; at most half are taken.
     slots: Vec<u32>,
     stored: Vec<Stored<S>>,
-    /// Every stored frontier, end to end.
+    /// Every stored completed frontier and loose words, end to end.
     words: Vec<u64>,
+    /// Loose words per configuration.
+    loose_word_count: usize,
 }
 
 impl<S: Clone + Eq + Hash> Visited<S> {
-    pub(super) fn new() -> Visited<S> {
-        Visited { slots: vec![EMPTY; SLOT_COUNT_MIN], stored: Vec::new(), words: Vec::new() }
+    pub(super) fn new(loose_word_count: usize) -> Visited<S> {
+        Visited {
+            slots: vec![EMPTY; SLOT_COUNT_MIN],
+            stored: Vec::new(),
+            words: Vec::new(),
+            loose_word_count,
+        }
     }
 
-    /// Remembers the configuration (`bits`, `state`); false if it was already known.
-    pub(super) fn insert(&mut self, bits: &Bits, state: &S) -> bool {
+    /// Remembers the configuration (`bits`, `loose`, `state`); false if it is dominated by
+    /// one already known (see the module header). Only `bits` and `state` are hashed, so
+    /// that the configurations that may dominate share a probe sequence.
+    pub(super) fn insert(&mut self, bits: &Bits, loose: &Bits, state: &S) -> bool {
+        let loose = loose.words();
+        assert_eq!(loose.len(), self.loose_word_count);
         let hash = mix(bits.hash ^ state_hash(state));
         if (self.stored.len() + 1) * 2 > self.slots.len() {
             self.grow();
@@ -130,13 +154,16 @@ impl<S: Clone + Eq + Hash> Visited<S> {
                     state: state.clone(),
                 });
                 self.words.extend_from_slice(frontier);
+                self.words.extend_from_slice(loose);
                 return true;
             }
             let stored = &self.stored[index as usize];
+            let (start, end) = (stored.start, stored.start + stored.len as usize);
             if stored.hash == hash
                 && stored.full as usize == bits.full
-                && &self.words[stored.start..stored.start + stored.len as usize] == frontier
+                && &self.words[start..end] == frontier
                 && stored.state == *state
+                && subset(&self.words[end..end + loose.len()], loose)
             {
                 return false;
             }
@@ -159,6 +186,11 @@ impl<S: Clone + Eq + Hash> Visited<S> {
             self.slots[slot] = index as u32;
         }
     }
+}
+
+/// Whether every bit of `small` is in `large`.
+fn subset(small: &[u64], large: &[u64]) -> bool {
+    small.iter().zip(large).all(|(small, large)| small & !large == 0)
 }
 
 /// A fixed pseudo-random word per bit (Zobrist hashing): a set's hash is their XOR, so
@@ -229,25 +261,46 @@ mod tests {
     #[test]
     fn bits_track_full_words_and_frontier() {
         let mut bits = Bits::new(200);
-        let mut visited = Visited::new();
-        assert!(visited.insert(&bits, &0u8));
+        let none = Bits::new(0);
+        let mut visited = Visited::new(0);
+        assert!(visited.insert(&bits, &none, &0u8));
         for bit in 0..130 {
             bits.set(bit);
         }
         assert_eq!((bits.full, bits.end), (2, 3));
-        assert!(visited.insert(&bits, &0u8));
+        assert!(visited.insert(&bits, &none, &0u8));
         bits.set(195);
         bits.clear(5);
         assert_eq!((bits.full, bits.end), (0, 4));
-        assert!(visited.insert(&bits, &0u8));
+        assert!(visited.insert(&bits, &none, &0u8));
         bits.clear(195);
         bits.set(5);
-        assert!(!visited.insert(&bits, &0u8), "the same set and state again");
-        assert!(visited.insert(&bits, &1u8), "the same set with another state");
+        assert!(!visited.insert(&bits, &none, &0u8), "the same set and state again");
+        assert!(visited.insert(&bits, &none, &1u8), "the same set with another state");
         for bit in 0..130 {
             bits.clear(bit);
         }
         assert_eq!((bits.full, bits.end, bits.hash), (0, 0, 0));
-        assert!(!visited.insert(&bits, &0u8));
+        assert!(!visited.insert(&bits, &none, &0u8));
+    }
+
+    /// A configuration with more loose operations linearized than a known one is
+    /// dominated; one with fewer, or different ones, is not.
+    #[test]
+    fn more_loose_operations_are_dominated() {
+        let bits = Bits::new(10);
+        let mut loose = Bits::new(70);
+        let mut visited = Visited::new(2);
+        loose.set(3);
+        assert!(visited.insert(&bits, &loose, &0u8));
+        loose.set(66);
+        assert!(!visited.insert(&bits, &loose, &0u8), "a superset of {{3}}");
+        assert!(visited.insert(&bits, &loose, &1u8), "another state");
+        loose.clear(3);
+        assert!(visited.insert(&bits, &loose, &0u8), "{{66}} is no superset of {{3}}");
+        loose.clear(66);
+        assert!(visited.insert(&bits, &loose, &0u8), "the empty set is no superset");
+        loose.set(3);
+        assert!(!visited.insert(&bits, &loose, &0u8));
     }
 }
