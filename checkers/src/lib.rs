@@ -29,6 +29,7 @@ pub mod generations;
 pub mod io;
 pub mod kinds;
 pub mod layout;
+pub mod linearizability;
 pub mod mailbox;
 pub mod pools;
 mod ring;
