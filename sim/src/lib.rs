@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod faults;
 pub mod json;
+pub mod net;
 pub mod plant;
 pub mod prng;
 pub mod run;
