@@ -184,3 +184,38 @@ impl Net {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tina::io::IoResult;
+
+    use crate::net::{Net, NetConfig, NetOp, Start, node_ip};
+    use crate::prng::Seed;
+
+    fn udp(net: &mut Net, node: u16, port: u16) -> tina::io::IoHandle {
+        let addr = SocketAddr::from((node_ip(node), port));
+        let Start::Done(IoResult::Opened(handle)) = net.start(0, node, 0, NetOp::UdpBind { addr })
+        else {
+            panic!("bind failed")
+        };
+        handle
+    }
+
+    /// Canary: the checker fires when a datagram or a TCP byte goes missing from the books.
+    #[test]
+    fn check_accounting_catches_a_missing_datagram_or_byte() {
+        let mut net = Net::new(2, NetConfig::default(), Seed::new(1)).unwrap();
+        let socket = udp(&mut net, 0, 1);
+        udp(&mut net, 1, 1);
+        let to = SocketAddr::from((node_ip(1), 1));
+        net.start(0, 0, 0, NetOp::UdpSendTo { socket, addr: to, data: b"x" });
+        assert_eq!(net.check_accounting(), Ok(()));
+        net.tally.udp_delivered += 1;
+        assert!(net.check_accounting().unwrap_err().starts_with("UDP"));
+        net.tally.udp_delivered -= 1;
+        net.tally.tcp_bytes_accepted += 1;
+        assert!(net.check_accounting().unwrap_err().starts_with("TCP"));
+    }
+}
