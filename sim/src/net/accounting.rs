@@ -5,7 +5,8 @@
 //! datagrams) are measured from the state when asked. This is a checker's view, not a
 //! statistic the model consults.
 
-use super::{Net, SocketKind};
+use super::Net;
+use super::socket::SocketKind;
 
 /// Why a UDP datagram did not reach a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -50,27 +50,34 @@
 //! I/O submissions, its fault knobs and its clock.
 
 mod accounting;
+mod config;
 mod faults;
+mod inject;
 mod link;
+mod op;
 mod ports;
+mod socket;
 mod tcp;
 mod udp;
 
-use core::fmt;
-use std::collections::{BTreeMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
-use tina::io::{IoError, IoHandle, IoOpKind, IoResult};
+use tina::io::{IoError, IoResult};
 
-use crate::prng::{PrngTree, Seed, Stream};
+use crate::prng::{PrngTree, Seed};
 
 pub use accounting::{Accounting, UDP_DROP_REASONS, UdpDrop};
+pub use config::{NetConfig, NetError};
 pub use faults::{DELAY_NS_LIMIT, NET_FAULT_KINDS, NetEvent, NetFaultKind, NetFaults};
+pub use op::{Completion, NetOp, OpId, Start};
 
 use accounting::Tally;
 use faults::FaultLog;
 use link::Links;
-use ports::{NodePorts, Protocol};
+use op::{Pending, Wait};
+use ports::NodePorts;
+use socket::Socket;
 use tcp::{Conn, ConnId};
 use udp::Flight;
 
@@ -130,236 +137,6 @@ fn node_of(ip: Ipv4Addr, node_count: u16) -> Option<u16> {
     ((a, b, c) == (10, 0, 0) && node < node_count).then_some(node)
 }
 
-/// The sizes a network is built with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetConfig {
-    /// The knobs of every link not given its own with [`Net::set_link_faults`].
-    pub faults: NetFaults,
-    /// Bytes a TCP socket buffers between `send` and the wire.
-    pub send_buffer_size: u32,
-    /// Bytes a TCP socket buffers between the wire and `recv` (the flow-control window).
-    pub receive_buffer_size: u32,
-    /// Datagrams a UDP socket queues before dropping new ones.
-    pub udp_queue_datagrams: u32,
-    /// How long a TCP connect waits for an answer before failing with `TimedOut`.
-    pub connect_timeout_ns: u64,
-}
-
-impl Default for NetConfig {
-    fn default() -> NetConfig {
-        NetConfig {
-            faults: NetFaults::HEALTHY,
-            send_buffer_size: 64 * 1024,
-            receive_buffer_size: 64 * 1024,
-            udp_queue_datagrams: 64,
-            connect_timeout_ns: 10_000_000_000,
-        }
-    }
-}
-
-impl NetConfig {
-    /// Checks every size against its limit and every knob.
-    pub fn validate(&self) -> Result<(), NetError> {
-        let sizes = [
-            ("send_buffer_size", self.send_buffer_size, STREAM_BUFFER_SIZE_MAX),
-            ("receive_buffer_size", self.receive_buffer_size, STREAM_BUFFER_SIZE_MAX),
-            ("udp_queue_datagrams", self.udp_queue_datagrams, UDP_QUEUE_DATAGRAMS_MAX),
-        ];
-        for (name, value, max) in sizes {
-            if value == 0 || value > max {
-                return Err(NetError::BadSize {
-                    name,
-                    value: u64::from(value),
-                    max: u64::from(max),
-                });
-            }
-        }
-        if self.connect_timeout_ns == 0 || self.connect_timeout_ns > DELAY_NS_LIMIT {
-            return Err(NetError::BadSize {
-                name: "connect_timeout_ns",
-                value: self.connect_timeout_ns,
-                max: DELAY_NS_LIMIT,
-            });
-        }
-        self.faults.validate()
-    }
-}
-
-/// Why the network refused a call: always the caller's input, never an internal state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetError {
-    /// The node count is 0 or above [`NODE_COUNT_MAX`].
-    NodeCount {
-        /// The count given.
-        node_count: u16,
-    },
-    /// The node does not exist.
-    NoSuchNode {
-        /// The node given.
-        node: u16,
-        /// How many nodes there are.
-        node_count: u16,
-    },
-    /// A node cannot be cut or clogged from itself.
-    SelfLink {
-        /// The node given twice.
-        node: u16,
-    },
-    /// A size is 0 or above its limit.
-    BadSize {
-        /// The setting.
-        name: &'static str,
-        /// The value given.
-        value: u64,
-        /// Its limit.
-        max: u64,
-    },
-    /// A fault knob is out of range.
-    BadFaults {
-        /// The knob (a range's common prefix).
-        knob: &'static str,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetError::NodeCount { node_count } => {
-                write!(f, "{node_count} nodes: a network has 1 to {NODE_COUNT_MAX}")
-            }
-            NetError::NoSuchNode { node, node_count } => {
-                write!(f, "no node {node}: the network has {node_count} nodes")
-            }
-            NetError::SelfLink { node } => write!(f, "node {node} cannot be cut from itself"),
-            NetError::BadSize { name, value, max } => {
-                write!(f, "{name} = {value}: it must be between 1 and {max}")
-            }
-            NetError::BadFaults { knob, reason } => write!(f, "fault knob {knob}: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for NetError {}
-
-/// One operation, as the world hands it over. Bytes to send are borrowed and copied in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NetOp<'a> {
-    /// Open a listening TCP socket.
-    TcpListen {
-        /// Local address.
-        addr: SocketAddr,
-        /// Pending-connection queue length (clamped to `1..=BACKLOG_MAX`).
-        backlog: u32,
-    },
-    /// Accept one connection.
-    TcpAccept {
-        /// The listener.
-        listener: IoHandle,
-    },
-    /// Connect to a remote address.
-    TcpConnect {
-        /// Remote address.
-        addr: SocketAddr,
-    },
-    /// Send bytes on a connection (the completion may say fewer were taken).
-    TcpSend {
-        /// The connected socket.
-        socket: IoHandle,
-        /// The bytes.
-        data: &'a [u8],
-    },
-    /// Receive at most `len_max` bytes (at least 1).
-    TcpRecv {
-        /// The connected socket.
-        socket: IoHandle,
-        /// Upper bound.
-        len_max: u32,
-    },
-    /// Open a UDP socket.
-    UdpBind {
-        /// Local address.
-        addr: SocketAddr,
-    },
-    /// Send one datagram.
-    UdpSendTo {
-        /// The socket.
-        socket: IoHandle,
-        /// Destination.
-        addr: SocketAddr,
-        /// The payload, at most [`DATAGRAM_SIZE_MAX`] bytes.
-        data: &'a [u8],
-    },
-    /// Receive one datagram, truncated to `len_max` bytes (at least 1).
-    UdpRecvFrom {
-        /// The socket.
-        socket: IoHandle,
-        /// Upper bound.
-        len_max: u32,
-    },
-    /// Close a socket.
-    Close {
-        /// What to close.
-        handle: IoHandle,
-    },
-}
-
-impl NetOp<'_> {
-    /// Which operation this is, in the runtime's vocabulary.
-    pub fn kind(&self) -> IoOpKind {
-        match self {
-            NetOp::TcpListen { .. } => IoOpKind::TcpListen,
-            NetOp::TcpAccept { .. } => IoOpKind::TcpAccept,
-            NetOp::TcpConnect { .. } => IoOpKind::TcpConnect,
-            NetOp::TcpSend { .. } => IoOpKind::TcpSend,
-            NetOp::TcpRecv { .. } => IoOpKind::TcpRecv,
-            NetOp::UdpBind { .. } => IoOpKind::UdpBind,
-            NetOp::UdpSendTo { .. } => IoOpKind::UdpSendTo,
-            NetOp::UdpRecvFrom { .. } => IoOpKind::UdpRecvFrom,
-            NetOp::Close { .. } => IoOpKind::Close,
-        }
-    }
-}
-
-/// Names a pending operation. Never reused within one network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct OpId(u64);
-
-impl OpId {
-    /// The raw number.
-    pub const fn to_raw(self) -> u64 {
-        self.0
-    }
-}
-
-/// How a started operation went.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Start {
-    /// Finished at once (bind, listen, close, a send that fit, any error found at once).
-    Done(IoResult),
-    /// Its completion comes through [`Net::poll`] (possibly at the current time, when it
-    /// could be satisfied at once but carries received bytes).
-    Pending(OpId),
-}
-
-/// A finished pending operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Completion {
-    /// The operation.
-    pub op: OpId,
-    /// The node that started it.
-    pub node: u16,
-    /// The caller's token, as given to `start`.
-    pub owner: u64,
-    /// Which operation it was.
-    pub kind: IoOpKind,
-    /// What it produced.
-    pub result: IoResult,
-    /// Received bytes (for `Received`), at most the operation's `len_max`; empty otherwise.
-    pub data: Vec<u8>,
-}
-
 /// Which way a partition or clog goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
@@ -367,63 +144,6 @@ pub enum Direction {
     Both,
     /// Only `a -> b`: `b` still reaches `a`.
     OneWay,
-}
-
-/// What a pending operation waits for.
-#[derive(Debug)]
-enum Wait {
-    /// A connection in a listener's backlog.
-    Accept { listener: u32 },
-    /// The handshake of a connection (`None`: the host is unroutable).
-    Connect { conn: Option<ConnId> },
-    /// Room in a send buffer, for these bytes (at most the buffer's size).
-    Send { socket: u32, data: Vec<u8> },
-    /// Bytes, EOF or a reset on a connection.
-    Recv { socket: u32, len_max: u32 },
-    /// A datagram on a UDP socket.
-    RecvFrom { socket: u32, len_max: u32 },
-}
-
-/// A pending operation.
-#[derive(Debug)]
-struct Op {
-    node: u16,
-    owner: u64,
-    kind: IoOpKind,
-    wait: Wait,
-}
-
-/// Pending operations and finished ones not yet polled.
-#[derive(Debug, Default)]
-struct Pending {
-    ops: BTreeMap<u64, Op>,
-    ready: VecDeque<Completion>,
-    next: u64,
-}
-
-impl Pending {
-    /// Registers an operation, if the table has room.
-    fn park(&mut self, node: u16, owner: u64, kind: IoOpKind, wait: Wait) -> Result<u64, IoError> {
-        if self.ops.len() >= PENDING_OPS_MAX {
-            return Err(IoError::Other);
-        }
-        self.next += 1;
-        self.ops.insert(self.next, Op { node, owner, kind, wait });
-        Ok(self.next)
-    }
-
-    /// Finishes pending operation `id`; its completion waits for the next poll.
-    fn complete(&mut self, id: u64, result: IoResult, data: Vec<u8>) {
-        let op = self.ops.remove(&id).expect("completing an operation that is pending");
-        self.ready.push_back(Completion {
-            op: OpId(id),
-            node: op.node,
-            owner: op.owner,
-            kind: op.kind,
-            result,
-            data,
-        });
-    }
 }
 
 /// Something due at a virtual time.
@@ -453,25 +173,6 @@ impl Timers {
         self.sequence += 1;
         self.map.insert((due_ns, self.sequence), timer);
     }
-}
-
-/// A socket: which node owns it, its local address, and who waits on it.
-#[derive(Debug)]
-struct Socket {
-    node: u16,
-    local: SocketAddrV4,
-    kind: SocketKind,
-    /// Operations waiting for something to read or accept, first come first served.
-    readers: VecDeque<u64>,
-    /// Operations waiting for room to send, first come first served.
-    writers: VecDeque<u64>,
-}
-
-#[derive(Debug)]
-enum SocketKind {
-    Udp { queue: VecDeque<udp::Datagram> },
-    Listener { backlog: u32, queue: VecDeque<u32> },
-    Stream { conn: ConnId, side: usize },
 }
 
 /// The virtual network. See the module documentation.
@@ -616,245 +317,6 @@ impl Net {
             Timer::Answer { conn } => self.answer_arrives(conn),
             Timer::ConnectTimeout { op } => self.connect_times_out(op),
         }
-    }
-
-    /// Closes `handle`: a UDP socket drops its queue, a listener resets the connections in
-    /// its backlog, a connection sends FIN after its queued data (or resets, when unread data
-    /// waits). Operations waiting on it fail with `ConnectionAborted`.
-    fn close(&mut self, node: u16, handle: IoHandle) -> Result<IoResult, IoError> {
-        let raw = self.socket(node, handle)?;
-        let socket = self.drop_socket(raw).expect("looked up");
-        for &op in socket.readers.iter().chain(socket.writers.iter()) {
-            self.pending.complete(op, IoResult::Failed(IoError::ConnectionAborted), Vec::new());
-        }
-        match socket.kind {
-            SocketKind::Udp { queue } => {
-                self.tally.udp_dropped[UdpDrop::Closed as usize] += queue.len() as u64;
-            }
-            SocketKind::Listener { queue, .. } => self.close_backlog(queue),
-            SocketKind::Stream { conn, side } => self.close_stream(conn, side),
-        }
-        Ok(IoResult::Done)
-    }
-
-    /// The raw handle of `node`'s open socket `handle`; another node's socket, a closed one
-    /// or one never opened is `InvalidHandle`.
-    fn socket(&self, node: u16, handle: IoHandle) -> Result<u32, IoError> {
-        match self.sockets.get(&handle.to_raw()) {
-            Some(socket) if socket.node == node => Ok(handle.to_raw()),
-            _ => Err(IoError::InvalidHandle),
-        }
-    }
-
-    /// Opens a socket on `node` if the node's table has room.
-    fn open_socket(
-        &mut self,
-        node: u16,
-        local: SocketAddrV4,
-        kind: SocketKind,
-    ) -> Result<u32, IoError> {
-        if !self.socket_room(node) {
-            return Err(IoError::Other);
-        }
-        self.next_handle = self.next_handle.checked_add(1).ok_or(IoError::Other)?;
-        let socket =
-            Socket { node, local, kind, readers: VecDeque::new(), writers: VecDeque::new() };
-        self.sockets.insert(self.next_handle, socket);
-        self.ports[usize::from(node)].socket_count += 1;
-        Ok(self.next_handle)
-    }
-
-    /// Removes socket `raw` from the table and frees its port; its waiting operations are
-    /// the caller's to finish.
-    fn drop_socket(&mut self, raw: u32) -> Option<Socket> {
-        let socket = self.sockets.remove(&raw)?;
-        let ports = &mut self.ports[usize::from(socket.node)];
-        ports.socket_count -= 1;
-        let protocol = match socket.kind {
-            SocketKind::Udp { .. } => Protocol::Udp,
-            SocketKind::Listener { .. } | SocketKind::Stream { .. } => Protocol::Tcp,
-        };
-        ports.free(protocol, socket.local.port(), raw);
-        Some(socket)
-    }
-
-    /// Whether `node` has room for one more socket.
-    fn socket_room(&self, node: u16) -> bool {
-        self.ports[usize::from(node)].socket_count < SOCKETS_PER_NODE_MAX
-    }
-
-    /// The local address `addr` names on `node`: its own address or `0.0.0.0`, else
-    /// `AddrNotAvailable`.
-    fn local_ip(&self, node: u16, addr: SocketAddr) -> Result<Ipv4Addr, IoError> {
-        match addr {
-            SocketAddr::V4(v4) if v4.ip().is_unspecified() || *v4.ip() == node_ip(node) => {
-                Ok(node_ip(node))
-            }
-            _ => Err(IoError::AddrNotAvailable),
-        }
-    }
-
-    /// The node a remote address names, if any node has it.
-    fn route(&self, addr: SocketAddr) -> Option<(u16, SocketAddrV4)> {
-        match addr {
-            SocketAddr::V4(v4) => node_of(*v4.ip(), self.node_count).map(|node| (node, v4)),
-            SocketAddr::V6(_) => None,
-        }
-    }
-
-    /// Checks a node index a fault method was given.
-    fn check_node(&self, node: u16) -> Result<(), NetError> {
-        if node < self.node_count {
-            Ok(())
-        } else {
-            Err(NetError::NoSuchNode { node, node_count: self.node_count })
-        }
-    }
-
-    /// The directed links `a -> b` (and `b -> a` for `Both`), after checking both nodes.
-    fn pairs(&self, a: u16, b: u16, direction: Direction) -> Result<Vec<(u16, u16)>, NetError> {
-        self.check_node(a)?;
-        self.check_node(b)?;
-        if a == b {
-            return Err(NetError::SelfLink { node: a });
-        }
-        Ok(match direction {
-            Direction::Both => vec![(a, b), (b, a)],
-            Direction::OneWay => vec![(a, b)],
-        })
-    }
-
-    /// Gives the link `from -> to` its own knobs (until changed again).
-    pub fn set_link_faults(
-        &mut self,
-        from: u16,
-        to: u16,
-        faults: NetFaults,
-    ) -> Result<(), NetError> {
-        self.check_node(from)?;
-        self.check_node(to)?;
-        faults.validate()?;
-        self.links.get(from, to).faults = faults;
-        Ok(())
-    }
-
-    /// Cuts `a -> b` (and `b -> a` for `Both`). Counted as one `net-partition`.
-    pub fn partition(&mut self, a: u16, b: u16, direction: Direction) -> Result<(), NetError> {
-        for (from, to) in self.pairs(a, b, direction)? {
-            self.links.get(from, to).cut = true;
-        }
-        self.log.inject(self.now_ns, NetFaultKind::Partition, a, b);
-        Ok(())
-    }
-
-    /// Cuts every link to and from `node`. Counted as one `net-partition`.
-    pub fn isolate(&mut self, node: u16) -> Result<(), NetError> {
-        self.check_node(node)?;
-        for other in (0..self.node_count).filter(|&other| other != node) {
-            self.links.get(node, other).cut = true;
-            self.links.get(other, node).cut = true;
-        }
-        self.log.inject(self.now_ns, NetFaultKind::Partition, node, node);
-        Ok(())
-    }
-
-    /// Heals `a <-> b` in both directions; waiting TCP segments move on.
-    pub fn heal(&mut self, a: u16, b: u16) -> Result<(), NetError> {
-        for (from, to) in self.pairs(a, b, Direction::Both)? {
-            self.links.get(from, to).cut = false;
-        }
-        self.wake_streams();
-        Ok(())
-    }
-
-    /// Heals every partition; waiting TCP segments move on.
-    pub fn heal_all(&mut self) {
-        for link in self.links.all_mut() {
-            link.cut = false;
-        }
-        self.wake_streams();
-    }
-
-    /// Clogs `a -> b` (and `b -> a` for `Both`): packets wait on it. Counted as one
-    /// `net-clog`.
-    pub fn clog(&mut self, a: u16, b: u16, direction: Direction) -> Result<(), NetError> {
-        for (from, to) in self.pairs(a, b, direction)? {
-            self.links.get(from, to).clogged = true;
-        }
-        self.log.inject(self.now_ns, NetFaultKind::Clog, a, b);
-        Ok(())
-    }
-
-    /// Unclogs `a -> b` (and `b -> a` for `Both`), releasing what it held, in order.
-    pub fn unclog(&mut self, a: u16, b: u16, direction: Direction) -> Result<(), NetError> {
-        for (from, to) in self.pairs(a, b, direction)? {
-            self.links.get(from, to).clogged = false;
-            self.release_held(from, to);
-        }
-        self.wake_streams();
-        Ok(())
-    }
-
-    /// Unclogs every link, releasing what each held, in order.
-    pub fn unclog_all(&mut self) {
-        let mut clogged = Vec::new();
-        for link in self.links.all_mut().filter(|link| link.clogged) {
-            link.clogged = false;
-            clogged.push((link.from, link.to));
-        }
-        for (from, to) in clogged {
-            self.release_held(from, to);
-        }
-        self.wake_streams();
-    }
-
-    /// Resets one established connection drawn with `stream`; false if there is none.
-    /// Counted as `net-reset`.
-    pub fn reset_random_connection(&mut self, stream: &mut Stream) -> bool {
-        let established: Vec<ConnId> =
-            self.conns.iter().filter(|(_, conn)| conn.established()).map(|(&id, _)| id).collect();
-        if established.is_empty() {
-            return false;
-        }
-        let id = established[stream.choose_index(established.len())];
-        let nodes = self.conns[&id].nodes;
-        self.log.inject(self.now_ns, NetFaultKind::Reset, nodes[0], nodes[1]);
-        self.reset(id, tcp::Discard::Reset);
-        true
-    }
-
-    /// Crashes `node`: every socket of it is gone at once. Its pending operations and
-    /// unpolled completions vanish without a completion, its connections reset (their
-    /// peers' operations fail with `ConnectionReset`), and datagrams in flight to it are lost.
-    pub fn crash_node(&mut self, node: u16) -> Result<(), NetError> {
-        self.check_node(node)?;
-        self.pending.ops.retain(|_, op| op.node != node);
-        self.pending.ready.retain(|completion| completion.node != node);
-        let touched: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, conn)| conn.nodes.contains(&node))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in touched {
-            self.crash_conn(id, node);
-        }
-        let mut udp_queued = 0;
-        self.sockets.retain(|_, socket| {
-            if socket.node != node {
-                return true;
-            }
-            if let SocketKind::Udp { queue } = &socket.kind {
-                udp_queued += queue.len() as u64;
-            }
-            false
-        });
-        self.tally.udp_dropped[UdpDrop::Crash as usize] += udp_queued;
-        self.ports[usize::from(node)] = NodePorts::default();
-        let before = self.flights.len();
-        self.flights.retain(|_, flight| flight.to_node != node);
-        self.tally.udp_dropped[UdpDrop::Crash as usize] += (before - self.flights.len()) as u64;
-        Ok(())
     }
 
     /// Injections of `kind` so far.

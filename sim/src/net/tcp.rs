@@ -18,10 +18,12 @@ use std::net::{SocketAddr, SocketAddrV4};
 use tina::io::{IoError, IoHandle, IoOpKind, IoResult};
 
 use super::faults::NetFaultKind;
+use super::op::Wait;
 use super::ports::Protocol;
+use super::socket::SocketKind;
 use super::{
     BACKLOG_MAX, CONNECTIONS_MAX, HANDSHAKE_RETRY_NS, Net, OpId, PENDING_OPS_MAX, SEGMENT_SIZE_MAX,
-    SEGMENTS_IN_FLIGHT_MAX, SocketKind, Start, Timer, Wait, node_ip,
+    SEGMENTS_IN_FLIGHT_MAX, Start, Timer, node_ip,
 };
 
 /// Names a connection. Never reused within one network.

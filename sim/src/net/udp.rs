@@ -13,10 +13,10 @@ use std::net::{SocketAddr, SocketAddrV4};
 use tina::io::{IoError, IoHandle, IoOpKind, IoResult};
 
 use super::faults::NetFaultKind;
+use super::op::{OpId, Wait};
 use super::ports::Protocol;
-use super::{
-    DATAGRAM_SIZE_MAX, DATAGRAMS_IN_FLIGHT_MAX, Net, SocketKind, Start, Timer, UdpDrop, Wait,
-};
+use super::socket::SocketKind;
+use super::{DATAGRAM_SIZE_MAX, DATAGRAMS_IN_FLIGHT_MAX, Net, Start, Timer, UdpDrop};
 
 /// A datagram queued at a socket.
 #[derive(Debug)]
@@ -201,7 +201,7 @@ impl Net {
         let op = self.pending.park(node, owner, IoOpKind::UdpRecvFrom, wait)?;
         self.sockets.get_mut(&raw).expect("looked up").readers.push_back(op);
         self.serve_udp_readers(raw);
-        Ok(Start::Pending(super::OpId(op)))
+        Ok(Start::Pending(OpId(op)))
     }
 
     /// Pairs waiting `recvfrom`s with queued datagrams, first come first served; a datagram
