@@ -14,6 +14,7 @@ pub mod config;
 pub mod disk;
 pub mod faults;
 pub mod json;
+pub mod net;
 pub mod plant;
 pub mod prng;
 pub mod run;
