@@ -146,7 +146,8 @@ pub struct EndView {
     pub queued: Vec<(u16, MessageId)>,
     /// Calls in progress: (node, caller, correlation), sorted.
     pub calls: Vec<(u16, Handle, u32)>,
-    /// I/O operations submitted and not completed: (node, isolate, sequence), sorted.
+    /// I/O operations submitted and not yet reaped, as the backends hold them: (node,
+    /// isolate, sequence), sorted.
     pub io: Vec<(u16, Handle, u32)>,
 }
 

@@ -115,6 +115,14 @@ pub enum WorldEvent {
     DiskCorruption,
     /// A disk write of the shard's isolate found the disk full.
     DiskFull,
+    /// The network injected a fault on the link from this node to `peer` (for a partition
+    /// that isolates a node, `peer` is the node itself).
+    NetFault {
+        /// The fault's kind (`net-udp-loss`, `net-partition`, ...).
+        fault: Label,
+        /// The other end of the link.
+        peer: u16,
+    },
     /// The node crashed with writes its disk had not made durable: each was lost, torn at
     /// sector boundaries, or kept (fsynced data always survives).
     DiskCrash {

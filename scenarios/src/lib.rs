@@ -151,6 +151,9 @@ impl Setup {
         if self.nodes.is_empty() {
             return Some(SetupError::NoNode);
         }
+        if self.nodes.len() > NODE_COUNT_MAX {
+            return Some(SetupError::TooManyNodes { count: self.nodes.len() });
+        }
         if let Some(node) = self.nodes.iter().position(|spec| spec.static_child_count() == 0) {
             return Some(SetupError::NoIsolate { node });
         }
@@ -183,6 +186,11 @@ pub enum SetupError {
     },
     /// The goal is `Goal::Observed` but no observer could ever declare it.
     NoObserver,
+    /// More nodes than a world holds (each node has an address on the virtual network).
+    TooManyNodes {
+        /// Nodes asked for.
+        count: usize,
+    },
 }
 
 impl fmt::Display for SetupError {
@@ -195,6 +203,9 @@ impl fmt::Display for SetupError {
                 f,
                 "node {node} starts no isolate: add one with spec.boot_child or spec.add_child"
             ),
+            SetupError::TooManyNodes { count } => {
+                write!(f, "the setup has {count} nodes; a world holds at most {NODE_COUNT_MAX}")
+            }
             SetupError::NoObserver => write!(
                 f,
                 "the goal is Goal::Observed but no observer can declare it: add an observer that returns Verdict::Done, or use Goal::AllFinished"
@@ -204,6 +215,10 @@ impl fmt::Display for SetupError {
 }
 
 impl std::error::Error for SetupError {}
+
+/// Nodes a setup may have: each has an address on the simulator's virtual network
+/// (10.0.0.1 to 10.0.0.254).
+pub const NODE_COUNT_MAX: usize = 254;
 
 /// A workload the simulator can run by name.
 pub trait Scenario: Send + Sync {

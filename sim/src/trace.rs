@@ -131,6 +131,7 @@ fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
         WorldEvent::DiskCorruption => (82, "disk-corruption"),
         WorldEvent::DiskFull => (83, "disk-full"),
         WorldEvent::DiskCrash { .. } => (84, "disk-crash"),
+        WorldEvent::NetFault { .. } => (85, "net-fault"),
     }
 }
 
@@ -286,6 +287,9 @@ pub fn encode_world(stamp: &Stamp, event: &WorldEvent, mut put: impl FnMut(&[u64
         | WorldEvent::DiskFull => put(&[w0, t, l]),
         WorldEvent::DiskCrash { lost, torn, kept } => {
             put(&[w0, t, l, u64::from(lost), u64::from(torn), u64::from(kept)])
+        }
+        WorldEvent::NetFault { fault, peer } => {
+            put(&[w0, t, l, fault.fingerprint(), u64::from(peer)])
         }
         WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
             put(&[w0, t, l, site.fingerprint()])
@@ -455,6 +459,9 @@ fn world_fields(line: &mut String, event: &WorldEvent) {
         | WorldEvent::DiskFull => Ok(()),
         WorldEvent::DiskCrash { lost, torn, kept } => {
             write!(line, " lost={lost} torn={torn} kept={kept}")
+        }
+        WorldEvent::NetFault { fault, peer } => {
+            write!(line, " fault={} peer=n{peer}", fault.text())
         }
         WorldEvent::Buggify { site } | WorldEvent::BuggifyActive { site } => {
             write!(line, " site={}", label_text(&site))

@@ -498,6 +498,11 @@ impl IoToken {
         self.isolate
     }
 
+    /// The isolate and its I/O sequence number: what the trace's `IoSubmit` names.
+    pub fn parts(&self) -> (Handle, u32) {
+        (self.isolate, self.sequence)
+    }
+
     /// Raw form (isolate handle, then sequence and entry), for backends that store tokens.
     pub fn to_raw(&self) -> (u64, u64) {
         (self.isolate.to_raw(), ((self.sequence as u64) << 32) | self.entry as u64)

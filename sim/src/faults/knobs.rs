@@ -46,10 +46,28 @@ pub enum FaultKind {
     DiskCorruption = 12,
     /// A disk write finds the disk full.
     DiskFull = 13,
+    /// A packet between nodes takes the long tail of the latency distribution.
+    NetDelayTail = 14,
+    /// A UDP datagram is lost.
+    NetUdpLoss = 15,
+    /// A UDP datagram arrives twice.
+    NetUdpDuplicate = 16,
+    /// A UDP datagram is delayed so later ones overtake it.
+    NetUdpReorder = 17,
+    /// A UDP datagram's payload has bits flipped.
+    NetUdpCorrupt = 18,
+    /// A TCP segment is lost and retransmitted (shows as delay, never as bad data).
+    NetTcpRetransmit = 19,
+    /// A link between two nodes is cut (both ways, one way, or a node isolated).
+    NetPartition = 20,
+    /// A link holds every packet for a while, then releases them in order.
+    NetClog = 21,
+    /// A TCP connection is reset.
+    NetReset = 22,
 }
 
 /// Every fault kind, in summary order.
-pub const FAULT_KINDS: [FaultKind; 14] = [
+pub const FAULT_KINDS: [FaultKind; 23] = [
     FaultKind::DelayTail,
     FaultKind::DelaySlow,
     FaultKind::ShardStall,
@@ -64,6 +82,15 @@ pub const FAULT_KINDS: [FaultKind; 14] = [
     FaultKind::DiskFsyncFailure,
     FaultKind::DiskCorruption,
     FaultKind::DiskFull,
+    FaultKind::NetDelayTail,
+    FaultKind::NetUdpLoss,
+    FaultKind::NetUdpDuplicate,
+    FaultKind::NetUdpReorder,
+    FaultKind::NetUdpCorrupt,
+    FaultKind::NetTcpRetransmit,
+    FaultKind::NetPartition,
+    FaultKind::NetClog,
+    FaultKind::NetReset,
 ];
 
 impl FaultKind {
@@ -84,6 +111,15 @@ impl FaultKind {
             FaultKind::DiskFsyncFailure => "disk-fsync-failure",
             FaultKind::DiskCorruption => "disk-corruption",
             FaultKind::DiskFull => "disk-full",
+            FaultKind::NetDelayTail => "net-delay-tail",
+            FaultKind::NetUdpLoss => "net-udp-loss",
+            FaultKind::NetUdpDuplicate => "net-udp-duplicate",
+            FaultKind::NetUdpReorder => "net-udp-reorder",
+            FaultKind::NetUdpCorrupt => "net-udp-corrupt",
+            FaultKind::NetTcpRetransmit => "net-tcp-retransmit",
+            FaultKind::NetPartition => "net-partition",
+            FaultKind::NetClog => "net-clog",
+            FaultKind::NetReset => "net-reset",
         }
     }
 
@@ -116,6 +152,23 @@ impl FaultKind {
             FaultKind::DiskFull => {
                 "a disk write finds the disk full (space taken by others, or disk_capacity)"
             }
+            FaultKind::NetDelayTail => {
+                "a packet between nodes takes the long tail of the latency distribution"
+            }
+            FaultKind::NetUdpLoss => "a UDP datagram is lost",
+            FaultKind::NetUdpDuplicate => "a UDP datagram arrives twice",
+            FaultKind::NetUdpReorder => "a UDP datagram is delayed so later ones overtake it",
+            FaultKind::NetUdpCorrupt => "a UDP datagram's payload has bits flipped",
+            FaultKind::NetTcpRetransmit => {
+                "a TCP segment is lost and retransmitted (shows as delay, never as bad data)"
+            }
+            FaultKind::NetPartition => {
+                "a link between two nodes is cut (both ways, one way, or a node isolated)"
+            }
+            FaultKind::NetClog => {
+                "a link holds every packet for a while, then releases them in order"
+            }
+            FaultKind::NetReset => "a TCP connection is reset",
         }
     }
 }
@@ -257,13 +310,26 @@ pub enum K {
     DiskCorruptionProbability,
     DiskFullProbability,
     DiskCapacity,
+    NetDelayTailProbability,
+    NetDelayTailMax,
+    NetUdpLossProbability,
+    NetUdpDuplicateProbability,
+    NetUdpReorderProbability,
+    NetUdpReorderDelayMax,
+    NetUdpCorruptProbability,
+    NetTcpRetransmitProbability,
+    NetTcpResetProbability,
+    NetPartitionEvery,
+    NetPartitionMax,
+    NetClogEvery,
+    NetClogMax,
     SafetyTime,
     LivenessTime,
     LivenessRevive,
 }
 
 /// Every knob, in the order of `K`.
-pub const KNOBS: [Knob; 31] = [
+pub const KNOBS: [Knob; 44] = [
     Knob {
         name: "delay_tail_probability",
         kind: KnobKind::Probability,
@@ -487,6 +553,110 @@ pub const KNOBS: [Knob; 31] = [
         values: [n(256 << 20), n(256 << 20), n(1 << 20)],
         max: crate::disk::CAPACITY_BYTES_MAX,
         description: "bytes each node's disk holds; a write beyond fails as disk-full",
+    },
+    Knob {
+        name: "net_delay_tail_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetDelayTail),
+        values: [ratio(0, 1), ratio(1, 100), ratio(1, 20)],
+        max: 0,
+        description: "chance a packet between nodes takes the long tail (beyond net_delay_max)",
+    },
+    Knob {
+        name: "net_delay_tail_max",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(100 * MS), n(100 * MS), n(250 * MS)],
+        max: crate::net::DELAY_NS_LIMIT,
+        description: "longest latency of the tail between nodes",
+    },
+    Knob {
+        name: "net_udp_loss_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetUdpLoss),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 20)],
+        max: 0,
+        description: "chance a UDP datagram is lost",
+    },
+    Knob {
+        name: "net_udp_duplicate_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetUdpDuplicate),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 50)],
+        max: 0,
+        description: "chance a UDP datagram arrives twice",
+    },
+    Knob {
+        name: "net_udp_reorder_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetUdpReorder),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 20)],
+        max: 0,
+        description: "chance a UDP datagram is held back so later ones overtake it",
+    },
+    Knob {
+        name: "net_udp_reorder_delay_max",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(20 * MS), n(20 * MS), n(20 * MS)],
+        max: crate::net::DELAY_NS_LIMIT,
+        description: "longest extra delay of a reordered datagram",
+    },
+    Knob {
+        name: "net_udp_corrupt_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetUdpCorrupt),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 100)],
+        max: 0,
+        description: "chance a UDP datagram's payload has bits flipped",
+    },
+    Knob {
+        name: "net_tcp_retransmit_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetTcpRetransmit),
+        values: [ratio(0, 1), ratio(1, 100), ratio(1, 20)],
+        max: 0,
+        description: "chance a TCP segment is lost and retransmitted after a timeout",
+    },
+    Knob {
+        name: "net_tcp_reset_probability",
+        kind: KnobKind::Probability,
+        switch: Some(FaultKind::NetReset),
+        values: [ratio(0, 1), ratio(0, 1), ratio(1, 2000)],
+        max: 0,
+        description: "chance a TCP segment resets its connection",
+    },
+    Knob {
+        name: "net_partition_every",
+        kind: KnobKind::Duration,
+        switch: Some(FaultKind::NetPartition),
+        values: [n(0), n(0), n(2 * S)],
+        max: HOUR,
+        description: "mean time between partitions from each node: a link cut both ways, one way, or the node isolated (0: off)",
+    },
+    Knob {
+        name: "net_partition_max",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(S), n(S), n(S)],
+        max: HOUR,
+        description: "longest a partition lasts",
+    },
+    Knob {
+        name: "net_clog_every",
+        kind: KnobKind::Duration,
+        switch: Some(FaultKind::NetClog),
+        values: [n(0), n(0), n(2 * S)],
+        max: HOUR,
+        description: "mean time between clogs of a link from each node (0: off)",
+    },
+    Knob {
+        name: "net_clog_max",
+        kind: KnobKind::Duration,
+        switch: None,
+        values: [n(200 * MS), n(200 * MS), n(200 * MS)],
+        max: HOUR,
+        description: "longest a clog holds a link's packets",
     },
     Knob {
         name: "safety_time",

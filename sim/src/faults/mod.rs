@@ -173,11 +173,26 @@ pub enum Timed {
     NodeCrash = 3,
     /// The node's clock jumps.
     ClockJump = 4,
+    /// A link of the node is cut, or the node is isolated, for a while.
+    NetPartition = 5,
+    /// A link of the node holds its packets for a while.
+    NetClog = 6,
+    /// The node's partition heals (planned by the partition, not by a knob).
+    NetHeal = 7,
+    /// The node's clog clears (planned by the clog, not by a knob).
+    NetUnclog = 8,
 }
 
-/// Every timed fault, in the order streams are derived.
-pub const TIMED: [Timed; 5] =
-    [Timed::ShardStall, Timed::IsolateCrash, Timed::ShardCrash, Timed::NodeCrash, Timed::ClockJump];
+/// Every timed fault a knob plans, in the order streams are derived.
+pub const TIMED: [Timed; 7] = [
+    Timed::ShardStall,
+    Timed::IsolateCrash,
+    Timed::ShardCrash,
+    Timed::NodeCrash,
+    Timed::ClockJump,
+    Timed::NetPartition,
+    Timed::NetClog,
+];
 
 impl Timed {
     /// The timed fault whose code (`Timed as u8`) is `code`.
@@ -187,7 +202,11 @@ impl Timed {
             1 => Timed::IsolateCrash,
             2 => Timed::ShardCrash,
             3 => Timed::NodeCrash,
-            _ => Timed::ClockJump,
+            4 => Timed::ClockJump,
+            5 => Timed::NetPartition,
+            6 => Timed::NetClog,
+            7 => Timed::NetHeal,
+            _ => Timed::NetUnclog,
         }
     }
 
@@ -199,6 +218,8 @@ impl Timed {
             Timed::ShardCrash => K::ShardCrashEvery,
             Timed::NodeCrash => K::NodeCrashEvery,
             Timed::ClockJump => K::ClockJumpEvery,
+            Timed::NetPartition | Timed::NetHeal => K::NetPartitionEvery,
+            Timed::NetClog | Timed::NetUnclog => K::NetClogEvery,
         }
     }
 
@@ -209,6 +230,8 @@ impl Timed {
             Timed::ShardCrash => "faults.shard-crash",
             Timed::NodeCrash => "faults.node-crash",
             Timed::ClockJump => "faults.clock-jump",
+            Timed::NetPartition | Timed::NetHeal => "faults.net-partition",
+            Timed::NetClog | Timed::NetUnclog => "faults.net-clog",
         }
     }
 }
@@ -246,6 +269,11 @@ impl NodeFaults {
 
     /// The stream of `timed`, for the draws of one occurrence.
     pub fn stream(&mut self, timed: Timed) -> &mut Stream {
+        let timed = match timed {
+            Timed::NetHeal => Timed::NetPartition,
+            Timed::NetUnclog => Timed::NetClog,
+            other => other,
+        };
         &mut self.streams[timed as usize]
     }
 }

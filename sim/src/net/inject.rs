@@ -33,6 +33,14 @@ impl Net {
         })
     }
 
+    /// Gives every link the knobs `faults`, those created later included (the world's
+    /// liveness phase turns the faults off this way).
+    pub fn set_all_link_faults(&mut self, faults: NetFaults) -> Result<(), NetError> {
+        faults.validate()?;
+        self.links.set_all(faults);
+        Ok(())
+    }
+
     /// Gives the link `from -> to` its own knobs (until changed again).
     pub fn set_link_faults(
         &mut self,

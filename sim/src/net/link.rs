@@ -178,6 +178,14 @@ impl Links {
         Links { tree, default_faults, map: BTreeMap::new() }
     }
 
+    /// Gives every link, those that exist and those created later, the knobs `faults`.
+    pub fn set_all(&mut self, faults: NetFaults) {
+        self.default_faults = faults;
+        for link in self.map.values_mut() {
+            link.faults = faults;
+        }
+    }
+
     /// The link `from -> to`, created with the default knobs on first use.
     pub fn get(&mut self, from: u16, to: u16) -> &mut Link {
         let (tree, faults) = (&self.tree, self.default_faults);

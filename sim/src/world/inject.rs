@@ -10,6 +10,7 @@ use tina_checkers::{Phase, WorldEvent};
 
 use super::{Entry, Status, World};
 use crate::faults::{FaultKind, K, TIMED, Timed};
+use crate::net::Direction;
 
 /// The reason of an isolate crash the world injects.
 pub const INJECTED_CRASH: Label = Label::new("injected crash");
@@ -30,8 +31,12 @@ impl World {
         self.queue.push(self.config.faults.nanos(K::SafetyTime), Entry::SafetyEnd);
     }
 
-    /// Plans the next occurrence of `timed` on `node`, if it is on.
+    /// Plans the next occurrence of `timed` on `node`, if it is on (a heal or an unclog is
+    /// planned by its partition or clog, not here).
     fn plan_next(&mut self, node: u16, timed: Timed) {
+        if matches!(timed, Timed::NetHeal | Timed::NetUnclog) {
+            return;
+        }
         let config = &self.config.faults;
         if let Some(after) = self.nodes[usize::from(node)].faults.next_in(timed, config) {
             self.queue.push(self.now.saturating_add(after), Entry::Fault { node, timed });
@@ -48,6 +53,9 @@ impl World {
         match timed {
             Timed::NodeCrash => self.crash_node(node),
             Timed::ClockJump => self.jump_clock(node),
+            Timed::NetPartition | Timed::NetClog | Timed::NetHeal | Timed::NetUnclog => {
+                self.net_fault(node, timed);
+            }
             Timed::ShardStall | Timed::IsolateCrash | Timed::ShardCrash => {
                 let n = usize::from(node);
                 if !self.nodes[n].up {
@@ -65,6 +73,77 @@ impl World {
                 }
             }
         }
+    }
+
+    /// A partition or a clog starts from `node` (unless one is on already, or the world has
+    /// a single node), or the one on ends.
+    fn net_fault(&mut self, node: u16, timed: Timed) {
+        let n = usize::from(node);
+        let node_count = self.nodes.len();
+        match timed {
+            Timed::NetHeal => {
+                if let Some(link) = self.partitions[n].take() {
+                    self.heal_link(node, link, false);
+                }
+            }
+            Timed::NetUnclog => {
+                if let Some(link) = self.clogs[n].take() {
+                    self.heal_link(node, link, true);
+                }
+            }
+            _ if node_count < 2 => {}
+            Timed::NetPartition if self.partitions[n].is_none() => {
+                let stream = self.nodes[n].faults.stream(timed);
+                let shape = stream.below(3);
+                let peer = other_node(stream, node, node_count);
+                let link = match shape {
+                    0 => NetLink { peer, direction: Direction::Both },
+                    1 => NetLink { peer, direction: Direction::OneWay },
+                    _ => NetLink { peer: node, direction: Direction::Both },
+                };
+                if link.peer == node {
+                    self.net.isolate(node).expect("a node of the world");
+                } else {
+                    self.net.partition(node, peer, link.direction).expect("two nodes of the world");
+                }
+                self.partitions[n] = Some(link);
+                let max = self.config.faults.nanos(K::NetPartitionMax).max(1);
+                let lasts = self.nodes[n].faults.stream(timed).range_inclusive(1, max);
+                let heal = Entry::Fault { node, timed: Timed::NetHeal };
+                self.queue.push(self.now.saturating_add(lasts), heal);
+            }
+            Timed::NetClog if self.clogs[n].is_none() => {
+                let stream = self.nodes[n].faults.stream(timed);
+                let direction =
+                    if stream.below(2) == 0 { Direction::Both } else { Direction::OneWay };
+                let peer = other_node(stream, node, node_count);
+                self.net.clog(node, peer, direction).expect("two nodes of the world");
+                self.clogs[n] = Some(NetLink { peer, direction });
+                let max = self.config.faults.nanos(K::NetClogMax).max(1);
+                let lasts = self.nodes[n].faults.stream(timed).range_inclusive(1, max);
+                let unclog = Entry::Fault { node, timed: Timed::NetUnclog };
+                self.queue.push(self.now.saturating_add(lasts), unclog);
+            }
+            _ => {}
+        }
+        self.record_net_events();
+        self.schedule_net_poll();
+    }
+
+    /// Ends the partition (or, with `clog`, the clog) `link` from `node`.
+    fn heal_link(&mut self, node: u16, link: NetLink, clog: bool) {
+        let (fault, peer) = if clog { ("net-unclog", link.peer) } else { ("net-heal", link.peer) };
+        if clog {
+            self.net.unclog(node, link.peer, link.direction).expect("two nodes of the world");
+        } else if link.peer == node {
+            for other in (0..self.nodes.len()).filter(|&other| other != usize::from(node)) {
+                // At most 254 nodes.
+                self.net.heal(node, other as u16).expect("two nodes of the world");
+            }
+        } else {
+            self.net.heal(node, link.peer).expect("two nodes of the world");
+        }
+        self.record_node(node, &WorldEvent::NetFault { fault: Label::new(fault), peer });
     }
 
     /// Shard `index` is not scheduled for a drawn time, as if its thread were descheduled.
@@ -140,4 +219,19 @@ impl World {
             }
         }
     }
+}
+
+/// A link a partition or a clog holds: to `peer` (the node itself for an isolation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct NetLink {
+    peer: u16,
+    direction: Direction,
+}
+
+/// A node other than `node`, drawn uniformly; the world has at least two.
+fn other_node(stream: &mut crate::prng::Stream, node: u16, node_count: usize) -> u16 {
+    let drawn = stream.choose_index(node_count - 1);
+    // At most 254 nodes; skip `node` itself.
+    let drawn = drawn as u16;
+    if drawn >= node { drawn + 1 } else { drawn }
 }

@@ -1,12 +1,12 @@
 //! The world's side of I/O: it starts what a shard submitted during its tick against the
-//! node's disk, holds each operation until its latency has passed, and hands the
+//! node's disk or the network between nodes, holds each operation until it completes (the
+//! disk's latency has passed, or the network says so when it is polled), and hands the
 //! completion (with the buffer loans) back to the shard. A cancel (an `Effect::IoWithin`
-//! timeout) completes a pending operation at once as `TimedOut`. A node crash drops its
-//! pending operations: the process that would reap them is gone.
+//! timeout) completes a pending operation at once as `TimedOut`, unless it finished first.
+//! A node crash drops its pending operations: the process that would reap them is gone.
 //!
-//! Not the disk's semantics (`crate::disk`) and not the shard's bookkeeping (the core's
-//! in-flight table). Sockets are not simulated yet: a socket operation completes at once
-//! with `IoError::Unsupported`.
+//! Not the disk's or the network's semantics (`crate::disk`, `crate::net`) and not the
+//! shard's bookkeeping (the core's in-flight table).
 
 use tina::io::{IoError, IoHandle, IoOp, IoReaped, IoResult, IoSubmission, IoToken};
 
@@ -16,6 +16,7 @@ use super::queue::Entry;
 use super::{Status, World};
 use crate::disk::{Disk, DiskConfig, DiskCounts, DiskReply, DiskStreams};
 use crate::faults::{FaultKind, K};
+use crate::net::{NetConfig, NetFaults, NetOp, OpId, Start};
 
 /// Operations the world holds at once, over every shard of every node: each is some
 /// shard's in-flight entry, so the spec's `io_in_flight_max` per shard bounds them too.
@@ -31,6 +32,9 @@ struct PendingIo {
     data: Vec<u8>,
     /// Completed early by a cancel: the queued completion finds nothing left to do.
     cancelled: bool,
+    /// The network's operation, while the network holds it (its completion comes from
+    /// `poll_net`, not from an `IoDone` entry).
+    net_op: Option<OpId>,
 }
 
 /// Every operation in progress, in numbered slots; a slot is reused once its queued
@@ -57,6 +61,18 @@ impl IoTable {
         }
     }
 
+    fn get(&self, slot: u32) -> &PendingIo {
+        self.slots[slot as usize].as_ref().expect("a live slot")
+    }
+
+    fn get_mut(&mut self, slot: u32) -> &mut PendingIo {
+        self.slots[slot as usize].as_mut().expect("a live slot")
+    }
+
+    fn slot_mut(&mut self, slot: u32) -> Option<&mut PendingIo> {
+        self.slots.get_mut(slot as usize)?.as_mut()
+    }
+
     fn take(&mut self, slot: u32) -> Option<PendingIo> {
         let pending = self.slots.get_mut(slot as usize)?.take();
         if pending.is_some() {
@@ -70,6 +86,14 @@ impl IoTable {
         self.slots.iter_mut().flatten().find(|pending| {
             pending.cell == cell && pending.submission.token == token && !pending.cancelled
         })
+    }
+
+    /// Calls `f` with the cell and token of every operation held, cancelled ones excepted
+    /// (their completion was handed back already).
+    pub(super) fn for_each_token(&self, f: &mut dyn FnMut(usize, IoToken)) {
+        for pending in self.slots.iter().flatten().filter(|pending| !pending.cancelled) {
+            f(pending.cell as usize, pending.submission.token);
+        }
     }
 
     /// Drops every operation of the cells in `range` (their node crashed); the queued
@@ -93,12 +117,22 @@ impl World {
         let node = usize::from(self.cells[index].node);
         let submissions = core::mem::take(&mut self.cells[index].backend.io_submitted);
         for submission in submissions {
+            if is_socket_op(&submission.op) {
+                self.start_net_op(index, end, submission);
+                continue;
+            }
             if self.disk_full_injected(node, &submission) {
                 self.count(FaultKind::DiskFull);
                 self.record_cell(index, &WorldEvent::DiskFull);
                 let (result, cell) = (IoResult::Failed(IoError::StorageFull), index as u32);
-                let pending =
-                    PendingIo { cell, submission, result, data: Vec::new(), cancelled: false };
+                let pending = PendingIo {
+                    cell,
+                    submission,
+                    result,
+                    data: Vec::new(),
+                    cancelled: false,
+                    net_op: None,
+                };
                 let slot = self.io.insert(pending);
                 self.queue.push(end, Entry::IoDone { pending: slot, cell });
                 continue;
@@ -112,7 +146,8 @@ impl World {
             }
             // Cell indices fit in u32.
             let cell = index as u32;
-            let pending = PendingIo { cell, submission, result, data, cancelled: false };
+            let pending =
+                PendingIo { cell, submission, result, data, cancelled: false, net_op: None };
             let slot = self.io.insert(pending);
             self.queue.push(end.saturating_add(latency_ns), Entry::IoDone { pending: slot, cell });
         }
@@ -120,6 +155,15 @@ impl World {
         for token in cancels {
             // Cell indices fit in u32.
             let Some(pending) = self.io.find(index as u32, token) else { continue };
+            if let Some(op) = pending.net_op {
+                // The network may have finished it already: its own result then comes
+                // through the next poll.
+                if self.net.cancel(op).is_none() {
+                    continue;
+                }
+            }
+            let pending = self.io.find(index as u32, token).expect("found just above");
+            pending.net_op = None;
             pending.cancelled = true;
             let reaped = IoReaped {
                 token,
@@ -129,6 +173,99 @@ impl World {
             };
             self.hand_back(index, reaped);
         }
+        self.schedule_net_poll();
+    }
+
+    /// Starts a socket operation of shard `index` on the network, at `end`.
+    fn start_net_op(&mut self, index: usize, end: u64, submission: IoSubmission) {
+        let node = self.cells[index].node;
+        // Cell indices fit in u32.
+        let cell = index as u32;
+        let op = net_op(&submission);
+        let failed = IoResult::Failed(IoError::Other);
+        let pending = PendingIo {
+            cell,
+            submission,
+            result: failed,
+            data: Vec::new(),
+            cancelled: false,
+            net_op: None,
+        };
+        let slot = self.io.insert(pending);
+        let started = match op {
+            Some(op) => {
+                let pending = self.io.get(slot);
+                let op = op.with_data(pending.submission.input_bytes());
+                self.net.start(end, node, u64::from(slot), op)
+            }
+            None => Start::Done(IoResult::Failed(IoError::Unsupported)),
+        };
+        match started {
+            Start::Done(result) => {
+                self.io.get_mut(slot).result = result;
+                self.queue.push(end, Entry::IoDone { pending: slot, cell });
+            }
+            Start::Pending(op) => self.io.get_mut(slot).net_op = Some(op),
+        }
+    }
+
+    /// Takes what the network finished by now, hands each completion back to its shard,
+    /// counts and traces the network's faults, and plans the next poll.
+    pub(super) fn poll_net(&mut self) {
+        let mut completions = core::mem::take(&mut self.net_completions);
+        self.net.poll(self.now, &mut completions);
+        for completion in completions.drain(..) {
+            // Owners are pending slots (u32).
+            let slot = completion.owner as u32;
+            let Some(pending) = self.io.slot_mut(slot) else { continue };
+            if pending.net_op != Some(completion.op) {
+                continue;
+            }
+            pending.net_op = None;
+            pending.result = completion.result;
+            pending.data = completion.data;
+            let cell = pending.cell;
+            self.complete_io(slot, cell);
+        }
+        self.net_completions = completions;
+        self.record_net_events();
+        self.schedule_net_poll();
+    }
+
+    /// The liveness phase: every link heals, unclogs and stops injecting faults (latency
+    /// stays).
+    pub(super) fn heal_network(&mut self) {
+        self.net.heal_all();
+        self.net.unclog_all();
+        self.partitions.fill(None);
+        self.clogs.fill(None);
+        let healthy =
+            NetFaults::fixed_latency(self.config.net_delay_min_ns, self.config.net_delay_max_ns);
+        self.net.set_all_link_faults(healthy).expect("the knobs' bounds keep it valid");
+        self.schedule_net_poll();
+    }
+
+    /// Queues a `NetPoll` for when the network next has something due.
+    pub(super) fn schedule_net_poll(&mut self) {
+        let Some(due) = self.net.next_deadline() else { return };
+        let due = due.max(self.now);
+        if due < self.net_poll_at {
+            self.net_poll_at = due;
+            self.queue.push(due, Entry::NetPoll);
+        }
+    }
+
+    /// Counts and traces the faults the network injected since the last look.
+    pub(super) fn record_net_events(&mut self) {
+        let mut events = core::mem::take(&mut self.net_events);
+        self.net.drain_events(&mut events);
+        for event in events.drain(..) {
+            self.count(net_fault_kind(event.kind));
+            let world_event =
+                WorldEvent::NetFault { fault: tina::Label::new(event.kind.name()), peer: event.to };
+            self.record_node(event.from, &world_event);
+        }
+        self.net_events = events;
     }
 
     /// Whether a write of node `node` finds the disk full though it has room (space taken
@@ -253,4 +390,98 @@ fn finish<T>(reply: DiskReply<T>, ok: impl FnOnce(T) -> IoResult) -> (u64, IoRes
         Err(error) => IoResult::Failed(error),
     };
     (reply.latency_ns, result, Vec::new())
+}
+
+/// Whether `op` goes to the network rather than the disk.
+fn is_socket_op(op: &IoOp) -> bool {
+    match op {
+        IoOp::TcpListen { .. }
+        | IoOp::TcpAccept { .. }
+        | IoOp::TcpConnect { .. }
+        | IoOp::TcpSend { .. }
+        | IoOp::TcpRecv { .. }
+        | IoOp::UdpBind { .. }
+        | IoOp::UdpSendTo { .. }
+        | IoOp::UdpRecvFrom { .. } => true,
+        IoOp::Close { handle } => *handle != IoHandle::NONE && !Disk::is_file_handle(*handle),
+        IoOp::FileOpen { .. }
+        | IoOp::FileRead { .. }
+        | IoOp::FileWrite { .. }
+        | IoOp::FileFsync { .. } => false,
+    }
+}
+
+/// A socket operation without its data, which `with_data` lends from the submission.
+#[derive(Clone, Copy, Debug)]
+enum SocketOp {
+    Plain(NetOp<'static>),
+    TcpSend { socket: IoHandle },
+    UdpSendTo { socket: IoHandle, addr: std::net::SocketAddr },
+}
+
+impl SocketOp {
+    fn with_data(self, data: &[u8]) -> NetOp<'_> {
+        match self {
+            SocketOp::Plain(op) => op,
+            SocketOp::TcpSend { socket } => NetOp::TcpSend { socket, data },
+            SocketOp::UdpSendTo { socket, addr } => NetOp::UdpSendTo { socket, addr, data },
+        }
+    }
+}
+
+/// The network's form of a socket operation.
+fn net_op(submission: &IoSubmission) -> Option<SocketOp> {
+    Some(match submission.op {
+        IoOp::TcpListen { addr, backlog } => SocketOp::Plain(NetOp::TcpListen { addr, backlog }),
+        IoOp::TcpAccept { listener } => SocketOp::Plain(NetOp::TcpAccept { listener }),
+        IoOp::TcpConnect { addr } => SocketOp::Plain(NetOp::TcpConnect { addr }),
+        IoOp::TcpSend { socket, .. } => SocketOp::TcpSend { socket },
+        IoOp::TcpRecv { socket, len_max } => SocketOp::Plain(NetOp::TcpRecv { socket, len_max }),
+        IoOp::UdpBind { addr } => SocketOp::Plain(NetOp::UdpBind { addr }),
+        IoOp::UdpSendTo { socket, addr, .. } => SocketOp::UdpSendTo { socket, addr },
+        IoOp::UdpRecvFrom { socket, len_max } => {
+            SocketOp::Plain(NetOp::UdpRecvFrom { socket, len_max })
+        }
+        IoOp::Close { handle } => SocketOp::Plain(NetOp::Close { handle }),
+        _ => return None,
+    })
+}
+
+/// The fault kind of the scheme for one of the network's.
+fn net_fault_kind(kind: crate::net::NetFaultKind) -> FaultKind {
+    use crate::net::NetFaultKind as N;
+    match kind {
+        N::DelayTail => FaultKind::NetDelayTail,
+        N::UdpLoss => FaultKind::NetUdpLoss,
+        N::UdpDuplicate => FaultKind::NetUdpDuplicate,
+        N::UdpReorder => FaultKind::NetUdpReorder,
+        N::UdpCorrupt => FaultKind::NetUdpCorrupt,
+        N::TcpRetransmit => FaultKind::NetTcpRetransmit,
+        N::Partition => FaultKind::NetPartition,
+        N::Clog => FaultKind::NetClog,
+        N::Reset => FaultKind::NetReset,
+    }
+}
+
+/// The network's configuration from the world's: the latency between nodes is the
+/// simulator's `net_delay_min..net_delay_max`; the per-packet faults come from the knobs.
+pub(super) fn net_config(config: &super::WorldConfig) -> NetConfig {
+    let faults = &config.faults;
+    let base = NetFaults::fixed_latency(config.net_delay_min_ns, config.net_delay_max_ns);
+    NetConfig {
+        faults: NetFaults {
+            latency_tail_probability: faults.ratio(K::NetDelayTailProbability),
+            latency_tail_ns_max: faults.nanos(K::NetDelayTailMax).max(config.net_delay_max_ns),
+            udp_loss_probability: faults.ratio(K::NetUdpLossProbability),
+            udp_duplicate_probability: faults.ratio(K::NetUdpDuplicateProbability),
+            udp_reorder_probability: faults.ratio(K::NetUdpReorderProbability),
+            udp_reorder_delay_ns_min: 0,
+            udp_reorder_delay_ns_max: faults.nanos(K::NetUdpReorderDelayMax),
+            udp_corrupt_probability: faults.ratio(K::NetUdpCorruptProbability),
+            tcp_retransmit_probability: faults.ratio(K::NetTcpRetransmitProbability),
+            tcp_reset_probability: faults.ratio(K::NetTcpResetProbability),
+            ..base
+        },
+        ..NetConfig::default()
+    }
 }

@@ -43,10 +43,12 @@ use crate::faults::{
     BuggifySites, Delay, DelayModel, FaultConfig, FaultCounts, FaultKind, K, NodeFaults, Planted,
     Profile, RouteBug, ShardFaults, SharedFaults,
 };
+use crate::net::{Completion, Net, NetEvent};
 use crate::plant::WorldBug;
 use crate::prng::{PrngTree, Scope, Seed, Stream};
 use crate::trace::{Place, Sink};
 use queue::{Entry, Queue};
+use tina::io::IoToken;
 
 /// Messages in flight the world reserves memory for at boot. The bound on messages in
 /// flight is every ordered shard pair's ring capacity (8 nodes of 32 shards with rings of
@@ -205,6 +207,16 @@ pub struct World {
     disk_streams: Vec<DiskStreams>,
     /// Each node's stream for the `disk-full` fault (space taken by others).
     disk_full_streams: Vec<Stream>,
+    /// The network between the nodes.
+    net: Net,
+    /// When the queued `NetPoll` entry is due (`u64::MAX`: none is).
+    net_poll_at: u64,
+    /// Completions and fault events taken from the network, reused between polls.
+    net_completions: Vec<Completion>,
+    net_events: Vec<NetEvent>,
+    /// Each node's partition and clog in progress, if any (`inject::net_fault`).
+    partitions: Vec<Option<inject::NetLink>>,
+    clogs: Vec<Option<inject::NetLink>>,
 }
 
 impl core::fmt::Debug for World {
@@ -243,6 +255,11 @@ impl World {
             credits: Vec::new(),
             faults: shared,
         });
+        // Setups are checked for their node count (`SetupError::TooManyNodes`) and the
+        // knobs' bounds keep the network's configuration valid.
+        let node_count = u16::try_from(nodes.len()).expect("at most NODE_COUNT_MAX nodes");
+        let net = Net::new(node_count, io::net_config(&config), Seed::new(seed))
+            .expect("a checked node count and configuration");
         let mut world = World {
             cells: Vec::new(),
             nodes: Vec::new(),
@@ -270,6 +287,12 @@ impl World {
             disks: Vec::new(),
             disk_streams: Vec::new(),
             disk_full_streams: Vec::new(),
+            net,
+            net_poll_at: u64::MAX,
+            net_completions: Vec::new(),
+            net_events: Vec::new(),
+            partitions: vec![None; usize::from(node_count)],
+            clogs: vec![None; usize::from(node_count)],
             config,
         };
         world.routing_plain = world.delays.is_plain() && world.planted.is_none();
@@ -459,6 +482,7 @@ impl World {
     fn is_dead(&self, entry: &Entry, time: u64) -> bool {
         match *entry {
             Entry::Deliver { .. } | Entry::SafetyEnd | Entry::IoDone { .. } => false,
+            Entry::NetPoll => self.net_poll_at != time,
             Entry::Wake { cell } => self.cells[cell as usize].wake_at != time,
             Entry::Fault { .. } => self.phase != Phase::Safety,
             Entry::ShardRestart { cell, epoch } => self.cells[cell as usize].epoch != epoch,
@@ -479,6 +503,12 @@ impl World {
                         self.wake(index);
                     }
                 }
+                Entry::NetPoll => {
+                    if self.net_poll_at == item.time {
+                        self.net_poll_at = u64::MAX;
+                        self.poll_net();
+                    }
+                }
                 entry => self.apply_rare(entry),
             }
         }
@@ -490,7 +520,9 @@ impl World {
     fn apply_rare(&mut self, entry: Entry) {
         self.world_recorded = true;
         match entry {
-            Entry::Deliver { .. } | Entry::Wake { .. } => unreachable!("applied inline"),
+            Entry::Deliver { .. } | Entry::Wake { .. } | Entry::NetPoll => {
+                unreachable!("applied inline")
+            }
             Entry::Fault { node, timed } => self.apply_fault(node, timed),
             Entry::ShardRestart { cell, epoch } => {
                 if self.cells[cell as usize].epoch == epoch {
@@ -814,9 +846,25 @@ impl World {
             scheduler.for_each_pending_call(&mut |caller, correlation| {
                 view.calls.push((node, caller, correlation))
             });
-            scheduler.for_each_io_outstanding(&mut |isolate, sequence| {
-                view.io.push((node, isolate, sequence))
-            });
+        }
+        // The operations the world holds for the shards: pending on a disk or the network,
+        // or completed and not yet reaped. The `io` checker compares them with what the
+        // trace says is outstanding, so a completion the world lost is caught even while
+        // other operations legitimately wait (an accept with no client).
+        let mut held = |cell: usize, token: IoToken| {
+            if !token.isolate().is_none() {
+                let (isolate, sequence) = token.parts();
+                view.io.push((self.cells[cell].node, isolate, sequence));
+            }
+        };
+        self.io.for_each_token(&mut held);
+        for (index, cell) in self.cells.iter().enumerate() {
+            for submission in &cell.backend.io_submitted {
+                held(index, submission.token);
+            }
+            for reaped in &cell.backend.io_ready {
+                held(index, reaped.token);
+            }
         }
         view.in_transit.sort();
         view.queued.sort();

@@ -52,6 +52,8 @@ pub(crate) enum Entry {
     SafetyEnd,
     /// An I/O operation of shard `cell` (pending slot `pending` of `world::io`) completes.
     IoDone { pending: u32, cell: u32 },
+    /// The virtual network has something due: packets arrive, operations complete.
+    NetPoll,
 }
 
 /// One queued entry: its entry packed into one word (see `Entry::pack`), so the heap moves
@@ -89,6 +91,7 @@ impl Entry {
             Entry::NodeRestart { node, epoch } => (4, u64::from(node), u64::from(epoch)),
             Entry::SafetyEnd => (5, 0, 0),
             Entry::IoDone { pending, cell } => (6, u64::from(cell), u64::from(pending)),
+            Entry::NetPoll => (7, 0, 0),
         };
         debug_assert!(middle <= MIDDLE_MASK);
         (kind << KIND_SHIFT) | (middle << 32) | low
@@ -113,6 +116,7 @@ impl Entry {
             3 => Entry::ShardRestart { cell: middle, epoch: low },
             4 => Entry::NodeRestart { node: middle as u16, epoch: low },
             6 => Entry::IoDone { pending: low, cell: middle },
+            7 => Entry::NetPoll,
             _ => Entry::SafetyEnd,
         }
     }

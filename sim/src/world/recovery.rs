@@ -161,6 +161,8 @@ impl World {
             backend.io_ready.clear();
         }
         self.io.drop_cells(range.clone());
+        self.net.crash_node(node).expect("a node of the world");
+        self.schedule_net_poll();
         let crash = self.disks[n].crash(&mut self.disk_streams[n]);
         let (lost, torn, kept) = (crash.writes_lost, crash.writes_torn, crash.writes_kept);
         if lost + torn + kept > 0 {
@@ -234,11 +236,13 @@ impl World {
         self.delays.slow = crate::prng::Ratio::ZERO;
         self.routing_plain = self.planted.is_none();
         self.liveness_deadline = self.now.saturating_add(self.config.faults.nanos(K::LivenessTime));
-        // Disks stop failing; they keep their capacity and latency.
+        // Disks stop failing; they keep their capacity and latency. Links heal, unclog
+        // and stop injecting faults.
         let config = self.disk_config(false);
         for disk in &mut self.disks {
             disk.reconfigure(config).expect("the knobs' bounds keep it valid");
         }
+        self.heal_network();
         // One event for the whole world, stamped with node 0.
         self.record_node(0, &WorldEvent::Phase { phase: Phase::Liveness });
         for node in 0..self.nodes.len() {
