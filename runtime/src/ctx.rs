@@ -16,7 +16,7 @@ use zerocopy::IntoBytes;
 
 use crate::backend::{Env, Timestamp};
 use crate::handle::{Handle, ShardId};
-use crate::io::{BufferId, IoError};
+use crate::io::{BufferId, IoError, IoHandle};
 use crate::isolate::{Isolate, ReplyToken};
 use crate::label::Label;
 use crate::limits::LOG_VALUES_MAX;
@@ -232,6 +232,21 @@ impl<'a> Ctx<'a> {
         let result = self.core.buffer_free(self.me, buffer);
         self.core.in_core -= 1;
         result
+    }
+
+    /// Takes ownership of a socket or file another isolate handed over (after its
+    /// `io_disown`): this isolate's teardown will close it. An opened or accepted handle is
+    /// owned by the isolate it completes for without this call. `TooManyHandles` past
+    /// `IO_HANDLES_PER_ISOLATE_MAX`; the core does not check that the handle was given.
+    pub fn io_adopt(&mut self, handle: IoHandle) -> Result<(), IoError> {
+        self.core.io_adopt(self.me, handle)
+    }
+
+    /// Gives up ownership of a socket or file to hand it to another isolate (which adopts
+    /// it): it stays open, and this isolate's teardown no longer closes it. Returns whether
+    /// this isolate owned it.
+    pub fn io_disown(&mut self, handle: IoHandle) -> bool {
+        self.core.io_disown(self.me, handle)
     }
 
     /// The bytes received by the I/O completion being handled (empty otherwise). Valid only

@@ -69,6 +69,9 @@ pub const TIMER_RESOLUTION_NS_MAX: u64 = 1_000_000_000;
 pub const IO_BUFFER_COUNT_MAX: u32 = u16::MAX as u32;
 /// Bytes in one I/O buffer.
 pub const IO_BUFFER_SIZE_MAX: u32 = 1 << 20;
+/// Open sockets and files one isolate owns at once (`ctx.io_adopt`; opened and accepted
+/// handles are owned by the isolate they complete for, and closed at its teardown).
+pub const IO_HANDLES_PER_ISOLATE_MAX: usize = 8;
 /// I/O operations in flight on one shard.
 pub const IO_IN_FLIGHT_MAX: u32 = 1 << 16;
 /// I/O operations one shard may submit in one tick.

@@ -405,3 +405,89 @@ fn stale_accept_is_closed() {
     assert_eq!(last.op, IoOp::Close { handle: IoHandle::from_raw(42) });
     assert!(last.token.isolate().is_none(), "closed on no isolate's behalf");
 }
+
+/// Connects once per step; crashes on a step with `op == 0`; disowns its last socket on a
+/// step with `op == 2`.
+struct Opener {
+    last: IoHandle,
+}
+
+impl Isolate for Opener {
+    type Args = ();
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Opener { last: IoHandle::NONE }, Effect::Receive)
+    }
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if let Some(io) = message.io() {
+            log(format!("opener got {:?}", io.result));
+            if let IoResult::Opened(socket) = io.result {
+                self.last = socket;
+            }
+            return Effect::Receive;
+        }
+        match message.decode::<Step>().map(|step| step.op) {
+            Ok(0) => Effect::Crash(tina::Label::new("opener")),
+            Ok(2) => {
+                log(format!("disowned {}", ctx.io_disown(self.last)));
+                Effect::Receive
+            }
+            _ => Effect::Io(IoOp::TcpConnect { addr: "10.0.0.1:80".parse().unwrap() }),
+        }
+    }
+}
+
+fn opener_world() -> (TestWorld, Handle) {
+    let mut spec = SystemSpec::new(1);
+    let opener = spec.register::<Opener>(TypeConfig::new("opener").slots(1));
+    let handle = spec.boot_child(S0, opener, ());
+    let world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+    take_log();
+    (world, handle)
+}
+
+fn open(world: &mut TestWorld, opener: Handle, raw: u32) {
+    assert!(world.inject(opener, &Step { op: 1, arg: 0 }));
+    world.run_until_idle(20);
+    world.backend_mut(S0).script_io(IoResult::Opened(IoHandle::from_raw(raw)), b"");
+    world.run_until_idle(20);
+}
+
+fn closes(world: &TestWorld) -> Vec<u32> {
+    let submissions = world.backend(S0).io_submissions();
+    submissions
+        .iter()
+        .filter(|request| request.token.isolate().is_none())
+        .filter_map(|request| match request.op {
+            IoOp::Close { handle } => Some(handle.to_raw()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What was opened for an isolate is the isolate's: when it crashes, the shard closes it,
+/// as an operating system closes a dead process's files; a handle it disowned (to hand it
+/// to another isolate) stays open.
+#[test]
+fn an_isolates_sockets_close_with_it() {
+    let (mut world, opener) = opener_world();
+    open(&mut world, opener, 7);
+    open(&mut world, opener, 8);
+    step(&mut world, opener, 2, 0);
+    assert_eq!(take_log(), ["opener got Opened(io7)", "opener got Opened(io8)", "disowned true"]);
+    step(&mut world, opener, 0, 0);
+    assert_eq!(closes(&world), [7], "io8 was disowned: it stays open");
+}
+
+/// Past `IO_HANDLES_PER_ISOLATE_MAX`, what is opened for the isolate is closed again and
+/// the operation fails with `TooManyHandles`.
+#[test]
+fn an_isolate_owns_a_bounded_number_of_handles() {
+    let (mut world, opener) = opener_world();
+    let max = tina::limits::IO_HANDLES_PER_ISOLATE_MAX as u32;
+    for raw in 1..=max + 1 {
+        open(&mut world, opener, raw);
+    }
+    let log = take_log();
+    assert_eq!(log.last().map(String::as_str), Some("opener got Failed(TooManyHandles)"));
+    assert_eq!(closes(&world), [max + 1], "the handle past the limit is closed at once");
+}

@@ -340,10 +340,13 @@ pub enum IoError {
     InvalidInput = 18,
     /// Anything else the backend reports.
     Other = 19,
+    /// The isolate owns as many open handles as it may (`IO_HANDLES_PER_ISOLATE_MAX`): the
+    /// socket or file that was opened for it is closed again.
+    TooManyHandles = 20,
 }
 
 impl IoError {
-    const ALL: [IoError; 19] = [
+    const ALL: [IoError; 20] = [
         IoError::InvalidHandle,
         IoError::InvalidBuffer,
         IoError::BuffersExhausted,
@@ -363,6 +366,7 @@ impl IoError {
         IoError::StorageFull,
         IoError::InvalidInput,
         IoError::Other,
+        IoError::TooManyHandles,
     ];
 
     fn from_u8(value: u8) -> Option<IoError> {

@@ -12,9 +12,10 @@ use super::slots::{SlotState, pending};
 use crate::backend::Env;
 use crate::handle::Handle;
 use crate::io::{
-    BufferId, IoCompletion, IoError, IoOp, IoOpKind, IoReaped, IoResult, IoSubmission, IoToken,
-    LentBuffer,
+    BufferId, IoCompletion, IoError, IoHandle, IoOp, IoOpKind, IoReaped, IoResult, IoSubmission,
+    IoToken, LentBuffer,
 };
+use crate::limits::IO_HANDLES_PER_ISOLATE_MAX;
 use crate::trace::Event;
 
 #[derive(Clone, Copy, Debug)]
@@ -29,9 +30,42 @@ pub(super) struct IoSlot {
     deadline_armed: bool,
     /// A completion waiting for delivery, with its received data.
     pub(super) completion: Option<(IoCompletion, Option<BufferId>)>,
+    /// The sockets and files this incarnation owns (`IoHandle::NONE`: a free entry); the
+    /// shard closes them at its teardown.
+    handles: [IoHandle; IO_HANDLES_PER_ISOLATE_MAX],
 }
 
 impl IoSlot {
+    /// Records `handle` as owned; false if the table is full.
+    pub(super) fn own(&mut self, handle: IoHandle) -> bool {
+        if handle == IoHandle::NONE || self.handles.contains(&handle) {
+            return true;
+        }
+        match self.handles.iter_mut().find(|entry| **entry == IoHandle::NONE) {
+            Some(entry) => {
+                *entry = handle;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets `handle`; whether it was owned.
+    pub(super) fn disown(&mut self, handle: IoHandle) -> bool {
+        match self.handles.iter_mut().find(|entry| **entry == handle && handle != IoHandle::NONE) {
+            Some(entry) => {
+                *entry = IoHandle::NONE;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Takes every owned handle (the incarnation ends).
+    pub(super) fn take_handles(&mut self) -> [IoHandle; IO_HANDLES_PER_ISOLATE_MAX] {
+        core::mem::replace(&mut self.handles, [IoHandle::NONE; IO_HANDLES_PER_ISOLATE_MAX])
+    }
+
     /// The timeout of the outstanding operation of `isolate` (this slot's incarnation)
     /// fired: disarmed, and the token to cancel.
     pub(super) fn deadline_passed(&mut self, isolate: Handle) -> IoToken {
@@ -41,8 +75,13 @@ impl IoSlot {
     }
 }
 
-pub(super) const IO_IDLE: IoSlot =
-    IoSlot { sequence: 0, entry: 0, deadline_armed: false, completion: None };
+pub(super) const IO_IDLE: IoSlot = IoSlot {
+    sequence: 0,
+    entry: 0,
+    deadline_armed: false,
+    completion: None,
+    handles: [IoHandle::NONE; IO_HANDLES_PER_ISOLATE_MAX],
+};
 
 /// An operation queued for the backend: what `submit_ready_io` lends and hands over.
 #[derive(Clone, Copy, Debug)]
@@ -92,6 +131,10 @@ impl ShardCore {
         let io = &mut self.types[type_index].io[slot];
         io.sequence = io.sequence.wrapping_add(1);
         let sequence = io.sequence;
+        if let IoOp::Close { handle } = op {
+            // Closing gives the handle up, whatever the close's result.
+            io.disown(handle);
+        }
         self.types[type_index].meta[slot].state = SlotState::WaitingIo;
         self.counters.io_submitted += 1;
         self.trace(env, Event::IoSubmit { isolate, sequence, op: op.kind() });
@@ -237,6 +280,16 @@ impl ShardCore {
                         None
                     }
                 };
+                // What was opened for the isolate is the isolate's, closed at its teardown;
+                // past its limit it is closed at once and the operation fails.
+                let mut completion = completion;
+                if let IoResult::Opened(handle) | IoResult::Accepted { socket: handle, .. } = result
+                    && !self.types[type_index].io[slot].own(handle)
+                {
+                    completion.result = IoResult::Failed(IoError::TooManyHandles);
+                    self.complete_io(env, type_index, slot, completion, data);
+                    return Some(handle);
+                }
                 self.complete_io(env, type_index, slot, completion, data);
                 None
             }
@@ -317,6 +370,37 @@ impl ShardCore {
     #[inline]
     pub(crate) fn io_in_flight(&self) -> usize {
         self.in_flight.len() - self.in_flight_free_len
+    }
+
+    /// Makes `handle` (given by another isolate, which disowned it) this isolate's: closed
+    /// at its teardown.
+    pub(crate) fn io_adopt(&mut self, owner: Handle, handle: IoHandle) -> Result<(), IoError> {
+        let (type_index, slot) = self.resolve(owner).expect("a running isolate is live");
+        if handle == IoHandle::NONE {
+            return Err(IoError::InvalidHandle);
+        }
+        if self.types[type_index].io[slot].own(handle) {
+            Ok(())
+        } else {
+            Err(IoError::TooManyHandles)
+        }
+    }
+
+    /// Gives up `handle` (to hand it to another isolate): it stays open, and this isolate's
+    /// teardown no longer closes it. Whether it was owned.
+    pub(crate) fn io_disown(&mut self, owner: Handle, handle: IoHandle) -> bool {
+        let (type_index, slot) = self.resolve(owner).expect("a running isolate is live");
+        self.types[type_index].io[slot].disown(handle)
+    }
+
+    /// Closes, on no isolate's behalf, every handle the ending incarnation in the slot
+    /// owned.
+    pub(super) fn close_owned_handles(&mut self, type_index: usize, slot: usize) {
+        for handle in self.types[type_index].io[slot].take_handles() {
+            if handle != IoHandle::NONE {
+                self.discard_handle(handle);
+            }
+        }
     }
 
     /// Gives `holder` a shard buffer.

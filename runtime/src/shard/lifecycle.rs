@@ -222,6 +222,9 @@ impl ShardCore {
         if let Some((_, Some(buffer))) = slots.io[slot].completion.take() {
             self.buffers.release(buffer);
         }
+        // The isolate's sockets and files close with it, as a process's do.
+        self.close_owned_handles(type_index, slot);
+        let slots = &mut self.types[type_index];
         if core::mem::take(&mut slots.buffers_held[slot]) > 0 {
             self.buffers.release_held_by(handle);
         }
