@@ -15,6 +15,7 @@ use tina_checkers::{EndView, Observer};
 
 pub mod bank;
 pub mod dispatcher;
+pub mod echo;
 pub mod ping_pong;
 pub mod timers;
 
@@ -245,6 +246,7 @@ pub fn catalog() -> &'static [&'static dyn Scenario] {
         &dispatcher::DispatcherScenario,
         &timers::TimersScenario,
         &bank::BankScenario,
+        &echo::EchoScenario,
     ]
 }
 

@@ -104,3 +104,13 @@ fn timers_chaos_seed_1() {
 fn bank_chaos_seed_1() {
     insta::assert_snapshot!(chaos("bank", 1, &[]));
 }
+
+#[test]
+fn echo_seed_1() {
+    insta::assert_snapshot!(excerpt("echo", 1, &["clients=2", "round_trips=5"]));
+}
+
+#[test]
+fn echo_chaos_seed_1() {
+    insta::assert_snapshot!(chaos("echo", 1, &["clients=2", "round_trips=20"]));
+}

@@ -1,0 +1,474 @@
+//! `echo`: Tina's TCP echo over the virtual network. The server node runs a listener on
+//! every shard (port 7000 + shard) that spawns one connection isolate per accepted socket;
+//! each client node runs a client that connects, sends `round_trips` numbered 32-byte
+//! packets one at a time and checks every echo byte for byte. With `chaos=1`, the first
+//! client crashes after three round trips (its supervisor restarts it, and it starts over).
+//! The goal is every client done; an echo that differs from its packet is a correctness
+//! failure (TCP never corrupts, duplicates or reorders bytes, whatever the faults).
+//!
+//! Built to survive every fault: a client treats any failure (a reset, a refused or timed
+//! out connect, a silent peer, an end of stream) as a lost connection: it closes, waits
+//! `BACKOFF`, connects again and resends the packet of its current round (the server is
+//! stateless). Every wait is bounded by `Effect::io_within`. A connection isolate owns its
+//! socket (adopted from the listener), so the socket closes when it ends, crash included.
+
+use core::time::Duration;
+
+use tina::io::{IoError, IoHandle, IoOp, IoOpKind, IoResult};
+use tina::{
+    Ctx, Effect, Event, GroupConfig, Isolate, Label, Level, Message, ShardId, Strategy, SystemSpec,
+    TimerId, TypeConfig,
+};
+use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
+
+use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
+
+/// A client finished every round trip (value: the client's number).
+pub const DONE: Label = Label::new("echo.done");
+/// An echo differed from its packet (values: client, round).
+pub const MISMATCH: Label = Label::new("echo.mismatch");
+/// The chaos client crashes on purpose.
+pub const CHAOS: Label = Label::new("echo.chaos");
+
+/// Bytes of one packet.
+pub const PACKET_SIZE: usize = 32;
+/// First listening port; shard `s` of the server listens on `PORT_BASE + s`.
+pub const PORT_BASE: u16 = 7000;
+/// How long a client waits before it connects again after a failure.
+pub const BACKOFF: Duration = Duration::from_millis(20);
+/// How long a client waits for a connect, a send or an echo.
+pub const CLIENT_WAIT: Duration = Duration::from_secs(2);
+/// How long a connection isolate waits for its client's next packet.
+pub const SERVER_WAIT: Duration = Duration::from_secs(10);
+/// Most clients (each is a node; the server is node 0).
+pub const CLIENT_COUNT_MAX: u64 = 64;
+
+/// The packet of `client`'s round `round`.
+fn packet(client: u64, round: u64) -> [u8; PACKET_SIZE] {
+    let mut bytes = [0u8; PACKET_SIZE];
+    bytes[..8].copy_from_slice(&client.to_le_bytes());
+    bytes[8..16].copy_from_slice(&round.to_le_bytes());
+    for (index, byte) in bytes[16..].iter_mut().enumerate() {
+        // Only the low byte matters: a fill that differs per client, round and position.
+        *byte = (client.wrapping_mul(31).wrapping_add(round).wrapping_add(index as u64)) as u8;
+    }
+    bytes
+}
+
+fn server_addr(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([10, 0, 0, 1], port))
+}
+
+tina::spawn_args! {
+    /// A listener's port.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct ListenerArgs { pub port: u64 }
+}
+
+/// Listens on its port and spawns a `Connection` per accepted socket.
+#[derive(Debug)]
+pub struct Listener {
+    port: u16,
+    listener: IoHandle,
+}
+
+impl Listener {
+    fn listen(&self) -> Effect {
+        Effect::Io(IoOp::TcpListen { addr: server_addr(self.port), backlog: 64 })
+    }
+
+    fn accept(&self) -> Effect {
+        Effect::Io(IoOp::TcpAccept { listener: self.listener })
+    }
+}
+
+impl Isolate for Listener {
+    type Args = ListenerArgs;
+
+    fn init(args: ListenerArgs, _ctx: &mut Ctx<'_>) -> (Listener, Effect) {
+        // Ports come from `PORT_BASE` plus a shard index below 256.
+        let listener = Listener { port: args.port as u16, listener: IoHandle::NONE };
+        let effect = listener.listen();
+        (listener, effect)
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.timer().is_some() {
+            return self.listen();
+        }
+        let Some(io) = message.io() else { return Effect::Receive };
+        match (io.op, io.result) {
+            (IoOpKind::TcpListen, IoResult::Opened(listener)) => {
+                self.listener = listener;
+                self.accept()
+            }
+            (IoOpKind::TcpAccept, IoResult::Accepted { socket, .. }) => {
+                // The connection isolate adopts the socket; if none can be spawned, the
+                // socket is closed with the listener's next operation left to the accept.
+                ctx.io_disown(socket);
+                if ctx.spawn::<Connection>(ConnectionArgs { socket: socket.to_raw() }).is_err() {
+                    return Effect::Io(IoOp::Close { handle: socket });
+                }
+                self.accept()
+            }
+            // A failed listen (the address is still held by a crashed incarnation's socket,
+            // closing): try again. A failed accept or the close above: accept again.
+            (IoOpKind::TcpListen, _) => {
+                let _ = ctx.timer_set(BACKOFF, 0);
+                Effect::Receive
+            }
+            _ => self.accept(),
+        }
+    }
+}
+
+tina::spawn_args! {
+    /// An accepted socket, as raw bits.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct ConnectionArgs { pub socket: u32 }
+}
+
+/// Echoes what its client sends until the client goes away or stays silent.
+#[derive(Debug)]
+pub struct Connection {
+    socket: IoHandle,
+}
+
+impl Connection {
+    fn recv(&self) -> Effect {
+        Effect::io_within(IoOp::TcpRecv { socket: self.socket, len_max: 256 }, SERVER_WAIT)
+    }
+}
+
+impl Isolate for Connection {
+    type Args = ConnectionArgs;
+
+    fn init(args: ConnectionArgs, ctx: &mut Ctx<'_>) -> (Connection, Effect) {
+        let socket = IoHandle::from_raw(args.socket);
+        let connection = Connection { socket };
+        if ctx.io_adopt(socket).is_err() {
+            return (connection, Effect::Io(IoOp::Close { handle: socket }));
+        }
+        let effect = connection.recv();
+        (connection, effect)
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        let Some(io) = message.io() else { return Effect::Receive };
+        match (io.op, io.result) {
+            (IoOpKind::TcpRecv, IoResult::Received { len, .. }) if len > 0 => {
+                let Ok(buffer) = ctx.buffer_alloc() else {
+                    return Effect::Io(IoOp::Close { handle: self.socket });
+                };
+                let data = ctx.io_data().to_vec();
+                if ctx.buffer_write(buffer, 0, &data).is_err() {
+                    return Effect::Io(IoOp::Close { handle: self.socket });
+                }
+                Effect::io_within(IoOp::TcpSend { socket: self.socket, buffer, len }, SERVER_WAIT)
+            }
+            (IoOpKind::TcpSend, IoResult::Transferred(_)) => self.recv(),
+            (IoOpKind::Close, _) => Effect::Done,
+            // End of stream, a reset, a silent client, a partial send: close and end.
+            _ => Effect::Io(IoOp::Close { handle: self.socket }),
+        }
+    }
+}
+
+tina::spawn_args! {
+    /// A client: its number, its round trips, and whether it is the chaos client.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct ClientArgs { pub client: u64, pub round_trips: u64, pub port: u64, pub chaos: u64 }
+}
+
+/// Where a client is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Sending,
+    Receiving,
+    Closing,
+    BackingOff,
+    Finishing,
+}
+
+/// Sends numbered packets one at a time over one connection, checks every echo, and
+/// reconnects after any failure.
+#[derive(Debug)]
+pub struct Client {
+    args: ClientArgs,
+    socket: IoHandle,
+    round: u64,
+    phase: Phase,
+    /// Bytes of the current packet sent, and of its echo received.
+    sent: usize,
+    echo: [u8; PACKET_SIZE],
+    received: usize,
+    backoff: Option<TimerId>,
+}
+
+impl Client {
+    fn connect(&mut self) -> Effect {
+        self.phase = Phase::Connecting;
+        // Ports are below 65,536.
+        let addr = server_addr(self.args.port as u16);
+        Effect::io_within(IoOp::TcpConnect { addr }, CLIENT_WAIT)
+    }
+
+    /// Sends what is left of the current packet.
+    fn send(&mut self, ctx: &mut Ctx<'_>) -> Effect {
+        self.phase = Phase::Sending;
+        let bytes = packet(self.args.client, self.round);
+        let Ok(buffer) = ctx.buffer_alloc() else { return self.fail() };
+        if ctx.buffer_write(buffer, 0, &bytes[self.sent..]).is_err() {
+            return self.fail();
+        }
+        let len = (PACKET_SIZE - self.sent) as u32;
+        Effect::io_within(IoOp::TcpSend { socket: self.socket, buffer, len }, CLIENT_WAIT)
+    }
+
+    fn receive(&mut self) -> Effect {
+        self.phase = Phase::Receiving;
+        let len_max = (PACKET_SIZE - self.received) as u32;
+        Effect::io_within(IoOp::TcpRecv { socket: self.socket, len_max }, CLIENT_WAIT)
+    }
+
+    /// The connection is lost: close it, then back off and connect again.
+    fn fail(&mut self) -> Effect {
+        self.sent = 0;
+        self.received = 0;
+        if self.socket == IoHandle::NONE {
+            self.phase = Phase::BackingOff;
+            return Effect::Receive;
+        }
+        self.phase = Phase::Closing;
+        let socket = core::mem::replace(&mut self.socket, IoHandle::NONE);
+        Effect::Io(IoOp::Close { handle: socket })
+    }
+
+    /// The echo of the current round is complete: check it and go on.
+    fn echoed(&mut self, ctx: &mut Ctx<'_>) -> Effect {
+        let (client, round) = (self.args.client, self.round);
+        if self.echo != packet(client, round) {
+            ctx.log(Level::Error, MISMATCH, [client, round]);
+            return Effect::Crash(MISMATCH);
+        }
+        self.round += 1;
+        (self.sent, self.received) = (0, 0);
+        let first_incarnation = ctx.self_handle().generation() == 1;
+        if self.args.chaos == 1 && self.round == 3 && first_incarnation {
+            return Effect::Crash(CHAOS);
+        }
+        if self.round == self.args.round_trips {
+            ctx.log(Level::Info, DONE, [client]);
+            self.phase = Phase::Finishing;
+            let socket = core::mem::replace(&mut self.socket, IoHandle::NONE);
+            return Effect::Io(IoOp::Close { handle: socket });
+        }
+        self.send(ctx)
+    }
+}
+
+impl Isolate for Client {
+    type Args = ClientArgs;
+
+    fn init(args: ClientArgs, _ctx: &mut Ctx<'_>) -> (Client, Effect) {
+        let mut client = Client {
+            args,
+            socket: IoHandle::NONE,
+            round: 0,
+            phase: Phase::Connecting,
+            sent: 0,
+            echo: [0; PACKET_SIZE],
+            received: 0,
+            backoff: None,
+        };
+        let effect = client.connect();
+        (client, effect)
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.timer().is_some() {
+            self.backoff = None;
+            return if self.phase == Phase::BackingOff { self.connect() } else { Effect::Receive };
+        }
+        let Some(io) = message.io() else { return Effect::Receive };
+        match (self.phase, io.op, io.result) {
+            (Phase::Connecting, IoOpKind::TcpConnect, IoResult::Opened(socket)) => {
+                self.socket = socket;
+                self.send(ctx)
+            }
+            (Phase::Sending, IoOpKind::TcpSend, IoResult::Transferred(n)) if n > 0 => {
+                self.sent += n as usize;
+                if self.sent < PACKET_SIZE { self.send(ctx) } else { self.receive() }
+            }
+            (Phase::Receiving, IoOpKind::TcpRecv, IoResult::Received { len, .. }) if len > 0 => {
+                let data = ctx.io_data();
+                let end = self.received + data.len();
+                if end > PACKET_SIZE {
+                    // More than was sent came back: the stream is broken.
+                    ctx.log(Level::Error, MISMATCH, [self.args.client, self.round]);
+                    return Effect::Crash(MISMATCH);
+                }
+                self.echo[self.received..end].copy_from_slice(data);
+                self.received = end;
+                if self.received < PACKET_SIZE { self.receive() } else { self.echoed(ctx) }
+            }
+            (Phase::Finishing, IoOpKind::Close, _) => Effect::Done,
+            (Phase::Closing, IoOpKind::Close, _) => {
+                self.phase = Phase::BackingOff;
+                self.backoff = ctx.timer_set(BACKOFF, 0).ok();
+                if self.backoff.is_none() { self.connect() } else { Effect::Receive }
+            }
+            // A failed connect, send or receive, an end of stream or a silent server.
+            (_, _, IoResult::Failed(IoError::TooManyHandles)) => self.fail(),
+            _ => {
+                let effect = self.fail();
+                if self.phase == Phase::BackingOff {
+                    self.backoff = ctx.timer_set(BACKOFF, 0).ok();
+                    if self.backoff.is_none() {
+                        return self.connect();
+                    }
+                }
+                effect
+            }
+        }
+    }
+}
+
+/// The goal: every client done. An echo that differed fails the run.
+#[derive(Debug)]
+struct Goal {
+    clients: u64,
+    done: u64,
+}
+
+impl Observer for Goal {
+    fn name(&self) -> &'static str {
+        "echo.goal"
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG
+    }
+
+    fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
+        match event {
+            Event::Log { tag, values, .. } if *tag == DONE => {
+                // A client finishes once: it ends right after (Transient: not restarted).
+                self.done |= 1 << values[0];
+                if self.done.count_ones() as u64 == self.clients {
+                    Verdict::Done
+                } else {
+                    Verdict::Continue
+                }
+            }
+            Event::Log { tag, values, .. } if *tag == MISMATCH => Verdict::Violated(Violation {
+                class: FailureClass::Correctness,
+                checker: "echo.goal",
+                explanation: format!(
+                    "client {} got an echo of round {} that differs from its packet",
+                    values[0], values[1]
+                ),
+            }),
+            _ => Verdict::Continue,
+        }
+    }
+}
+
+/// The `echo` scenario.
+#[derive(Debug)]
+pub struct EchoScenario;
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        name: "clients",
+        kind: ParamKind::Count,
+        default: 3,
+        min: 1,
+        max: CLIENT_COUNT_MAX,
+        description: "client nodes, each with one client",
+    },
+    ParamSpec {
+        name: "round_trips",
+        kind: ParamKind::Count,
+        default: 50,
+        min: 1,
+        max: 1_000_000,
+        description: "packets each client sends and checks",
+    },
+    ParamSpec {
+        name: "server_shards",
+        kind: ParamKind::Count,
+        default: 2,
+        min: 1,
+        max: 16,
+        description: "shards of the server node, each with a listener on port 7000 + shard",
+    },
+    ParamSpec {
+        name: "chaos",
+        kind: ParamKind::Count,
+        default: 1,
+        min: 0,
+        max: 1,
+        description: "1: the first client crashes after three round trips, once",
+    },
+];
+
+impl Scenario for EchoScenario {
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn description(&self) -> &'static str {
+        "Tina's TCP echo: clients on their own nodes check every echo from a server node"
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn build(&self, params: &Params) -> Setup {
+        let (clients, shards) = (params.get("clients"), params.get("server_shards"));
+        // At most 16 shards and 64 clients (the parameters' bounds).
+        let (clients, shards) = (clients as usize, shards as usize);
+        let mut server = SystemSpec::new(shards);
+        let listener = server.register::<Listener>(TypeConfig::new("listener").slots(1));
+        server.register::<Connection>(TypeConfig::new("connection").slots(64));
+        server.io_buffers(256, 256);
+        for shard in 0..shards {
+            // Injected crashes restart listeners often; escalate only on a storm.
+            let root = server.root(ShardId(shard as u8));
+            server.configure(
+                root,
+                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
+            );
+            let port = u64::from(PORT_BASE) + shard as u64;
+            server.boot_child(ShardId(shard as u8), listener, ListenerArgs { port });
+        }
+        let mut nodes = vec![server];
+        for client in 0..clients {
+            let mut spec = SystemSpec::new(1);
+            let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
+            spec.io_buffers(16, 64);
+            let root = spec.root(ShardId(0));
+            spec.configure(
+                root,
+                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
+            );
+            let args = ClientArgs {
+                client: client as u64,
+                round_trips: params.get("round_trips"),
+                port: u64::from(PORT_BASE) + (client % shards) as u64,
+                chaos: u64::from(client == 0 && params.get("chaos") == 1),
+            };
+            spec.boot_child(ShardId(0), ty, args);
+            nodes.push(spec);
+        }
+        Setup::nodes(nodes)
+            .observer(Goal { clients: clients as u64, done: 0 })
+            .goal(crate::Goal::Observed)
+    }
+}
