@@ -16,6 +16,7 @@ use tina_checkers::{EndView, Observer};
 pub mod bank;
 pub mod dispatcher;
 pub mod echo;
+pub mod kv;
 pub mod ping_pong;
 pub mod timers;
 
@@ -247,6 +248,7 @@ pub fn catalog() -> &'static [&'static dyn Scenario] {
         &timers::TimersScenario,
         &bank::BankScenario,
         &echo::EchoScenario,
+        &kv::KvScenario,
     ]
 }
 

@@ -292,6 +292,36 @@ pub const PLANTS: &[Plant] = &[
         seed: 1,
         description: "a branch forgets applied ids by the age its clock shows; a clock jump makes it apply a retry twice",
     },
+    Plant {
+        name: "kv-ack-before-fsync",
+        bug: Bug::Scenario("ack_before_fsync=1"),
+        scenario: "kv",
+        sets: &["ops=400", "keys=16", "net_delay_min=100us", "net_delay_max=1ms"],
+        profile: Profile::None,
+        faults: &[
+            "disk_latency_min=20ms",
+            "disk_latency_max=60ms",
+            "node_crash_every=700ms",
+            "safety_time=60s",
+            "liveness_time=30m",
+        ],
+        checker: "kv.linearizable",
+        class: FailureClass::Correctness,
+        seed: 1,
+        description: "the store acknowledges a put before its fsync; a node crash loses an acknowledged write",
+    },
+    Plant {
+        name: "kv-stale-cache",
+        bug: Bug::Scenario("stale_cache=1"),
+        scenario: "kv",
+        sets: &["ops=100"],
+        profile: Profile::None,
+        faults: &[],
+        checker: "kv.linearizable",
+        class: FailureClass::Correctness,
+        seed: 1,
+        description: "the store answers gets from a cache that puts do not update",
+    },
 ];
 
 /// The plant called `name`.

@@ -114,3 +114,13 @@ fn echo_seed_1() {
 fn echo_chaos_seed_1() {
     insta::assert_snapshot!(chaos("echo", 1, &["clients=2", "round_trips=20"]));
 }
+
+#[test]
+fn kv_seed_1() {
+    insta::assert_snapshot!(excerpt("kv", 1, &["clients=2", "ops=5", "keys=2"]));
+}
+
+#[test]
+fn kv_chaos_seed_1() {
+    insta::assert_snapshot!(chaos("kv", 1, &["clients=2", "ops=20"]));
+}

@@ -448,6 +448,11 @@ impl Disk {
         DiskReply { latency_ns, result }
     }
 
+    /// Closes a handle, at once (the world draws the latency itself).
+    pub(crate) fn close_now(&mut self, handle: IoHandle) -> Result<(), IoError> {
+        self.lookup(handle).map(|_| self.release(handle))
+    }
+
     /// The node crashed: every open handle dies and each file's unsynced changes are lost,
     /// torn or kept (see the module doc). Returns what this crash did; the disk's counts
     /// add it up over crashes.
@@ -467,11 +472,11 @@ impl Disk {
         outcomes
     }
 
-    fn draw_latency(&self, streams: &mut DiskStreams) -> u64 {
+    pub(crate) fn draw_latency(&self, streams: &mut DiskStreams) -> u64 {
         streams.latency.range_inclusive(self.config.latency_ns_min, self.config.latency_ns_max)
     }
 
-    fn open_now(&mut self, path: &[u8], mode: OpenMode) -> Result<IoHandle, IoError> {
+    pub(crate) fn open_now(&mut self, path: &[u8], mode: OpenMode) -> Result<IoHandle, IoError> {
         let path = check_path(path)?;
         // Find the slot before creating the file, so an open refused for want of a handle
         // changes nothing. Running out of handles is not a fault the model injects, and
@@ -495,7 +500,7 @@ impl Disk {
         Ok(self.bind(slot, Open { file, mode }))
     }
 
-    fn read_now(
+    pub(crate) fn read_now(
         &mut self,
         handle: IoHandle,
         offset: u64,
@@ -515,7 +520,7 @@ impl Disk {
         Ok(bytes)
     }
 
-    fn write_now(
+    pub(crate) fn write_now(
         &mut self,
         handle: IoHandle,
         offset: u64,
@@ -555,7 +560,11 @@ impl Disk {
         Ok(bytes.len() as u32)
     }
 
-    fn fsync_now(&mut self, handle: IoHandle, fsync: &mut Stream) -> Result<(), IoError> {
+    pub(crate) fn fsync_now(
+        &mut self,
+        handle: IoHandle,
+        fsync: &mut Stream,
+    ) -> Result<(), IoError> {
         let open = self.lookup(handle)?;
         if fsync.chance(self.config.fsync_failure_probability) {
             // The unsynced changes stay unsynced: a crash may lose them, a later fsync may

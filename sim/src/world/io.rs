@@ -14,7 +14,7 @@ use tina_checkers::WorldEvent;
 
 use super::queue::Entry;
 use super::{Status, World};
-use crate::disk::{Disk, DiskConfig, DiskCounts, DiskReply, DiskStreams};
+use crate::disk::{Disk, DiskConfig, DiskCounts, DiskStreams};
 use crate::faults::{FaultKind, K};
 use crate::net::{NetConfig, NetFaults, NetOp, OpId, Start};
 
@@ -35,6 +35,8 @@ struct PendingIo {
     /// The network's operation, while the network holds it (its completion comes from
     /// `poll_net`, not from an `IoDone` entry).
     net_op: Option<OpId>,
+    /// A disk operation, performed when its `IoDone` entry comes due.
+    on_disk: bool,
 }
 
 /// Every operation in progress, in numbered slots; a slot is reused once its queued
@@ -121,33 +123,20 @@ impl World {
                 self.start_net_op(index, end, submission);
                 continue;
             }
-            if self.disk_full_injected(node, &submission) {
-                self.count(FaultKind::DiskFull);
-                self.record_cell(index, &WorldEvent::DiskFull);
-                let (result, cell) = (IoResult::Failed(IoError::StorageFull), index as u32);
-                let pending = PendingIo {
-                    cell,
-                    submission,
-                    result,
-                    data: Vec::new(),
-                    cancelled: false,
-                    net_op: None,
-                };
-                let slot = self.io.insert(pending);
-                self.queue.push(end, Entry::IoDone { pending: slot, cell });
-                continue;
-            }
-            let (disk, streams) = (&mut self.disks[node], &mut self.disk_streams[node]);
-            let before = *disk.counts();
-            let (latency_ns, result, data) = perform(disk, streams, &submission);
-            let after = *self.disks[node].counts();
-            if after != before {
-                self.count_disk_faults(index, &before, &after);
-            }
+            // A disk operation takes effect when it completes, after its latency: a crash
+            // before then finds it not done (a write not written, an fsync not durable).
+            let latency_ns = self.disks[node].draw_latency(&mut self.disk_streams[node]);
             // Cell indices fit in u32.
             let cell = index as u32;
-            let pending =
-                PendingIo { cell, submission, result, data, cancelled: false, net_op: None };
+            let pending = PendingIo {
+                cell,
+                submission,
+                result: IoResult::Failed(IoError::Other),
+                data: Vec::new(),
+                cancelled: false,
+                net_op: None,
+                on_disk: true,
+            };
             let slot = self.io.insert(pending);
             self.queue.push(end.saturating_add(latency_ns), Entry::IoDone { pending: slot, cell });
         }
@@ -190,6 +179,7 @@ impl World {
             data: Vec::new(),
             cancelled: false,
             net_op: None,
+            on_disk: false,
         };
         let slot = self.io.insert(pending);
         let started = match op {
@@ -268,6 +258,25 @@ impl World {
         self.net_events = events;
     }
 
+    /// Performs a file operation of shard `index` on its node's disk, counting and tracing
+    /// the faults the disk injected.
+    fn perform_on_disk(&mut self, index: usize, submission: &IoSubmission) -> (IoResult, Vec<u8>) {
+        let node = usize::from(self.cells[index].node);
+        if self.disk_full_injected(node, submission) {
+            self.count(FaultKind::DiskFull);
+            self.record_cell(index, &WorldEvent::DiskFull);
+            return (IoResult::Failed(IoError::StorageFull), Vec::new());
+        }
+        let (disk, streams) = (&mut self.disks[node], &mut self.disk_streams[node]);
+        let before = *disk.counts();
+        let performed = perform(disk, streams, submission);
+        let after = *self.disks[node].counts();
+        if after != before {
+            self.count_disk_faults(index, &before, &after);
+        }
+        performed
+    }
+
     /// Whether a write of node `node` finds the disk full though it has room (space taken
     /// by others: the `disk-full` fault, only while faults are injected).
     fn disk_full_injected(&mut self, node: usize, submission: &IoSubmission) -> bool {
@@ -320,12 +329,17 @@ impl World {
         }
     }
 
-    /// The operation in pending slot `slot` completes now.
+    /// The operation in pending slot `slot` completes now (a disk operation takes effect
+    /// now).
     pub(super) fn complete_io(&mut self, slot: u32, cell: u32) {
-        let Some(pending) = self.io.take(slot) else { return };
+        let Some(mut pending) = self.io.take(slot) else { return };
         debug_assert_eq!(pending.cell, cell);
         if pending.cancelled {
             return;
+        }
+        if pending.on_disk {
+            (pending.result, pending.data) =
+                self.perform_on_disk(cell as usize, &pending.submission);
         }
         let reaped = pending.submission.complete(pending.result, &pending.data);
         self.hand_back(cell as usize, reaped);
@@ -346,50 +360,36 @@ impl World {
     }
 }
 
-/// Performs `submission` against the node's disk: the latency, the result, and any bytes
-/// received.
+/// Performs `submission` on the node's disk, at once: the result and any bytes read.
 fn perform(
     disk: &mut Disk,
     streams: &mut DiskStreams,
     submission: &IoSubmission,
-) -> (u64, IoResult, Vec<u8>) {
-    let unsupported = (0, IoResult::Failed(IoError::Unsupported), Vec::new());
-    match submission.op {
-        IoOp::FileOpen { mode, .. } => {
-            let reply = disk.open(submission.input_bytes(), mode, streams);
-            finish(reply, IoResult::Opened)
-        }
-        IoOp::FileRead { file, offset, len_max } => {
-            let DiskReply { latency_ns, result } = disk.read(file, offset, len_max, streams);
-            match result {
-                // At most `len_max`, a u32.
-                Ok(bytes) => {
-                    (latency_ns, IoResult::Received { len: bytes.len() as u32, from: None }, bytes)
-                }
-                Err(error) => (latency_ns, IoResult::Failed(error), Vec::new()),
-            }
-        }
-        IoOp::FileWrite { file, offset, .. } => {
-            let reply = disk.write(file, offset, submission.input_bytes(), streams);
-            finish(reply, IoResult::Transferred)
-        }
-        IoOp::FileFsync { file } => finish(disk.fsync(file, streams), |()| IoResult::Done),
-        IoOp::Close { handle } if Disk::is_file_handle(handle) => {
-            finish(disk.close(handle, streams), |()| IoResult::Done)
-        }
-        IoOp::Close { handle: IoHandle::NONE } => {
-            (0, IoResult::Failed(IoError::InvalidHandle), Vec::new())
-        }
-        _ => unsupported,
-    }
-}
-
-fn finish<T>(reply: DiskReply<T>, ok: impl FnOnce(T) -> IoResult) -> (u64, IoResult, Vec<u8>) {
-    let result = match reply.result {
-        Ok(value) => ok(value),
+) -> (IoResult, Vec<u8>) {
+    let done = |result: Result<(), IoError>| match result {
+        Ok(()) => IoResult::Done,
         Err(error) => IoResult::Failed(error),
     };
-    (reply.latency_ns, result, Vec::new())
+    let result = match submission.op {
+        IoOp::FileOpen { mode, .. } => {
+            disk.open_now(submission.input_bytes(), mode).map(IoResult::Opened)
+        }
+        IoOp::FileRead { file, offset, len_max } => {
+            return match disk.read_now(file, offset, len_max, streams) {
+                // At most `len_max`, a u32.
+                Ok(bytes) => (IoResult::Received { len: bytes.len() as u32, from: None }, bytes),
+                Err(error) => (IoResult::Failed(error), Vec::new()),
+            };
+        }
+        IoOp::FileWrite { file, offset, .. } => disk
+            .write_now(file, offset, submission.input_bytes(), &mut streams.error)
+            .map(IoResult::Transferred),
+        IoOp::FileFsync { file } => Ok(done(disk.fsync_now(file, &mut streams.fsync))),
+        IoOp::Close { handle } if Disk::is_file_handle(handle) => Ok(done(disk.close_now(handle))),
+        IoOp::Close { .. } => Err(IoError::InvalidHandle),
+        _ => Err(IoError::Unsupported),
+    };
+    (result.unwrap_or_else(IoResult::Failed), Vec::new())
 }
 
 /// Whether `op` goes to the network rather than the disk.
