@@ -358,12 +358,22 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     let buggify_sites = world.buggify_sites();
     let shard_failures = world.failures();
     let view = world.end_view(ending == Ending::Quiescent);
+    let accounting = world.net_accounting();
     let mut sink = world.into_sink();
     // End-of-run properties hold whether the goal was reached or a limit hit; after a
     // violation or a divergence there is nothing more to learn.
     sink.finish_observers(&view);
     sink.finish_compare();
-    let outcome = classify(ending, &sink, config, &goal, &view, &type_names);
+    let mut outcome = classify(ending, &sink, config, &goal, &view, &type_names);
+    if let (Outcome::Pass, Err(reason)) = (&outcome, accounting) {
+        // Every byte the network took is delivered, buffered, in flight or dropped for a
+        // named reason; a run that loses one silently fails, whatever its goal said.
+        outcome = Outcome::Fail {
+            class: FailureClass::Correctness,
+            checker: "net.accounting".to_string(),
+            reason,
+        };
+    }
     let mut report = RunReport {
         outcome,
         events: sink.events(),

@@ -873,6 +873,13 @@ impl World {
         view
     }
 
+    /// Whether every byte and datagram the network took is accounted for (delivered,
+    /// buffered, in flight, or dropped for a named reason); the message says which sum is
+    /// off. The `net.accounting` check of every run.
+    pub fn net_accounting(&self) -> Result<(), String> {
+        self.net.check_accounting()
+    }
+
     /// Shard failures reported so far.
     pub fn failures(&self) -> Vec<ShardFailure> {
         self.cells.iter().flat_map(|cell| cell.backend.failures.iter().copied()).collect()
