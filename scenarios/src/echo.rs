@@ -25,6 +25,12 @@ use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
 /// A client finished every round trip (value: the client's number).
 pub const DONE: Label = Label::new("echo.done");
+/// A client's UDP pinger got every echo back (value: the client's number).
+pub const UDP_DONE: Label = Label::new("echo.udp-done");
+/// The server's UDP echo port (on its shard 0).
+pub const UDP_PORT: u16 = 9000;
+/// How long a UDP pinger waits for an echo before it sends the datagram again.
+pub const UDP_RESEND: Duration = Duration::from_millis(50);
 /// An echo differed from its packet (values: client, round).
 pub const MISMATCH: Label = Label::new("echo.mismatch");
 /// The chaos client crashes on purpose.
@@ -338,11 +344,149 @@ impl Isolate for Client {
     }
 }
 
-/// The goal: every client done. An echo that differed fails the run.
+tina::spawn_args! {
+    /// Nothing: the UDP echo has no arguments.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct NoArgs { pub unused: u64 }
+}
+
+/// Echoes every datagram to its sender, forever.
+#[derive(Debug)]
+pub struct UdpEcho {
+    socket: IoHandle,
+}
+
+impl UdpEcho {
+    fn bind() -> Effect {
+        Effect::Io(IoOp::UdpBind { addr: server_addr(UDP_PORT) })
+    }
+
+    fn recv(&self) -> Effect {
+        Effect::Io(IoOp::UdpRecvFrom { socket: self.socket, len_max: 64 })
+    }
+}
+
+impl Isolate for UdpEcho {
+    type Args = NoArgs;
+
+    fn init(_args: NoArgs, _ctx: &mut Ctx<'_>) -> (UdpEcho, Effect) {
+        (UdpEcho { socket: IoHandle::NONE }, UdpEcho::bind())
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.timer().is_some() {
+            return UdpEcho::bind();
+        }
+        let Some(io) = message.io() else { return Effect::Receive };
+        match (io.op, io.result) {
+            (IoOpKind::UdpBind, IoResult::Opened(socket)) => {
+                self.socket = socket;
+                self.recv()
+            }
+            // The port is still held by a crashed incarnation's socket, closing: again.
+            (IoOpKind::UdpBind, _) => {
+                let _ = ctx.timer_set(BACKOFF, 0);
+                Effect::Receive
+            }
+            (IoOpKind::UdpRecvFrom, IoResult::Received { len, from: Some(from) }) => {
+                let Ok(buffer) = ctx.buffer_alloc() else { return self.recv() };
+                let data = ctx.io_data().to_vec();
+                if ctx.buffer_write(buffer, 0, &data).is_err() {
+                    return self.recv();
+                }
+                Effect::Io(IoOp::UdpSendTo { socket: self.socket, addr: from, buffer, len })
+            }
+            _ => self.recv(),
+        }
+    }
+}
+
+/// Pings the server's UDP echo `round_trips` times, each until its exact echo comes back;
+/// a lost, duplicated, reordered or corrupted datagram is simply not the echo it waits
+/// for, and the ping is sent again after `UDP_RESEND`.
+#[derive(Debug)]
+pub struct UdpPinger {
+    args: ClientArgs,
+    socket: IoHandle,
+    ping: u64,
+}
+
+impl UdpPinger {
+    fn bind() -> Effect {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        Effect::Io(IoOp::UdpBind { addr })
+    }
+
+    fn payload(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.args.client.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.ping.to_le_bytes());
+        bytes
+    }
+
+    fn send(&self, ctx: &mut Ctx<'_>) -> Effect {
+        let Ok(buffer) = ctx.buffer_alloc() else { return self.wait() };
+        if ctx.buffer_write(buffer, 0, &self.payload()).is_err() {
+            return self.wait();
+        }
+        let addr = server_addr(UDP_PORT);
+        Effect::Io(IoOp::UdpSendTo { socket: self.socket, addr, buffer, len: 16 })
+    }
+
+    fn wait(&self) -> Effect {
+        Effect::io_within(IoOp::UdpRecvFrom { socket: self.socket, len_max: 64 }, UDP_RESEND)
+    }
+}
+
+impl Isolate for UdpPinger {
+    type Args = ClientArgs;
+
+    fn init(args: ClientArgs, _ctx: &mut Ctx<'_>) -> (UdpPinger, Effect) {
+        (UdpPinger { args, socket: IoHandle::NONE, ping: 0 }, UdpPinger::bind())
+    }
+
+    fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.timer().is_some() {
+            return UdpPinger::bind();
+        }
+        let Some(io) = message.io() else { return Effect::Receive };
+        match (io.op, io.result) {
+            (IoOpKind::UdpBind, IoResult::Opened(socket)) => {
+                self.socket = socket;
+                self.send(ctx)
+            }
+            (IoOpKind::UdpBind, _) => {
+                let _ = ctx.timer_set(BACKOFF, 0);
+                Effect::Receive
+            }
+            (IoOpKind::UdpSendTo, _) => self.wait(),
+            (IoOpKind::UdpRecvFrom, IoResult::Received { .. })
+                if ctx.io_data() == self.payload() =>
+            {
+                self.ping += 1;
+                if self.ping == self.args.round_trips {
+                    ctx.log(Level::Info, UDP_DONE, [self.args.client]);
+                    return Effect::Done;
+                }
+                self.send(ctx)
+            }
+            // Another datagram (late, duplicated or corrupted): keep waiting for the echo.
+            (IoOpKind::UdpRecvFrom, IoResult::Received { .. }) => self.wait(),
+            // No echo in time, or the socket failed: send the ping again.
+            _ => self.send(ctx),
+        }
+    }
+}
+
+/// The goal: every client done (and every UDP pinger, with `udp=1`). An echo that
+/// differed fails the run.
 #[derive(Debug)]
 struct Goal {
     clients: u64,
     done: u64,
+    udp: bool,
+    udp_done: u64,
 }
 
 impl Observer for Goal {
@@ -356,10 +500,15 @@ impl Observer for Goal {
 
     fn observe(&mut self, _stamp: &Stamp, event: &Event) -> Verdict {
         match event {
-            Event::Log { tag, values, .. } if *tag == DONE => {
-                // A client finishes once: it ends right after (Transient: not restarted).
-                self.done |= 1 << values[0];
-                if self.done.count_ones() as u64 == self.clients {
+            Event::Log { tag, values, .. } if *tag == DONE || *tag == UDP_DONE => {
+                // Each finishes once: it ends right after (Transient: not restarted).
+                if *tag == DONE {
+                    self.done |= 1 << values[0];
+                } else {
+                    self.udp_done |= 1 << values[0];
+                }
+                let all = |mask: u64| u64::from(mask.count_ones()) == self.clients;
+                if all(self.done) && (!self.udp || all(self.udp_done)) {
                     Verdict::Done
                 } else {
                     Verdict::Continue
@@ -415,6 +564,14 @@ const PARAMS: &[ParamSpec] = &[
         max: 1,
         description: "1: the first client crashes after three round trips, once",
     },
+    ParamSpec {
+        name: "udp",
+        kind: ParamKind::Count,
+        default: 1,
+        min: 0,
+        max: 1,
+        description: "1: each client node also pings the server's UDP echo (port 9000) round_trips times",
+    },
 ];
 
 impl Scenario for EchoScenario {
@@ -438,6 +595,8 @@ impl Scenario for EchoScenario {
         let listener = server.register::<Listener>(TypeConfig::new("listener").slots(1));
         server.register::<Connection>(TypeConfig::new("connection").slots(64));
         server.io_buffers(256, 256);
+        let udp = params.get("udp") == 1;
+        let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
         for shard in 0..shards {
             // Injected crashes restart listeners often; escalate only on a storm.
             let root = server.root(ShardId(shard as u8));
@@ -448,10 +607,14 @@ impl Scenario for EchoScenario {
             let port = u64::from(PORT_BASE) + shard as u64;
             server.boot_child(ShardId(shard as u8), listener, ListenerArgs { port });
         }
+        if udp {
+            server.boot_child(ShardId(0), udp_echo, NoArgs { unused: 0 });
+        }
         let mut nodes = vec![server];
         for client in 0..clients {
             let mut spec = SystemSpec::new(1);
             let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
+            let pinger = spec.register::<UdpPinger>(TypeConfig::new("udp-pinger").slots(1));
             spec.io_buffers(16, 64);
             let root = spec.root(ShardId(0));
             spec.configure(
@@ -465,10 +628,13 @@ impl Scenario for EchoScenario {
                 chaos: u64::from(client == 0 && params.get("chaos") == 1),
             };
             spec.boot_child(ShardId(0), ty, args);
+            if udp {
+                spec.boot_child(ShardId(0), pinger, args);
+            }
             nodes.push(spec);
         }
         Setup::nodes(nodes)
-            .observer(Goal { clients: clients as u64, done: 0 })
+            .observer(Goal { clients: clients as u64, done: 0, udp, udp_done: 0 })
             .goal(crate::Goal::Observed)
     }
 }
