@@ -23,8 +23,8 @@ use core::time::Duration;
 use std::collections::BTreeMap;
 
 use tina::{
-    CallFailure, Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId,
-    Strategy, SystemSpec, TypeConfig,
+    CallFailure, Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ShardId, SystemSpec,
+    TypeConfig,
 };
 use tina_checkers::{
     EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent,
@@ -502,11 +502,7 @@ impl Scenario for BankScenario {
         spec.register_payload::<Debit>().register_payload::<Credit>().register_payload::<Ack>();
         for shard in 0..shards {
             // Injected crashes restart these isolates often; escalate only on a storm.
-            let root = spec.root(ShardId(shard as u8));
-            spec.configure(
-                root,
-                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-            );
+            crate::storm_tolerant_root(&mut spec, ShardId(shard as u8));
         }
         let branch_args = BranchArgs {
             accounts: params.get("accounts"),

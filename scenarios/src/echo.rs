@@ -16,8 +16,7 @@ use core::time::Duration;
 
 use tina::io::{IoError, IoHandle, IoOp, IoOpKind, IoResult};
 use tina::{
-    Ctx, Effect, Event, GroupConfig, Isolate, Label, Level, Message, ShardId, Strategy, SystemSpec,
-    TimerId, TypeConfig,
+    Ctx, Effect, Event, Isolate, Label, Level, Message, ShardId, SystemSpec, TimerId, TypeConfig,
 };
 use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
 
@@ -599,11 +598,7 @@ impl Scenario for EchoScenario {
         let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
         for shard in 0..shards {
             // Injected crashes restart listeners often; escalate only on a storm.
-            let root = server.root(ShardId(shard as u8));
-            server.configure(
-                root,
-                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-            );
+            crate::storm_tolerant_root(&mut server, ShardId(shard as u8));
             let port = u64::from(PORT_BASE) + shard as u64;
             server.boot_child(ShardId(shard as u8), listener, ListenerArgs { port });
         }
@@ -612,15 +607,9 @@ impl Scenario for EchoScenario {
         }
         let mut nodes = vec![server];
         for client in 0..clients {
-            let mut spec = SystemSpec::new(1);
+            let mut spec = crate::client_node();
             let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
             let pinger = spec.register::<UdpPinger>(TypeConfig::new("udp-pinger").slots(1));
-            spec.io_buffers(16, 64);
-            let root = spec.root(ShardId(0));
-            spec.configure(
-                root,
-                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-            );
             let args = ClientArgs {
                 client: client as u64,
                 round_trips: params.get("round_trips"),

@@ -21,11 +21,11 @@ use core::time::Duration;
 
 use tina::io::{IoHandle, IoOp, IoOpKind, IoResult, OpenMode};
 use tina::{
-    Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ReplyToken, ShardId,
-    Strategy, SystemSpec, TypeConfig,
+    Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ReplyToken, ShardId, SystemSpec,
+    TypeConfig,
 };
 use tina_checkers::linearizability::{self, History, Kv, KvInput, KvOutput, OpId, Options};
-use tina_checkers::{EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -696,10 +696,6 @@ impl Observer for Linearizable {
         }
         Verdict::Continue
     }
-
-    fn finish(&mut self, _view: &EndView) -> Verdict {
-        Verdict::Continue
-    }
 }
 
 /// The `kv` scenario.
@@ -770,11 +766,7 @@ impl Scenario for KvScenario {
         let listener = server.register::<Listener>(TypeConfig::new("listener").slots(1));
         server.register::<Session>(TypeConfig::new("session").slots(64));
         server.io_buffers(256, REPLAY_CHUNK);
-        let root = server.root(ShardId(0));
-        server.configure(
-            root,
-            GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-        );
+        crate::storm_tolerant_root(&mut server, ShardId(0));
         let args = StoreArgs {
             keys,
             ack_before_fsync: params.get("ack_before_fsync"),
@@ -784,14 +776,8 @@ impl Scenario for KvScenario {
         server.boot_child(ShardId(0), listener, ListenerArgs { store: store.latest() });
         let mut nodes = vec![server];
         for client in 0..clients {
-            let mut spec = SystemSpec::new(1);
+            let mut spec = crate::client_node();
             let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
-            spec.io_buffers(16, 64);
-            let root = spec.root(ShardId(0));
-            spec.configure(
-                root,
-                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-            );
             let args = ClientArgs { client, ops: params.get("ops"), keys };
             spec.boot_child(ShardId(0), ty, args);
             nodes.push(spec);

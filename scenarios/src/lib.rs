@@ -10,7 +10,7 @@
 use core::fmt;
 use core::time::Duration;
 
-use tina::SystemSpec;
+use tina::{GroupConfig, ShardId, Strategy, SystemSpec};
 use tina_checkers::{EndView, Observer};
 
 pub mod bank;
@@ -217,6 +217,22 @@ impl fmt::Display for SetupError {
 }
 
 impl std::error::Error for SetupError {}
+
+/// Makes the root group of `shard` bear the restarts injected crashes cause: one for one,
+/// escalating only on a storm (100 restarts within a second).
+pub(crate) fn storm_tolerant_root(spec: &mut SystemSpec, shard: ShardId) {
+    let root = spec.root(shard);
+    let config = GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1));
+    spec.configure(root, config);
+}
+
+/// A client node: one shard with a few small I/O buffers and a storm-tolerant root.
+pub(crate) fn client_node() -> SystemSpec {
+    let mut spec = SystemSpec::new(1);
+    spec.io_buffers(16, 64);
+    storm_tolerant_root(&mut spec, ShardId(0));
+    spec
+}
 
 /// Nodes a setup may have: each has an address on the simulator's virtual network
 /// (10.0.0.1 to 10.0.0.254).

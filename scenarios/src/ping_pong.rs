@@ -11,8 +11,8 @@
 use core::time::Duration;
 
 use tina::{
-    Ctx, Effect, Event, GroupConfig, Handle, Isolate, Label, Level, Message, ShardId, Strategy,
-    SystemSpec, TimerId, TypeConfig,
+    Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ShardId, SystemSpec, TimerId,
+    TypeConfig,
 };
 use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
 
@@ -209,11 +209,7 @@ impl Scenario for PingPong {
         spec.register_payload::<Ball>();
         for shard in 0..2 {
             // Injected crashes restart these isolates often; escalate only on a storm.
-            let root = spec.root(ShardId(shard));
-            spec.configure(
-                root,
-                GroupConfig::new(Strategy::OneForOne).intensity(100, Duration::from_secs(1)),
-            );
+            crate::storm_tolerant_root(&mut spec, ShardId(shard));
         }
         let peer = spec.boot_child(ShardId(1), ponger, ());
         let args = PingArgs {

@@ -39,6 +39,21 @@ struct PendingIo {
     on_disk: bool,
 }
 
+impl PendingIo {
+    /// An operation just started; its result is set when it completes.
+    fn new(cell: u32, submission: IoSubmission, on_disk: bool) -> PendingIo {
+        PendingIo {
+            cell,
+            submission,
+            result: IoResult::Failed(IoError::Other),
+            data: Vec::new(),
+            cancelled: false,
+            net_op: None,
+            on_disk,
+        }
+    }
+}
+
 /// Every operation in progress, in numbered slots; a slot is reused once its queued
 /// completion has been popped.
 #[derive(Debug, Default)]
@@ -117,8 +132,9 @@ impl World {
     #[inline(never)]
     pub(super) fn start_io(&mut self, index: usize, end: u64) {
         let node = usize::from(self.cells[index].node);
-        let submissions = core::mem::take(&mut self.cells[index].backend.io_submitted);
-        for submission in submissions {
+        // Taken and given back, so the backend's vectors keep their capacity.
+        let mut submissions = core::mem::take(&mut self.cells[index].backend.io_submitted);
+        for submission in submissions.drain(..) {
             if is_socket_op(&submission.op) {
                 self.start_net_op(index, end, submission);
                 continue;
@@ -128,31 +144,22 @@ impl World {
             let latency_ns = self.disks[node].draw_latency(&mut self.disk_streams[node]);
             // Cell indices fit in u32.
             let cell = index as u32;
-            let pending = PendingIo {
-                cell,
-                submission,
-                result: IoResult::Failed(IoError::Other),
-                data: Vec::new(),
-                cancelled: false,
-                net_op: None,
-                on_disk: true,
-            };
-            let slot = self.io.insert(pending);
+            let slot = self.io.insert(PendingIo::new(cell, submission, true));
             self.queue.push(end.saturating_add(latency_ns), Entry::IoDone { pending: slot, cell });
         }
-        let cancels = core::mem::take(&mut self.cells[index].backend.io_cancels);
-        for token in cancels {
+        self.cells[index].backend.io_submitted = submissions;
+        let mut cancels = core::mem::take(&mut self.cells[index].backend.io_cancels);
+        for token in cancels.drain(..) {
             // Cell indices fit in u32.
             let Some(pending) = self.io.find(index as u32, token) else { continue };
-            if let Some(op) = pending.net_op {
-                // The network may have finished it already: its own result then comes
-                // through the next poll.
-                if self.net.cancel(op).is_none() {
-                    continue;
-                }
+            // The network may have finished it already: its own result then comes through
+            // the next poll.
+            if let Some(op) = pending.net_op.take()
+                && self.net.cancel(op).is_none()
+            {
+                pending.net_op = Some(op);
+                continue;
             }
-            let pending = self.io.find(index as u32, token).expect("found just above");
-            pending.net_op = None;
             pending.cancelled = true;
             let reaped = IoReaped {
                 token,
@@ -162,6 +169,7 @@ impl World {
             };
             self.hand_back(index, reaped);
         }
+        self.cells[index].backend.io_cancels = cancels;
         self.schedule_net_poll();
     }
 
@@ -170,24 +178,10 @@ impl World {
         let node = self.cells[index].node;
         // Cell indices fit in u32.
         let cell = index as u32;
-        let op = net_op(&submission);
-        let failed = IoResult::Failed(IoError::Other);
-        let pending = PendingIo {
-            cell,
-            submission,
-            result: failed,
-            data: Vec::new(),
-            cancelled: false,
-            net_op: None,
-            on_disk: false,
-        };
-        let slot = self.io.insert(pending);
-        let started = match op {
-            Some(op) => {
-                let pending = self.io.get(slot);
-                let op = op.with_data(pending.submission.input_bytes());
-                self.net.start(end, node, u64::from(slot), op)
-            }
+        let slot = self.io.insert(PendingIo::new(cell, submission, false));
+        // The network copies the bytes to send out of the submission's loan.
+        let started = match net_op(&self.io.get(slot).submission) {
+            Some(op) => self.net.start(end, node, u64::from(slot), op),
             None => Start::Done(IoResult::Failed(IoError::Unsupported)),
         };
         match started {
@@ -411,38 +405,19 @@ fn is_socket_op(op: &IoOp) -> bool {
     }
 }
 
-/// A socket operation without its data, which `with_data` lends from the submission.
-#[derive(Clone, Copy, Debug)]
-enum SocketOp {
-    Plain(NetOp<'static>),
-    TcpSend { socket: IoHandle },
-    UdpSendTo { socket: IoHandle, addr: std::net::SocketAddr },
-}
-
-impl SocketOp {
-    fn with_data(self, data: &[u8]) -> NetOp<'_> {
-        match self {
-            SocketOp::Plain(op) => op,
-            SocketOp::TcpSend { socket } => NetOp::TcpSend { socket, data },
-            SocketOp::UdpSendTo { socket, addr } => NetOp::UdpSendTo { socket, addr, data },
-        }
-    }
-}
-
-/// The network's form of a socket operation.
-fn net_op(submission: &IoSubmission) -> Option<SocketOp> {
+/// The network's form of a socket operation, lending the bytes to send from its loan.
+fn net_op(submission: &IoSubmission) -> Option<NetOp<'_>> {
+    let data = submission.input_bytes();
     Some(match submission.op {
-        IoOp::TcpListen { addr, backlog } => SocketOp::Plain(NetOp::TcpListen { addr, backlog }),
-        IoOp::TcpAccept { listener } => SocketOp::Plain(NetOp::TcpAccept { listener }),
-        IoOp::TcpConnect { addr } => SocketOp::Plain(NetOp::TcpConnect { addr }),
-        IoOp::TcpSend { socket, .. } => SocketOp::TcpSend { socket },
-        IoOp::TcpRecv { socket, len_max } => SocketOp::Plain(NetOp::TcpRecv { socket, len_max }),
-        IoOp::UdpBind { addr } => SocketOp::Plain(NetOp::UdpBind { addr }),
-        IoOp::UdpSendTo { socket, addr, .. } => SocketOp::UdpSendTo { socket, addr },
-        IoOp::UdpRecvFrom { socket, len_max } => {
-            SocketOp::Plain(NetOp::UdpRecvFrom { socket, len_max })
-        }
-        IoOp::Close { handle } => SocketOp::Plain(NetOp::Close { handle }),
+        IoOp::TcpListen { addr, backlog } => NetOp::TcpListen { addr, backlog },
+        IoOp::TcpAccept { listener } => NetOp::TcpAccept { listener },
+        IoOp::TcpConnect { addr } => NetOp::TcpConnect { addr },
+        IoOp::TcpSend { socket, .. } => NetOp::TcpSend { socket, data },
+        IoOp::TcpRecv { socket, len_max } => NetOp::TcpRecv { socket, len_max },
+        IoOp::UdpBind { addr } => NetOp::UdpBind { addr },
+        IoOp::UdpSendTo { socket, addr, .. } => NetOp::UdpSendTo { socket, addr, data },
+        IoOp::UdpRecvFrom { socket, len_max } => NetOp::UdpRecvFrom { socket, len_max },
+        IoOp::Close { handle } => NetOp::Close { handle },
         _ => return None,
     })
 }
