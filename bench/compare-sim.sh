@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Compares the wall-clock speed of our simulator with madsim and turmoil on one workload:
-# two endpoints on two simulated hosts, a 64-byte request and a 64-byte response, N round
-# trips one after the other, network latency uniform in 1..=10 ms, seeded.
+# Compares the wall-clock speed of our simulator with madsim and turmoil on three workloads,
+# each N round trips of a 64-byte request and a 64-byte response, one after the other, with
+# latency uniform in 1..=10 ms, seeded:
+#   ping-pong  two isolates on two shards of one node (the peers: two simulated hosts);
+#   udp-nodes  a UDP ping-pong between two nodes (our echo scenario, udp=2; the peers'
+#              datagram endpoints);
+#   tcp-nodes  a TCP request/response over one connection between two nodes (echo, udp=0;
+#              the peers' TCP streams, --tcp).
 #
-# Builds all three in release, then runs them interleaved (ours, ours without checkers,
-# madsim, turmoil) for ROUNDS rounds, round r using seed r. Prints each round's numbers,
-# each system's median in round trips per wall-clock second, further figures (see
-# `further_figures`), and last:
-#   sim-vs-madsim: <x>x sim-vs-turmoil: <y>x
+# Builds all three in release, then runs each workload interleaved (ours, ours without
+# checkers, madsim, turmoil) for ROUNDS rounds, round r using seed r. Prints each round's
+# numbers, each system's median in round trips per wall-clock second, our ping-pong under
+# the chaos profile, further figures (see `further_figures`), and last the ratios of the
+# medians:
+#   udp-sim-vs-madsim: <x>x ...   tcp-sim-vs-madsim: <x>x ...
+#   sim-vs-madsim: <x>x sim-vs-turmoil: <y>x          (ping-pong)
 # where "sim" is our default run: every structural checker judging every event (the peers
 # check nothing; "sim-nc", with --no-checkers, is the like-for-like figure).
 #
@@ -93,52 +100,85 @@ if ! has_scenario ping-pong; then
     exit 1
 fi
 
-echo "== ping-pong: round_trips=$ROUND_TRIPS latency uniform 1..=10ms, $ROUNDS rounds (seed = round)"
-printf '%-6s %-8s %14s %14s\n' round system wall_ns rt_per_s
-# Like for like with the peers: no faults, and no resend timer (the peers keep none).
+# compare NAME PEER_FLAGS SIM_ARGS...: ROUNDS interleaved rounds (round r uses seed r) of
+# our simulator (checkers on, then --no-checkers) and both peers on one workload; prints
+# each round and the medians, and sets MEDIAN_SIM, MEDIAN_NC, MEDIAN_MADSIM, MEDIAN_TURMOIL
+# (round trips per wall-clock second).
+compare() {
+    local name=$1 peer_flags=$2
+    shift 2
+    local round wall r
+    local sim_rates=() nc_rates=() madsim_rates=() turmoil_rates=()
+    echo "== $name: round_trips=$ROUND_TRIPS latency uniform 1..=10ms, $ROUNDS rounds (seed = round)"
+    printf '%-6s %-8s %14s %14s\n' round system wall_ns rt_per_s
+    for ((round = 1; round <= ROUNDS; round++)); do
+        wall=$(quiet "$SIM" --seed "$round" "$@" --faults none --json | json_field wall_ns)
+        r=$(rate "$ROUND_TRIPS" "$wall")
+        sim_rates+=("$r")
+        printf '%-6s %-8s %14s %14s\n' "$round" sim "$wall" "$r"
+
+        wall=$(quiet "$SIM" --seed "$round" "$@" --faults none --no-checkers --json \
+            | json_field wall_ns)
+        r=$(rate "$ROUND_TRIPS" "$wall")
+        nc_rates+=("$r")
+        printf '%-6s %-8s %14s %14s\n' "$round" sim-nc "$wall" "$r"
+
+        # shellcheck disable=SC2086 # peer_flags is empty or one flag
+        wall=$(quiet "$MADSIM" --seed "$round" --round-trips "$ROUND_TRIPS" $peer_flags \
+            | peer_wall_ns)
+        r=$(rate "$ROUND_TRIPS" "$wall")
+        madsim_rates+=("$r")
+        printf '%-6s %-8s %14s %14s\n' "$round" madsim "$wall" "$r"
+
+        # shellcheck disable=SC2086
+        wall=$(quiet "$TURMOIL" --seed "$round" --round-trips "$ROUND_TRIPS" $peer_flags \
+            | peer_wall_ns)
+        r=$(rate "$ROUND_TRIPS" "$wall")
+        turmoil_rates+=("$r")
+        printf '%-6s %-8s %14s %14s\n' "$round" turmoil "$wall" "$r"
+    done
+    MEDIAN_SIM=$(median "${sim_rates[@]}")
+    MEDIAN_NC=$(median "${nc_rates[@]}")
+    MEDIAN_MADSIM=$(median "${madsim_rates[@]}")
+    MEDIAN_TURMOIL=$(median "${turmoil_rates[@]}")
+    echo "== $name: median round trips per wall-clock second"
+    printf '%-9s %14s\n' sim "$MEDIAN_SIM" sim-nc "$MEDIAN_NC" madsim "$MEDIAN_MADSIM" \
+        turmoil "$MEDIAN_TURMOIL"
+}
+
+# 1. Two isolates on two shards of one node; like for like with the peers: no faults, and
+# no resend timer (the peers keep none).
 PING=(--scenario ping-pong --set round_trips="$ROUND_TRIPS" --set net_delay_min=1ms
     --set net_delay_max=10ms --set retry=0)
-ours_rates=() bare_rates=() chaos_rates=() madsim_rates=() turmoil_rates=()
+compare ping-pong "" "${PING[@]}"
+ours=$MEDIAN_SIM bare=$MEDIAN_NC madsim=$MEDIAN_MADSIM turmoil=$MEDIAN_TURMOIL
+
+# The chaos profile on ping-pong: every fault kind injected for the safety phase (the first
+# two simulated seconds), then the liveness phase, long enough for this many round trips.
+# The pinger resends lost balls, as it must under faults.
+chaos_rates=()
 for ((round = 1; round <= ROUNDS; round++)); do
-    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --faults none --json | json_field wall_ns)
-    r=$(rate "$ROUND_TRIPS" "$wall")
-    ours_rates+=("$r")
-    printf '%-6s %-8s %14s %14s\n' "$round" sim "$wall" "$r"
-
-    wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --faults none --no-checkers --json \
-        | json_field wall_ns)
-    r=$(rate "$ROUND_TRIPS" "$wall")
-    bare_rates+=("$r")
-    printf '%-6s %-8s %14s %14s\n' "$round" sim-nc "$wall" "$r"
-
-    # The chaos profile: every fault kind injected for the safety phase (the first two
-    # simulated seconds), then the liveness phase, long enough for this many round trips.
-    # The pinger resends lost balls, as it must under faults.
     wall=$(quiet "$SIM" --seed "$round" "${PING[@]}" --set retry=100ms --faults chaos \
         --fault liveness_time=1h --json | json_field wall_ns)
-    r=$(rate "$ROUND_TRIPS" "$wall")
-    chaos_rates+=("$r")
-    printf '%-6s %-8s %14s %14s\n' "$round" sim-chaos "$wall" "$r"
-
-    wall=$(quiet "$MADSIM" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
-    r=$(rate "$ROUND_TRIPS" "$wall")
-    madsim_rates+=("$r")
-    printf '%-6s %-8s %14s %14s\n' "$round" madsim "$wall" "$r"
-
-    wall=$(quiet "$TURMOIL" --seed "$round" --round-trips "$ROUND_TRIPS" | peer_wall_ns)
-    r=$(rate "$ROUND_TRIPS" "$wall")
-    turmoil_rates+=("$r")
-    printf '%-6s %-8s %14s %14s\n' "$round" turmoil "$wall" "$r"
+    chaos_rates+=("$(rate "$ROUND_TRIPS" "$wall")")
 done
-
-ours=$(median "${ours_rates[@]}")
-bare=$(median "${bare_rates[@]}")
 chaos=$(median "${chaos_rates[@]}")
-madsim=$(median "${madsim_rates[@]}")
-turmoil=$(median "${turmoil_rates[@]}")
-echo "== median round trips per wall-clock second"
-printf '%-9s %14s\n' sim "$ours" sim-nc "$bare" sim-chaos "$chaos" madsim "$madsim" \
-    turmoil "$turmoil"
+echo "sim-chaos (ping-pong under --faults chaos, median of $ROUNDS): $chaos round trips per second"
+
+# 2 and 3. Two nodes over the virtual network: the echo scenario with one client node and a
+# one-shard server, 64-byte messages, the UDP pinger alone (udp=2) or the TCP client alone
+# (udp=0, one connection for every round trip). The peers use their datagram endpoints and
+# their TCP streams (--tcp).
+ECHO=(--scenario echo --set clients=1 --set server_shards=1 --set chaos=0 --set size=64
+    --set round_trips="$ROUND_TRIPS" --set net_delay_min=1ms --set net_delay_max=10ms)
+if has_scenario echo; then
+    compare udp-nodes "" "${ECHO[@]}" --set udp=2
+    udp_sim=$MEDIAN_SIM udp_nc=$MEDIAN_NC udp_madsim=$MEDIAN_MADSIM udp_turmoil=$MEDIAN_TURMOIL
+    compare tcp-nodes --tcp "${ECHO[@]}" --set udp=0
+    tcp_sim=$MEDIAN_SIM tcp_nc=$MEDIAN_NC tcp_madsim=$MEDIAN_MADSIM tcp_turmoil=$MEDIAN_TURMOIL
+else
+    echo "udp-nodes, tcp-nodes: skipped (no echo scenario in sim list)"
+fi
 
 # Further figures of our simulator alone. Each one checks that what it needs exists
 # (`sim list`) and prints a note instead when it does not. Add more commands here.
@@ -199,6 +239,14 @@ further_figures() {
 }
 further_figures
 
+if has_scenario echo; then
+    echo "udp-sim-vs-madsim: $(ratio "$udp_sim" "$udp_madsim")x" \
+        "udp-sim-nc-vs-madsim: $(ratio "$udp_nc" "$udp_madsim")x" \
+        "udp-sim-vs-turmoil: $(ratio "$udp_sim" "$udp_turmoil")x"
+    echo "tcp-sim-vs-madsim: $(ratio "$tcp_sim" "$tcp_madsim")x" \
+        "tcp-sim-nc-vs-madsim: $(ratio "$tcp_nc" "$tcp_madsim")x" \
+        "tcp-sim-vs-turmoil: $(ratio "$tcp_sim" "$tcp_turmoil")x"
+fi
 echo "sim-nc-vs-madsim: $(ratio "$bare" "$madsim")x sim-nc-vs-turmoil: $(ratio "$bare" "$turmoil")x"
 echo "sim-chaos-vs-madsim: $(ratio "$chaos" "$madsim")x"
 echo "sim-vs-madsim: $(ratio "$ours" "$madsim")x sim-vs-turmoil: $(ratio "$ours" "$turmoil")x"

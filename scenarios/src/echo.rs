@@ -1,7 +1,7 @@
 //! `echo`: Tina's TCP echo over the virtual network. The server node runs a listener on
 //! every shard (port 7000 + shard) that spawns one connection isolate per accepted socket;
-//! each client node runs a client that connects, sends `round_trips` numbered 32-byte
-//! packets one at a time and checks every echo byte for byte. With `chaos=1`, the first
+//! each client node runs a client that connects, sends `round_trips` numbered packets of
+//! `size` bytes one at a time and checks every echo byte for byte. With `chaos=1`, the first
 //! client crashes after three round trips (its supervisor restarts it, and it starts over).
 //! The goal is every client done; an echo that differs from its packet is a correctness
 //! failure (TCP never corrupts, duplicates or reorders bytes, whatever the faults).
@@ -14,7 +14,7 @@
 
 use core::time::Duration;
 
-use tina::io::{IoError, IoHandle, IoOp, IoOpKind, IoResult};
+use tina::io::{BufferId, IoError, IoHandle, IoOp, IoOpKind, IoResult};
 use tina::{
     Ctx, Effect, Event, Isolate, Label, Level, Message, ShardId, SystemSpec, TimerId, TypeConfig,
 };
@@ -35,8 +35,10 @@ pub const MISMATCH: Label = Label::new("echo.mismatch");
 /// The chaos client crashes on purpose.
 pub const CHAOS: Label = Label::new("echo.chaos");
 
-/// Bytes of one packet.
-pub const PACKET_SIZE: usize = 32;
+/// Most bytes of one packet or datagram (the `size` parameter's bound).
+pub const PACKET_SIZE_MAX: usize = 256;
+/// Fewest bytes of one packet or datagram: the client's number and the round.
+pub const PACKET_SIZE_MIN: usize = 16;
 /// First listening port; shard `s` of the server listens on `PORT_BASE + s`.
 pub const PORT_BASE: u16 = 7000;
 /// How long a client waits before it connects again after a failure.
@@ -48,9 +50,9 @@ pub const SERVER_WAIT: Duration = Duration::from_secs(10);
 /// Most clients (each is a node; the server is node 0).
 pub const CLIENT_COUNT_MAX: u64 = 64;
 
-/// The packet of `client`'s round `round`.
-fn packet(client: u64, round: u64) -> [u8; PACKET_SIZE] {
-    let mut bytes = [0u8; PACKET_SIZE];
+/// The packet of `client`'s round `round`; only its first `size` bytes are sent.
+fn packet(client: u64, round: u64) -> [u8; PACKET_SIZE_MAX] {
+    let mut bytes = [0u8; PACKET_SIZE_MAX];
     bytes[..8].copy_from_slice(&client.to_le_bytes());
     bytes[8..16].copy_from_slice(&round.to_le_bytes());
     for (index, byte) in bytes[16..].iter_mut().enumerate() {
@@ -58,6 +60,26 @@ fn packet(client: u64, round: u64) -> [u8; PACKET_SIZE] {
         *byte = (client.wrapping_mul(31).wrapping_add(round).wrapping_add(index as u64)) as u8;
     }
     bytes
+}
+
+/// Copies the current completion's data (at most `PACKET_SIZE_MAX` bytes, the `len_max`
+/// of every receive here) into `into`, without allocating.
+fn copy_data<'a>(ctx: &Ctx<'_>, into: &'a mut [u8; PACKET_SIZE_MAX]) -> &'a [u8] {
+    let data = ctx.io_data();
+    let len = data.len().min(PACKET_SIZE_MAX);
+    into[..len].copy_from_slice(&data[..len]);
+    &into[..len]
+}
+
+/// A buffer holding `bytes`, ready to lend to a send; `None` when no buffer is free or
+/// `bytes` do not fit (a buffer that was taken is given back, so nothing leaks).
+fn filled_buffer(ctx: &mut Ctx<'_>, bytes: &[u8]) -> Option<BufferId> {
+    let buffer = ctx.buffer_alloc().ok()?;
+    if ctx.buffer_write(buffer, 0, bytes).is_err() {
+        let _ = ctx.buffer_free(buffer);
+        return None;
+    }
+    Some(buffer)
 }
 
 fn server_addr(port: u16) -> std::net::SocketAddr {
@@ -143,7 +165,10 @@ pub struct Connection {
 
 impl Connection {
     fn recv(&self) -> Effect {
-        Effect::io_within(IoOp::TcpRecv { socket: self.socket, len_max: 256 }, SERVER_WAIT)
+        Effect::io_within(
+            IoOp::TcpRecv { socket: self.socket, len_max: PACKET_SIZE_MAX as u32 },
+            SERVER_WAIT,
+        )
     }
 }
 
@@ -164,13 +189,12 @@ impl Isolate for Connection {
         let Some(io) = message.io() else { return Effect::Receive };
         match (io.op, io.result) {
             (IoOpKind::TcpRecv, IoResult::Received { len, .. }) if len > 0 => {
-                let Ok(buffer) = ctx.buffer_alloc() else {
+                // At most `len_max` bytes arrive: copy them out of the completion.
+                let mut data = [0u8; PACKET_SIZE_MAX];
+                let data = copy_data(ctx, &mut data);
+                let Some(buffer) = filled_buffer(ctx, data) else {
                     return Effect::Io(IoOp::Close { handle: self.socket });
                 };
-                let data = ctx.io_data().to_vec();
-                if ctx.buffer_write(buffer, 0, &data).is_err() {
-                    return Effect::Io(IoOp::Close { handle: self.socket });
-                }
                 Effect::io_within(IoOp::TcpSend { socket: self.socket, buffer, len }, SERVER_WAIT)
             }
             (IoOpKind::TcpSend, IoResult::Transferred(_)) => self.recv(),
@@ -182,10 +206,17 @@ impl Isolate for Connection {
 }
 
 tina::spawn_args! {
-    /// A client: its number, its round trips, and whether it is the chaos client.
+    /// A client: its number, its round trips, its server's port, whether it is the chaos
+    /// client, and the bytes of each packet (`PACKET_SIZE_MIN..=PACKET_SIZE_MAX`).
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct ClientArgs { pub client: u64, pub round_trips: u64, pub port: u64, pub chaos: u64 }
+    pub struct ClientArgs {
+        pub client: u64,
+        pub round_trips: u64,
+        pub port: u64,
+        pub chaos: u64,
+        pub size: u64,
+    }
 }
 
 /// Where a client is.
@@ -209,12 +240,17 @@ pub struct Client {
     phase: Phase,
     /// Bytes of the current packet sent, and of its echo received.
     sent: usize,
-    echo: [u8; PACKET_SIZE],
+    echo: [u8; PACKET_SIZE_MAX],
     received: usize,
     backoff: Option<TimerId>,
 }
 
 impl Client {
+    /// Bytes of each packet (`ClientArgs::size`, within `PACKET_SIZE_MIN..=PACKET_SIZE_MAX`).
+    fn size(&self) -> usize {
+        (self.args.size as usize).clamp(PACKET_SIZE_MIN, PACKET_SIZE_MAX)
+    }
+
     fn connect(&mut self) -> Effect {
         self.phase = Phase::Connecting;
         // Ports are below 65,536.
@@ -226,17 +262,15 @@ impl Client {
     fn send(&mut self, ctx: &mut Ctx<'_>) -> Effect {
         self.phase = Phase::Sending;
         let bytes = packet(self.args.client, self.round);
-        let Ok(buffer) = ctx.buffer_alloc() else { return self.fail() };
-        if ctx.buffer_write(buffer, 0, &bytes[self.sent..]).is_err() {
-            return self.fail();
-        }
-        let len = (PACKET_SIZE - self.sent) as u32;
+        let size = self.size();
+        let Some(buffer) = filled_buffer(ctx, &bytes[self.sent..size]) else { return self.fail() };
+        let len = (size - self.sent) as u32;
         Effect::io_within(IoOp::TcpSend { socket: self.socket, buffer, len }, CLIENT_WAIT)
     }
 
     fn receive(&mut self) -> Effect {
         self.phase = Phase::Receiving;
-        let len_max = (PACKET_SIZE - self.received) as u32;
+        let len_max = (self.size() - self.received) as u32;
         Effect::io_within(IoOp::TcpRecv { socket: self.socket, len_max }, CLIENT_WAIT)
     }
 
@@ -256,7 +290,8 @@ impl Client {
     /// The echo of the current round is complete: check it and go on.
     fn echoed(&mut self, ctx: &mut Ctx<'_>) -> Effect {
         let (client, round) = (self.args.client, self.round);
-        if self.echo != packet(client, round) {
+        let size = self.size();
+        if self.echo[..size] != packet(client, round)[..size] {
             ctx.log(Level::Error, MISMATCH, [client, round]);
             return Effect::Crash(MISMATCH);
         }
@@ -286,7 +321,7 @@ impl Isolate for Client {
             round: 0,
             phase: Phase::Connecting,
             sent: 0,
-            echo: [0; PACKET_SIZE],
+            echo: [0; PACKET_SIZE_MAX],
             received: 0,
             backoff: None,
         };
@@ -307,19 +342,19 @@ impl Isolate for Client {
             }
             (Phase::Sending, IoOpKind::TcpSend, IoResult::Transferred(n)) if n > 0 => {
                 self.sent += n as usize;
-                if self.sent < PACKET_SIZE { self.send(ctx) } else { self.receive() }
+                if self.sent < self.size() { self.send(ctx) } else { self.receive() }
             }
             (Phase::Receiving, IoOpKind::TcpRecv, IoResult::Received { len, .. }) if len > 0 => {
                 let data = ctx.io_data();
                 let end = self.received + data.len();
-                if end > PACKET_SIZE {
+                if end > self.size() {
                     // More than was sent came back: the stream is broken.
                     ctx.log(Level::Error, MISMATCH, [self.args.client, self.round]);
                     return Effect::Crash(MISMATCH);
                 }
                 self.echo[self.received..end].copy_from_slice(data);
                 self.received = end;
-                if self.received < PACKET_SIZE { self.receive() } else { self.echoed(ctx) }
+                if self.received < self.size() { self.receive() } else { self.echoed(ctx) }
             }
             (Phase::Finishing, IoOpKind::Close, _) => Effect::Done,
             (Phase::Closing, IoOpKind::Close, _) => {
@@ -362,7 +397,7 @@ impl UdpEcho {
     }
 
     fn recv(&self) -> Effect {
-        Effect::Io(IoOp::UdpRecvFrom { socket: self.socket, len_max: 64 })
+        Effect::Io(IoOp::UdpRecvFrom { socket: self.socket, len_max: PACKET_SIZE_MAX as u32 })
     }
 }
 
@@ -389,11 +424,9 @@ impl Isolate for UdpEcho {
                 Effect::Receive
             }
             (IoOpKind::UdpRecvFrom, IoResult::Received { len, from: Some(from) }) => {
-                let Ok(buffer) = ctx.buffer_alloc() else { return self.recv() };
-                let data = ctx.io_data().to_vec();
-                if ctx.buffer_write(buffer, 0, &data).is_err() {
-                    return self.recv();
-                }
+                let mut data = [0u8; PACKET_SIZE_MAX];
+                let data = copy_data(ctx, &mut data);
+                let Some(buffer) = filled_buffer(ctx, data) else { return self.recv() };
                 Effect::Io(IoOp::UdpSendTo { socket: self.socket, addr: from, buffer, len })
             }
             _ => self.recv(),
@@ -417,24 +450,27 @@ impl UdpPinger {
         Effect::Io(IoOp::UdpBind { addr })
     }
 
-    fn payload(&self) -> [u8; 16] {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.args.client.to_le_bytes());
-        bytes[8..].copy_from_slice(&self.ping.to_le_bytes());
-        bytes
+    /// Bytes of each datagram (`ClientArgs::size`, within the packet bounds).
+    fn size(&self) -> usize {
+        (self.args.size as usize).clamp(PACKET_SIZE_MIN, PACKET_SIZE_MAX)
+    }
+
+    /// Whether `data` is the echo of the current ping.
+    fn is_echo(&self, data: &[u8]) -> bool {
+        data == &packet(self.args.client, self.ping)[..self.size()]
     }
 
     fn send(&self, ctx: &mut Ctx<'_>) -> Effect {
-        let Ok(buffer) = ctx.buffer_alloc() else { return self.wait() };
-        if ctx.buffer_write(buffer, 0, &self.payload()).is_err() {
-            return self.wait();
-        }
+        let size = self.size();
+        let packet = packet(self.args.client, self.ping);
+        let Some(buffer) = filled_buffer(ctx, &packet[..size]) else { return self.wait() };
         let addr = server_addr(UDP_PORT);
-        Effect::Io(IoOp::UdpSendTo { socket: self.socket, addr, buffer, len: 16 })
+        Effect::Io(IoOp::UdpSendTo { socket: self.socket, addr, buffer, len: size as u32 })
     }
 
     fn wait(&self) -> Effect {
-        Effect::io_within(IoOp::UdpRecvFrom { socket: self.socket, len_max: 64 }, UDP_RESEND)
+        let recv = IoOp::UdpRecvFrom { socket: self.socket, len_max: PACKET_SIZE_MAX as u32 };
+        Effect::io_within(recv, UDP_RESEND)
     }
 }
 
@@ -447,7 +483,8 @@ impl Isolate for UdpPinger {
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         if message.timer().is_some() {
-            return UdpPinger::bind();
+            // A backoff ended: bind again, or ping again on the bound socket.
+            return if self.socket == IoHandle::NONE { UdpPinger::bind() } else { self.send(ctx) };
         }
         let Some(io) = message.io() else { return Effect::Receive };
         match (io.op, io.result) {
@@ -460,9 +497,7 @@ impl Isolate for UdpPinger {
                 Effect::Receive
             }
             (IoOpKind::UdpSendTo, _) => self.wait(),
-            (IoOpKind::UdpRecvFrom, IoResult::Received { .. })
-                if ctx.io_data() == self.payload() =>
-            {
+            (IoOpKind::UdpRecvFrom, IoResult::Received { .. }) if self.is_echo(ctx.io_data()) => {
                 self.ping += 1;
                 if self.ping == self.args.round_trips {
                     ctx.log(Level::Info, UDP_DONE, [self.args.client]);
@@ -472,17 +507,26 @@ impl Isolate for UdpPinger {
             }
             // Another datagram (late, duplicated or corrupted): keep waiting for the echo.
             (IoOpKind::UdpRecvFrom, IoResult::Received { .. }) => self.wait(),
-            // No echo in time, or the socket failed: send the ping again.
-            _ => self.send(ctx),
+            // No echo in time: send the ping again.
+            (IoOpKind::UdpRecvFrom, IoResult::Failed(IoError::TimedOut)) => self.send(ctx),
+            // The receive failed at once (no buffer free, a socket in trouble): back off
+            // before pinging again, so a lasting failure never spins.
+            _ => {
+                if ctx.timer_set(BACKOFF, 0).is_err() {
+                    return self.wait();
+                }
+                Effect::Receive
+            }
         }
     }
 }
 
-/// The goal: every client done (and every UDP pinger, with `udp=1`). An echo that
-/// differed fails the run.
+/// The goal: every TCP client done (unless `udp=2`) and every UDP pinger done (unless
+/// `udp=0`). An echo that differed fails the run.
 #[derive(Debug)]
 struct Goal {
     clients: u64,
+    tcp: bool,
     done: u64,
     udp: bool,
     udp_done: u64,
@@ -507,7 +551,7 @@ impl Observer for Goal {
                     self.udp_done |= 1 << values[0];
                 }
                 let all = |mask: u64| u64::from(mask.count_ones()) == self.clients;
-                if all(self.done) && (!self.udp || all(self.udp_done)) {
+                if (!self.tcp || all(self.done)) && (!self.udp || all(self.udp_done)) {
                     Verdict::Done
                 } else {
                     Verdict::Continue
@@ -568,8 +612,16 @@ const PARAMS: &[ParamSpec] = &[
         kind: ParamKind::Count,
         default: 1,
         min: 0,
-        max: 1,
-        description: "1: each client node also pings the server's UDP echo (port 9000) round_trips times",
+        max: 2,
+        description: "1: each client node also pings the server's UDP echo (port 9000) round_trips times; 0: TCP only; 2: UDP only",
+    },
+    ParamSpec {
+        name: "size",
+        kind: ParamKind::Count,
+        default: 32,
+        min: PACKET_SIZE_MIN as u64,
+        max: PACKET_SIZE_MAX as u64,
+        description: "bytes of each packet and datagram",
     },
 ];
 
@@ -594,7 +646,7 @@ impl Scenario for EchoScenario {
         let listener = server.register::<Listener>(TypeConfig::new("listener").slots(1));
         server.register::<Connection>(TypeConfig::new("connection").slots(64));
         server.io_buffers(256, 256);
-        let udp = params.get("udp") == 1;
+        let (tcp, udp) = (params.get("udp") != 2, params.get("udp") != 0);
         let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
         for shard in 0..shards {
             // Injected crashes restart listeners often; escalate only on a storm.
@@ -608,6 +660,8 @@ impl Scenario for EchoScenario {
         let mut nodes = vec![server];
         for client in 0..clients {
             let mut spec = crate::client_node();
+            // Room for the largest packet (`size`) in every send buffer.
+            spec.io_buffers(16, PACKET_SIZE_MAX as u32);
             let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
             let pinger = spec.register::<UdpPinger>(TypeConfig::new("udp-pinger").slots(1));
             let args = ClientArgs {
@@ -615,15 +669,18 @@ impl Scenario for EchoScenario {
                 round_trips: params.get("round_trips"),
                 port: u64::from(PORT_BASE) + (client % shards) as u64,
                 chaos: u64::from(client == 0 && params.get("chaos") == 1),
+                size: params.get("size"),
             };
-            spec.boot_child(ShardId(0), ty, args);
+            if tcp {
+                spec.boot_child(ShardId(0), ty, args);
+            }
             if udp {
                 spec.boot_child(ShardId(0), pinger, args);
             }
             nodes.push(spec);
         }
         Setup::nodes(nodes)
-            .observer(Goal { clients: clients as u64, done: 0, udp, udp_done: 0 })
+            .observer(Goal { clients: clients as u64, tcp, done: 0, udp, udp_done: 0 })
             .goal(crate::Goal::Observed)
     }
 }

@@ -326,3 +326,47 @@ fn faults_in_json_and_counters() {
         }
     }
 }
+
+/// The benchmark shapes of `echo` (bench/compare-sim.sh): UDP only and TCP only, 64-byte
+/// messages, one client against one server shard; the largest packets under chaos; and a
+/// size outside the bounds refused with what to use.
+#[test]
+fn echo_runs_udp_only_tcp_only_and_any_packet_size() {
+    let shape = |udp: &str, size: &str| {
+        let (udp, size) = (format!("udp={udp}"), format!("size={size}"));
+        let args = [
+            "--seed",
+            "1",
+            "--scenario",
+            "echo",
+            "--faults",
+            "none",
+            "--set",
+            "clients=1",
+            "--set",
+            "server_shards=1",
+            "--set",
+            "chaos=0",
+            "--set",
+            "round_trips=300",
+            "--set",
+        ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend([udp.as_str(), "--set", size.as_str()]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "udp={udp} size={size}: {out}{err}");
+    };
+    shape("2", "64");
+    shape("0", "64");
+    for (udp, seed) in [("0", "3"), ("1", "4"), ("2", "5")] {
+        let args = ["--seed", seed, "--scenario", "echo", "--faults", "chaos", "--set"];
+        let mut args: Vec<&str> = args.to_vec();
+        let udp = format!("udp={udp}");
+        args.extend([udp.as_str(), "--set", "size=256"]);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+    }
+    let (code, _, err) = run(&["--seed", "1", "--scenario", "echo", "--set", "size=8"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("size=8 is out of range; use 16 to 256"), "{err}");
+}

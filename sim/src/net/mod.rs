@@ -57,10 +57,12 @@ mod link;
 mod op;
 mod ports;
 mod socket;
+mod spare;
 mod tcp;
 mod udp;
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::Ipv4Addr;
 
 use tina::io::{IoError, IoResult};
@@ -78,6 +80,7 @@ use link::Links;
 use op::{Pending, Wait};
 use ports::NodePorts;
 use socket::Socket;
+use spare::Spare;
 use tcp::{Conn, ConnId};
 use udp::Flight;
 
@@ -147,7 +150,7 @@ pub enum Direction {
 }
 
 /// Something due at a virtual time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
     /// A UDP datagram reaches the far end of its link.
     Datagram { flight: u64 },
@@ -162,16 +165,31 @@ enum Timer {
 }
 
 /// Timers by due time, then by scheduling order (so equal times fire first-in first-out).
+/// A min-heap: the sequence numbers are unique, so the order is total and never reaches
+/// the timer itself.
 #[derive(Debug, Default)]
 struct Timers {
-    map: BTreeMap<(u64, u64), Timer>,
+    heap: BinaryHeap<Reverse<(u64, u64, Timer)>>,
     sequence: u64,
 }
 
 impl Timers {
     fn at(&mut self, due_ns: u64, timer: Timer) {
         self.sequence += 1;
-        self.map.insert((due_ns, self.sequence), timer);
+        self.heap.push(Reverse((due_ns, self.sequence, timer)));
+    }
+
+    /// When the earliest timer is due.
+    fn first_due(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((due_ns, _, _))| *due_ns)
+    }
+
+    /// The earliest timer, if it is due by `now_ns`.
+    fn pop_due(&mut self, now_ns: u64) -> Option<(u64, Timer)> {
+        if self.first_due()? > now_ns {
+            return None;
+        }
+        self.heap.pop().map(|Reverse((due_ns, _, timer))| (due_ns, timer))
     }
 }
 
@@ -193,6 +211,7 @@ pub struct Net {
     links: Links,
     log: FaultLog,
     tally: Tally,
+    spare: Spare,
 }
 
 impl Net {
@@ -218,6 +237,7 @@ impl Net {
             links: Links::new(PrngTree::new(seed), config.faults),
             log: FaultLog::default(),
             tally: Tally::default(),
+            spare: Spare::default(),
         })
     }
 
@@ -264,7 +284,7 @@ impl Net {
         if !self.pending.ready.is_empty() {
             return Some(self.now_ns);
         }
-        self.timers.map.first_key_value().map(|(&(due_ns, _), _)| due_ns)
+        self.timers.first_due()
     }
 
     /// Fires every timer due by `now_ns` and appends every finished operation to `out`, in
@@ -298,11 +318,7 @@ impl Net {
     fn advance(&mut self, now_ns: u64) {
         let now_ns = now_ns.max(self.now_ns);
         for _ in 0..TIMERS_PER_ADVANCE_MAX {
-            let due = self.timers.map.first_key_value().map(|(&(due_ns, _), _)| due_ns);
-            if due.is_none_or(|due_ns| due_ns > now_ns) {
-                break;
-            }
-            let Some(((due_ns, _), timer)) = self.timers.map.pop_first() else { break };
+            let Some((due_ns, timer)) = self.timers.pop_due(now_ns) else { break };
             self.now_ns = self.now_ns.max(due_ns);
             self.fire(timer);
         }
@@ -317,6 +333,12 @@ impl Net {
             Timer::Answer { conn } => self.answer_arrives(conn),
             Timer::ConnectTimeout { op } => self.connect_times_out(op),
         }
+    }
+
+    /// Gives back the bytes of a completion once read, so the network can reuse the vector
+    /// (kept in a bounded pool; optional, but a steady workload then stops allocating).
+    pub fn recycle(&mut self, bytes: Vec<u8>) {
+        self.spare.give(bytes);
     }
 
     /// Injections of `kind` so far.

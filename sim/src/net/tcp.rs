@@ -467,7 +467,8 @@ impl Net {
                 break;
             }
             socket.readers.pop_front();
-            let data: Vec<u8> = flow.receive_buffer.drain(..taken).collect();
+            let mut data = self.spare.take();
+            data.extend(flow.receive_buffer.drain(..taken));
             self.tally.tcp_bytes_delivered += taken as u64;
             // At most len_max, a u32.
             let result = IoResult::Received { len: taken as u32, from: None };
@@ -533,7 +534,9 @@ impl Net {
                     return None;
                 }
                 let len = SEGMENT_SIZE_MAX.min(flow.send_buffer.len()).min(window);
-                (flow.send_buffer.drain(..len).collect::<Vec<u8>>(), false)
+                let mut bytes = self.spare.take();
+                bytes.extend(flow.send_buffer.drain(..len));
+                (bytes, false)
             } else if flow.send_buffer.is_empty() && flow.fin_queued && !flow.fin_sent {
                 flow.fin_sent = true;
                 (Vec::new(), true)
@@ -576,7 +579,8 @@ impl Net {
             let segment = flow.in_flight.pop_front().expect("checked non-empty");
             flow.in_flight_bytes -= segment.bytes.len();
             flow.eof |= segment.fin;
-            flow.receive_buffer.extend(segment.bytes);
+            flow.receive_buffer.extend(&segment.bytes);
+            self.spare.give(segment.bytes);
         }
         if refused {
             self.reset(id, Discard::Reset);

@@ -88,11 +88,11 @@ impl Net {
             self.tally.udp_drop(UdpDrop::Loss);
             return Ok(sent);
         }
-        let mut bytes = data.to_vec();
+        let mut bytes = self.spare.copy(data);
         if link.draw_corrupt(&mut bytes) {
             self.log.inject(now_ns, NetFaultKind::UdpCorrupt, node, to_node);
         }
-        let duplicate = link.draw_duplicate().then(|| bytes.clone());
+        let duplicate = link.draw_duplicate().then(|| self.spare.copy(&bytes));
         let flight = |bytes| Flight {
             from_node: node,
             to_node,

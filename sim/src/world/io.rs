@@ -336,6 +336,7 @@ impl World {
                 self.perform_on_disk(cell as usize, &pending.submission);
         }
         let reaped = pending.submission.complete(pending.result, &pending.data);
+        self.net.recycle(pending.data);
         self.hand_back(cell as usize, reaped);
     }
 
