@@ -10,8 +10,7 @@
 //!   writes each request on the stream and reads exactly 64 bytes back; the server echoes
 //!   64-byte messages until the client closes the stream. madsim's `TcpStream` sends what
 //!   was written on `flush`, as one message with its own latency draw, so both ends flush
-//!   after each write. Connection setup itself takes
-//! no network latency in madsim.
+//!   after each write. Connection setup itself takes no network latency in madsim.
 //!
 //! Build with `RUSTFLAGS="--cfg madsim"`; without it madsim is plain tokio.
 
