@@ -70,6 +70,11 @@ struct Cli {
     /// Set one fault knob (after the profile), e.g. --fault shard_crash_every=500ms.
     #[arg(long = "fault", value_name = "NAME=VALUE")]
     fault_sets: Vec<String>,
+    /// Perturb one decision stream: SITE=VALUE (a u64), e.g. --stream scheduler.pick=7.
+    /// Only that site's draws change; the fuzzer steers runs this way, and its artifacts
+    /// replay as a seed plus these (see `--fuzz-input`). Sites: `sim list`.
+    #[arg(long = "stream", value_name = "SITE=VALUE")]
+    streams: Vec<String>,
     /// Stop with a liveness failure past this virtual time: <integer><ns|us|ms|s|m|h>.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
     time_max: u64,
@@ -100,6 +105,15 @@ struct Cli {
     /// the fault model injects are excused
     #[arg(long)]
     fail_on_crash: bool,
+    /// Replay a fuzz artifact (a file `cargo fuzz run scenarios` wrote) and print it as a
+    /// seed file: seed, scenario, settings and stream overrides. With --plant, decode it as
+    /// the fuzzer did with that plant on (TINA_FUZZ_PLANT).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["seed", "scenario", "sets", "faults", "fault_sets", "streams"]
+    )]
+    fuzz_input: Option<PathBuf>,
     /// Print one JSON object on stdout (human lines go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -175,6 +189,7 @@ pub fn main_with(
     let mut io = Io { out, err, catalog, json: cli.json, program };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Some(Command::List) => list(&mut io),
+        None if cli.fuzz_input.is_some() => fuzz_replay(&cli, &mut io),
         None => simulate(&cli, &mut io),
     }));
     outcome.unwrap_or_else(|_| {
@@ -240,6 +255,7 @@ fn list(io: &mut Io<'_>) -> u8 {
             ("faults", Json::Array(faults)),
             ("knobs", Json::Array(knobs)),
             ("plants", Json::Array(plants)),
+            ("sites", Json::Array(crate::prng::SITES.iter().map(|s| Json::string(*s)).collect())),
         ]);
         let _ = writeln!(io.out, "{}", all.render());
         return 0;
@@ -289,6 +305,12 @@ fn list(io: &mut Io<'_>) -> u8 {
             p.description
         );
     }
+    let _ = writeln!(
+        io.out,
+        "decision sites (--stream SITE=VALUE perturbs one site's draws):\n  {}\n  net.link.<{}>.to-<node>",
+        crate::prng::SITES.join(" "),
+        crate::prng::LINK_DECISIONS.join("|")
+    );
     let _ = writeln!(io.out, "structural checkers (on for every run):");
     for (name, what) in tina_checkers::STRUCTURAL {
         let _ = writeln!(io.out, "  {name:<12} {what}");
@@ -396,10 +418,15 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
     let mut sets: Vec<String> =
         plant.filter(|p| p.scenario == scenario.name()).map_or_else(Vec::new, |p| p.settings());
     sets.extend(cli.sets.iter().cloned());
-    let settings = match Settings::new(scenario, &sets) {
+    let mut settings = match Settings::new(scenario, &sets) {
         Ok(settings) => settings,
         Err(error) => return io.invalid(&error),
     };
+    for stream in &cli.streams {
+        if let Err(error) = settings.stream(stream) {
+            return io.invalid(&error);
+        }
+    }
     let profile_name = cli.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
         if cli.scenario.is_none() { Profile::Swarm.name() } else { Profile::Default.name() },
     );
@@ -431,6 +458,81 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
     };
     let (report, wall) = timed(|| run(&config));
     report_result(cli, io, seed, &config, &report, wall)
+}
+
+/// `--fuzz-input FILE`: decodes the artifact as the fuzz target does, runs it through this
+/// command line, then prints the equivalent seed file.
+fn fuzz_replay(cli: &Cli, io: &mut Io<'_>) -> u8 {
+    let Some(path) = &cli.fuzz_input else { return simulate(cli, io) };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return io.invalid(&format!("cannot read fuzz input {}: {error}", path.display()));
+        }
+    };
+    let plant = match cli.plant.as_deref().map(|name| (name, crate::plant::find(name))) {
+        None => None,
+        Some((_, Some(plant))) => Some(plant),
+        Some((name, None)) => {
+            let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
+            return io
+                .invalid(&format!("unknown plant {name:?}; valid plants: {}", valid.join(", ")));
+        }
+    };
+    let case = match crate::fuzz::FuzzCase::from_bytes(&bytes, io.catalog, plant) {
+        Ok(case) => case,
+        Err(error) => return io.invalid(&format!("{}: {error}", path.display())),
+    };
+    let mut args = vec![io.program.clone()];
+    args.extend(case.args());
+    args.extend(passed_through(cli));
+    let code = {
+        let (out, err) = (&mut *io.out, &mut *io.err);
+        main_with(&args, io.catalog, out, err)
+    };
+    let expect = match code {
+        0 => "pass",
+        10 => FailureClass::Correctness.name(),
+        11 => FailureClass::Liveness.name(),
+        12 => FailureClass::Crash.name(),
+        13 => FailureClass::Nondeterminism.name(),
+        _ => return code,
+    };
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let why = format!("fuzz input {name}");
+    io.say(&format!(
+        "equivalent seed file (save it in seeds/ to keep it):
+{}",
+        case.seed_file(&why, expect).trim_end()
+    ));
+    code
+}
+
+/// The flags of `cli` that shape output or limits but not the run's decisions, for a run
+/// made from other arguments (a fuzz input).
+fn passed_through(cli: &Cli) -> Vec<String> {
+    let mut args = Vec::new();
+    if cli.time_max != 3_600_000_000_000 {
+        args.extend(["--time-max".to_string(), crate::config::format_duration(cli.time_max)]);
+    }
+    if cli.events_max != 100_000_000 {
+        args.extend(["--events-max".to_string(), cli.events_max.to_string()]);
+    }
+    if let Some(log) = &cli.log {
+        args.extend(["--log".to_string(), log.display().to_string()]);
+    }
+    for (on, flag) in [
+        (cli.check_determinism, "--check-determinism"),
+        (cli.no_checkers, "--no-checkers"),
+        (cli.fail_on_drop, "--fail-on-drop"),
+        (cli.fail_on_crash, "--fail-on-crash"),
+        (cli.json, "--json"),
+    ] {
+        if on {
+            args.push(flag.to_string());
+        }
+    }
+    args
 }
 
 /// The faults of a run: the profile, then the plant's knobs, then the user's `--fault`s,
@@ -587,6 +689,9 @@ fn reproduce(
     // Writing to a String cannot fail; `push_str` keeps it simple.
     for set in &cli.sets {
         command.push_str(&format!(" --set {set}"));
+    }
+    for stream in &cli.streams {
+        command.push_str(&format!(" --stream {stream}"));
     }
     if cli.time_max != 3_600_000_000_000 {
         command.push_str(&format!(" --time-max {}", crate::config::format_duration(cli.time_max)));

@@ -7,6 +7,7 @@ use core::fmt;
 
 use tina_scenarios::{ParamKind, ParamSpec, Params, Scenario};
 
+use crate::prng::{StreamOverrideError, StreamOverrides};
 use crate::world::WorldConfig;
 
 /// The simulator's own parameters, settable with `--set` like a scenario's.
@@ -85,6 +86,10 @@ pub enum ConfigError {
     },
     /// `net_delay_min` above `net_delay_max`.
     DelayRange,
+    /// `--stream` not of the form `SITE=VALUE` with a u64 value.
+    StreamSyntax(String),
+    /// A `--stream` the PRNG tree cannot take.
+    Stream(StreamOverrideError),
 }
 
 impl fmt::Display for ConfigError {
@@ -123,6 +128,11 @@ impl fmt::Display for ConfigError {
             ConfigError::DelayRange => {
                 write!(f, "net_delay_min is above net_delay_max; make min <= max")
             }
+            ConfigError::StreamSyntax(text) => write!(
+                f,
+                "invalid --stream {text:?}: write SITE=VALUE with a u64 value, for example --stream scheduler.pick=7"
+            ),
+            ConfigError::Stream(error) => write!(f, "invalid --stream: {error}"),
         }
     }
 }
@@ -220,6 +230,10 @@ pub struct Settings {
     pub scenario: Params,
     /// The simulator's parameters (`SIM_PARAMS`).
     pub sim: Params,
+    /// Decision streams perturbed (`--stream SITE=VALUE`), as given.
+    pub streams: Vec<(String, u64)>,
+    /// The same, ready for the PRNG tree.
+    pub overrides: StreamOverrides,
 }
 
 impl Settings {
@@ -228,6 +242,8 @@ impl Settings {
         let mut settings = Settings {
             scenario: Params::defaults(scenario.params()),
             sim: Params::defaults(SIM_PARAMS),
+            streams: Vec::new(),
+            overrides: StreamOverrides::NONE,
         };
         for set in sets {
             let (key, value) =
@@ -277,7 +293,19 @@ impl Settings {
             transport_capacity: self.sim.get("transport_capacity") as u32,
             faults: crate::faults::FaultConfig::new(crate::faults::Profile::None, 0),
             bug: None,
+            streams: self.overrides,
         }
+    }
+
+    /// Overrides the decision stream of a site, from `SITE=VALUE` (`--stream`; the value
+    /// decimal or 0x hex).
+    pub fn stream(&mut self, text: &str) -> Result<(), ConfigError> {
+        let (site, value) =
+            text.split_once('=').ok_or_else(|| ConfigError::StreamSyntax(text.to_string()))?;
+        let value = parse_seed(value).map_err(|_| ConfigError::StreamSyntax(text.to_string()))?;
+        self.overrides.add(site, value).map_err(ConfigError::Stream)?;
+        self.streams.push((site.to_string(), value));
+        Ok(())
     }
 
     /// `key=value` for every parameter, scenario's first, as written on a command line.

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod config;
 pub mod disk;
 pub mod faults;
+pub mod fuzz;
 pub mod json;
 pub mod net;
 pub mod plant;

@@ -124,12 +124,18 @@ impl Scope {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PrngTree {
     root: Seed,
+    overrides: StreamOverrides,
 }
 
 impl PrngTree {
     /// A tree rooted at `root`.
     pub const fn new(root: Seed) -> PrngTree {
-        PrngTree { root }
+        PrngTree { root, overrides: StreamOverrides::NONE }
+    }
+
+    /// The same tree with the streams `overrides` names perturbed (see [`StreamOverrides`]).
+    pub const fn with_overrides(self, overrides: StreamOverrides) -> PrngTree {
+        PrngTree { root: self.root, overrides }
     }
 
     /// The root seed.
@@ -137,18 +143,176 @@ impl PrngTree {
         self.root
     }
 
-    /// The 64-bit state of the stream for `site` in `scope` (the formula in the module doc).
+    /// The overrides this tree applies.
+    pub const fn overrides(&self) -> &StreamOverrides {
+        &self.overrides
+    }
+
+    /// The 64-bit state of the stream for `site` in `scope` (the formula in the module doc),
+    /// perturbed when an override names `site` (in every scope).
     pub const fn stream_state(&self, scope: Scope, site: &str) -> u64 {
         let (node_word, shard_word) = scope.words();
         let mut s = splitmix64(self.root.0 ^ DOMAIN);
         s = splitmix64(s ^ node_word);
         s = splitmix64(s ^ shard_word);
-        splitmix64(s ^ fnv1a_64(site.as_bytes()))
+        let hash = fnv1a_64(site.as_bytes());
+        let state = splitmix64(s ^ hash);
+        match self.overrides.value(hash) {
+            Some(value) => splitmix64(state ^ splitmix64(value ^ OVERRIDE_DOMAIN)),
+            None => state,
+        }
     }
 
     /// The stream for `site` in `scope`, positioned at its first draw.
     pub fn stream(&self, scope: Scope, site: &str) -> Stream {
         Stream::from_state(self.stream_state(scope, site))
+    }
+}
+
+/// Domain constant of override values: the ASCII bytes of `"override"`.
+const OVERRIDE_DOMAIN: u64 = 0x6f76_6572_7269_6465;
+
+/// Most streams one run may override.
+pub const STREAM_OVERRIDES_MAX: usize = 16;
+
+/// Decision sites the simulator draws from, by name; the network's links add
+/// `net.link.<decision>.to-<node>` (see [`is_known_site`]).
+pub const SITES: &[&str] = &[
+    "scheduler.pick",
+    "net.delay",
+    "isolate.random",
+    "faults.init-failure",
+    "faults.buggify.site",
+    "faults.buggify.fire",
+    "faults.shard-stall",
+    "faults.isolate-crash",
+    "faults.shard-crash",
+    "faults.node-crash",
+    "faults.clock-jump",
+    "faults.clock-skew",
+    "faults.net-partition",
+    "faults.net-clog",
+    "faults.shard-restart-delay",
+    "faults.node-restart-delay",
+    "disk.latency",
+    "disk.error",
+    "disk.fsync-failure",
+    "disk.corruption",
+    "disk.crash",
+    "disk.full",
+];
+
+/// The decisions of a network link, each its own site `net.link.<decision>.to-<node>`.
+pub const LINK_DECISIONS: &[&str] =
+    &["latency", "loss", "duplicate", "reorder", "corrupt", "retransmit", "reset"];
+
+/// Whether `site` names a decision site of the simulator: one of [`SITES`], or a link's
+/// `net.link.<decision>.to-<node>` with a decision of [`LINK_DECISIONS`].
+pub fn is_known_site(site: &str) -> bool {
+    if SITES.contains(&site) {
+        return true;
+    }
+    let Some(rest) = site.strip_prefix("net.link.") else { return false };
+    let Some((decision, node)) = rest.split_once(".to-") else { return false };
+    LINK_DECISIONS.contains(&decision)
+        && !node.is_empty()
+        && node.len() <= 3
+        && node.bytes().all(|b| b.is_ascii_digit())
+        && node.parse::<u16>().is_ok_and(|n| n < crate::net::NODE_COUNT_MAX)
+}
+
+/// Streams a run perturbs: each names a decision site and a value, and the site's stream
+/// (in every scope) starts from its usual state mixed with the value. Every other site
+/// draws as before, so one override changes one site's decisions and nothing else: this is
+/// how the fuzzer steers a run one decision stream at a time, and how a seed file says it
+/// (`--stream SITE=VALUE`). At most [`STREAM_OVERRIDES_MAX`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamOverrides {
+    /// (FNV-1a of the site name, value); the first `len` are used.
+    entries: [(u64, u64); STREAM_OVERRIDES_MAX],
+    len: usize,
+}
+
+impl Default for StreamOverrides {
+    fn default() -> StreamOverrides {
+        StreamOverrides::NONE
+    }
+}
+
+/// Why an override cannot be added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamOverrideError {
+    /// No decision site has this name.
+    UnknownSite(String),
+    /// The site is overridden already.
+    Duplicate(String),
+    /// More than [`STREAM_OVERRIDES_MAX`].
+    TooMany,
+}
+
+impl fmt::Display for StreamOverrideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StreamOverrideError::UnknownSite(site) => write!(
+                f,
+                "no decision site is named {site:?}; use one of {} or net.link.<{}>.to-<node>",
+                SITES.join(", "),
+                LINK_DECISIONS.join("|")
+            ),
+            StreamOverrideError::Duplicate(site) => {
+                write!(f, "the stream {site} is overridden twice; give it once")
+            }
+            StreamOverrideError::TooMany => {
+                write!(f, "at most {STREAM_OVERRIDES_MAX} streams may be overridden in one run")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StreamOverrideError {}
+
+impl StreamOverrides {
+    /// No override.
+    pub const NONE: StreamOverrides =
+        StreamOverrides { entries: [(0, 0); STREAM_OVERRIDES_MAX], len: 0 };
+
+    /// Overrides the stream of `site` with `value`.
+    pub fn add(&mut self, site: &str, value: u64) -> Result<(), StreamOverrideError> {
+        if !is_known_site(site) {
+            return Err(StreamOverrideError::UnknownSite(site.to_string()));
+        }
+        let hash = fnv1a_64(site.as_bytes());
+        if self.value(hash).is_some() {
+            return Err(StreamOverrideError::Duplicate(site.to_string()));
+        }
+        if self.len == STREAM_OVERRIDES_MAX {
+            return Err(StreamOverrideError::TooMany);
+        }
+        self.entries[self.len] = (hash, value);
+        self.len += 1;
+        Ok(())
+    }
+
+    /// How many streams are overridden.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none is.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The value overriding the site whose name hashes to `hash`.
+    const fn value(&self, hash: u64) -> Option<u64> {
+        let mut index = 0;
+        while index < self.len {
+            if self.entries[index].0 == hash {
+                return Some(self.entries[index].1);
+            }
+            index += 1;
+        }
+        None
     }
 }
 
@@ -665,5 +829,48 @@ mod tests {
              (write N/D with 0 <= N <= D and D >= 1, for example 1/100)"
         );
         assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn an_override_changes_its_site_only_and_is_refused_when_unknown() {
+        let plain = PrngTree::new(Seed::new(42));
+        let mut overrides = StreamOverrides::NONE;
+        overrides.add("net.delay", 7).unwrap();
+        overrides.add("net.link.loss.to-3", 0).unwrap();
+        let steered = plain.with_overrides(overrides);
+        for scope in [NET_DELAY, Scope::World, Scope::Node { node: 0 }] {
+            assert_ne!(
+                plain.stream_state(scope, "net.delay"),
+                steered.stream_state(scope, "net.delay")
+            );
+            assert_eq!(
+                plain.stream_state(scope, "scheduler.pick"),
+                steered.stream_state(scope, "scheduler.pick")
+            );
+        }
+        assert_ne!(
+            plain.stream_state(Scope::Node { node: 1 }, "net.link.loss.to-3"),
+            steered.stream_state(Scope::Node { node: 1 }, "net.link.loss.to-3"),
+            "value 0 is an override too"
+        );
+        let mut other = StreamOverrides::NONE;
+        other.add("net.delay", 8).unwrap();
+        assert_ne!(
+            steered.stream_state(NET_DELAY, "net.delay"),
+            plain.with_overrides(other).stream_state(NET_DELAY, "net.delay")
+        );
+
+        assert!(matches!(overrides.add("net.delay", 1), Err(StreamOverrideError::Duplicate(_))));
+        for bad in ["nope", "net.link.loss.to-", "net.link.loss.to-999", "net.link.nope.to-1"] {
+            assert!(
+                matches!(overrides.add(bad, 1), Err(StreamOverrideError::UnknownSite(_))),
+                "{bad}"
+            );
+        }
+        let mut full = StreamOverrides::NONE;
+        for (index, site) in SITES.iter().take(STREAM_OVERRIDES_MAX).enumerate() {
+            full.add(site, index as u64).unwrap();
+        }
+        assert_eq!(full.add(SITES[STREAM_OVERRIDES_MAX], 0), Err(StreamOverrideError::TooMany));
     }
 }

@@ -467,7 +467,10 @@ impl Disk {
         for file in &mut self.files {
             self.used_bytes -= file.crash(&mut streams.crash, &mut outcomes);
         }
-        debug_assert_eq!(self.used_bytes, self.files.iter().map(|file| file.reserved_len).sum());
+        debug_assert_eq!(
+            self.used_bytes,
+            self.files.iter().map(|file| file.reserved_len).sum::<u64>()
+        );
         self.counts.crash.add(&outcomes);
         outcomes
     }
@@ -555,7 +558,10 @@ impl Disk {
         self.counts.write_backs += file.write(offset, bytes);
         self.used_bytes += growth;
         assert!(growth == 0 || self.used_bytes <= self.config.capacity_bytes, "growth fits");
-        debug_assert_eq!(self.used_bytes, self.files.iter().map(|file| file.reserved_len).sum());
+        debug_assert_eq!(
+            self.used_bytes,
+            self.files.iter().map(|file| file.reserved_len).sum::<u64>()
+        );
         // At most `WRITE_LEN_MAX`, which fits a u32.
         Ok(bytes.len() as u32)
     }

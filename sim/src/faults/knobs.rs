@@ -806,7 +806,10 @@ impl FaultConfig {
 
     /// Switches each fault kind on with probability 1/2 and scales the rates of those on.
     fn draw_swarm(&mut self, seed: u64) {
-        let mut stream = PrngTree::new(Seed::new(seed)).stream(Scope::World, "faults.swarm");
+        // From the root seed alone, before any run exists: `--stream` does not reach it (the
+        // fuzzer picks kinds through the profile and the knobs instead).
+        let state = PrngTree::new(Seed::new(seed)).stream_state(Scope::World, "faults.swarm");
+        let mut stream = crate::prng::Stream::from_state(state);
         for kind in FAULT_KINDS {
             // Two draws per kind, always, so a kind's picks do not depend on another's.
             let on = stream.below(2) == 1;

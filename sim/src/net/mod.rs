@@ -217,6 +217,11 @@ pub struct Net {
 impl Net {
     /// A network of `node_count` nodes with no socket open, every draw derived from `seed`.
     pub fn new(node_count: u16, config: NetConfig, seed: Seed) -> Result<Net, NetError> {
+        Net::with_prng(node_count, config, PrngTree::new(seed))
+    }
+
+    /// As [`Net::new`], drawing from `tree` (which may override some of its streams).
+    pub fn with_prng(node_count: u16, config: NetConfig, tree: PrngTree) -> Result<Net, NetError> {
         if node_count == 0 || node_count > NODE_COUNT_MAX {
             return Err(NetError::NodeCount { node_count });
         }
@@ -234,7 +239,7 @@ impl Net {
             next_flight: 0,
             pending: Pending::default(),
             timers: Timers::default(),
-            links: Links::new(PrngTree::new(seed), config.faults),
+            links: Links::new(tree, config.faults),
             log: FaultLog::default(),
             tally: Tally::default(),
             spare: Spare::default(),

@@ -45,7 +45,7 @@ use crate::faults::{
 };
 use crate::net::{Completion, Net, NetEvent};
 use crate::plant::WorldBug;
-use crate::prng::{PrngTree, Scope, Seed, Stream};
+use crate::prng::{PrngTree, Scope, Seed, Stream, StreamOverrides};
 use crate::trace::{Place, Sink};
 use queue::{Entry, Queue};
 use tina::io::IoToken;
@@ -72,6 +72,8 @@ pub struct WorldConfig {
     pub faults: FaultConfig,
     /// A planted bug in the world (canaries only).
     pub bug: Option<WorldBug>,
+    /// Decision streams perturbed (the fuzzer's steering, `--stream`).
+    pub streams: StreamOverrides,
 }
 
 impl Default for WorldConfig {
@@ -83,6 +85,7 @@ impl Default for WorldConfig {
             transport_capacity: 1024,
             faults: FaultConfig::new(Profile::None, 0),
             bug: None,
+            streams: StreamOverrides::NONE,
         }
     }
 }
@@ -241,7 +244,7 @@ impl World {
         for spec in &nodes {
             spec.validate()?;
         }
-        let tree = PrngTree::new(Seed::new(seed));
+        let tree = PrngTree::new(Seed::new(seed)).with_overrides(config.streams);
         sink.start_observers(&nodes);
         let faults = &config.faults;
         let shared = SharedFaults {
@@ -258,7 +261,7 @@ impl World {
         // Setups are checked for their node count (`SetupError::TooManyNodes`) and the
         // knobs' bounds keep the network's configuration valid.
         let node_count = u16::try_from(nodes.len()).expect("at most NODE_COUNT_MAX nodes");
-        let net = Net::new(node_count, io::net_config(&config), Seed::new(seed))
+        let net = Net::with_prng(node_count, io::net_config(&config), tree)
             .expect("a checked node count and configuration");
         let mut world = World {
             cells: Vec::new(),
