@@ -114,6 +114,10 @@ struct Cli {
         conflicts_with_all = ["seed", "scenario", "sets", "faults", "fault_sets", "streams"]
     )]
     fuzz_input: Option<PathBuf>,
+    /// When the run fails, shrink it (as `sim shrink` does) and print the smallest
+    /// reproduction as a seed file.
+    #[arg(long)]
+    shrink: bool,
     /// Print one JSON object on stdout (human lines go to stderr).
     #[arg(long, global = true)]
     json: bool,
@@ -123,6 +127,35 @@ struct Cli {
 enum Command {
     /// List the scenarios, their parameters and the simulator's parameters.
     List,
+    /// Shrink a failing run: find a smaller run that fails with the same class from the
+    /// same checker (fault kinds off, a shorter safety phase, shorter delays, a smaller
+    /// workload, fewer stream overrides) and print it as a seed file.
+    ///
+    /// Give the run as a seed file (--seed-file) or as its flags after `--`:
+    ///   sim shrink --seed-file seeds/plant-kv-stale-cache.seed
+    ///   sim shrink -- --seed 7 --scenario kv --faults chaos --set ack_before_fsync=1
+    #[command(verbatim_doc_comment)]
+    Shrink(ShrinkArgs),
+}
+
+/// `sim shrink`'s own flags.
+#[derive(Debug, clap::Args)]
+struct ShrinkArgs {
+    /// The failing run, as a seed file.
+    #[arg(long, value_name = "FILE")]
+    seed_file: Option<PathBuf>,
+    /// Most runs to try (the failing run included).
+    #[arg(long, value_name = "N", default_value_t = crate::shrink::SHRINK_RUNS_MAX)]
+    max_runs: u32,
+    /// Most wall time to spend: <integer><ns|us|ms|s|m|h>.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    max_time: u64,
+    /// Also write the smallest reproduction's seed file to FILE.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The failing run's flags (after `--`), as a plain run takes them.
+    #[arg(last = true, value_name = "RUN FLAGS")]
+    run: Vec<String>,
 }
 
 /// Where the command writes, and which scenarios it knows.
@@ -189,6 +222,7 @@ pub fn main_with(
     let mut io = Io { out, err, catalog, json: cli.json, program };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Some(Command::List) => list(&mut io),
+        Some(Command::Shrink(args)) => shrink_command(&args, &mut io),
         None if cli.fuzz_input.is_some() => fuzz_replay(&cli, &mut io),
         None => simulate(&cli, &mut io),
     }));
@@ -457,7 +491,148 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         fail_on_crash: cli.fail_on_crash,
     };
     let (report, wall) = timed(|| run(&config));
-    report_result(cli, io, seed, &config, &report, wall)
+    let code = report_result(cli, io, seed, &config, &report, wall);
+    if cli.shrink && (10..=13).contains(&code) {
+        let shrink = ShrinkArgs {
+            seed_file: None,
+            max_runs: crate::shrink::SHRINK_RUNS_MAX,
+            max_time: crate::shrink::SHRINK_TIME_MAX.as_nanos() as u64,
+            out: None,
+            run: Vec::new(),
+        };
+        match candidate(cli, seed, io.catalog) {
+            Ok(start) => {
+                let _ = shrink_and_report(&shrink, start, io);
+            }
+            Err(error) => io.say(&format!("shrink: {error}")),
+        }
+    }
+    code
+}
+
+/// `sim shrink`: reads the run (a seed file or flags), shrinks it, prints the result.
+fn shrink_command(args: &ShrinkArgs, io: &mut Io<'_>) -> u8 {
+    let flags: Vec<String> = match (&args.seed_file, args.run.is_empty()) {
+        (Some(_), false) => {
+            return io.invalid(
+                &"give the run either as --seed-file FILE or as flags after --, not both",
+            );
+        }
+        (None, true) => {
+            return io.invalid(&"give the failing run: sim shrink --seed-file FILE, or sim shrink -- --seed N --scenario NAME ...");
+        }
+        (None, false) => args.run.clone(),
+        (Some(path), true) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(error) => {
+                    return io
+                        .invalid(&format!("cannot read seed file {}: {error}", path.display()));
+                }
+            };
+            match crate::seedfile::parse(&path.display().to_string(), &text) {
+                Ok(file) => {
+                    if let Some(name) = &file.scenario
+                        && !io.catalog.iter().any(|s| s.name() == name)
+                    {
+                        let valid: Vec<&str> = io.catalog.iter().map(|s| s.name()).collect();
+                        return io.invalid(&format!(
+                            "{}: the seed file is for scenario {name}, which this catalog does not have (it has {})",
+                            path.display(),
+                            valid.join(", ")
+                        ));
+                    }
+                    file.args()
+                }
+                Err(error) => return io.invalid(&error),
+            }
+        }
+    };
+    let mut argv = vec![io.program.clone()];
+    argv.extend(flags);
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) if cli.command.is_none() && cli.fuzz_input.is_none() => cli,
+        Ok(_) => {
+            return io.invalid(&"the run to shrink is a plain run: no subcommand, no --fuzz-input");
+        }
+        Err(error) => return io.invalid(&format!("the run to shrink: {}", error.render())),
+    };
+    let Some(seed) =
+        cli.seed.or_else(|| cli.plant.as_deref().and_then(crate::plant::find).map(|p| p.seed))
+    else {
+        return io.invalid(&"the run to shrink needs its --seed");
+    };
+    match candidate(&cli, seed, io.catalog) {
+        Ok(start) => shrink_and_report(args, start, io),
+        Err(error) => io.invalid(&error),
+    }
+}
+
+/// The run `cli` describes, as the shrinker's first candidate.
+fn candidate(
+    cli: &Cli,
+    seed: u64,
+    catalog: &[&'static dyn Scenario],
+) -> Result<crate::shrink::Candidate, String> {
+    let plant = match cli.plant.as_deref() {
+        None => None,
+        Some(name) => {
+            Some(crate::plant::find(name).ok_or_else(|| format!("unknown plant {name:?}"))?)
+        }
+    };
+    let name = cli
+        .scenario
+        .as_deref()
+        .or(plant.map(|p| p.scenario))
+        .ok_or_else(|| "the run to shrink needs its --scenario".to_string())?;
+    let scenario = catalog
+        .iter()
+        .copied()
+        .find(|s| s.name() == name)
+        .ok_or_else(|| format!("unknown scenario {name:?}"))?;
+    let profile_name = cli.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
+        if cli.scenario.is_none() { Profile::Swarm.name() } else { Profile::Default.name() },
+    );
+    let profile = Profile::parse(profile_name).map_err(|error| error.to_string())?;
+    Ok(crate::shrink::Candidate {
+        seed,
+        scenario,
+        profile,
+        plant,
+        sets: cli.sets.clone(),
+        faults: cli.fault_sets.clone(),
+        streams: cli.streams.clone(),
+        flags: passed_through(cli).into_iter().filter(|flag| flag != "--json").collect(),
+    })
+}
+
+/// Shrinks `start` within the budget `args` gives and prints the report.
+#[expect(clippy::disallowed_methods, reason = "the shrink budget is wall time, read by the CLI")]
+fn shrink_and_report(args: &ShrinkArgs, start: crate::shrink::Candidate, io: &mut Io<'_>) -> u8 {
+    let began = Instant::now();
+    let max_time = Duration::from_nanos(args.max_time);
+    let out_of_time = || began.elapsed() >= max_time;
+    let budget = crate::shrink::Budget { runs_max: args.max_runs, out_of_time: &out_of_time };
+    let shrunk = match crate::shrink::shrink(start, io.catalog, &budget) {
+        Ok(shrunk) => shrunk,
+        Err(error) => return io.invalid(&error),
+    };
+    let mut text = Vec::new();
+    crate::shrink::report(&mut text, &shrunk, &io.program);
+    let text = String::from_utf8_lossy(&text);
+    io.say(text.trim_end());
+    io.say(&format!("shrink: {} runs in {:.1}s", shrunk.runs, began.elapsed().as_secs_f64()));
+    if let Some(path) = &args.out {
+        let (class, checker) = shrunk.verdict.failure.clone().unwrap_or_default();
+        let why = format!(
+            "shrunk: {class} from {checker}, {} events (from {})",
+            shrunk.verdict.events, shrunk.events_before
+        );
+        if let Err(error) = std::fs::write(path, shrunk.best.seed_file(&why, &class)) {
+            return io.invalid(&format!("cannot write {}: {error}", path.display()));
+        }
+    }
+    0
 }
 
 /// `--fuzz-input FILE`: decodes the artifact as the fuzz target does, runs it through this

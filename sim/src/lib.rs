@@ -20,6 +20,7 @@ pub mod plant;
 pub mod prng;
 pub mod run;
 pub mod seedfile;
+pub mod shrink;
 pub mod simulation;
 pub mod trace;
 pub mod world;
