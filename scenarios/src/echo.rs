@@ -34,6 +34,8 @@ pub const UDP_RESEND: Duration = Duration::from_millis(50);
 pub const MISMATCH: Label = Label::new("echo.mismatch");
 /// The chaos client crashes on purpose.
 pub const CHAOS: Label = Label::new("echo.chaos");
+/// A client gave up after `give_up` failures in a row (the planted bug; value: client).
+pub const GAVE_UP: Label = Label::new("echo.gave-up");
 
 /// Most bytes of one packet or datagram (the `size` parameter's bound).
 pub const PACKET_SIZE_MAX: usize = 256;
@@ -216,6 +218,7 @@ tina::spawn_args! {
         pub port: u64,
         pub chaos: u64,
         pub size: u64,
+        pub give_up: u64,
     }
 }
 
@@ -243,6 +246,8 @@ pub struct Client {
     echo: [u8; PACKET_SIZE_MAX],
     received: usize,
     backoff: Option<TimerId>,
+    /// Failures since the last echo (for the planted `give_up` bug).
+    failures: u64,
 }
 
 impl Client {
@@ -276,6 +281,7 @@ impl Client {
 
     /// The connection is lost: close it, then back off and connect again.
     fn fail(&mut self) -> Effect {
+        self.failures += 1;
         self.sent = 0;
         self.received = 0;
         if self.socket == IoHandle::NONE {
@@ -296,7 +302,7 @@ impl Client {
             return Effect::Crash(MISMATCH);
         }
         self.round += 1;
-        (self.sent, self.received) = (0, 0);
+        (self.sent, self.received, self.failures) = (0, 0, 0);
         let first_incarnation = ctx.self_handle().generation() == 1;
         if self.args.chaos == 1 && self.round == 3 && first_incarnation {
             return Effect::Crash(CHAOS);
@@ -324,6 +330,7 @@ impl Isolate for Client {
             echo: [0; PACKET_SIZE_MAX],
             received: 0,
             backoff: None,
+            failures: 0,
         };
         let effect = client.connect();
         (client, effect)
@@ -332,7 +339,16 @@ impl Isolate for Client {
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         if message.timer().is_some() {
             self.backoff = None;
-            return if self.phase == Phase::BackingOff { self.connect() } else { Effect::Receive };
+            if self.phase != Phase::BackingOff {
+                return Effect::Receive;
+            }
+            // The planted bug: a client that stops retrying, so a partition longer than
+            // its patience leaves it unfinished (a liveness failure).
+            if self.args.give_up > 0 && self.failures >= self.args.give_up {
+                ctx.log(Level::Warn, GAVE_UP, [self.args.client]);
+                return Effect::Done;
+            }
+            return self.connect();
         }
         let Some(io) = message.io() else { return Effect::Receive };
         match (self.phase, io.op, io.result) {
@@ -616,6 +632,14 @@ const PARAMS: &[ParamSpec] = &[
         description: "1: each client node also pings the server's UDP echo (port 9000) round_trips times; 0: TCP only; 2: UDP only",
     },
     ParamSpec {
+        name: "give_up",
+        kind: ParamKind::Count,
+        default: 0,
+        min: 0,
+        max: 1_000,
+        description: "0: clients retry for ever; N: the planted bug, a client gives up after N failures in a row",
+    },
+    ParamSpec {
         name: "size",
         kind: ParamKind::Count,
         default: 32,
@@ -670,6 +694,7 @@ impl Scenario for EchoScenario {
                 port: u64::from(PORT_BASE) + (client % shards) as u64,
                 chaos: u64::from(client == 0 && params.get("chaos") == 1),
                 size: params.get("size"),
+                give_up: params.get("give_up"),
             };
             if tcp {
                 spec.boot_child(ShardId(0), ty, args);

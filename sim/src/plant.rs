@@ -322,6 +322,18 @@ pub const PLANTS: &[Plant] = &[
         seed: 1,
         description: "the store answers gets from a cache that puts do not update",
     },
+    Plant {
+        name: "echo-gives-up",
+        bug: Bug::Scenario("give_up=2"),
+        scenario: "echo",
+        sets: &["round_trips=300"],
+        profile: Profile::None,
+        faults: &["net_partition_every=500ms", "net_partition_max=5s", "safety_time=5s"],
+        checker: "goal",
+        class: FailureClass::Liveness,
+        seed: 4,
+        description: "a client stops retrying after two failures in a row, so a long enough partition leaves it unfinished",
+    },
 ];
 
 /// The plant called `name`.

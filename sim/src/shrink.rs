@@ -5,7 +5,8 @@
 //! A run is its command line, so a candidate is one too ([`Candidate`]), and each is judged
 //! by running it through the command line. In each pass the shrinker tries, in order:
 //! no fault profile at all; each fault kind that injected something, switched off; a
-//! shorter safety phase (the faults after the cut are never drawn); shorter delays (the
+//! shorter safety phase (the faults after the cut are never drawn) and liveness phase;
+//! shorter delays (the
 //! fault knobs that bound a delay, and the simulator's `net_delay_max`); each count
 //! parameter of the scenario lowered (to its minimum, else halved); each stream override
 //! removed. A change is kept when the run still fails the same way. Passes repeat until
@@ -26,8 +27,8 @@ use crate::plant::Plant;
 pub const SHRINK_RUNS_MAX: u32 = 300;
 /// Most wall time one shrink takes, unless told otherwise.
 pub const SHRINK_TIME_MAX: Duration = Duration::from_secs(60);
-/// Shortest safety phase the shrinker tries.
-const SAFETY_TIME_MIN_NS: u64 = 10_000_000;
+/// Shortest safety or liveness phase the shrinker tries.
+const PHASE_TIME_MIN_NS: u64 = 10_000_000;
 /// Fault knobs that bound a delay; the shrinker halves them.
 const DELAY_KNOBS: [K; 10] = [
     K::DelayTailMax,
@@ -344,7 +345,7 @@ impl State<'_> {
     fn pass(&mut self) {
         self.no_profile();
         self.fault_kinds_off();
-        self.shorter_safety_phase();
+        self.shorter_phases();
         self.shorter_delays();
         self.smaller_workload();
         self.fewer_streams();
@@ -374,18 +375,25 @@ impl State<'_> {
         }
     }
 
-    fn shorter_safety_phase(&mut self) {
+    /// Halves the safety phase (the faults after the cut are never drawn), then the
+    /// liveness phase (a liveness failure ends sooner).
+    fn shorter_phases(&mut self) {
+        self.shorter_phase(K::SafetyTime);
+        self.shorter_phase(K::LivenessTime);
+    }
+
+    fn shorter_phase(&mut self, knob: K) {
         for _ in 0..16 {
             let Some(config) = self.best.fault_config() else { return };
             if !config.any_on() {
                 return;
             }
-            let now = config.nanos(K::SafetyTime);
+            let now = config.nanos(knob);
             let half = now / 2;
-            if half < SAFETY_TIME_MIN_NS {
+            if half < PHASE_TIME_MIN_NS {
                 return;
             }
-            let name = KNOBS[K::SafetyTime as usize].name;
+            let name = KNOBS[knob as usize].name;
             let faults = with_assignment(&self.best.faults, name, &format_duration(half));
             let candidate = Candidate { faults, ..self.best.clone() };
             let step = format!("{name} {} -> {}", format_duration(now), format_duration(half));
@@ -439,10 +447,17 @@ impl State<'_> {
                     break;
                 }
                 let mut kept = false;
-                for to in [spec.min, spec.min + (now - spec.min) / 2] {
-                    if to >= now {
+                // The smallest first; a value near the current one last, since the smaller
+                // ones change more of the run and more often lose the failure.
+                let span = now - spec.min;
+                let mut tried: Vec<u64> = Vec::new();
+                for to in
+                    [spec.min, spec.min + span / 4, spec.min + span / 2, now - span.div_ceil(4)]
+                {
+                    if to >= now || tried.contains(&to) {
                         continue;
                     }
+                    tried.push(to);
                     let value = format_value(spec.kind, to);
                     let sets = with_assignment(&self.best.sets, spec.name, &value);
                     let candidate = Candidate { sets, ..self.best.clone() };
