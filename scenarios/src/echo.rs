@@ -637,7 +637,7 @@ const PARAMS: &[ParamSpec] = &[
         default: 0,
         min: 0,
         max: 1_000,
-        description: "0: clients retry for ever; N: the planted bug, a client gives up after N failures in a row",
+        description: "0: clients retry for ever; N: the planted bug, a client gives up after N failures in a row (plant echo-gives-up: 1)",
     },
     ParamSpec {
         name: "size",
