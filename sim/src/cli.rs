@@ -47,7 +47,8 @@ Examples:
   sim --seed 3 --scenario dispatcher --faults none --fault shard_crash_every=200ms
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
-  sim list --json";
+  sim list --json
+  sim sweep --scenario bank --seeds 1..10001     (see `sim sweep --help`)";
 
 /// Run one deterministic simulation: same seed, same run, byte for byte.
 #[derive(Debug, Parser)]
@@ -75,6 +76,9 @@ struct Cli {
 enum Command {
     /// List the scenarios, their parameters and the simulator's parameters.
     List,
+    /// Run a range of seeds over every core (or one part of it, for one machine of many)
+    /// and summarise them; `sim sweep merge` combines the parts.
+    Sweep(Box<crate::sweep::SweepArgs>),
 }
 
 /// The flags that shape a run, shared by a plain run and `sim sweep`: every one of them is
@@ -190,6 +194,7 @@ pub fn main_with(
     let mut io = Io { out, err, catalog, json: cli.json, program };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
         Some(Command::List) => list(&mut io),
+        Some(Command::Sweep(args)) => crate::sweep::main(&args, &mut io),
         None => simulate(&cli, &mut io),
     }));
     outcome.unwrap_or_else(|_| {
