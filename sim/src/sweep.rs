@@ -351,8 +351,9 @@ fn sweep(args: &SweepArgs, io: &mut Io<'_>) -> u8 {
         }
         Choice::Picked => "picked by each seed".to_string(),
     };
+    let threads = if jobs == 1 { "thread" } else { "threads" };
     io.say(&format!(
-        "sweep: scenario={scenarios} seeds={} part {}: {} runs on {jobs} threads, faults {}",
+        "sweep: scenario={scenarios} seeds={} part {}: {} runs on {jobs} {threads}, faults {}",
         plan.range,
         plan.partition,
         plan.runs,

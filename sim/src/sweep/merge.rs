@@ -28,7 +28,11 @@ pub(crate) fn main(files: &[PathBuf], io: &mut Io<'_>) -> u8 {
         Ok(merged) => merged,
         Err(problem) => return io.invalid(&problem),
     };
-    let note = format!(" in the longest of {} parts", merged.parts);
+    let note = if merged.parts == 1 {
+        String::new()
+    } else {
+        format!(" in the longest of {} parts", merged.parts)
+    };
     for line in merged.summary.lines(merged.elapsed_ns, &note) {
         io.say(&line);
     }
