@@ -125,6 +125,34 @@ pub(crate) struct RunFlags {
     pub(crate) fail_on_crash: bool,
 }
 
+impl RunFlags {
+    /// Whether every flag is at its default (none was given).
+    fn is_default(&self) -> bool {
+        let RunFlags {
+            sets,
+            faults,
+            fault_sets,
+            time_max,
+            events_max,
+            check_determinism,
+            plant,
+            no_checkers,
+            fail_on_drop,
+            fail_on_crash,
+        } = self;
+        sets.is_empty()
+            && faults.is_none()
+            && fault_sets.is_empty()
+            && *time_max == TIME_MAX_DEFAULT_NS
+            && *events_max == EVENTS_MAX_DEFAULT
+            && !check_determinism
+            && plant.is_none()
+            && !no_checkers
+            && !fail_on_drop
+            && !fail_on_crash
+    }
+}
+
 /// `--time-max`'s default, one simulated hour, in nanoseconds.
 const TIME_MAX_DEFAULT_NS: u64 = 3_600_000_000_000;
 /// `--events-max`'s default.
@@ -192,10 +220,16 @@ pub fn main_with(
     };
     let program = args.first().cloned().unwrap_or_else(|| "sim".to_string());
     let mut io = Io { out, err, catalog, json: cli.json, program };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        match cli.command {
         Some(Command::List) => list(&mut io),
+        // Flags before `sweep` are the plain run's and would be silently ignored.
+        Some(Command::Sweep(_)) if cli.seed.is_some() || cli.scenario.is_some() || cli.log.is_some() || !cli.run.is_default() => io.invalid(
+            &"flags before `sweep` belong to a single run; write them after it: sim sweep --seeds A..B [FLAGS]",
+        ),
         Some(Command::Sweep(args)) => crate::sweep::main(&args, &mut io),
         None => simulate(&cli, &mut io),
+    }
     }));
     outcome.unwrap_or_else(|_| {
         io.say("result: fail (crash) the simulator panicked outside the world");

@@ -328,6 +328,10 @@ fn bad_input_exits_2() {
     }
     let (code, _, err) = sim(&["sweep", "--seeds", "1..3", "merge", "a"]);
     assert_eq!(code, 2, "{err}");
+    // A plain run's flag before `sweep` would be ignored; it is refused instead.
+    let (code, _, err) = sim(&["--faults", "chaos", "sweep", "--seeds", "1..3"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("write them after it"), "{err}");
     let (code, out, _) = sim(&["sweep", "--help"]);
     assert_eq!(code, 0);
     for documented in
