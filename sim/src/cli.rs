@@ -9,12 +9,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tina_checkers::FailureClass;
 use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
 use crate::config::{
-    ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed, pick_scenario,
+    ConfigError, SIM_PARAMS, Settings, format_duration, format_value, parse_duration, parse_seed,
+    pick_scenario,
 };
 use crate::faults::knobs::{PROFILES, profile_value};
 use crate::faults::{FAULT_KINDS, FaultConfig, KNOBS, Profile};
@@ -46,7 +47,8 @@ Examples:
   sim --seed 3 --scenario dispatcher --faults none --fault shard_crash_every=200ms
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
-  sim list --json";
+  sim list --json
+  sim sweep --scenario bank --seeds 1..10001     (see `sim sweep --help`)";
 
 /// Run one deterministic simulation: same seed, same run, byte for byte.
 #[derive(Debug, Parser)]
@@ -60,51 +62,11 @@ struct Cli {
     /// Scenario to run (see `sim list`). Picked by the seed if absent.
     #[arg(long)]
     scenario: Option<String>,
-    /// Set a scenario or simulator parameter, e.g. --set round_trips=500 --set dispatch_cost=2us.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    sets: Vec<String>,
-    /// Fault profile: none, default, chaos or swarm. Absent: swarm when --scenario is absent
-    /// too, else default.
-    #[arg(long, value_name = "PROFILE")]
-    faults: Option<String>,
-    /// Set one fault knob (after the profile), e.g. --fault shard_crash_every=500ms.
-    #[arg(long = "fault", value_name = "NAME=VALUE")]
-    fault_sets: Vec<String>,
-    /// Perturb one decision stream: SITE=VALUE (a u64), e.g. --stream scheduler.pick=7.
-    /// Only that site's draws change; the fuzzer steers runs this way, and its artifacts
-    /// replay as a seed plus these (see `--fuzz-input`). Sites: `sim list`.
-    #[arg(long = "stream", value_name = "SITE=VALUE")]
-    streams: Vec<String>,
-    /// Stop with a liveness failure past this virtual time: <integer><ns|us|ms|s|m|h>.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
-    time_max: u64,
-    /// Stop with a liveness failure after this many trace events.
-    #[arg(long, value_name = "N", default_value_t = 100_000_000)]
-    events_max: u64,
+    #[command(flatten)]
+    run: RunFlags,
     /// Write the canonical replay log to PATH.
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
-    /// Run the seed twice in this process and report the first diverging event.
-    #[arg(long)]
-    check_determinism: bool,
-    /// Switch on a planted bug (see `sim list`): it picks its scenario and settings; a world
-    /// or trace plant also runs in the scenario --scenario names.
-    #[arg(long, value_name = "NAME")]
-    plant: Option<String>,
-    /// Skip the structural checkers (only to measure what they cost; the scenario's own
-    /// goal still judges the run).
-    #[arg(long)]
-    no_checkers: bool,
-    /// Fail the run (correctness) at the first dropped message, for protocols that promise
-    /// no shedding; the failure names the drop. Drops a crash causes count too, so use it
-    /// with fault profiles without crashes
-    #[arg(long)]
-    fail_on_drop: bool,
-    /// Fail the run (correctness) at the first isolate that crashes or fails its init, for
-    /// systems where every crash is a bug (isolates that assert their invariants); crashes
-    /// the fault model injects are excused
-    #[arg(long)]
-    fail_on_crash: bool,
     /// Replay a fuzz artifact (a file `cargo fuzz run scenarios` wrote) and print it as a
     /// seed file: seed, scenario, settings and stream overrides. With --plant, decode it as
     /// the fuzzer did with that plant on (TINA_FUZZ_PLANT).
@@ -127,6 +89,9 @@ struct Cli {
 enum Command {
     /// List the scenarios, their parameters and the simulator's parameters.
     List,
+    /// Run a range of seeds over every core (or one part of it, for one machine of many)
+    /// and summarise them; `sim sweep merge` combines the parts.
+    Sweep(Box<crate::sweep::SweepArgs>),
     /// Shrink a failing run: find a smaller run that fails with the same class from the
     /// same checker (fault kinds off, a shorter safety phase, shorter delays, a smaller
     /// workload, fewer stream overrides) and print it as a seed file.
@@ -139,7 +104,7 @@ enum Command {
 }
 
 /// `sim shrink`'s own flags.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Args)]
 struct ShrinkArgs {
     /// The failing run, as a seed file.
     #[arg(long, value_name = "FILE")]
@@ -158,25 +123,109 @@ struct ShrinkArgs {
     run: Vec<String>,
 }
 
+/// The flags that shape a run, shared by a plain run and `sim sweep`: every one of them is
+/// part of what a seed means, so a reproduce line or a seed file repeats them
+/// (`Shape::replay_args`).
+#[derive(Debug, Args)]
+pub(crate) struct RunFlags {
+    /// Set a scenario or simulator parameter, e.g. --set round_trips=500 --set dispatch_cost=2us.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) sets: Vec<String>,
+    /// Fault profile: none, default, chaos or swarm. Absent: swarm when --scenario is absent
+    /// too, else default.
+    #[arg(long, value_name = "PROFILE")]
+    pub(crate) faults: Option<String>,
+    /// Set one fault knob (after the profile), e.g. --fault shard_crash_every=500ms.
+    #[arg(long = "fault", value_name = "NAME=VALUE")]
+    pub(crate) fault_sets: Vec<String>,
+    /// Perturb one decision stream: SITE=VALUE (a u64), e.g. --stream scheduler.pick=7.
+    /// Only that site's draws change; the fuzzer steers runs this way, and its artifacts
+    /// replay as a seed plus these (see `--fuzz-input`). Sites: `sim list`.
+    #[arg(long = "stream", value_name = "SITE=VALUE")]
+    pub(crate) streams: Vec<String>,
+    /// Stop with a liveness failure past this virtual time: <integer><ns|us|ms|s|m|h>.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "1h")]
+    pub(crate) time_max: u64,
+    /// Stop with a liveness failure after this many trace events.
+    #[arg(long, value_name = "N", default_value_t = EVENTS_MAX_DEFAULT)]
+    pub(crate) events_max: u64,
+    /// Run the seed twice in this process and report the first diverging event.
+    #[arg(long)]
+    pub(crate) check_determinism: bool,
+    /// Switch on a planted bug (see `sim list`): it picks its scenario and settings; a world
+    /// or trace plant also runs in the scenario --scenario names.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) plant: Option<String>,
+    /// Skip the structural checkers (only to measure what they cost; the scenario's own
+    /// goal still judges the run).
+    #[arg(long)]
+    pub(crate) no_checkers: bool,
+    /// Fail the run (correctness) at the first dropped message, for protocols that promise
+    /// no shedding; the failure names the drop. Drops a crash causes count too, so use it
+    /// with fault profiles without crashes
+    #[arg(long)]
+    pub(crate) fail_on_drop: bool,
+    /// Fail the run (correctness) at the first isolate that crashes or fails its init, for
+    /// systems where every crash is a bug (isolates that assert their invariants); crashes
+    /// the fault model injects are excused
+    #[arg(long)]
+    pub(crate) fail_on_crash: bool,
+}
+
+impl RunFlags {
+    /// Whether every flag is at its default (none was given).
+    fn is_default(&self) -> bool {
+        let RunFlags {
+            sets,
+            faults,
+            fault_sets,
+            streams,
+            time_max,
+            events_max,
+            check_determinism,
+            plant,
+            no_checkers,
+            fail_on_drop,
+            fail_on_crash,
+        } = self;
+        sets.is_empty()
+            && faults.is_none()
+            && fault_sets.is_empty()
+            && streams.is_empty()
+            && *time_max == TIME_MAX_DEFAULT_NS
+            && *events_max == EVENTS_MAX_DEFAULT
+            && !check_determinism
+            && plant.is_none()
+            && !no_checkers
+            && !fail_on_drop
+            && !fail_on_crash
+    }
+}
+
+/// `--time-max`'s default, one simulated hour, in nanoseconds.
+const TIME_MAX_DEFAULT_NS: u64 = 3_600_000_000_000;
+/// `--events-max`'s default.
+const EVENTS_MAX_DEFAULT: u64 = 100_000_000;
+
 /// Where the command writes, and which scenarios it knows.
-struct Io<'a> {
-    out: &'a mut dyn Write,
-    err: &'a mut dyn Write,
-    catalog: &'a [&'static dyn Scenario],
-    json: bool,
+pub(crate) struct Io<'a> {
+    pub(crate) out: &'a mut dyn Write,
+    pub(crate) err: &'a mut dyn Write,
+    pub(crate) catalog: &'a [&'static dyn Scenario],
+    pub(crate) json: bool,
     /// The name the program was started with, for the reproduce line.
-    program: String,
+    pub(crate) program: String,
 }
 
 impl Io<'_> {
     /// A human line: to stdout, or to stderr when stdout carries JSON. Output errors (a
     /// closed pipe) are ignored: the exit code still tells the result.
-    fn say(&mut self, line: &str) {
+    pub(crate) fn say(&mut self, line: &str) {
         let target: &mut dyn Write = if self.json { &mut *self.err } else { &mut *self.out };
         let _ = writeln!(target, "{line}");
     }
 
-    fn invalid(&mut self, error: &dyn std::fmt::Display) -> u8 {
+    pub(crate) fn invalid(&mut self, error: &dyn std::fmt::Display) -> u8 {
         let _ = writeln!(self.err, "error: {error}");
         2
     }
@@ -220,11 +269,18 @@ pub fn main_with(
     };
     let program = args.first().cloned().unwrap_or_else(|| "sim".to_string());
     let mut io = Io { out, err, catalog, json: cli.json, program };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.command {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        match cli.command {
         Some(Command::List) => list(&mut io),
-        Some(Command::Shrink(args)) => shrink_command(&args, &mut io),
+        // Flags before `sweep` are the plain run's and would be silently ignored.
+        Some(Command::Sweep(_)) if cli.seed.is_some() || cli.scenario.is_some() || cli.log.is_some() || !cli.run.is_default() => io.invalid(
+            &"flags before `sweep` belong to a single run; write them after it: sim sweep --seeds A..B [FLAGS]",
+        ),
+        Some(Command::Sweep(args)) => crate::sweep::main(&args, &mut io),
+        Some(Command::Shrink(ref args)) => shrink_command(args, &mut io),
         None if cli.fuzz_input.is_some() => fuzz_replay(&cli, &mut io),
         None => simulate(&cli, &mut io),
+    }
     }));
     outcome.unwrap_or_else(|_| {
         io.say("result: fail (crash) the simulator panicked outside the world");
@@ -389,125 +445,121 @@ fn params_json(params: &[ParamSpec]) -> Json {
 
 fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
     let seed = cli.seed.unwrap_or_else(entropy_seed);
-    let plant = match &cli.plant {
-        None => None,
-        Some(name) => match crate::plant::find(name) {
-            Some(plant) => Some(plant),
-            None => {
-                let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
-                return io.invalid(&format!(
-                    "unknown plant {name:?}; valid plants: {}",
-                    valid.join(", ")
-                ));
-            }
-        },
+    let named: Vec<String> = cli.scenario.iter().cloned().collect();
+    let shape = match Shape::resolve(&cli.run, &named, io.catalog) {
+        Ok(shape) => shape,
+        Err(message) => return io.invalid(&message),
     };
-    // A scenario plant is a bug in one scenario's isolates; world and trace plants are bugs
-    // of the simulator and the core, and run with any scenario.
-    if let (Some(plant), Some(name)) = (plant, &cli.scenario)
-        && plant.kind() == PlantKind::Scenario
-        && plant.scenario != name
-    {
-        return io.invalid(&format!(
-            "plant {} is a bug in scenario {}; drop --scenario or use --scenario {}",
-            plant.name, plant.scenario, plant.scenario
-        ));
-    }
-    if let Some(plant) = plant
-        && plant.kind() == PlantKind::Scenario
-        && !io.catalog.iter().any(|s| s.name() == plant.scenario)
-    {
-        let usable: Vec<&str> = usable_plants(io.catalog).map(|p| p.name).collect();
-        return io.invalid(&format!(
-            "plant {} is a bug in scenario {}, which this catalog does not have; plants that run with any scenario: {}",
-            plant.name,
-            plant.scenario,
-            usable.join(", ")
-        ));
-    }
-    let wanted = cli.scenario.as_deref().or(plant.map(|p| p.scenario));
-    let scenario = match wanted {
-        Some(name) => match io.catalog.iter().copied().find(|s| s.name() == name) {
-            Some(scenario) => scenario,
-            None if cli.scenario.is_none() => {
-                return io.invalid(&format!(
-                    "plant {} runs scenario {name} unless told otherwise, and this catalog has none; give --scenario NAME",
-                    cli.plant.as_deref().unwrap_or_default()
-                ));
-            }
-            None => {
-                let valid = io.catalog.iter().map(|s| s.name()).collect();
-                return io.invalid(&ConfigError::UnknownScenario { name: name.to_string(), valid });
-            }
-        },
-        None => {
-            if io.catalog.is_empty() {
-                return io.invalid(&"the catalog has no scenario to run");
-            }
-            let names: Vec<&str> = io.catalog.iter().map(|s| s.name()).collect();
-            io.catalog[pick_scenario(seed, &names)]
-        }
-    };
-    // The plant's settings size its own scenario; with another, only the user's apply.
-    let mut sets: Vec<String> =
-        plant.filter(|p| p.scenario == scenario.name()).map_or_else(Vec::new, |p| p.settings());
-    sets.extend(cli.sets.iter().cloned());
-    let mut settings = match Settings::new(scenario, &sets) {
+    let scenario = shape.scenario_of(seed, 0, io.catalog);
+    let settings = match shape.settings(scenario) {
         Ok(settings) => settings,
         Err(error) => return io.invalid(&error),
     };
-    for stream in &cli.streams {
-        if let Err(error) = settings.stream(stream) {
-            return io.invalid(&error);
-        }
-    }
-    let profile_name = cli.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
-        if cli.scenario.is_none() { Profile::Swarm.name() } else { Profile::Default.name() },
-    );
-    let faults = match fault_config(
-        profile_name,
-        seed,
-        plant.map_or(&[][..], |p| p.faults),
-        &cli.fault_sets,
-    ) {
+    let faults = match shape.faults(seed) {
         Ok(faults) => faults,
         Err(error) => return io.invalid(&error),
     };
     let header = settings.describe(scenario).join(" ");
     io.say(&format!("seed={seed} scenario={} {header}", scenario.name()));
     io.say(&faults_line(&faults));
-    let config = RunConfig {
-        seed,
-        scenario: scenario.into(),
-        settings,
-        limits: Limits { time_max_ns: cli.time_max, events_max: cli.events_max },
-        log: cli.log.clone().map_or(LogRequest::None, LogRequest::File),
-        check_determinism: cli.check_determinism
-            || plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
-        plant,
-        checkers: !cli.no_checkers,
-        faults,
-        fail_on_drop: cli.fail_on_drop,
-        fail_on_crash: cli.fail_on_crash,
-    };
+    let mut config = shape.config(seed, scenario, settings, faults);
+    config.log = cli.log.clone().map_or(LogRequest::None, LogRequest::File);
     let (report, wall) = timed(|| run(&config));
-    let code = report_result(cli, io, seed, &config, &report, wall);
+    let code = report_result(&shape, io, &config, &report, wall);
     if cli.shrink && (10..=13).contains(&code) {
-        let shrink = ShrinkArgs {
+        let budget = ShrinkArgs {
             seed_file: None,
             max_runs: crate::shrink::SHRINK_RUNS_MAX,
-            max_time: crate::shrink::SHRINK_TIME_MAX.as_nanos() as u64,
+            max_time: u64::try_from(crate::shrink::SHRINK_TIME_MAX.as_nanos()).unwrap_or(u64::MAX),
             out: None,
             run: Vec::new(),
         };
-        match candidate(cli, seed, io.catalog) {
-            Ok(start) => {
-                let _ = shrink_and_report(&shrink, start, io);
-            }
-            Err(error) => io.say(&format!("shrink: {error}")),
-        }
+        let start = crate::shrink::Candidate {
+            seed,
+            scenario,
+            profile: shape.profile,
+            plant: shape.plant,
+            sets: cli.run.sets.clone(),
+            faults: cli.run.fault_sets.clone(),
+            streams: cli.run.streams.clone(),
+            flags: shape.replay_args().after,
+        };
+        let _ = shrink_and_report(&budget, start, io);
     }
     code
+}
+
+/// `--fuzz-input FILE`: decodes the artifact as the fuzz target does, runs it through this
+/// command line, then prints the equivalent seed file.
+fn fuzz_replay(cli: &Cli, io: &mut Io<'_>) -> u8 {
+    let Some(path) = &cli.fuzz_input else { return simulate(cli, io) };
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            return io.invalid(&format!("cannot read fuzz input {}: {error}", path.display()));
+        }
+    };
+    let plant = match cli.run.plant.as_deref().map(|name| (name, crate::plant::find(name))) {
+        None => None,
+        Some((_, Some(plant))) => Some(plant),
+        Some((name, None)) => {
+            let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
+            return io
+                .invalid(&format!("unknown plant {name:?}; valid plants: {}", valid.join(", ")));
+        }
+    };
+    let case = match crate::fuzz::FuzzCase::from_bytes(&bytes, io.catalog, plant) {
+        Ok(case) => case,
+        Err(error) => return io.invalid(&format!("{}: {error}", path.display())),
+    };
+    let mut args = vec![io.program.clone()];
+    args.extend(case.args());
+    args.extend(passed_through(cli));
+    let code = {
+        let (out, err) = (&mut *io.out, &mut *io.err);
+        main_with(&args, io.catalog, out, err)
+    };
+    let expect = match code {
+        0 => "pass",
+        10 => FailureClass::Correctness.name(),
+        11 => FailureClass::Liveness.name(),
+        12 => FailureClass::Crash.name(),
+        13 => FailureClass::Nondeterminism.name(),
+        _ => return code,
+    };
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let why = format!("fuzz input {name}");
+    let file = case.seed_file(&why, expect);
+    io.say(&format!("equivalent seed file (save it in seeds/ to keep it):\n{}", file.trim_end()));
+    code
+}
+
+/// The flags of `cli` that shape output or limits but not the run's decisions, for a run
+/// made from other arguments (a fuzz input).
+fn passed_through(cli: &Cli) -> Vec<String> {
+    let flags = &cli.run;
+    let mut args = Vec::new();
+    if flags.time_max != TIME_MAX_DEFAULT_NS {
+        args.extend(["--time-max".to_string(), format_duration(flags.time_max)]);
+    }
+    if flags.events_max != EVENTS_MAX_DEFAULT {
+        args.extend(["--events-max".to_string(), flags.events_max.to_string()]);
+    }
+    if let Some(log) = &cli.log {
+        args.extend(["--log".to_string(), log.display().to_string()]);
+    }
+    for (on, flag) in [
+        (flags.check_determinism, "--check-determinism"),
+        (flags.no_checkers, "--no-checkers"),
+        (flags.fail_on_drop, "--fail-on-drop"),
+        (flags.fail_on_crash, "--fail-on-crash"),
+        (cli.json, "--json"),
+    ] {
+        if on {
+            args.push(flag.to_string());
+        }
+    }
+    args
 }
 
 /// `sim shrink`: reads the run (a seed file or flags), shrinks it, prints the result.
@@ -519,7 +571,9 @@ fn shrink_command(args: &ShrinkArgs, io: &mut Io<'_>) -> u8 {
             );
         }
         (None, true) => {
-            return io.invalid(&"give the failing run: sim shrink --seed-file FILE, or sim shrink -- --seed N --scenario NAME ...");
+            return io.invalid(
+                &"give the failing run: sim shrink --seed-file FILE, or sim shrink -- --seed N --scenario NAME ...",
+            );
         }
         (None, false) => args.run.clone(),
         (Some(path), true) => {
@@ -557,53 +611,26 @@ fn shrink_command(args: &ShrinkArgs, io: &mut Io<'_>) -> u8 {
         }
         Err(error) => return io.invalid(&format!("the run to shrink: {}", error.render())),
     };
-    let Some(seed) =
-        cli.seed.or_else(|| cli.plant.as_deref().and_then(crate::plant::find).map(|p| p.seed))
-    else {
+    let plant_seed = cli.run.plant.as_deref().and_then(crate::plant::find).map(|p| p.seed);
+    let Some(seed) = cli.seed.or(plant_seed) else {
         return io.invalid(&"the run to shrink needs its --seed");
     };
-    match candidate(&cli, seed, io.catalog) {
-        Ok(start) => shrink_and_report(args, start, io),
-        Err(error) => io.invalid(&error),
-    }
-}
-
-/// The run `cli` describes, as the shrinker's first candidate.
-fn candidate(
-    cli: &Cli,
-    seed: u64,
-    catalog: &[&'static dyn Scenario],
-) -> Result<crate::shrink::Candidate, String> {
-    let plant = match cli.plant.as_deref() {
-        None => None,
-        Some(name) => {
-            Some(crate::plant::find(name).ok_or_else(|| format!("unknown plant {name:?}"))?)
-        }
+    let named: Vec<String> = cli.scenario.iter().cloned().collect();
+    let shape = match Shape::resolve(&cli.run, &named, io.catalog) {
+        Ok(shape) => shape,
+        Err(message) => return io.invalid(&message),
     };
-    let name = cli
-        .scenario
-        .as_deref()
-        .or(plant.map(|p| p.scenario))
-        .ok_or_else(|| "the run to shrink needs its --scenario".to_string())?;
-    let scenario = catalog
-        .iter()
-        .copied()
-        .find(|s| s.name() == name)
-        .ok_or_else(|| format!("unknown scenario {name:?}"))?;
-    let profile_name = cli.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
-        if cli.scenario.is_none() { Profile::Swarm.name() } else { Profile::Default.name() },
-    );
-    let profile = Profile::parse(profile_name).map_err(|error| error.to_string())?;
-    Ok(crate::shrink::Candidate {
+    let start = crate::shrink::Candidate {
         seed,
-        scenario,
-        profile,
-        plant,
-        sets: cli.sets.clone(),
-        faults: cli.fault_sets.clone(),
-        streams: cli.streams.clone(),
-        flags: passed_through(cli).into_iter().filter(|flag| flag != "--json").collect(),
-    })
+        scenario: shape.scenario_of(seed, 0, io.catalog),
+        profile: shape.profile,
+        plant: shape.plant,
+        sets: cli.run.sets.clone(),
+        faults: cli.run.fault_sets.clone(),
+        streams: cli.run.streams.clone(),
+        flags: shape.replay_args().after,
+    };
+    shrink_and_report(args, start, io)
 }
 
 /// Shrinks `start` within the budget `args` gives and prints the report.
@@ -635,98 +662,226 @@ fn shrink_and_report(args: &ShrinkArgs, start: crate::shrink::Candidate, io: &mu
     0
 }
 
-/// `--fuzz-input FILE`: decodes the artifact as the fuzz target does, runs it through this
-/// command line, then prints the equivalent seed file.
-fn fuzz_replay(cli: &Cli, io: &mut Io<'_>) -> u8 {
-    let Some(path) = &cli.fuzz_input else { return simulate(cli, io) };
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            return io.invalid(&format!("cannot read fuzz input {}: {error}", path.display()));
-        }
-    };
-    let plant = match cli.plant.as_deref().map(|name| (name, crate::plant::find(name))) {
-        None => None,
-        Some((_, Some(plant))) => Some(plant),
-        Some((name, None)) => {
-            let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
-            return io
-                .invalid(&format!("unknown plant {name:?}; valid plants: {}", valid.join(", ")));
-        }
-    };
-    let case = match crate::fuzz::FuzzCase::from_bytes(&bytes, io.catalog, plant) {
-        Ok(case) => case,
-        Err(error) => return io.invalid(&format!("{}: {error}", path.display())),
-    };
-    let mut args = vec![io.program.clone()];
-    args.extend(case.args());
-    args.extend(passed_through(cli));
-    let code = {
-        let (out, err) = (&mut *io.out, &mut *io.err);
-        main_with(&args, io.catalog, out, err)
-    };
-    let expect = match code {
-        0 => "pass",
-        10 => FailureClass::Correctness.name(),
-        11 => FailureClass::Liveness.name(),
-        12 => FailureClass::Crash.name(),
-        13 => FailureClass::Nondeterminism.name(),
-        _ => return code,
-    };
-    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let why = format!("fuzz input {name}");
-    io.say(&format!(
-        "equivalent seed file (save it in seeds/ to keep it):
-{}",
-        case.seed_file(&why, expect).trim_end()
-    ));
-    code
+/// Which scenarios the flags run: the ones `--scenario` names (in its order), or the one a
+/// plant implies, or, with neither, the one each seed picks from the whole catalog.
+#[derive(Debug)]
+pub(crate) enum Choice {
+    /// These, for every seed.
+    Named(Vec<&'static dyn Scenario>),
+    /// The catalog's scenario each seed picks (`pick_scenario`).
+    Picked,
 }
 
-/// The flags of `cli` that shape output or limits but not the run's decisions, for a run
-/// made from other arguments (a fuzz input).
-fn passed_through(cli: &Cli) -> Vec<String> {
-    let mut args = Vec::new();
-    if cli.time_max != 3_600_000_000_000 {
-        args.extend(["--time-max".to_string(), crate::config::format_duration(cli.time_max)]);
-    }
-    if cli.events_max != 100_000_000 {
-        args.extend(["--events-max".to_string(), cli.events_max.to_string()]);
-    }
-    if let Some(log) = &cli.log {
-        args.extend(["--log".to_string(), log.display().to_string()]);
-    }
-    for (on, flag) in [
-        (cli.check_determinism, "--check-determinism"),
-        (cli.no_checkers, "--no-checkers"),
-        (cli.fail_on_drop, "--fail-on-drop"),
-        (cli.fail_on_crash, "--fail-on-crash"),
-        (cli.json, "--json"),
-    ] {
-        if on {
-            args.push(flag.to_string());
-        }
-    }
-    args
+/// The run-shaping flags resolved and checked before any seed is known: the plant, the
+/// scenarios, the fault profile. A plain run and a sweep build their `RunConfig`s from it,
+/// so both judge a seed identically and write the same reproduce arguments.
+#[derive(Debug)]
+pub(crate) struct Shape<'f> {
+    /// The flags as given.
+    pub(crate) flags: &'f RunFlags,
+    /// The planted bug, if any.
+    pub(crate) plant: Option<&'static Plant>,
+    /// The scenarios.
+    pub(crate) choice: Choice,
+    /// The fault profile: `--faults`, else the plant's, else swarm without `--scenario`
+    /// and default with it.
+    pub(crate) profile: Profile,
 }
 
-/// The faults of a run: the profile, then the plant's knobs, then the user's `--fault`s,
-/// checked together.
-fn fault_config(
-    profile: &str,
-    seed: u64,
-    plant_sets: &[&str],
-    sets: &[String],
-) -> Result<FaultConfig, crate::faults::KnobError> {
-    let mut faults = FaultConfig::new(Profile::parse(profile)?, seed);
-    for set in plant_sets {
-        faults.set(set)?;
+impl<'f> Shape<'f> {
+    /// Resolves `flags` with the scenario names given (none: the plant's, or the seed's
+    /// pick). Every error is a message saying what to fix.
+    pub(crate) fn resolve(
+        flags: &'f RunFlags,
+        named: &[String],
+        catalog: &[&'static dyn Scenario],
+    ) -> Result<Shape<'f>, String> {
+        let plant = resolve_plant(flags.plant.as_deref(), named, catalog)?;
+        let choice = if let Some(first) = named.first() {
+            let mut scenarios: Vec<&'static dyn Scenario> = Vec::with_capacity(named.len());
+            for name in named {
+                let Some(scenario) = catalog.iter().copied().find(|s| s.name() == name) else {
+                    let valid = catalog.iter().map(|s| s.name()).collect();
+                    let error = ConfigError::UnknownScenario { name: name.clone(), valid };
+                    return Err(error.to_string());
+                };
+                if scenarios.iter().any(|s| s.name() == name) {
+                    return Err(format!("scenario {name} is named twice; name each once"));
+                }
+                scenarios.push(scenario);
+            }
+            debug_assert_eq!(scenarios[0].name(), first);
+            Choice::Named(scenarios)
+        } else if let Some(plant) = plant {
+            match catalog.iter().copied().find(|s| s.name() == plant.scenario) {
+                Some(scenario) => Choice::Named(vec![scenario]),
+                None => {
+                    return Err(format!(
+                        "plant {} runs scenario {} unless told otherwise, and this catalog has none; give --scenario NAME",
+                        plant.name, plant.scenario
+                    ));
+                }
+            }
+        } else if catalog.is_empty() {
+            return Err("the catalog has no scenario to run".to_string());
+        } else {
+            Choice::Picked
+        };
+        let profile_name = flags.faults.as_deref().or(plant.map(|p| p.profile.name())).unwrap_or(
+            if named.is_empty() { Profile::Swarm.name() } else { Profile::Default.name() },
+        );
+        let profile = Profile::parse(profile_name).map_err(|error| error.to_string())?;
+        Ok(Shape { flags, plant, choice, profile })
     }
-    for set in sets {
-        faults.set(set)?;
+
+    /// The scenario of `seed`: the `at`-th named one, or the seed's pick from `catalog`.
+    pub(crate) fn scenario_of(
+        &self,
+        seed: u64,
+        at: usize,
+        catalog: &[&'static dyn Scenario],
+    ) -> &'static dyn Scenario {
+        match &self.choice {
+            Choice::Named(scenarios) => scenarios[at],
+            Choice::Picked => {
+                let names: Vec<&str> = catalog.iter().map(|s| s.name()).collect();
+                catalog[pick_scenario(seed, &names)]
+            }
+        }
     }
-    faults.validate()?;
-    Ok(faults)
+
+    /// The parameters of `scenario`: the plant's settings when it is the plant's own
+    /// scenario (with another, only the user's apply), then every `--set`.
+    pub(crate) fn settings(&self, scenario: &dyn Scenario) -> Result<Settings, ConfigError> {
+        let mut sets: Vec<String> = self
+            .plant
+            .filter(|p| p.scenario == scenario.name())
+            .map_or_else(Vec::new, |p| p.settings());
+        sets.extend(self.flags.sets.iter().cloned());
+        let mut settings = Settings::new(scenario, &sets)?;
+        for stream in &self.flags.streams {
+            settings.stream(stream)?;
+        }
+        Ok(settings)
+    }
+
+    /// The faults of `seed`: the profile (for swarm, the seed's draw), then the plant's
+    /// knobs, then the user's `--fault`s, checked together.
+    pub(crate) fn faults(&self, seed: u64) -> Result<FaultConfig, crate::faults::KnobError> {
+        let mut faults = FaultConfig::new(self.profile, seed);
+        for set in self.plant.map_or(&[][..], |p| p.faults) {
+            faults.set(set)?;
+        }
+        for set in &self.flags.fault_sets {
+            faults.set(set)?;
+        }
+        faults.validate()?;
+        Ok(faults)
+    }
+
+    /// The run of `seed` in `scenario` (no replay log).
+    pub(crate) fn config(
+        &self,
+        seed: u64,
+        scenario: &'static dyn Scenario,
+        settings: Settings,
+        faults: FaultConfig,
+    ) -> RunConfig {
+        let flags = self.flags;
+        RunConfig {
+            seed,
+            scenario: scenario.into(),
+            settings,
+            limits: Limits { time_max_ns: flags.time_max, events_max: flags.events_max },
+            log: LogRequest::None,
+            check_determinism: flags.check_determinism
+                || self.plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
+            plant: self.plant,
+            checkers: !flags.no_checkers,
+            faults,
+            fail_on_drop: flags.fail_on_drop,
+            fail_on_crash: flags.fail_on_crash,
+        }
+    }
+
+    /// The arguments besides `--seed` and `--scenario` that replay a run of this shape:
+    /// the `--set`s, and every other flag (the profile always, since a run with
+    /// `--scenario` defaults to another one than a run without).
+    pub(crate) fn replay_args(&self) -> ReplayArgs {
+        let flags = self.flags;
+        let mut other = vec!["--faults".to_string(), self.profile.name().to_string()];
+        if let Some(plant) = &flags.plant {
+            other.extend(["--plant".to_string(), plant.clone()]);
+        }
+        for set in &flags.fault_sets {
+            other.extend(["--fault".to_string(), set.clone()]);
+        }
+        for stream in &flags.streams {
+            other.extend(["--stream".to_string(), stream.clone()]);
+        }
+        let mut tail = Vec::new();
+        if flags.time_max != TIME_MAX_DEFAULT_NS {
+            tail.extend(["--time-max".to_string(), format_duration(flags.time_max)]);
+        }
+        if flags.events_max != EVENTS_MAX_DEFAULT {
+            tail.extend(["--events-max".to_string(), flags.events_max.to_string()]);
+        }
+        let switches = [
+            (flags.check_determinism, "--check-determinism"),
+            (flags.no_checkers, "--no-checkers"),
+            (flags.fail_on_drop, "--fail-on-drop"),
+            (flags.fail_on_crash, "--fail-on-crash"),
+        ];
+        tail.extend(switches.iter().filter(|(on, _)| *on).map(|(_, flag)| flag.to_string()));
+        ReplayArgs { sets: flags.sets.clone(), before: other, after: tail }
+    }
+}
+
+/// The arguments that replay a run, apart from its seed and scenario; a reproduce line
+/// writes them in the order `before`, `--set`s, `after`, and a seed file puts the `--set`s
+/// on `set:` lines and the rest on its `flags:` line.
+#[derive(Clone, Debug)]
+pub(crate) struct ReplayArgs {
+    /// `KEY=VALUE` of each `--set`.
+    pub(crate) sets: Vec<String>,
+    /// `--faults`, `--plant` and `--fault` flags with their values.
+    pub(crate) before: Vec<String>,
+    /// Limits and switches.
+    pub(crate) after: Vec<String>,
+}
+
+/// The plant `--plant` names, checked against the scenarios named and the catalog.
+fn resolve_plant(
+    name: Option<&str>,
+    named: &[String],
+    catalog: &[&'static dyn Scenario],
+) -> Result<Option<&'static Plant>, String> {
+    let Some(name) = name else { return Ok(None) };
+    let Some(plant) = crate::plant::find(name) else {
+        let valid: Vec<&str> = PLANTS.iter().map(|p| p.name).collect();
+        return Err(format!("unknown plant {name:?}; valid plants: {}", valid.join(", ")));
+    };
+    if plant.kind() != PlantKind::Scenario {
+        return Ok(Some(plant));
+    }
+    // A scenario plant is a bug in one scenario's isolates; world and trace plants are bugs
+    // of the simulator and the core, and run with any scenario.
+    if named.iter().any(|n| n != plant.scenario) {
+        return Err(format!(
+            "plant {} is a bug in scenario {}; drop --scenario or use --scenario {}",
+            plant.name, plant.scenario, plant.scenario
+        ));
+    }
+    if !catalog.iter().any(|s| s.name() == plant.scenario) {
+        let usable: Vec<&str> = usable_plants(catalog).map(|p| p.name).collect();
+        return Err(format!(
+            "plant {} is a bug in scenario {}, which this catalog does not have; plants that run with any scenario: {}",
+            plant.name,
+            plant.scenario,
+            usable.join(", ")
+        ));
+    }
+    Ok(Some(plant))
 }
 
 /// `faults: PROFILE kinds...`: which fault kinds are on (for swarm, with the seed's scale).
@@ -759,9 +914,8 @@ fn entropy_seed() -> u64 {
 }
 
 fn report_result(
-    cli: &Cli,
+    shape: &Shape<'_>,
     io: &mut Io<'_>,
-    seed: u64,
     config: &RunConfig,
     report: &RunReport,
     wall: Duration,
@@ -797,7 +951,7 @@ fn report_result(
                     io.say(&format!("  {line}"));
                 }
             }
-            let command = reproduce(cli, &io.program, seed, scenario, &config.faults);
+            let command = reproduce(shape, &io.program, config.seed, scenario);
             io.say(&format!("reproduce: {command}"));
             io.say(&format!("result: fail ({class}) {stats} {checker}: {reason}"));
             exit_code(*class)
@@ -808,8 +962,8 @@ fn report_result(
             2
         }
     };
-    if cli.json {
-        let _ = writeln!(io.out, "{}", report_json(seed, scenario, config, report, wall).render());
+    if io.json {
+        let _ = writeln!(io.out, "{}", report_json(config, report, wall).render());
     }
     code
 }
@@ -842,60 +996,27 @@ pub fn program_command(program: &str) -> String {
 }
 
 /// The command that replays this run: seed, scenario and every flag that changes the run.
-fn reproduce(
-    cli: &Cli,
-    program: &str,
-    seed: u64,
-    scenario: &dyn Scenario,
-    faults: &FaultConfig,
-) -> String {
-    let mut command = format!(
-        "{} --seed {seed} --scenario {} --faults {}",
-        program_command(program),
-        scenario.name(),
-        faults.profile.name()
-    );
-    if let Some(plant) = &cli.plant {
-        command.push_str(&format!(" --plant {plant}"));
-    }
-    for set in &cli.fault_sets {
-        command.push_str(&format!(" --fault {set}"));
-    }
-    // Writing to a String cannot fail; `push_str` keeps it simple.
-    for set in &cli.sets {
-        command.push_str(&format!(" --set {set}"));
-    }
-    for stream in &cli.streams {
-        command.push_str(&format!(" --stream {stream}"));
-    }
-    if cli.time_max != 3_600_000_000_000 {
-        command.push_str(&format!(" --time-max {}", crate::config::format_duration(cli.time_max)));
-    }
-    if cli.events_max != 100_000_000 {
-        command.push_str(&format!(" --events-max {}", cli.events_max));
-    }
-    if cli.check_determinism {
-        command.push_str(" --check-determinism");
-    }
-    if cli.no_checkers {
-        command.push_str(" --no-checkers");
-    }
-    if cli.fail_on_drop {
-        command.push_str(" --fail-on-drop");
-    }
-    if cli.fail_on_crash {
-        command.push_str(" --fail-on-crash");
+fn reproduce(shape: &Shape<'_>, program: &str, seed: u64, scenario: &dyn Scenario) -> String {
+    let replay = shape.replay_args();
+    let mut command =
+        format!("{} --seed {seed} --scenario {}", program_command(program), scenario.name());
+    let sets = replay.sets.iter().flat_map(|set| ["--set", set.as_str()]);
+    for arg in replay
+        .before
+        .iter()
+        .map(String::as_str)
+        .chain(sets)
+        .chain(replay.after.iter().map(String::as_str))
+    {
+        command.push(' ');
+        command.push_str(arg);
     }
     command
 }
 
-fn report_json(
-    seed: u64,
-    scenario: &dyn Scenario,
-    config: &RunConfig,
-    report: &RunReport,
-    wall: Duration,
-) -> Json {
+/// The JSON object of one run, as `--json` prints it (a sweep prints one per run).
+pub(crate) fn report_json(config: &RunConfig, report: &RunReport, wall: Duration) -> Json {
+    let (seed, scenario) = (config.seed, &*config.scenario);
     let parameters = config
         .settings
         .describe(scenario)
@@ -956,4 +1077,19 @@ fn report_json(
         ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reproduce line leaves out a limit at its default, so the constants must be the
+    /// defaults clap applies.
+    #[test]
+    fn limit_defaults_match_the_flags() {
+        let cli = Cli::try_parse_from(["sim"]).expect("no arguments are valid");
+        assert_eq!(cli.run.time_max, TIME_MAX_DEFAULT_NS);
+        assert_eq!(cli.run.events_max, EVENTS_MAX_DEFAULT);
+        assert_eq!(parse_duration("1h"), Ok(TIME_MAX_DEFAULT_NS));
+    }
 }

@@ -1,6 +1,7 @@
 //! A minimal JSON writer for `--json` output: objects, arrays, strings, integers and
 //! booleans, written in insertion order. Enough for the simulator's reports; not a general
-//! serialiser (nothing here parses JSON).
+//! serialiser (no floating-point or negative numbers). Reading JSON back (`sim sweep
+//! merge`, the shrinker) goes through `serde_json`.
 
 use std::fmt::Write as _;
 
@@ -70,6 +71,32 @@ impl Json {
                 out.push('}');
             }
         }
+    }
+}
+
+impl Json {
+    /// The value of `key` in an object (the first, if it repeats); `None` for a missing
+    /// key or a value that is not an object.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The number, if this is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        if let Json::Number(value) = self { Some(*value) } else { None }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        if let Json::String(text) = self { Some(text) } else { None }
+    }
+
+    /// The items, if this is an array.
+    pub fn as_array(&self) -> Option<&[Json]> {
+        if let Json::Array(items) = self { Some(items) } else { None }
     }
 }
 

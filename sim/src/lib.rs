@@ -3,9 +3,9 @@
 //! It owns how a scenario runs: the world of nodes and shards (`world`), the `SimBackend`
 //! each shard sees (`backend`), each node's clock (`clock`), the faults it injects and their
 //! knobs (`faults`), the PRNG tree (`prng`), the trace, its hash and the replay log
-//! (`trace`), the inputs (`config`), one run and the determinism check (`run`), and the
-//! `sim` binary. This crate depends on `tina`, `tina-checkers` and `tina-scenarios`; the
-//! scenario catalog lives there.
+//! (`trace`), the inputs (`config`), one run and the determinism check (`run`), many seeds
+//! over threads and machines (`sweep`), and the `sim` binary. This crate depends on
+//! `tina`, `tina-checkers` and `tina-scenarios`; the scenario catalog lives there.
 
 pub mod backend;
 pub mod cli;
@@ -22,6 +22,7 @@ pub mod run;
 pub mod seedfile;
 pub mod shrink;
 pub mod simulation;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 
