@@ -3,8 +3,8 @@
 //! It owns how a scenario runs: the world of nodes and shards (`world`), the `SimBackend`
 //! each shard sees (`backend`), each node's clock (`clock`), the faults it injects and their
 //! knobs (`faults`), the PRNG tree (`prng`), the trace, its hash and the replay log
-//! (`trace`), the inputs (`config`), one run and the determinism check (`run`), and the
-//! `sim` binary. This crate depends on `tina`, `tina-checkers` and `tina-scenarios`; the
+//! (`trace`), what caused each event (`links`), the inputs (`config`), one run and the
+//! determinism check (`run`), and the `sim` binary. This crate depends on `tina`, `tina-checkers` and `tina-scenarios`; the
 //! scenario catalog lives there.
 
 pub mod backend;
@@ -14,6 +14,7 @@ pub mod config;
 pub mod disk;
 pub mod faults;
 pub mod json;
+pub mod links;
 pub mod net;
 pub mod plant;
 pub mod prng;
