@@ -46,6 +46,7 @@ Examples:
   sim --seed 3 --scenario dispatcher --faults none --fault shard_crash_every=200ms
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
+  sim --seed 1 --scenario dispatcher --trace-out run.json
   sim list --json";
 
 /// Run one deterministic simulation: same seed, same run, byte for byte.
@@ -79,6 +80,12 @@ struct Cli {
     /// Write the canonical replay log to PATH.
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
+    /// Write the run as a Chrome trace to FILE (JSON; open it in ui.perfetto.dev or
+    /// chrome://tracing): a process per node, a thread per shard, a slice per handler
+    /// call, flows from each send, timer or I/O to the handler it wakes, instants for
+    /// faults, crashes and restarts; virtual time
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
     /// Run the seed twice in this process and report the first diverging event.
     #[arg(long)]
     check_determinism: bool,
@@ -412,6 +419,11 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         Ok(faults) => faults,
         Err(error) => return io.invalid(&error),
     };
+    if let Some(path) = &cli.trace_out
+        && let Err(error) = std::fs::File::create(path)
+    {
+        return io.invalid(&format!("--trace-out {}: cannot write it: {error}", path.display()));
+    }
     let header = settings.describe(scenario).join(" ");
     io.say(&format!("seed={seed} scenario={} {header}", scenario.name()));
     io.say(&faults_line(&faults));
@@ -421,6 +433,7 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         settings,
         limits: Limits { time_max_ns: cli.time_max, events_max: cli.events_max },
         log: cli.log.clone().map_or(LogRequest::None, LogRequest::File),
+        trace_out: cli.trace_out.clone(),
         check_determinism: cli.check_determinism
             || plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
         plant,

@@ -326,6 +326,7 @@ impl Simulation {
             settings,
             limits: self.limits,
             log,
+            trace_out: None,
             check_determinism: self
                 .plant
                 .is_some_and(|plant| plant.class == FailureClass::Nondeterminism),

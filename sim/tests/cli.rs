@@ -90,6 +90,7 @@ fn help_lists_exit_codes() {
         "12  crash",
         "13  nondeterminism",
         "--check-determinism",
+        "--trace-out <FILE>",
     ] {
         assert!(out.contains(line), "{line}");
     }
