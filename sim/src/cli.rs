@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use tina_checkers::FailureClass;
 use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
+use crate::chain::causal_chain_lines;
 use crate::config::{
     ConfigError, SIM_PARAMS, Settings, format_value, parse_duration, parse_seed, pick_scenario,
 };
@@ -532,6 +533,9 @@ fn report_result(
                 for line in &report.last_events {
                     io.say(&format!("  {line}"));
                 }
+                for line in causal_chain_lines(&report.causal_chain) {
+                    io.say(&line);
+                }
             }
             let command = reproduce(cli, &io.program, seed, scenario, &config.faults);
             io.say(&format!("reproduce: {command}"));
@@ -688,5 +692,6 @@ fn report_json(
         ("recovery", recovery),
         ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
+        ("causal_chain", Json::Array(report.causal_chain.lines.iter().map(Json::string).collect())),
     ])
 }

@@ -14,6 +14,7 @@ use tina_checkers::{FailureClass, Verdict};
 use tina_checkers::EndView;
 use tina_scenarios::{Goal, Scenario, SetupError};
 
+use crate::chain::CausalChain;
 use crate::chrome::ChromeTrace;
 use crate::config::Settings;
 use crate::faults::{FaultConfig, FaultCounts};
@@ -140,6 +141,8 @@ pub struct RunReport {
     pub violation_index: Option<u64>,
     /// Replay-log lines of the events up to and including the violation.
     pub last_events: Vec<String>,
+    /// The chain of causes that led to the violating event, oldest first.
+    pub causal_chain: CausalChain,
 }
 
 /// Events shown before a violation.
@@ -205,7 +208,9 @@ impl RunReport {
 pub fn run(config: &RunConfig) -> RunReport {
     let mut report = run_checked(config);
     if let Some(index) = report.violation_index {
-        report.last_events = events_before(config, index);
+        let (lines, chain) = replay_failure(config, index);
+        report.last_events = lines;
+        report.causal_chain = chain;
     }
     report
 }
@@ -215,26 +220,32 @@ pub fn run(config: &RunConfig) -> RunReport {
 struct Outputs<'a> {
     log: &'a LogRequest,
     trace_out: Option<&'a Path>,
+    /// Keep the last events and their causes, for the violation's causal chain.
+    causes: bool,
 }
 
 impl Outputs<'_> {
     /// Nothing but the report.
-    const NONE: Outputs<'static> = Outputs { log: &LogRequest::None, trace_out: None };
+    const NONE: Outputs<'static> =
+        Outputs { log: &LogRequest::None, trace_out: None, causes: false };
 }
 
-/// The replay-log lines of the events up to `index`, from a second run of the same seed
-/// (deterministic, so it sees the same events; nothing is formatted on passing runs).
-fn events_before(config: &RunConfig, index: u64) -> Vec<String> {
+/// The replay-log lines of the events up to `index` and the causal chain of the event at
+/// `index`, from a second run of the same seed (deterministic, so it sees the same events;
+/// nothing is formatted or indexed on passing runs).
+fn replay_failure(config: &RunConfig, index: u64) -> (Vec<String>, CausalChain) {
     let tape =
         Tape::Window { from: index.saturating_sub(LAST_EVENTS - 1), to: index, lines: Vec::new() };
-    match run_once(config, Outputs::NONE, tape).1 {
-        Tape::Window { lines, .. } => lines,
-        _ => Vec::new(),
+    let outputs = Outputs { causes: true, ..Outputs::NONE };
+    match run_once(config, outputs, tape) {
+        (report, Tape::Window { lines, .. }) => (lines, report.causal_chain),
+        (report, _) => (Vec::new(), report.causal_chain),
     }
 }
 
 fn run_checked(config: &RunConfig) -> RunReport {
-    let outputs = Outputs { log: &config.log, trace_out: config.trace_out.as_deref() };
+    let outputs =
+        Outputs { log: &config.log, trace_out: config.trace_out.as_deref(), causes: false };
     if !config.check_determinism {
         return run_once(config, outputs, Tape::Off).0;
     }
@@ -280,6 +291,7 @@ fn run_once(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport,
             log: None,
             violation_index: None,
             last_events: Vec::new(),
+            causal_chain: CausalChain::default(),
         };
         (report, Tape::Off)
     })
@@ -363,6 +375,9 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
     if config.checkers {
         sink = sink.with_structural();
     }
+    if outputs.causes {
+        sink = sink.with_causes();
+    }
     if let Some(chrome) = chrome {
         sink = sink.with_chrome(chrome);
     }
@@ -417,7 +432,11 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
         log: None,
         violation_index: sink.violation().and(sink.violation_index()),
         last_events: Vec::new(),
+        causal_chain: CausalChain::default(),
     };
+    if let Some(index) = report.violation_index {
+        report.causal_chain = sink.causal_chain(index);
+    }
     if let Some(chrome) = sink.take_chrome()
         && let Err(error) = chrome.finish()
     {
@@ -457,6 +476,7 @@ fn failed_before_start(reason: String) -> RunReport {
         log: None,
         violation_index: None,
         last_events: Vec::new(),
+        causal_chain: CausalChain::default(),
     }
 }
 

@@ -543,6 +543,9 @@ impl fmt::Display for SeedFailure {
             for line in &report.last_events {
                 writeln!(f, "  {line}")?;
             }
+            for line in crate::chain::causal_chain_lines(&report.causal_chain) {
+                writeln!(f, "{line}")?;
+            }
         }
         writeln!(
             f,

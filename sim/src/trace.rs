@@ -32,6 +32,7 @@ use tina_checkers::{
     EndView, EventKinds, Observer, Stamp, Structural, Verdict, Violation, WorldEvent,
 };
 
+use crate::chain::{CausalChain, CausalIndex};
 use crate::chrome::ChromeTrace;
 use crate::plant::Mutator;
 
@@ -722,6 +723,9 @@ pub struct Sink {
     /// Every kind any of `observers` looks at: an event of another kind skips them all.
     kinds_any: EventKinds,
     mutator: Option<Mutator>,
+    /// The last events and their causes, to show a violation's causal chain (the replay
+    /// of a failure only).
+    causes: Option<Box<CausalIndex>>,
     /// The run as a Chrome trace (`--trace-out`).
     chrome: Option<Box<ChromeTrace>>,
     verdict: Verdict,
@@ -759,6 +763,7 @@ impl Sink {
             kinds,
             kinds_any,
             mutator: None,
+            causes: None,
             chrome: None,
             verdict: Verdict::Continue,
             violation_index: None,
@@ -768,14 +773,22 @@ impl Sink {
         sink
     }
 
-    /// Recomputes `plain` after a change to the mutator, the log, the tape, the Chrome
-    /// trace or the verdict.
+    /// Recomputes `plain` after a change to the mutator, the log, the tape, the causal
+    /// index, the Chrome trace or the verdict.
     fn refresh_plain(&mut self) {
         self.plain = self.mutator.is_none()
             && self.log.is_none()
+            && self.causes.is_none()
             && self.chrome.is_none()
             && matches!(self.tape, Tape::Off)
             && !matches!(self.verdict, Verdict::Violated(_));
+    }
+
+    /// Keeps the last events and their causes, for `causal_chain`.
+    pub fn with_causes(mut self) -> Sink {
+        self.causes = Some(Box::default());
+        self.refresh_plain();
+        self
     }
 
     /// Writes every event to `trace` as well.
@@ -853,6 +866,9 @@ impl Sink {
                     lines.push(format_line(&stamp, event, &self.names));
                 }
             }
+        }
+        if let Some(causes) = &mut self.causes {
+            causes.record(&stamp, event);
         }
         if let Some(chrome) = &mut self.chrome {
             chrome.event(&stamp, event);
@@ -1053,6 +1069,15 @@ impl Sink {
         let tape = core::mem::take(&mut self.tape);
         self.refresh_plain();
         tape
+    }
+
+    /// The causal chain of the event at `index` (empty without `with_causes`, or if that
+    /// event is not one of the last kept).
+    pub fn causal_chain(&self, index: u64) -> CausalChain {
+        match &self.causes {
+            Some(causes) => causes.chain(index, &self.names),
+            None => CausalChain::default(),
+        }
     }
 
     /// Takes the Chrome trace back (to finish it).
