@@ -79,6 +79,8 @@ pub struct ChromeTrace {
     text: String,
     /// Whether an event was written (every later one is preceded by a comma).
     started: bool,
+    /// What ends the file: the array's end and the run's description (`otherData`).
+    tail: String,
     names: Names,
     /// Type names per node, for slice arguments.
     types: Vec<Vec<&'static str>>,
@@ -183,6 +185,7 @@ impl ChromeTrace {
             error: None,
             text: String::new(),
             started: false,
+            tail: String::new(),
             names,
             types,
             dispatch_cost_ns,
@@ -190,17 +193,22 @@ impl ChromeTrace {
             ends: BTreeMap::new(),
             counts: ChromeCounts::default(),
         };
-        let mut head = String::from("{\"displayTimeUnit\":\"ns\",\"otherData\":{");
+        // `traceEvents` first: Perfetto's importer reads the object as a stream and, in
+        // some versions, stops at a key it does not know. No `displayTimeUnit`: Perfetto
+        // applies it to `ts` itself (the format says it only picks the display), so "ns"
+        // would read these microseconds as nanoseconds.
+        trace.put("{\"traceEvents\":[\n");
+        let mut tail = String::from("\n],\"otherData\":{");
         for (at, (key, value)) in about.iter().enumerate() {
             if at > 0 {
-                head.push(',');
+                tail.push(',');
             }
-            write_string(&mut head, key);
-            head.push(':');
-            write_string(&mut head, value);
+            write_string(&mut tail, key);
+            tail.push(':');
+            write_string(&mut tail, value);
         }
-        head.push_str("},\"traceEvents\":[\n");
-        trace.put(&head);
+        tail.push_str("}}\n");
+        trace.tail = tail;
         for (node, spec) in nodes.iter().enumerate() {
             // At most 65,536 nodes: node ids are 16 bits in the trace.
             let node = node as u16;
@@ -253,7 +261,8 @@ impl ChromeTrace {
     /// Writes the end of the trace and flushes it; returns what was written, or the first
     /// write error.
     pub fn finish(mut self) -> Result<ChromeCounts, std::io::Error> {
-        self.put("\n]}\n");
+        let tail = core::mem::take(&mut self.tail);
+        self.put(&tail);
         if let Some(error) = self.error {
             return Err(error);
         }
