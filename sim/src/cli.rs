@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use tina_checkers::FailureClass;
 use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
+use crate::chain::causal_chain_lines;
 use crate::config::{
     ConfigError, SIM_PARAMS, Settings, format_duration, format_value, parse_duration, parse_seed,
     pick_scenario,
@@ -47,6 +48,7 @@ Examples:
   sim --seed 3 --scenario dispatcher --faults none --fault shard_crash_every=200ms
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
+  sim --seed 1 --scenario dispatcher --trace-out run.json
   sim list --json
   sim sweep --scenario bank --seeds 1..10001     (see `sim sweep --help`)";
 
@@ -67,6 +69,12 @@ struct Cli {
     /// Write the canonical replay log to PATH.
     #[arg(long, value_name = "PATH")]
     log: Option<PathBuf>,
+    /// Write the run as a Chrome trace to FILE (JSON; open it in ui.perfetto.dev or
+    /// chrome://tracing): a process per node, a thread per shard, a slice per handler
+    /// call, flows from each send, timer or I/O to the handler it wakes, instants for
+    /// faults, crashes and restarts; virtual time
+    #[arg(long, value_name = "FILE")]
+    trace_out: Option<PathBuf>,
     /// Replay a fuzz artifact (a file `cargo fuzz run scenarios` wrote) and print it as a
     /// seed file: seed, scenario, settings and stream overrides. With --plant, decode it as
     /// the fuzzer did with that plant on (TINA_FUZZ_PLANT).
@@ -269,11 +277,16 @@ pub fn main_with(
     };
     let program = args.first().cloned().unwrap_or_else(|| "sim".to_string());
     let mut io = Io { out, err, catalog, json: cli.json, program };
+    // Flags before `sweep` are the plain run's and would be silently ignored.
+    let run_flags_given = cli.seed.is_some()
+        || cli.scenario.is_some()
+        || cli.log.is_some()
+        || cli.trace_out.is_some()
+        || !cli.run.is_default();
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match cli.command {
         Some(Command::List) => list(&mut io),
-        // Flags before `sweep` are the plain run's and would be silently ignored.
-        Some(Command::Sweep(_)) if cli.seed.is_some() || cli.scenario.is_some() || cli.log.is_some() || !cli.run.is_default() => io.invalid(
+        Some(Command::Sweep(_)) if run_flags_given => io.invalid(
             &"flags before `sweep` belong to a single run; write them after it: sim sweep --seeds A..B [FLAGS]",
         ),
         Some(Command::Sweep(args)) => crate::sweep::main(&args, &mut io),
@@ -459,11 +472,17 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
         Ok(faults) => faults,
         Err(error) => return io.invalid(&error),
     };
+    if let Some(path) = &cli.trace_out
+        && let Err(error) = std::fs::File::create(path)
+    {
+        return io.invalid(&format!("--trace-out {}: cannot write it: {error}", path.display()));
+    }
     let header = settings.describe(scenario).join(" ");
     io.say(&format!("seed={seed} scenario={} {header}", scenario.name()));
     io.say(&faults_line(&faults));
     let mut config = shape.config(seed, scenario, settings, faults);
     config.log = cli.log.clone().map_or(LogRequest::None, LogRequest::File);
+    config.trace_out = cli.trace_out.clone();
     let (report, wall) = timed(|| run(&config));
     let code = report_result(&shape, io, &config, &report, wall);
     if cli.shrink && (10..=13).contains(&code) {
@@ -547,6 +566,9 @@ fn passed_through(cli: &Cli) -> Vec<String> {
     }
     if let Some(log) = &cli.log {
         args.extend(["--log".to_string(), log.display().to_string()]);
+    }
+    if let Some(trace) = &cli.trace_out {
+        args.extend(["--trace-out".to_string(), trace.display().to_string()]);
     }
     for (on, flag) in [
         (flags.check_determinism, "--check-determinism"),
@@ -794,6 +816,7 @@ impl<'f> Shape<'f> {
             settings,
             limits: Limits { time_max_ns: flags.time_max, events_max: flags.events_max },
             log: LogRequest::None,
+            trace_out: None,
             check_determinism: flags.check_determinism
                 || self.plant.is_some_and(|p| p.class == FailureClass::Nondeterminism),
             plant: self.plant,
@@ -950,6 +973,9 @@ fn report_result(
                 for line in &report.last_events {
                     io.say(&format!("  {line}"));
                 }
+                for line in causal_chain_lines(&report.causal_chain) {
+                    io.say(&line);
+                }
             }
             let command = reproduce(shape, &io.program, config.seed, scenario);
             io.say(&format!("reproduce: {command}"));
@@ -1076,6 +1102,7 @@ pub(crate) fn report_json(config: &RunConfig, report: &RunReport, wall: Duration
         ("recovery", recovery),
         ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
+        ("causal_chain", Json::Array(report.causal_chain.lines.iter().map(Json::string).collect())),
     ])
 }
 

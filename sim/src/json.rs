@@ -100,7 +100,8 @@ impl Json {
     }
 }
 
-fn write_string(out: &mut String, text: &str) {
+/// Appends `text` as a JSON string literal (quoted and escaped).
+pub(crate) fn write_string(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
         match c {

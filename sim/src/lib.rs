@@ -3,11 +3,15 @@
 //! It owns how a scenario runs: the world of nodes and shards (`world`), the `SimBackend`
 //! each shard sees (`backend`), each node's clock (`clock`), the faults it injects and their
 //! knobs (`faults`), the PRNG tree (`prng`), the trace, its hash and the replay log
-//! (`trace`), the inputs (`config`), one run and the determinism check (`run`), many seeds
-//! over threads and machines (`sweep`), and the `sim` binary. This crate depends on
+//! (`trace`), what caused each event (`links`) and a violation's causal chain (`chain`),
+//! the Chrome trace of `--trace-out` (`chrome`), the inputs (`config`), one run and the
+//! determinism check (`run`), many seeds over threads and machines (`sweep`), fuzz inputs
+//! (`fuzz`), shrinking a failure (`shrink`), and the `sim` binary. This crate depends on
 //! `tina`, `tina-checkers` and `tina-scenarios`; the scenario catalog lives there.
 
 pub mod backend;
+pub mod chain;
+pub mod chrome;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -15,6 +19,7 @@ pub mod disk;
 pub mod faults;
 pub mod fuzz;
 pub mod json;
+pub mod links;
 pub mod net;
 pub mod plant;
 pub mod prng;

@@ -5,7 +5,7 @@
 //! environment; the binary measures wall time around it.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 use tina::{Counters, ShardFailure};
@@ -14,6 +14,8 @@ use tina_checkers::{FailureClass, Verdict};
 use tina_checkers::EndView;
 use tina_scenarios::{Goal, Scenario, SetupError};
 
+use crate::chain::CausalChain;
+use crate::chrome::ChromeTrace;
 use crate::config::Settings;
 use crate::faults::{FaultConfig, FaultCounts};
 use crate::plant::{Bug, Mutator, Plant};
@@ -77,6 +79,8 @@ pub struct RunConfig {
     pub limits: Limits,
     /// Where the replay log goes.
     pub log: LogRequest,
+    /// Where the Chrome trace goes (`--trace-out`), if anywhere.
+    pub trace_out: Option<PathBuf>,
     /// Run the seed twice and compare every event.
     pub check_determinism: bool,
     /// A planted bug (its scenario settings are already in `settings`).
@@ -137,6 +141,8 @@ pub struct RunReport {
     pub violation_index: Option<u64>,
     /// Replay-log lines of the events up to and including the violation.
     pub last_events: Vec<String>,
+    /// The chain of causes that led to the violating event, oldest first.
+    pub causal_chain: CausalChain,
 }
 
 /// Events shown before a violation.
@@ -202,32 +208,53 @@ impl RunReport {
 pub fn run(config: &RunConfig) -> RunReport {
     let mut report = run_checked(config);
     if let Some(index) = report.violation_index {
-        report.last_events = events_before(config, index);
+        let (lines, chain) = replay_failure(config, index);
+        report.last_events = lines;
+        report.causal_chain = chain;
     }
     report
 }
 
-/// The replay-log lines of the events up to `index`, from a second run of the same seed
-/// (deterministic, so it sees the same events; nothing is formatted on passing runs).
-fn events_before(config: &RunConfig, index: u64) -> Vec<String> {
+/// What a run writes besides its report.
+#[derive(Clone, Copy, Debug)]
+struct Outputs<'a> {
+    log: &'a LogRequest,
+    trace_out: Option<&'a Path>,
+    /// Keep the last events and their causes, for the violation's causal chain.
+    causes: bool,
+}
+
+impl Outputs<'_> {
+    /// Nothing but the report.
+    const NONE: Outputs<'static> =
+        Outputs { log: &LogRequest::None, trace_out: None, causes: false };
+}
+
+/// The replay-log lines of the events up to `index` and the causal chain of the event at
+/// `index`, from a second run of the same seed (deterministic, so it sees the same events;
+/// nothing is formatted or indexed on passing runs).
+fn replay_failure(config: &RunConfig, index: u64) -> (Vec<String>, CausalChain) {
     let tape =
         Tape::Window { from: index.saturating_sub(LAST_EVENTS - 1), to: index, lines: Vec::new() };
-    match run_once(config, &LogRequest::None, tape).1 {
-        Tape::Window { lines, .. } => lines,
-        _ => Vec::new(),
+    let outputs = Outputs { causes: true, ..Outputs::NONE };
+    match run_once(config, outputs, tape) {
+        (report, Tape::Window { lines, .. }) => (lines, report.causal_chain),
+        (report, _) => (Vec::new(), report.causal_chain),
     }
 }
 
 fn run_checked(config: &RunConfig) -> RunReport {
+    let outputs =
+        Outputs { log: &config.log, trace_out: config.trace_out.as_deref(), causes: false };
     if !config.check_determinism {
-        return run_once(config, &config.log, Tape::Off).0;
+        return run_once(config, outputs, Tape::Off).0;
     }
-    let (mut first, tape) = run_once(config, &config.log, Tape::Record(Vec::new()));
+    let (mut first, tape) = run_once(config, outputs, Tape::Record(Vec::new()));
     if matches!(first.outcome, Outcome::Fail { class: FailureClass::Crash, .. }) {
         return first;
     }
     let Tape::Record(recording) = tape else { unreachable!("the first run records") };
-    let (second, _) = run_once(config, &LogRequest::None, Tape::Compare(recording));
+    let (second, _) = run_once(config, Outputs::NONE, Tape::Compare(recording));
     if let Some(divergence) = second.divergence.clone() {
         first.outcome = Outcome::Fail {
             class: FailureClass::Nondeterminism,
@@ -239,8 +266,8 @@ fn run_checked(config: &RunConfig) -> RunReport {
     first
 }
 
-fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
-    let attempt = panic::catch_unwind(AssertUnwindSafe(|| run_world(config, log, tape)));
+fn run_once(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport, Tape) {
+    let attempt = panic::catch_unwind(AssertUnwindSafe(|| run_world(config, outputs, tape)));
     attempt.unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
@@ -264,6 +291,7 @@ fn run_once(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tap
             log: None,
             violation_index: None,
             last_events: Vec::new(),
+            causal_chain: CausalChain::default(),
         };
         (report, Tape::Off)
     })
@@ -309,7 +337,7 @@ fn header(config: &RunConfig, report: &RunReport) -> Vec<String> {
     lines
 }
 
-fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Tape) {
+fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport, Tape) {
     let setup = config.scenario.build(&config.settings.scenario);
     if let Some(problem) = setup.problem() {
         return (invalid(problem), Tape::Off);
@@ -327,7 +355,19 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         .iter()
         .map(|spec| (0..spec.type_count()).filter_map(|at| spec.type_name(at)).collect())
         .collect();
-    let log_out = match open_log(log) {
+    let mut world_config = config.settings.world();
+    let chrome = match outputs.trace_out {
+        None => None,
+        Some(path) => {
+            let about = chrome_about(config, &world_config);
+            let cost = world_config.dispatch_cost_ns;
+            match ChromeTrace::create(path, &nodes, names.clone(), cost, &about) {
+                Ok(trace) => Some(trace),
+                Err(reason) => return (failed_before_start(reason), Tape::Off),
+            }
+        }
+    };
+    let log_out = match open_log(outputs.log) {
         Ok(out) => out,
         Err(reason) => return (failed_before_start(reason), Tape::Off),
     };
@@ -335,7 +375,12 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
     if config.checkers {
         sink = sink.with_structural();
     }
-    let mut world_config = config.settings.world();
+    if outputs.causes {
+        sink = sink.with_causes();
+    }
+    if let Some(chrome) = chrome {
+        sink = sink.with_chrome(chrome);
+    }
     world_config.faults = config.faults.clone();
     match config.plant.map(|plant| plant.bug) {
         Some(Bug::World(bug)) => world_config.bug = Some(bug),
@@ -387,7 +432,20 @@ fn run_world(config: &RunConfig, log: &LogRequest, tape: Tape) -> (RunReport, Ta
         log: None,
         violation_index: sink.violation().and(sink.violation_index()),
         last_events: Vec::new(),
+        causal_chain: CausalChain::default(),
     };
+    if let Some(index) = report.violation_index {
+        report.causal_chain = sink.causal_chain(index);
+    }
+    if let Some(chrome) = sink.take_chrome()
+        && let Err(error) = chrome.finish()
+    {
+        report.outcome = Outcome::Fail {
+            class: FailureClass::Crash,
+            checker: "trace-out".to_string(),
+            reason: format!("writing the Chrome trace failed: {error}"),
+        };
+    }
     if let Some(mut out) = sink.take_log() {
         write_footer(&mut out, &report);
         match out.finish(&header(config, &report)) {
@@ -418,7 +476,23 @@ fn failed_before_start(reason: String) -> RunReport {
         log: None,
         violation_index: None,
         last_events: Vec::new(),
+        causal_chain: CausalChain::default(),
     }
+}
+
+/// What a Chrome trace says about its run (its `otherData`).
+fn chrome_about(
+    config: &RunConfig,
+    world: &crate::world::WorldConfig,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("seed", config.seed.to_string()),
+        ("scenario", config.scenario.name().to_string()),
+        ("parameters", config.settings.describe(&*config.scenario).join(" ")),
+        ("faults", config.faults.profile.name().to_string()),
+        ("dispatch_cost_ns", world.dispatch_cost_ns.to_string()),
+        ("time", "virtual true time of the simulated world".to_string()),
+    ]
 }
 
 fn classify(

@@ -326,6 +326,7 @@ impl Simulation {
             settings,
             limits: self.limits,
             log,
+            trace_out: None,
             check_determinism: self
                 .plant
                 .is_some_and(|plant| plant.class == FailureClass::Nondeterminism),
@@ -541,6 +542,9 @@ impl fmt::Display for SeedFailure {
             writeln!(f, "violation at event {index}; events up to it:")?;
             for line in &report.last_events {
                 writeln!(f, "  {line}")?;
+            }
+            for line in crate::chain::causal_chain_lines(&report.causal_chain) {
+                writeln!(f, "{line}")?;
             }
         }
         writeln!(

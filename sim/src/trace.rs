@@ -32,6 +32,8 @@ use tina_checkers::{
     EndView, EventKinds, Observer, Stamp, Structural, Verdict, Violation, WorldEvent,
 };
 
+use crate::chain::{CausalChain, CausalIndex};
+use crate::chrome::ChromeTrace;
 use crate::plant::Mutator;
 
 /// Most words one event encodes to.
@@ -108,7 +110,7 @@ fn kind(event: &Event) -> (u64, &'static str) {
 
 /// The kind code and name of every world event, in encoding order (from 64, clear of the
 /// core's codes).
-fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
+pub(crate) fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
     match event {
         WorldEvent::ClockSkew { .. } => (64, "clock-skew"),
         WorldEvent::ClockJump { .. } => (65, "clock-jump"),
@@ -382,7 +384,8 @@ impl Names {
         Names { tags }
     }
 
-    fn tag(&self, tag: Tag) -> String {
+    /// The payload's short name (`ping_pong::Ball`), or the tag itself (`timer`, `0x0100`).
+    pub(crate) fn tag(&self, tag: Tag) -> String {
         match self.tags.binary_search_by_key(&tag, |(t, _)| *t) {
             Ok(index) => self.tags[index].1.to_string(),
             Err(_) => tag.to_string(),
@@ -720,6 +723,11 @@ pub struct Sink {
     /// Every kind any of `observers` looks at: an event of another kind skips them all.
     kinds_any: EventKinds,
     mutator: Option<Mutator>,
+    /// The last events and their causes, to show a violation's causal chain (the replay
+    /// of a failure only).
+    causes: Option<Box<CausalIndex>>,
+    /// The run as a Chrome trace (`--trace-out`).
+    chrome: Option<Box<ChromeTrace>>,
     verdict: Verdict,
     violation_index: Option<u64>,
     divergence: Option<Divergence>,
@@ -755,6 +763,8 @@ impl Sink {
             kinds,
             kinds_any,
             mutator: None,
+            causes: None,
+            chrome: None,
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
@@ -763,12 +773,29 @@ impl Sink {
         sink
     }
 
-    /// Recomputes `plain` after a change to the mutator, the log, the tape or the verdict.
+    /// Recomputes `plain` after a change to the mutator, the log, the tape, the causal
+    /// index, the Chrome trace or the verdict.
     fn refresh_plain(&mut self) {
         self.plain = self.mutator.is_none()
             && self.log.is_none()
+            && self.causes.is_none()
+            && self.chrome.is_none()
             && matches!(self.tape, Tape::Off)
             && !matches!(self.verdict, Verdict::Violated(_));
+    }
+
+    /// Keeps the last events and their causes, for `causal_chain`.
+    pub fn with_causes(mut self) -> Sink {
+        self.causes = Some(Box::default());
+        self.refresh_plain();
+        self
+    }
+
+    /// Writes every event to `trace` as well.
+    pub fn with_chrome(mut self, trace: ChromeTrace) -> Sink {
+        self.chrome = Some(Box::new(trace));
+        self.refresh_plain();
+        self
     }
 
     /// Puts the structural checkers ahead of the other observers.
@@ -839,6 +866,12 @@ impl Sink {
                     lines.push(format_line(&stamp, event, &self.names));
                 }
             }
+        }
+        if let Some(causes) = &mut self.causes {
+            causes.record(&stamp, event);
+        }
+        if let Some(chrome) = &mut self.chrome {
+            chrome.event(&stamp, event);
         }
         // Observers see every event until one finds a violation: after the goal is
         // reached, the rest of the tick still happens and must still be accounted for.
@@ -1036,6 +1069,22 @@ impl Sink {
         let tape = core::mem::take(&mut self.tape);
         self.refresh_plain();
         tape
+    }
+
+    /// The causal chain of the event at `index` (empty without `with_causes`, or if that
+    /// event is not one of the last kept).
+    pub fn causal_chain(&self, index: u64) -> CausalChain {
+        match &self.causes {
+            Some(causes) => causes.chain(index, &self.names),
+            None => CausalChain::default(),
+        }
+    }
+
+    /// Takes the Chrome trace back (to finish it).
+    pub fn take_chrome(&mut self) -> Option<ChromeTrace> {
+        let chrome = self.chrome.take();
+        self.refresh_plain();
+        chrome.map(|chrome| *chrome)
     }
 
     /// Takes the replay log back (to write its footer).

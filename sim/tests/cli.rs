@@ -90,9 +90,80 @@ fn help_lists_exit_codes() {
         "12  crash",
         "13  nondeterminism",
         "--check-determinism",
+        "--trace-out <FILE>",
     ] {
         assert!(out.contains(line), "{line}");
     }
+}
+
+/// The lines under `causal chain (N events):`, without their indent (notes in parentheses
+/// left out); empty without that heading. Checks N.
+fn causal_chain(output: &str) -> Vec<String> {
+    let mut lines = output.lines().skip_while(|line| !line.starts_with("causal chain ("));
+    let Some(heading) = lines.next() else { return Vec::new() };
+    let chain: Vec<String> = lines
+        .take_while(|line| line.starts_with("  "))
+        .map(|line| line.trim_start().to_string())
+        .filter(|line| !line.starts_with('('))
+        .collect();
+    assert_eq!(heading, format!("causal chain ({} events):", chain.len()));
+    chain
+}
+
+/// The index of the violating event (`violation at event N`).
+fn violation_index(output: &str) -> &str {
+    let line = output.lines().find(|l| l.starts_with("violation at event ")).expect("a violation");
+    line["violation at event ".len()..].split(' ').next().expect("an index")
+}
+
+/// The value of `key=` in a replay-log line.
+fn log_field<'a>(line: &'a str, key: &str) -> &'a str {
+    let start = line.find(&format!(" {key}=")).expect("the field") + key.len() + 2;
+    line[start..].split(' ').next().expect("a value")
+}
+
+/// A failure ends with the causal chain of its violation, oldest first, in the replay
+/// log's line format: it ends at the violating event and holds its cause (the send of a
+/// late reply, the setting of an early timer), and `--json` carries the same lines. A
+/// violation found at the end of a run, after every event, has no chain.
+#[test]
+fn failures_show_their_causal_chain() {
+    let (code, out, _) = run(&["--seed", "1", "--plant", "late-reply"]);
+    assert_eq!(code, 10, "{out}");
+    let chain = causal_chain(&out);
+    assert!((2..=20).contains(&chain.len()), "{out}");
+    let last = chain.last().expect("a link");
+    assert!(last.starts_with(&format!("{} ", violation_index(&out))), "{out}");
+    assert!(last.contains(" enqueue ") && last.ends_with(" reply"), "{last}");
+    let id = log_field(last, "id");
+    assert!(chain.iter().any(|l| l.contains(&format!(" send id={id} "))), "its send: {out}");
+    let indices: Vec<u64> = chain
+        .iter()
+        .map(|l| l.split(' ').next().and_then(|i| i.parse().ok()).expect("an index"))
+        .collect();
+    assert!(indices.windows(2).all(|pair| pair[0] < pair[1]), "oldest first: {out}");
+    let at_chain = out.find("causal chain (").expect("a chain");
+    assert!(at_chain > out.find("events up to it:").expect("the last events"), "{out}");
+
+    let (_, json, err) = run(&["--seed", "1", "--plant", "late-reply", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(value["causal_chain"], serde_json::json!(causal_chain(&err)));
+
+    let (code, out, _) = run(&["--seed", "1", "--plant", "early-timer"]);
+    assert_eq!(code, 10, "{out}");
+    let chain = causal_chain(&out);
+    let last = chain.last().expect("a link");
+    assert!(last.starts_with(&format!("{} ", violation_index(&out))), "{out}");
+    assert!(last.contains(" timer-fire "), "{last}");
+    let timer = log_field(last, "timer");
+    assert!(
+        chain.iter().any(|l| l.contains(" timer-set ") && l.contains(&format!(" timer={timer} "))),
+        "the timer's setting: {out}"
+    );
+
+    let (code, out, _) = run(&["--seed", "1", "--plant", "lose-message"]);
+    assert_eq!(code, 10, "{out}");
+    assert!(causal_chain(&out).is_empty() && out.contains("events up to it:"), "{out}");
 }
 
 /// With `--json`, stdout is exactly one JSON object with the documented keys; `sim list

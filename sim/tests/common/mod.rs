@@ -21,6 +21,7 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         settings,
         limits: LIMITS,
         log: LogRequest::None,
+        trace_out: None,
         check_determinism: false,
         plant: None,
         checkers: true,
