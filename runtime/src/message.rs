@@ -203,6 +203,18 @@ impl Message {
         message
     }
 
+    /// A message from outside the system (an application thread, through the production
+    /// runtime's `Injector`) to `destination`: a user payload with no source isolate, so a
+    /// reply to it is dropped as stale. Its id is numbered by the injector (`sequence`, from
+    /// 1) in the upper half of the destination shard's id space, apart from the shard's own
+    /// sends.
+    pub fn injected<P: Payload>(destination: Handle, payload: &P, sequence: u64) -> Message {
+        const INJECTED: u64 = 1 << (MESSAGE_SEQUENCE_BITS - 1);
+        let sequence = INJECTED | (sequence.max(1) & (INJECTED - 1));
+        let id = MessageId::new(destination.shard(), sequence);
+        Message::user_payload(id, Handle::NONE, destination, payload)
+    }
+
     /// A call request: a user message flagged as a call, with the caller's correlation.
     pub(crate) fn request(
         id: MessageId,
