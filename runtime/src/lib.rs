@@ -67,6 +67,7 @@ mod backend;
 mod containment;
 mod ctx;
 pub mod flow;
+mod footprint;
 mod handle;
 pub mod io;
 mod isolate;
@@ -87,6 +88,7 @@ mod trace;
 
 pub use backend::{Backend, Env, Timestamp, TransportFull};
 pub use ctx::Ctx;
+pub use footprint::MemoryBytes;
 pub use handle::{Handle, ShardId};
 pub use isolate::{Effect, Isolate, ReplyToken, SpawnArgs, crash};
 pub use label::{Label, fnv1a_64};

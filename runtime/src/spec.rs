@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use zerocopy::IntoBytes;
 
-use crate::arena::{ErasedArena, make_arena};
+use crate::arena::{ErasedArena, arena_bytes, make_arena};
 use crate::handle::{Handle, ShardId};
 use crate::isolate::Isolate;
 use crate::limits::{
@@ -230,6 +230,8 @@ pub(crate) struct TypeEntry {
     pub(crate) args_size: usize,
     pub(crate) isolate: TypeId,
     pub(crate) make_arena: fn(u32) -> Box<dyn ErasedArena>,
+    /// Bytes `make_arena` allocates for a slot count (`SystemSpec::memory`).
+    pub(crate) arena_bytes: fn(u32) -> u64,
 }
 
 impl fmt::Debug for TypeEntry {
@@ -381,6 +383,7 @@ impl SystemSpec {
             args_size: size_of::<I::Args>(),
             isolate: TypeId::of::<I>(),
             make_arena: make_arena::<I>,
+            arena_bytes: arena_bytes::<I>,
         });
         TypeIndex { index, _isolate: PhantomData }
     }
