@@ -51,7 +51,9 @@
 //! ```
 //!
 //! Determinism: nothing in this crate reads the wall clock, spawns a thread, draws ambient
-//! randomness or iterates a hash map; time and randomness come from the backend.
+//! randomness or iterates a hash map; time and randomness come from the backend. The one
+//! exception is [`prod`], the production runtime's pieces that face the operating system
+//! (memory, CPU time, core affinity, signals), which the core never calls.
 
 #![deny(missing_docs)]
 
@@ -76,6 +78,7 @@ pub mod limits;
 mod message;
 mod payload;
 mod pool;
+pub mod prod;
 mod recovery;
 mod ring;
 mod scheduler;
