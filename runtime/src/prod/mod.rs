@@ -6,4 +6,6 @@
 //! place in this crate that makes system calls (besides the I/O region's allocation), and
 //! Linux-only where they must be.
 
+#[cfg(target_os = "linux")]
+pub mod cpu;
 pub mod memory;
