@@ -7,5 +7,7 @@
 //! Linux-only where they must be.
 
 #[cfg(target_os = "linux")]
+pub mod affinity;
+#[cfg(target_os = "linux")]
 pub mod cpu;
 pub mod memory;
