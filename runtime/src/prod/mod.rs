@@ -11,3 +11,5 @@ pub mod affinity;
 #[cfg(target_os = "linux")]
 pub mod cpu;
 pub mod memory;
+#[cfg(target_os = "linux")]
+pub mod signals;
