@@ -16,6 +16,7 @@ use zerocopy::TryFromBytes;
 use crate::backend::Env;
 use crate::containment::{Panicked, contain};
 use crate::ctx::Ctx;
+use crate::footprint::array_bytes;
 use crate::handle::Handle;
 use crate::isolate::Isolate;
 use crate::message::Message;
@@ -83,6 +84,14 @@ struct TypedArena<I> {
 pub(crate) fn make_arena<I: Isolate>(slot_count: u32) -> Box<dyn ErasedArena> {
     let states: Box<[Option<I>]> = (0..slot_count).map(|_| None).collect();
     Box::new(TypedArena { states, message: Message::BLANK })
+}
+
+/// Bytes `make_arena::<I>(slot_count)` allocates: a state per slot and the arena itself
+/// (its message buffer). Stored in the spec next to `make_arena`, so a spec can size its
+/// shards without booting one (`SystemSpec::memory`).
+pub(crate) fn arena_bytes<I: Isolate>(slot_count: u32) -> u64 {
+    array_bytes(u64::from(slot_count), size_of::<Option<I>>())
+        .saturating_add(size_of::<TypedArena<I>>() as u64)
 }
 
 /// Where a batch is, shared between the contained loop and its caller.

@@ -51,7 +51,9 @@
 //! ```
 //!
 //! Determinism: nothing in this crate reads the wall clock, spawns a thread, draws ambient
-//! randomness or iterates a hash map; time and randomness come from the backend.
+//! randomness or iterates a hash map; time and randomness come from the backend. The one
+//! exception is [`prod`], the production runtime's pieces that face the operating system
+//! (memory, CPU time, core affinity, signals), which the core never calls.
 
 #![deny(missing_docs)]
 
@@ -67,6 +69,7 @@ mod backend;
 mod containment;
 mod ctx;
 pub mod flow;
+mod footprint;
 mod handle;
 pub mod io;
 mod isolate;
@@ -75,6 +78,7 @@ pub mod limits;
 mod message;
 mod payload;
 mod pool;
+pub mod prod;
 mod recovery;
 mod ring;
 mod scheduler;
@@ -87,6 +91,7 @@ mod trace;
 
 pub use backend::{Backend, Env, Timestamp, TransportFull};
 pub use ctx::Ctx;
+pub use footprint::MemoryBytes;
 pub use handle::{Handle, ShardId};
 pub use isolate::{Effect, Isolate, ReplyToken, SpawnArgs, crash};
 pub use label::{Label, fnv1a_64};

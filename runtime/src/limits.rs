@@ -16,6 +16,9 @@ pub const ARGS_SIZE_MAX: usize = 64;
 
 /// Shards per node. A shard id is eight bits of a `Handle`.
 pub const SHARD_COUNT_MAX: usize = 255;
+/// The highest CPU core id a spec may name for a shard (`SystemSpec::cores`): Linux's
+/// affinity mask (`cpu_set_t`) holds 1024 cores.
+pub const CORE_ID_MAX: usize = 1023;
 /// Isolate types per system. A type index is eight bits of a `Handle`.
 pub const TYPE_COUNT_MAX: usize = 255;
 /// Slots per isolate type. A slot index is twenty bits of a `Handle`.

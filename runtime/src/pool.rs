@@ -4,6 +4,7 @@
 //! mailbox is a FIFO linked through the pool's `next` array, so enqueueing never allocates.
 //! The pool knows nothing of isolates or capacities; the shard enforces those.
 
+use crate::footprint::array_bytes;
 use crate::handle::Handle;
 use crate::message::Message;
 
@@ -31,6 +32,11 @@ impl MessagePool {
             free_head: 0,
             free_count: size,
         }
+    }
+
+    /// Bytes `new(size, _)` allocates: an envelope and a link per slot.
+    pub(crate) fn bytes_for(size: u32) -> u64 {
+        array_bytes(u64::from(size), size_of::<Message>() + size_of::<u32>())
     }
 
     pub(crate) fn free_count(&self) -> u32 {

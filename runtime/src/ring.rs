@@ -4,6 +4,8 @@
 //! full ring returns the value back. It is not a cross-thread ring (see the production
 //! backend for that).
 
+use crate::footprint::array_bytes;
+
 /// A fixed-capacity FIFO.
 #[derive(Debug)]
 pub(crate) struct Ring<T> {
@@ -16,6 +18,11 @@ impl<T: Copy> Ring<T> {
     /// A ring of `capacity` entries, each initialised to `fill`.
     pub(crate) fn new(capacity: usize, fill: T) -> Ring<T> {
         Ring { buffer: vec![fill; capacity].into_boxed_slice(), head: 0, len: 0 }
+    }
+
+    /// Bytes `new(capacity, _)` allocates.
+    pub(crate) fn bytes_for(capacity: usize) -> u64 {
+        array_bytes(capacity as u64, size_of::<T>())
     }
 
     #[inline]

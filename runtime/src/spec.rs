@@ -14,13 +14,13 @@ use std::collections::BTreeMap;
 
 use zerocopy::IntoBytes;
 
-use crate::arena::{ErasedArena, make_arena};
+use crate::arena::{ErasedArena, arena_bytes, make_arena};
 use crate::handle::{Handle, ShardId};
 use crate::isolate::Isolate;
 use crate::limits::{
-    ARGS_SIZE_MAX, BUDGET_WEIGHT_MAX, DYNAMIC_CHILDREN_MAX, GROUP_COUNT_MAX, IO_BUFFER_COUNT_MAX,
-    IO_BUFFER_SIZE_MAX, IO_IN_FLIGHT_MAX, MAILBOX_CAPACITY_MAX, MESSAGE_POOL_SIZE_MAX,
-    RESTART_MAX_LIMIT, SHARD_COUNT_MAX, SLOT_COUNT_MAX, TIMER_POOL_SIZE_MAX,
+    ARGS_SIZE_MAX, BUDGET_WEIGHT_MAX, CORE_ID_MAX, DYNAMIC_CHILDREN_MAX, GROUP_COUNT_MAX,
+    IO_BUFFER_COUNT_MAX, IO_BUFFER_SIZE_MAX, IO_IN_FLIGHT_MAX, MAILBOX_CAPACITY_MAX,
+    MESSAGE_POOL_SIZE_MAX, RESTART_MAX_LIMIT, SHARD_COUNT_MAX, SLOT_COUNT_MAX, TIMER_POOL_SIZE_MAX,
     TIMER_RESOLUTION_NS_MAX, TIMER_RESOLUTION_NS_MIN, TYPE_COUNT_MAX,
 };
 use crate::payload::{Payload, Tag};
@@ -230,6 +230,8 @@ pub(crate) struct TypeEntry {
     pub(crate) args_size: usize,
     pub(crate) isolate: TypeId,
     pub(crate) make_arena: fn(u32) -> Box<dyn ErasedArena>,
+    /// Bytes `make_arena` allocates for a slot count (`SystemSpec::memory`).
+    pub(crate) arena_bytes: fn(u32) -> u64,
 }
 
 impl fmt::Debug for TypeEntry {
@@ -287,6 +289,9 @@ pub struct SystemSpec {
     pub(crate) io_buffer_count: u32,
     pub(crate) io_buffer_size: u32,
     pub(crate) io_in_flight_max: u32,
+    /// The CPU core of each shard, by shard, for a runtime that pins its threads; shards past
+    /// the end (all, when empty) are placed by the runtime.
+    pub(crate) cores: Vec<usize>,
     pub(crate) types: Vec<TypeEntry>,
     pub(crate) payloads: Vec<PayloadEntry>,
     /// Per shard (indexed by shard), the groups of its tree; the root is group 0.
@@ -321,6 +326,7 @@ impl SystemSpec {
             io_buffer_count: SystemSpec::IO_BUFFER_COUNT_DEFAULT,
             io_buffer_size: SystemSpec::IO_BUFFER_SIZE_DEFAULT,
             io_in_flight_max: SystemSpec::IO_IN_FLIGHT_MAX_DEFAULT,
+            cores: Vec::new(),
             types: Vec::new(),
             payloads: Vec::new(),
             trees: Vec::new(),
@@ -366,6 +372,21 @@ impl SystemSpec {
         self
     }
 
+    /// Names the CPU core each shard's thread is pinned to, by shard: `cores[i]` for shard
+    /// `i`. Shards past the end of the list (every shard, by default) are placed by the
+    /// runtime (`prod::affinity::CorePlan`: shard `i` on the `i % n`-th of the `n` cores the
+    /// process may use). Two shards may share a core. The simulator ignores it; a production
+    /// runtime refuses to boot if a named core is not one the process may run on.
+    pub fn cores(&mut self, cores: &[usize]) -> &mut SystemSpec {
+        self.cores = cores.to_vec();
+        self
+    }
+
+    /// The cores named by `cores`, by shard (empty if none).
+    pub fn core_ids(&self) -> &[usize] {
+        &self.cores
+    }
+
     /// Registers isolate type `I` and returns its dense index.
     ///
     /// `I::Args` larger than 64 bytes fails to build here.
@@ -381,6 +402,7 @@ impl SystemSpec {
             args_size: size_of::<I::Args>(),
             isolate: TypeId::of::<I>(),
             make_arena: make_arena::<I>,
+            arena_bytes: arena_bytes::<I>,
         });
         TypeIndex { index, _isolate: PhantomData }
     }
@@ -579,6 +601,17 @@ impl SystemSpec {
         if self.io_in_flight_max > IO_IN_FLIGHT_MAX {
             errors.push(SpecError::IoInFlightMax { max: self.io_in_flight_max });
         }
+        if self.cores.len() > self.shard_count {
+            errors.push(SpecError::CoreCount {
+                count: self.cores.len(),
+                shard_count: self.shard_count,
+            });
+        }
+        for (shard, &core) in self.cores.iter().enumerate() {
+            if core > CORE_ID_MAX {
+                errors.push(SpecError::CoreId { shard, core });
+            }
+        }
     }
 
     fn validate_trees(&self, errors: &mut Vec<SpecError>) {
@@ -691,6 +724,20 @@ pub enum SpecError {
     IoInFlightMax {
         /// The maximum given.
         max: u32,
+    },
+    /// More cores are named than there are shards.
+    CoreCount {
+        /// Cores named.
+        count: usize,
+        /// Shards in the spec.
+        shard_count: usize,
+    },
+    /// A shard's named core is above the highest core id an affinity mask holds.
+    CoreId {
+        /// The shard.
+        shard: usize,
+        /// The core named for it.
+        core: usize,
     },
     /// No isolate type, or more than 255.
     TypeCount {
@@ -823,6 +870,13 @@ impl fmt::Display for SpecError {
             ),
             SpecError::IoInFlightMax { max } => {
                 write!(f, "{max} I/O operations in flight; allow at most {IO_IN_FLIGHT_MAX}")
+            }
+            SpecError::CoreCount { count, shard_count } => write!(
+                f,
+                "{count} cores are named for {shard_count} shards; name at most one per shard"
+            ),
+            SpecError::CoreId { shard, core } => {
+                write!(f, "shard {shard} is placed on core {core}; core ids go up to {CORE_ID_MAX}")
             }
             SpecError::TypeCount { count } => {
                 write!(f, "{count} isolate types are registered; register 1 to {TYPE_COUNT_MAX}")

@@ -13,6 +13,7 @@
 //! scheduler implements with the core and the arenas.
 
 use crate::backend::Timestamp;
+use crate::footprint::array_bytes;
 use crate::handle::Handle;
 use crate::spec::{ArgsBytes, GroupConfig, MemberSpec, Restart, Strategy, SystemSpec};
 use crate::trace::ExitKind;
@@ -152,6 +153,20 @@ impl Groups {
             })
             .collect();
         Groups { groups }
+    }
+
+    /// Bytes `new(spec, shard)` allocates: each group, its restart history, its children
+    /// (room for the static ones and every dynamic child it admits) and its static members.
+    pub(crate) fn bytes_for(spec: &SystemSpec, shard: usize) -> u64 {
+        let tree = spec.trees.get(shard).map(Vec::as_slice).unwrap_or(&[]);
+        tree.iter().fold(array_bytes(tree.len() as u64, size_of::<Group>()), |bytes, group| {
+            let statics = group.members.len() as u64;
+            let children = statics.saturating_add(u64::from(group.config.dynamic_children_max));
+            bytes
+                .saturating_add(array_bytes(u64::from(group.config.restart_max), size_of::<u64>()))
+                .saturating_add(array_bytes(children, size_of::<Child>()))
+                .saturating_add(array_bytes(statics, size_of::<Member>()))
+        })
     }
 
     /// Records that the static isolate member at `position` of `group` runs as `handle`

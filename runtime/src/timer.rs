@@ -14,6 +14,8 @@
 
 use core::fmt;
 
+use crate::footprint::array_bytes;
+
 /// End of a list.
 const NIL: u32 = u32::MAX;
 /// Bits of tick per level.
@@ -192,6 +194,14 @@ impl Timers {
             fired_head: vec![NIL; owner_count].into_boxed_slice(),
             fired_tail: vec![NIL; owner_count].into_boxed_slice(),
         }
+    }
+
+    /// Bytes `new(user_capacity, owner_count, _)` allocates: an entry per user timer and
+    /// per owner (its call entry), and three list heads per owner.
+    pub(crate) fn bytes_for(user_capacity: u32, owner_count: usize) -> u64 {
+        let entries = u64::from(user_capacity).saturating_add(owner_count as u64);
+        array_bytes(entries, size_of::<Entry>())
+            .saturating_add(array_bytes(owner_count as u64, 3 * size_of::<u32>()))
     }
 
     /// User timers not pending.

@@ -74,6 +74,19 @@ fn check(breakage: impl FnOnce(&mut SystemSpec)) -> Vec<SpecError> {
 #[test]
 fn a_valid_spec_has_no_errors() {
     assert_eq!(check(|_| {}), []);
+    // Naming fewer cores than shards, or one core for two shards, is allowed.
+    assert_eq!(
+        check(|s| {
+            s.cores(&[3]);
+        }),
+        []
+    );
+    assert_eq!(
+        check(|s| {
+            s.cores(&[1, 1]);
+        }),
+        []
+    );
 }
 
 #[test]
@@ -136,6 +149,20 @@ fn each_broken_rule_has_its_error() {
                 s.io_in_flight_max(1 << 17);
             }),
             vec![SpecError::IoInFlightMax { max: 1 << 17 }],
+        ),
+        (
+            "more cores than shards",
+            Box::new(|s| {
+                s.cores(&[0, 1, 2]);
+            }),
+            vec![SpecError::CoreCount { count: 3, shard_count: 2 }],
+        ),
+        (
+            "a core id no affinity mask holds",
+            Box::new(|s| {
+                s.cores(&[0, 1024]);
+            }),
+            vec![SpecError::CoreId { shard: 1, core: 1024 }],
         ),
         (
             "zero slots",

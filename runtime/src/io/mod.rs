@@ -27,6 +27,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use std::rc::Rc;
 
+use crate::footprint::array_bytes;
 use crate::handle::Handle;
 
 mod region;
@@ -637,6 +638,17 @@ impl IoBuffers {
             free: (0..count).rev().collect(),
             free_len: count_usize,
         }
+    }
+
+    /// Bytes `new(count, buffer_size)` allocates: the buffers' memory, per buffer its
+    /// generation, holder, two flags and a free-list entry, and the shared region's header
+    /// (its reference counts and fields).
+    pub(crate) fn bytes_for(count: u16, buffer_size: u32) -> u64 {
+        let per_buffer =
+            size_of::<u16>() + size_of::<Handle>() + 2 * size_of::<bool>() + size_of::<u16>();
+        array_bytes(u64::from(count), per_buffer)
+            .saturating_add(u64::from(count).saturating_mul(u64::from(buffer_size)))
+            .saturating_add((2 * size_of::<usize>() + size_of::<Region>()) as u64)
     }
 
     /// Buffers lent to operations now.

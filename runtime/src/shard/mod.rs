@@ -27,6 +27,7 @@ mod slots;
 mod timers;
 
 use crate::backend::{Env, Timestamp};
+use crate::footprint::{MemoryBytes, array_bytes};
 use crate::handle::{Handle, ShardId};
 use crate::io::{BufferId, IoBuffers, IoToken};
 use crate::limits::IO_SUBMISSIONS_PER_TICK_MAX;
@@ -129,6 +130,38 @@ impl ShardCore {
             now: Timestamp::ZERO,
             failure: None,
             in_core: 0,
+        }
+    }
+
+    /// Bytes `new(spec, shard)` allocates, by part (the isolate arenas and the cross-shard
+    /// rings are not the core's: `SystemSpec::shard_memory` adds them). Mirrors `new` table
+    /// by table; `runtime/tests/memory_footprint.rs` checks it against a boot.
+    pub(crate) fn bytes_for(spec: &SystemSpec, shard: ShardId) -> MemoryBytes {
+        let total_slots = spec.slots_per_shard();
+        let in_flight_max = spec.io_in_flight_max as usize;
+        let slot_tables =
+            spec.types.iter().fold(
+                array_bytes(spec.types.len() as u64, size_of::<TypeSlots>()),
+                |bytes, entry| bytes.saturating_add(TypeSlots::bytes_for(entry)),
+            );
+        let isolates = slot_tables
+            .saturating_add(Ring::<Handle>::bytes_for(total_slots))
+            .saturating_add(Ring::<ExitNotice>::bytes_for(total_slots));
+        let io_table = array_bytes(in_flight_max as u64, size_of::<Option<InFlight>>())
+            .saturating_add(array_bytes(in_flight_max as u64, size_of::<u32>()))
+            .saturating_add(Ring::<io_table::Queued>::bytes_for(
+                IO_SUBMISSIONS_PER_TICK_MAX as usize,
+            ))
+            .saturating_add(Ring::<IoToken>::bytes_for(in_flight_max.max(1)));
+        // An invalid count is reported by `validate`; saturating keeps the estimate large.
+        let io_buffer_count = u16::try_from(spec.io_buffer_count).unwrap_or(u16::MAX);
+        MemoryBytes {
+            message_pool: MessagePool::bytes_for(spec.message_pool_size),
+            isolates,
+            timers: Timers::bytes_for(spec.timer_pool_size, total_slots),
+            io: IoBuffers::bytes_for(io_buffer_count, spec.io_buffer_size).saturating_add(io_table),
+            supervision: Groups::bytes_for(spec, shard.index()),
+            rings: 0,
         }
     }
 

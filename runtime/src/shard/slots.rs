@@ -8,6 +8,7 @@ use core::any::TypeId;
 
 use super::calls::{CALL_IDLE, CallSlot};
 use super::io_table::{IO_IDLE, IoSlot};
+use crate::footprint::array_bytes;
 use crate::handle::{Handle, ShardId};
 use crate::pool::Mailbox;
 use crate::ring::Ring;
@@ -151,6 +152,21 @@ impl TypeSlots {
             ready: Ring::new(slot_count, 0),
             yielded: Ring::new(slot_count, 0),
         }
+    }
+
+    /// Bytes `new(entry, _)` allocates: per slot its metadata, spawn arguments, group,
+    /// call and I/O state, buffer count, a free-list entry and room in both queues.
+    pub(super) fn bytes_for(entry: &TypeEntry) -> u64 {
+        let slot_count = entry.config.slot_count;
+        let per_slot = size_of::<SlotMeta>()
+            + entry.args_size
+            + size_of::<u16>()
+            + size_of::<CallSlot>()
+            + size_of::<IoSlot>()
+            + size_of::<u16>()
+            + size_of::<u32>();
+        array_bytes(u64::from(slot_count), per_slot)
+            .saturating_add(Ring::<u32>::bytes_for(slot_count as usize).saturating_mul(2))
     }
 
     /// Moves free slot `wanted`, if it is on the free list, to its top (the next handed
