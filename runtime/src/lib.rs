@@ -75,6 +75,7 @@ pub mod limits;
 mod message;
 mod payload;
 mod pool;
+pub mod prod;
 mod recovery;
 mod ring;
 mod scheduler;
