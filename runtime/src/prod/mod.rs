@@ -2,16 +2,23 @@
 //! between shards on real threads, as small self-contained modules.
 //!
 //! - [`spsc`]: the bounded ring of one ordered pair of shards, published once per tick.
+//! - [`park`]: parking an idle shard on its eventfd and waking it, with no lost wake-up
+//!   (Linux).
+//! - [`clock`]: the monotonic clock behind `Backend::now`.
 //! - `sync`: the facade every atomic and `UnsafeCell` here goes through, so that loom can
-//!   model-check the ring (`RUSTFLAGS="--cfg loom" cargo test --release -p tina --lib
-//!   prod::`); [`CachePadded`] comes from it.
+//!   model-check the ring and the parker (`RUSTFLAGS="--cfg loom" cargo test --release -p
+//!   tina --lib prod::`); [`CachePadded`] comes from it.
 //!
-//! This is where the deterministic world ends: threads, atomics and `unsafe` (only in
-//! `spsc` and the facade) live here, and nothing in the core (the scheduler, the shard)
-//! imports from it. Only the production backend uses these modules: it builds, at boot,
-//! one `spsc::channel` per ordered pair of shards and implements `Backend::send_remote`,
-//! `flush_remote` and `receive_remote` with them (the module says how).
+//! This is where the deterministic world ends: threads, atomics, `unsafe` (only in
+//! `spsc` and the facade) and syscalls live here, and nothing in the core (the scheduler,
+//! the shard) imports from it. Only the production backend uses these modules: it builds,
+//! at boot, one `spsc::channel` per ordered pair of shards and one `park::Parker` per
+//! shard, and implements `Backend::send_remote`, `flush_remote`, `receive_remote`, `park`
+//! and `now` with them (each module says how).
 
+pub mod clock;
+#[cfg(any(target_os = "linux", all(loom, test)))]
+pub mod park;
 pub mod spsc;
 mod sync;
 

@@ -26,13 +26,13 @@
 //! the caller's.
 //!
 //! Not a multi-producer queue, not a blocking channel, and not the wake-up: a consumer
-//! that sleeps must be woken by other means, whose "anything to do?" check is
+//! that sleeps is woken through `prod::park`, whose "anything to do?" check is
 //! [`Consumer::is_empty`].
 //!
 //! How a production backend uses it: one ring per ordered pair of shards, created at boot;
 //! shard `a` keeps the `Producer` toward each `b` and the `Consumer` from each `b`.
 //! `send_remote` is `push` (a `Full` is `TransportFull`), `flush_remote` is `publish` on
-//! each ring that has new values, followed by a wake-up of its target;
+//! each ring that has new values, followed by the target's `Unparker::unpark`;
 //! `receive_remote` is `pop` over the inbound rings, and `release` on each ring once it is
 //! drained for the tick (a ring whose slots are never released looks full to its
 //! producer).
