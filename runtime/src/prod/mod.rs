@@ -1,15 +1,33 @@
-//! The production runtime's pieces that face the operating system: memory, CPU time, core
-//! affinity and signals, each self-contained and usable on its own.
+//! The production runtime: the same `Scheduler` the simulator drives, on real threads.
 //!
-//! Not a backend and not the scheduler: these modules read `/proc` and `/sys`, pin threads
-//! and handle signals for a runtime that runs shards on real threads. They are the one
-//! place in this crate that makes system calls (besides the I/O region's allocation), and
-//! Linux-only where they must be.
+//! The lock-free plumbing between shards:
+//! - [`spsc`]: the bounded ring of one ordered pair of shards, published once per tick.
+//! - [`park`]: parking an idle shard on its eventfd and waking it, with no lost wake-up
+//!   (Linux).
+//! - [`clock`]: the monotonic clock behind `Backend::now`.
+//! - `sync`: the facade every atomic and `UnsafeCell` here goes through, so that loom can
+//!   model-check the ring and the parker (`RUSTFLAGS="--cfg loom" cargo test --release -p
+//!   tina --lib prod::`); [`CachePadded`] comes from it.
+//!
+//! The pieces that face the operating system, each usable on its own: [`memory`] (what a
+//! spec needs against what the machine can give), [`cpu`] (a process's CPU time),
+//! [`affinity`] (a core per shard) and [`signals`] (opt-in SIGINT/SIGTERM).
+//!
+//! This is where the deterministic world ends: threads, atomics, `unsafe` (only in `spsc`
+//! and the facade) and syscalls live here, and nothing in the core (the scheduler, the
+//! shard) imports from it.
 
 #[cfg(target_os = "linux")]
 pub mod affinity;
+pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod cpu;
 pub mod memory;
+#[cfg(any(target_os = "linux", all(loom, test)))]
+pub mod park;
 #[cfg(target_os = "linux")]
 pub mod signals;
+pub mod spsc;
+mod sync;
+
+pub use sync::{CACHE_LINE_PAIR_SIZE, CachePadded};
