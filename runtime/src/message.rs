@@ -205,9 +205,9 @@ impl Message {
 
     /// A message from outside the system (an application thread, through the production
     /// runtime's `Injector`) to `destination`: a user payload with no source isolate, so a
-    /// reply to it is dropped as stale. Its id is numbered by the injector (`sequence`, from
-    /// 1) in the upper half of the destination shard's id space, apart from the shard's own
-    /// sends.
+    /// reply to it is dropped as stale. Its id is numbered by the injector (`sequence`,
+    /// from 1) in the upper half of the destination shard's id space, apart from the
+    /// shard's own sends.
     pub fn injected<P: Payload>(destination: Handle, payload: &P, sequence: u64) -> Message {
         const INJECTED: u64 = 1 << (MESSAGE_SEQUENCE_BITS - 1);
         let sequence = INJECTED | (sequence.max(1) & (INJECTED - 1));

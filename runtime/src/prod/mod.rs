@@ -25,9 +25,18 @@ pub mod cpu;
 pub mod memory;
 #[cfg(any(target_os = "linux", all(loom, test)))]
 pub mod park;
+#[cfg(all(target_os = "linux", not(loom)))]
+mod runtime;
 #[cfg(target_os = "linux")]
 pub mod signals;
 pub mod spsc;
 mod sync;
 
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use runtime::{
+    InjectError, Injector, REPORT_EVERY_TICKS, Runtime, RuntimeConfig, RuntimeError, ShardReport,
+    Summary, WAIT_POLL,
+};
+#[cfg(target_os = "linux")]
+pub use signals::Ended;
 pub use sync::{CACHE_LINE_PAIR_SIZE, CachePadded};

@@ -1,0 +1,664 @@
+//! The production runtime: the same `Scheduler` the simulator drives, one OS thread per
+//! shard, shards talking only through lock-free SPSC rings, idle shards parked on their
+//! eventfd.
+//!
+//! ```no_run
+//! use tina::prod::{Runtime, RuntimeConfig};
+//! use tina::{Ctx, Effect, Isolate, Message, ShardId, SystemSpec, TypeConfig};
+//!
+//! struct Hello;
+//!
+//! impl Isolate for Hello {
+//!     type Args = ();
+//!     fn init(_: (), _ctx: &mut Ctx<'_>) -> (Hello, Effect) {
+//!         (Hello, Effect::Done)
+//!     }
+//!     fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+//!         Effect::Receive
+//!     }
+//! }
+//!
+//! let mut spec = SystemSpec::new(2);
+//! let hello = spec.register::<Hello>(TypeConfig::new("hello").slots(1));
+//! spec.boot_child(ShardId(0), hello, ());
+//! let runtime = Runtime::boot(spec, RuntimeConfig::default()).expect("boots");
+//! runtime.wait_until_finished(std::time::Duration::from_secs(5));
+//! let summary = runtime.stop();
+//! assert_eq!(summary.shards.len(), 2);
+//! ```
+//!
+//! Boot validates the spec, refuses one that needs more memory than the machine can give,
+//! creates every ring and parker, then starts one thread per shard (pinned to its core;
+//! a failed pin is counted, not an error). Each thread boots its own `Scheduler` (isolates
+//! need not be `Send`: they are built on their shard's thread and never leave it), runs its
+//! static supervision tree, reports booted, and ticks until stopped, parking when idle.
+//!
+//! From outside, an application reaches isolates through an [`Injector`]: a bounded,
+//! non-blocking, typed entry point (its own ring into one shard). `stop()` stops every
+//! shard and joins the threads; signal handling is opt-in (`run_until_signal`).
+
+use core::fmt;
+use core::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use super::affinity::{AffinityError, CorePlan, available_cores};
+use super::clock::Clock;
+use super::memory::{self, MemoryError};
+use super::park::{Parker, Unparker};
+use super::signals::{Ended, SignalError, SignalGuard};
+use super::spsc::{self, CapacityError, Consumer, Producer};
+use crate::backend::{Backend, Env, Timestamp, TransportFull};
+use crate::spec::{BootError, SpecErrors, SystemSpec};
+use crate::trace::{Counters, Event, ShardFailure};
+use crate::{Handle, Message, Payload, Scheduler, ShardId};
+
+/// Ticks between two publications of a busy shard's report (an idle shard publishes each
+/// time it parks).
+pub const REPORT_EVERY_TICKS: u64 = 1024;
+/// How often `wait_until` looks at the shards' reports.
+pub const WAIT_POLL: Duration = Duration::from_millis(1);
+
+/// How the runtime sizes what the spec does not say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    /// Envelopes per ring, one ring per ordered pair of shards.
+    pub ring_capacity: usize,
+    /// Envelopes per injector ring.
+    pub inject_capacity: usize,
+    /// Injectors each shard can hand out (each is a ring of its own, made at boot).
+    pub injectors_per_shard: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> RuntimeConfig {
+        RuntimeConfig { ring_capacity: 1024, inject_capacity: 256, injectors_per_shard: 4 }
+    }
+}
+
+/// Why the runtime did not boot. Nothing is left running when boot fails.
+#[derive(Debug)]
+pub enum RuntimeError {
+    /// The spec is invalid.
+    Spec(SpecErrors),
+    /// A ring of zero envelopes, or zero injectors where some are asked for.
+    Config(&'static str),
+    /// The spec needs more memory than the machine can give.
+    Memory(MemoryError),
+    /// The spec names a core this machine does not have.
+    Affinity(AffinityError),
+    /// A ring could not be made.
+    Ring(CapacityError),
+    /// A shard's eventfd or thread could not be created.
+    Os(std::io::Error),
+    /// A shard's scheduler refused to boot.
+    Boot {
+        /// The shard.
+        shard: ShardId,
+        /// Why.
+        error: BootError,
+    },
+    /// Every injector of the shard was handed out already, or the shard does not exist.
+    NoInjector {
+        /// The shard asked for.
+        shard: ShardId,
+    },
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuntimeError::Spec(errors) => write!(f, "the spec is invalid: {errors}"),
+            RuntimeError::Config(what) => write!(f, "the runtime configuration is invalid: {what}"),
+            RuntimeError::Memory(error) => write!(f, "{error}"),
+            RuntimeError::Affinity(error) => write!(f, "{error}"),
+            RuntimeError::Ring(error) => write!(f, "a ring could not be made: {error}"),
+            RuntimeError::Os(error) => write!(f, "the operating system refused: {error}"),
+            RuntimeError::Boot { shard, error } => {
+                write!(f, "shard {} did not boot: {error}", shard.index())
+            }
+            RuntimeError::NoInjector { shard } => write!(
+                f,
+                "shard {} has no injector left: raise RuntimeConfig::injectors_per_shard",
+                shard.index()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RuntimeError {}
+
+/// What a shard last reported: published every `REPORT_EVERY_TICKS` ticks, each time it
+/// parks, and when it stops.
+#[derive(Clone, Debug, Default)]
+pub struct ShardReport {
+    /// The shard's counters.
+    pub counters: Counters,
+    /// Isolates alive (or reserved).
+    pub live_isolates: usize,
+    /// Live isolates by type, in registration order.
+    pub live_by_type: Vec<usize>,
+    /// The core the shard runs on, if it was pinned.
+    pub core: Option<usize>,
+    /// Whether pinning failed (counted, not an error: the shard runs unpinned).
+    pub pin_failed: bool,
+    /// Ticks run.
+    pub ticks: u64,
+    /// Times it parked.
+    pub parks: u64,
+    /// Whether its root supervision group escalated (every isolate of the shard stopped).
+    pub failed: bool,
+    /// Whether it has stopped.
+    pub stopped: bool,
+}
+
+/// What every thread and the handle share.
+struct Shared {
+    stop: AtomicBool,
+    unparkers: Vec<Unparker>,
+    reports: Vec<Mutex<ShardReport>>,
+    /// Shards booted, and the first boot failure; the boot waits on `booted_changed`.
+    boot: Mutex<(usize, Option<(ShardId, BootError)>)>,
+    booted_changed: Condvar,
+}
+
+impl Shared {
+    fn report(&self, shard: usize) -> ShardReport {
+        self.reports[shard].lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// A running system: one thread per shard. See the module documentation.
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    injectors: Mutex<Vec<Vec<Producer<Message>>>>,
+    stopped: bool,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime").field("shards", &self.threads.len()).finish_non_exhaustive()
+    }
+}
+
+/// What each shard's thread starts with.
+struct ShardStart {
+    shard: ShardId,
+    spec: Arc<SystemSpec>,
+    plan: Arc<CorePlan>,
+    clock: Clock,
+    outgoing: Vec<Option<Producer<Message>>>,
+    incoming: Vec<Consumer<Message>>,
+    parker: Parker,
+    shared: Arc<Shared>,
+    seed: u64,
+}
+
+impl Runtime {
+    /// Validates `spec`, checks the machine can hold it, makes every ring and parker,
+    /// starts one thread per shard and waits until every shard has booted its tree.
+    pub fn boot(spec: SystemSpec, config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        spec.validate().map_err(RuntimeError::Spec)?;
+        if config.ring_capacity == 0 {
+            return Err(RuntimeError::Config("ring_capacity is 0; give at least 1"));
+        }
+        if config.injectors_per_shard > 0 && config.inject_capacity == 0 {
+            return Err(RuntimeError::Config("inject_capacity is 0; give at least 1"));
+        }
+        memory::check_spec(&spec, config.ring_capacity).map_err(RuntimeError::Memory)?;
+        let plan = CorePlan::new(&spec, &available_cores()).map_err(RuntimeError::Affinity)?;
+        let shards = spec.shard_count();
+        // Rings: outgoing[from][to] and incoming[to] (peers in shard order, then injectors).
+        let mut outgoing: Vec<Vec<Option<Producer<Message>>>> =
+            (0..shards).map(|_| (0..shards).map(|_| None).collect()).collect();
+        let mut incoming: Vec<Vec<Consumer<Message>>> = (0..shards).map(|_| Vec::new()).collect();
+        for (from, rings) in outgoing.iter_mut().enumerate() {
+            for (to, ring) in rings.iter_mut().enumerate().filter(|&(to, _)| to != from) {
+                let (producer, consumer) =
+                    spsc::channel(config.ring_capacity).map_err(RuntimeError::Ring)?;
+                *ring = Some(producer);
+                incoming[to].push(consumer);
+            }
+        }
+        let mut injectors: Vec<Vec<Producer<Message>>> = Vec::with_capacity(shards);
+        for rings in &mut incoming {
+            let mut spare = Vec::with_capacity(config.injectors_per_shard);
+            for _ in 0..config.injectors_per_shard {
+                let (producer, consumer) =
+                    spsc::channel(config.inject_capacity).map_err(RuntimeError::Ring)?;
+                spare.push(producer);
+                rings.push(consumer);
+            }
+            injectors.push(spare);
+        }
+        let parkers: Vec<Parker> = (0..shards)
+            .map(|_| Parker::new())
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::Os)?;
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            unparkers: parkers.iter().map(Parker::unparker).collect(),
+            reports: (0..shards).map(|_| Mutex::new(ShardReport::default())).collect(),
+            boot: Mutex::new((0, None)),
+            booted_changed: Condvar::new(),
+        });
+        let spec = Arc::new(spec);
+        let plan = Arc::new(plan);
+        let clock = Clock::start();
+        let seed = entropy();
+        let mut runtime = Runtime {
+            shared: Arc::clone(&shared),
+            threads: Vec::with_capacity(shards),
+            injectors: Mutex::new(injectors),
+            stopped: false,
+        };
+        for (index, ((outgoing, incoming), parker)) in
+            outgoing.into_iter().zip(incoming).zip(parkers).enumerate()
+        {
+            // Shard indices fit in u8 (validated).
+            let shard = ShardId(index as u8);
+            let start = ShardStart {
+                shard,
+                spec: Arc::clone(&spec),
+                plan: Arc::clone(&plan),
+                clock,
+                outgoing,
+                incoming,
+                parker,
+                shared: Arc::clone(&shared),
+                seed: seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            };
+            match spawn_shard(start) {
+                Ok(thread) => runtime.threads.push(thread),
+                Err(error) => {
+                    runtime.halt();
+                    return Err(RuntimeError::Os(error));
+                }
+            }
+        }
+        // Every shard reports booted or failed; boot is bounded work on each.
+        let failure = {
+            let mut boot = shared.boot.lock().unwrap_or_else(PoisonError::into_inner);
+            while boot.0 < shards && boot.1.is_none() {
+                boot = shared.booted_changed.wait(boot).unwrap_or_else(PoisonError::into_inner);
+            }
+            boot.1.take()
+        };
+        if let Some((shard, error)) = failure {
+            runtime.halt();
+            return Err(RuntimeError::Boot { shard, error });
+        }
+        Ok(runtime)
+    }
+
+    /// Shards.
+    pub fn shard_count(&self) -> usize {
+        self.shared.reports.len()
+    }
+
+    /// Each shard's last report, in shard order.
+    pub fn reports(&self) -> Vec<ShardReport> {
+        (0..self.shard_count()).map(|shard| self.shared.report(shard)).collect()
+    }
+
+    /// An injector into `shard`: a bounded, non-blocking way for the application's own
+    /// threads to send to isolates of that shard. Each shard has
+    /// `RuntimeConfig::injectors_per_shard` of them.
+    pub fn injector(&self, shard: ShardId) -> Result<Injector, RuntimeError> {
+        let mut spare = self.injectors.lock().unwrap_or_else(PoisonError::into_inner);
+        let producer = spare
+            .get_mut(shard.index())
+            .and_then(Vec::pop)
+            .ok_or(RuntimeError::NoInjector { shard })?;
+        Ok(Injector {
+            shard,
+            producer,
+            unparker: self.shared.unparkers[shard.index()].clone(),
+            shared: Arc::clone(&self.shared),
+            sequence: 0,
+        })
+    }
+
+    /// Waits until `done` holds for the shards' reports, or `timeout` passes; returns
+    /// whether it held.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&[ShardReport]) -> bool) -> bool {
+        let clock = Clock::start();
+        let deadline = Timestamp::from_nanos(u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            if done(&self.reports()) {
+                return true;
+            }
+            if clock.now() >= deadline {
+                return false;
+            }
+            pause(WAIT_POLL);
+        }
+    }
+
+    /// Waits until no isolate is alive on any shard (as the shards last reported), or
+    /// `timeout` passes; returns whether they all finished.
+    pub fn wait_until_finished(&self, timeout: Duration) -> bool {
+        self.wait_until(timeout, |reports| reports.iter().all(|r| r.live_isolates == 0))
+    }
+
+    /// Installs SIGINT and SIGTERM handling, runs until a first signal or until `done`
+    /// holds, then stops (a second signal exits the process at once). Returns the summary
+    /// and what ended the run.
+    pub fn run_until_signal(
+        self,
+        done: impl Fn(&[ShardReport]) -> bool,
+    ) -> Result<(Summary, Ended), SignalError> {
+        let guard = SignalGuard::install()?;
+        let ended = guard.wait_until(|| done(&self.reports()), WAIT_POLL * 10);
+        let summary = self.stop();
+        drop(guard);
+        Ok((summary, ended))
+    }
+
+    /// Stops every shard, joins the threads and returns their final reports.
+    pub fn stop(mut self) -> Summary {
+        self.halt();
+        Summary { shards: self.reports() }
+    }
+
+    /// Asks every shard to stop and joins them; harmless when done already.
+    fn halt(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.shared.stop.store(true, Ordering::Release);
+        for unparker in &self.shared.unparkers {
+            unparker.stop();
+        }
+        for thread in self.threads.drain(..) {
+            // A shard thread's panic outside an isolate is a broken invariant of the core;
+            // its report says how far it got.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// What a stopped runtime's shards reported last.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// One report per shard, in shard order.
+    pub shards: Vec<ShardReport>,
+}
+
+impl Summary {
+    /// Every shard's counters added up, by name (as `Counters::entries` names them).
+    pub fn total(&self) -> Vec<(&'static str, u64)> {
+        let mut total = Counters::default().entries().to_vec();
+        for report in &self.shards {
+            for (sum, (_, value)) in total.iter_mut().zip(report.counters.entries()) {
+                sum.1 += value;
+            }
+        }
+        total
+    }
+}
+
+/// Why an injection was refused. Nothing is sent then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectError {
+    /// The injector's ring is full: the shard has not caught up; try again later.
+    Full,
+    /// The runtime has stopped.
+    Stopped,
+    /// The handle names an isolate of another shard than the injector's.
+    WrongShard {
+        /// The handle's shard.
+        handle: ShardId,
+        /// The injector's shard.
+        injector: ShardId,
+    },
+}
+
+impl fmt::Display for InjectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InjectError::Full => {
+                write!(f, "the injector's ring is full; retry after the shard catches up")
+            }
+            InjectError::Stopped => write!(f, "the runtime has stopped"),
+            InjectError::WrongShard { handle, injector } => write!(
+                f,
+                "the handle is on shard {}, the injector feeds shard {}: take an injector of the handle's shard",
+                handle.index(),
+                injector.index()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InjectError {}
+
+/// An application thread's way into one shard: its own ring, bounded, never blocking.
+/// `Send`, not `Clone`: one per application thread.
+pub struct Injector {
+    shard: ShardId,
+    producer: Producer<Message>,
+    unparker: Unparker,
+    shared: Arc<Shared>,
+    sequence: u64,
+}
+
+impl fmt::Debug for Injector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Injector").field("shard", &self.shard).finish_non_exhaustive()
+    }
+}
+
+impl Injector {
+    /// Sends `payload` to `to` (an isolate of this injector's shard), as a message from
+    /// no isolate (`Handle::NONE` is its source, so a reply to it is dropped).
+    pub fn send<P: Payload>(&mut self, to: Handle, payload: &P) -> Result<(), InjectError> {
+        if self.shared.stop.load(Ordering::Acquire) {
+            return Err(InjectError::Stopped);
+        }
+        if to.shard() != self.shard {
+            return Err(InjectError::WrongShard { handle: to.shard(), injector: self.shard });
+        }
+        self.sequence += 1;
+        let message = Message::injected(to, payload, self.sequence);
+        self.producer.push(message).map_err(|_| InjectError::Full)?;
+        self.producer.publish();
+        self.unparker.unpark();
+        Ok(())
+    }
+
+    /// The shard it feeds.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+}
+
+#[expect(clippy::disallowed_methods, reason = "the production runtime starts one thread per shard")]
+fn spawn_shard(start: ShardStart) -> std::io::Result<JoinHandle<()>> {
+    let name = format!("tina-shard-{}", start.shard.index());
+    std::thread::Builder::new().name(name).spawn(move || shard_main(start))
+}
+
+#[expect(clippy::disallowed_methods, reason = "waiting on the shards' reports, outside any shard")]
+fn pause(duration: Duration) {
+    std::thread::sleep(duration);
+}
+
+#[expect(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "production isolates draw from entropy (ctx.random_u64); the simulator seeds its own"
+)]
+fn entropy() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0x7469_6e61_7072_6f64u64)
+}
+
+/// A shard's thread: pin, boot the scheduler, tick until stopped, parking when idle.
+fn shard_main(start: ShardStart) {
+    let ShardStart { shard, spec, plan, clock, outgoing, incoming, parker, shared, seed } = start;
+    let pinned = plan.pin_current(shard);
+    let index = shard.index();
+    let mut backend = ProdBackend {
+        clock,
+        random_state: seed | 1,
+        dirty: vec![false; outgoing.len()],
+        outgoing,
+        incoming,
+        next_incoming: 0,
+        parker,
+        shared: Arc::clone(&shared),
+        failed: false,
+        parks: 0,
+    };
+    let mut scheduler = match Scheduler::boot(&spec, shard, &mut backend) {
+        Ok(scheduler) => scheduler,
+        Err(error) => {
+            let mut boot = shared.boot.lock().unwrap_or_else(PoisonError::into_inner);
+            boot.1.get_or_insert((shard, error));
+            shared.booted_changed.notify_all();
+            return;
+        }
+    };
+    let (core, pin_failed) = match pinned {
+        Ok(core) => (core.map(|core| core.0), false),
+        Err(_) => (None, true),
+    };
+    let publish =
+        |scheduler: &Scheduler<ProdBackend>, backend: &ProdBackend, ticks: u64, stopped: bool| {
+            let mut report = shared.reports[index].lock().unwrap_or_else(PoisonError::into_inner);
+            report.counters = *scheduler.counters();
+            report.live_isolates = scheduler.live_isolates();
+            report.live_by_type.clear();
+            report.live_by_type.extend((0..spec.type_count()).map(|t| scheduler.live_count(t)));
+            report.core = core;
+            report.pin_failed = pin_failed;
+            report.ticks = ticks;
+            report.parks = backend.parks;
+            report.failed = backend.failed;
+            report.stopped = stopped;
+        };
+    publish(&scheduler, &backend, 0, false);
+    {
+        let mut boot = shared.boot.lock().unwrap_or_else(PoisonError::into_inner);
+        boot.0 += 1;
+        shared.booted_changed.notify_all();
+    }
+    let mut ticks = 0u64;
+    while !backend.stop_requested() {
+        let report = scheduler.tick(&mut backend);
+        ticks += 1;
+        if !report.has_work {
+            publish(&scheduler, &backend, ticks, false);
+            backend.park(report.next_deadline);
+        } else if ticks.is_multiple_of(REPORT_EVERY_TICKS) {
+            publish(&scheduler, &backend, ticks, false);
+        }
+    }
+    publish(&scheduler, &backend, ticks, true);
+}
+
+/// One shard's world on a thread: the monotonic clock, its rings and its parker.
+struct ProdBackend {
+    clock: Clock,
+    random_state: u64,
+    /// Rings to every other shard (`None` at its own index).
+    outgoing: Vec<Option<Producer<Message>>>,
+    /// Which outgoing rings got messages this tick.
+    dirty: Vec<bool>,
+    /// Rings from every other shard, then from its injectors.
+    incoming: Vec<Consumer<Message>>,
+    /// Where the next `receive_remote` starts looking (round robin, for fairness).
+    next_incoming: usize,
+    parker: Parker,
+    shared: Arc<Shared>,
+    failed: bool,
+    parks: u64,
+}
+
+impl Env for ProdBackend {
+    fn random_u64(&mut self) -> u64 {
+        // xorshift64*: seeded from entropy per shard at boot.
+        let mut x = self.random_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random_state = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
+        let ring =
+            self.outgoing.get_mut(to.index()).and_then(Option::as_mut).ok_or(TransportFull)?;
+        ring.push(*message).map_err(|_| TransportFull)?;
+        self.dirty[to.index()] = true;
+        Ok(())
+    }
+
+    fn trace(&mut self, _event: &Event) {}
+}
+
+impl Backend for ProdBackend {
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn tracing(&self) -> bool {
+        false
+    }
+
+    fn receive_remote(&mut self) -> Option<Message> {
+        let count = self.incoming.len();
+        for _ in 0..count {
+            let index = self.next_incoming;
+            self.next_incoming = (index + 1) % count;
+            if let Some(message) = self.incoming[index].pop() {
+                return Some(message);
+            }
+        }
+        None
+    }
+
+    fn flush_remote(&mut self) {
+        for (to, dirty) in self.dirty.iter_mut().enumerate() {
+            if !*dirty {
+                continue;
+            }
+            *dirty = false;
+            if let Some(ring) = self.outgoing[to].as_mut()
+                && ring.publish() > 0
+            {
+                self.shared.unparkers[to].unpark();
+            }
+        }
+        for ring in &mut self.incoming {
+            ring.release();
+        }
+    }
+
+    fn shard_failed(&mut self, _failure: &ShardFailure) {
+        self.failed = true;
+    }
+
+    fn park(&mut self, deadline: Option<Timestamp>) {
+        let timeout = deadline.map(|deadline| self.clock.until(deadline));
+        let (incoming, stop) = (&mut self.incoming, &self.shared.stop);
+        self.parker.park(timeout, || {
+            stop.load(Ordering::Acquire) || incoming.iter_mut().any(|ring| !ring.is_empty())
+        });
+        self.parks += 1;
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.shared.stop.load(Ordering::Acquire)
+    }
+}
