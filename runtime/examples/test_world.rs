@@ -1,6 +1,6 @@
 //! Two shards play ping-pong on the deterministic test backend and print their counters.
 //!
-//! `cargo run --release -p tina --example ping_pong -- [ROUNDS]`
+//! `cargo run --release -p tina --example test_world -- [ROUNDS]`
 
 use tina::testing::{TestConfig, TestWorld};
 use tina::{Ctx, Effect, Handle, Isolate, Message, ShardId, SystemSpec, TypeConfig};
