@@ -1,6 +1,10 @@
 //! The examples as a person runs them: child processes on real threads, stopped by SIGINT,
 //! idle at close to no CPU.
 #![cfg(target_os = "linux")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests drive child processes on real threads, in real time"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
