@@ -50,7 +50,7 @@ fn ping_pong_runs_across_two_shard_threads_and_stops() {
     let (spec, pinger) = common::ping_pong_spec(2, 1, 10_000);
     let runtime = Runtime::boot(spec, RuntimeConfig::default()).expect("boots");
     assert_eq!(runtime.shard_count(), 2);
-    let pinger = pinger.index() as usize;
+    let pinger = pinger.index();
     let done = runtime.wait_until(PATIENCE, |reports| reports[0].live_by_type[pinger] == 0);
     assert!(done, "the pinger finished: {:?}", runtime.reports());
     let summary = runtime.stop();
