@@ -1,0 +1,165 @@
+//! Sim-versus-real conformance: one test body per behaviour, run by the simulator and by
+//! the production runtime (`tina::prod::Runtime`, one thread per shard) on the very same
+//! specs and isolates, asserting the same outcomes from each backend's counters.
+#![cfg(target_os = "linux")]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tina::prod::{Runtime, RuntimeConfig};
+use tina::{Ctx, Effect, Handle, Isolate, Message, ShardId, SystemSpec, TypeConfig};
+use tina_scenarios::{Goal, Params, Scenario, Setup, find};
+use tina_sim::Simulation;
+
+/// How long the real runtime may take to reach the end (far more than it needs).
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Every counter summed over the shards, by name.
+type Totals = BTreeMap<&'static str, u64>;
+
+/// Runs `setup` in the simulator (seed 1), which must pass; returns its counters.
+fn on_sim(name: &'static str, setup: fn() -> Setup) -> Totals {
+    let report = Simulation::new(name, move |_| setup()).run(1).expect("a valid setup");
+    assert!(report.passed(), "{name} passes in the simulator: {:?}", report.outcome);
+    let mut totals = Totals::new();
+    for shard in &report.counters {
+        for &(key, value) in &shard.entries {
+            *totals.entry(key).or_default() += value;
+        }
+    }
+    totals
+}
+
+/// Runs `setup`'s node on real threads until no isolate of type `finisher` is alive;
+/// returns its counters.
+fn on_real(setup: fn() -> Setup, finisher: &str) -> Totals {
+    let spec = setup().nodes.into_iter().next().expect("one node");
+    let finisher = (0..spec.type_count())
+        .find(|&t| spec.type_name(t) == Some(finisher))
+        .expect("the finisher's type");
+    let runtime = Runtime::boot(spec, RuntimeConfig::default()).expect("boots");
+    let finished = runtime.wait_until(PATIENCE, |reports| {
+        reports.iter().all(|r| r.live_by_type.get(finisher).copied().unwrap_or(0) == 0)
+    });
+    assert!(finished, "the finisher ended on real threads: {:?}", runtime.reports());
+    let summary = runtime.stop();
+    summary.total().into_iter().collect()
+}
+
+/// A catalog scenario's setup with `sets`.
+fn scenario(name: &str, sets: &[(&str, u64)]) -> Setup {
+    let scenario: &dyn Scenario = find(name).expect("in the catalog");
+    let mut params = Params::defaults(scenario.params());
+    for (key, value) in sets {
+        assert!(params.set(key, *value), "{key} is a parameter of {name}");
+    }
+    scenario.build(&params)
+}
+
+#[test]
+fn ping_pong_plays_every_round_and_loses_nothing() {
+    fn setup() -> Setup {
+        scenario("ping-pong", &[("round_trips", 300), ("retry", 0)])
+    }
+    let facts = |t: &Totals| (t["sent"], t["delivered"], t["exits_normal"], t["mailbox_full"]);
+    let (sim, real) = (on_sim("ping-pong", setup), on_real(setup, "pinger"));
+    assert_eq!(facts(&sim), facts(&real), "sent, delivered, normal exits, drops");
+    assert_eq!(sim["delivered"], 600);
+    let drops = |t: &Totals| t["mailbox_full"] + t["pool_exhausted"] + t["ring_full"];
+    assert_eq!((drops(&sim), drops(&real)), (0, 0));
+}
+
+#[test]
+fn dispatcher_workers_crash_and_are_restarted() {
+    fn setup() -> Setup {
+        scenario("dispatcher", &[("jobs", 60), ("crash_every", 5), ("job_timeout", 20_000_000)])
+    }
+    // Which worker gets which job depends on timing on real threads, so the counts differ;
+    // what must hold on both is the supervision outcome.
+    let facts = |t: &Totals| {
+        (t["crashes"] > 0, t["crashes"] == t["restarts"], t["escalations"], t["init_failures"])
+    };
+    let (sim, real) = (on_sim("dispatcher", setup), on_real(setup, "dispatcher"));
+    assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
+    assert_eq!(facts(&sim), (true, true, 0, 0));
+}
+
+tina::payload! {
+    /// A question nobody answers.
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct Question { pub n: u64 }
+}
+
+tina::spawn_args! {
+    #[derive(Clone, Copy, Debug)]
+    #[repr(C)]
+    pub struct CallerArgs { pub callee: Handle }
+}
+
+/// Calls a silent isolate on another shard and ends when the call times out.
+struct Caller;
+
+impl Isolate for Caller {
+    type Args = CallerArgs;
+
+    fn init(args: CallerArgs, _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Caller, Effect::call(args.callee, &Question { n: 1 }, Duration::from_millis(20)))
+    }
+
+    fn handle(&mut self, message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        match message.call_failure() {
+            Some(tina::CallFailure::Timeout) => Effect::Done,
+            _ => Effect::Crash(tina::Label::new("not-a-timeout")),
+        }
+    }
+}
+
+/// Receives questions and never answers.
+struct Silent;
+
+impl Isolate for Silent {
+    type Args = ();
+
+    fn init(_args: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        (Silent, Effect::Receive)
+    }
+
+    fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        Effect::Receive
+    }
+}
+
+#[test]
+fn a_call_nobody_answers_times_out() {
+    fn setup() -> Setup {
+        let mut spec = SystemSpec::new(2);
+        let caller = spec.register::<Caller>(TypeConfig::new("caller").slots(1));
+        let silent = spec.register::<Silent>(TypeConfig::new("silent").slots(1));
+        spec.register_payload::<Question>();
+        let callee = spec.boot_child(ShardId(1), silent, ());
+        spec.boot_child(ShardId(0), caller, CallerArgs { callee });
+        // The silent isolate stays; the goal is the caller's normal end.
+        Setup::new(spec).goal(Goal::EndState(Box::new(|view| view.live_isolates() == 1)))
+    }
+    let facts = |t: &Totals| (t["call_timeouts"], t["exits_normal"], t["crashes"]);
+    let (sim, real) = (on_sim("call-timeout", setup), on_real(setup, "caller"));
+    assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
+    assert_eq!(facts(&sim), (1, 1, 0));
+}
+
+#[test]
+fn bank_clients_all_finish_without_loss() {
+    fn setup() -> Setup {
+        scenario("bank", &[("transfers", 20), ("timeout", 50_000_000)])
+    }
+    // The simulator also checks conservation (the scenario's observer); on threads the
+    // outcome visible from outside is that every client finished, none crashed, and no
+    // message was dropped.
+    let facts = |t: &Totals| {
+        (t["exits_normal"], t["crashes"], t["mailbox_full"] + t["pool_exhausted"] + t["ring_full"])
+    };
+    let (sim, real) = (on_sim("bank", setup), on_real(setup, "client"));
+    assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
+    assert_eq!(facts(&sim).1, 0);
+}
