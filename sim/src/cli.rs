@@ -493,17 +493,7 @@ fn simulate(cli: &Cli, io: &mut Io<'_>) -> u8 {
             out: None,
             run: Vec::new(),
         };
-        let start = crate::shrink::Candidate {
-            seed,
-            scenario,
-            profile: shape.profile,
-            plant: shape.plant,
-            sets: cli.run.sets.clone(),
-            faults: cli.run.fault_sets.clone(),
-            streams: cli.run.streams.clone(),
-            flags: shape.replay_args().after,
-        };
-        let _ = shrink_and_report(&budget, start, io);
+        let _ = shrink_and_report(&budget, candidate(&shape, seed, scenario), io);
     }
     code
 }
@@ -642,17 +632,27 @@ fn shrink_command(args: &ShrinkArgs, io: &mut Io<'_>) -> u8 {
         Ok(shape) => shape,
         Err(message) => return io.invalid(&message),
     };
-    let start = crate::shrink::Candidate {
+    let scenario = shape.scenario_of(seed, 0, io.catalog);
+    shrink_and_report(args, candidate(&shape, seed, scenario), io)
+}
+
+/// The run of `seed` in `scenario` with `shape`'s flags, as the shrinker's first candidate.
+fn candidate(
+    shape: &Shape<'_>,
+    seed: u64,
+    scenario: &'static dyn Scenario,
+) -> crate::shrink::Candidate {
+    let flags = shape.flags;
+    crate::shrink::Candidate {
         seed,
-        scenario: shape.scenario_of(seed, 0, io.catalog),
+        scenario,
         profile: shape.profile,
         plant: shape.plant,
-        sets: cli.run.sets.clone(),
-        faults: cli.run.fault_sets.clone(),
-        streams: cli.run.streams.clone(),
+        sets: flags.sets.clone(),
+        faults: flags.fault_sets.clone(),
+        streams: flags.streams.clone(),
         flags: shape.replay_args().after,
-    };
-    shrink_and_report(args, start, io)
+    }
 }
 
 /// Shrinks `start` within the budget `args` gives and prints the report.
