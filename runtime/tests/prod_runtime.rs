@@ -142,3 +142,29 @@ fn dropping_a_runtime_stops_it() {
     let summary = runtime.stop();
     assert_eq!(summary.shards.len(), 2);
 }
+
+/// This process's resident memory, in bytes.
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).expect("VmRSS");
+    let kib: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).expect("kB");
+    kib * 1024
+}
+
+/// Boot touches what the spec allocates, so a machine that cannot back it fails at boot,
+/// not in the middle of a run: resident memory grows by what `SystemSpec::memory` counts.
+#[test]
+fn boot_touches_the_memory_it_allocates() {
+    let (mut spec, _) = common::ping_pong_spec(2, 1, 10);
+    // About 256 MiB of envelopes, far above what the other tests of this binary hold.
+    spec.message_pool_size(1 << 20);
+    let needed = spec.memory_bytes(RuntimeConfig::default().ring_capacity);
+    let before = resident_bytes();
+    let runtime = Runtime::boot(spec, RuntimeConfig::default()).expect("boots");
+    let grown = resident_bytes().saturating_sub(before);
+    drop(runtime);
+    assert!(
+        grown >= needed / 10 * 9,
+        "boot made {grown} of the {needed} bytes it allocates resident"
+    );
+}
