@@ -1146,15 +1146,17 @@ mod linux {
         }
         aim_row("spawn, 1,024 per activation, ns", &m.spawn_batch, 1, Aim::AtMost(50.0));
         aim_row("spawn, 1 per activation, ns", &m.spawn_single, 1, Aim::None);
+        let (bytes, parts) = framework_bytes_per_isolate(spawn_n);
         if !m.spawn_batch.0.is_empty() {
-            let (bytes, parts) = framework_bytes_per_isolate(spawn_n);
             aim_row("framework bytes per isolate", &Rounds(vec![bytes]), 1, Aim::AtMost(128.0));
+        }
+        aim_row("crash + restart, ns", &m.restart, 1, Aim::AtMost(1000.0));
+        if !m.spawn_batch.0.is_empty() {
             println!();
             println!(
                 "Bytes per extra slot, by part (the child's own {} bytes included): {parts}.",
                 size_of::<Child>()
             );
         }
-        aim_row("crash + restart, ns", &m.restart, 1, Aim::AtMost(1000.0));
     }
 }
