@@ -624,6 +624,9 @@ impl Backend for ProdBackend {
             if let Some(message) = self.incoming[index].pop() {
                 return Some(message);
             }
+            // Drained: hand its slots back to the producer now rather than after dispatch,
+            // so a sender blocked on a full ring can refill it during this tick.
+            self.incoming[index].release();
         }
         None
     }
