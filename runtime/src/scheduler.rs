@@ -151,9 +151,15 @@ impl<B: Backend> Scheduler<B> {
     }
 
     /// Live isolates of this shard over every type, those whose `init` is pending included.
-    /// O(slots): meant for fault injection, which picks one with `nth_live`.
+    /// O(types).
     pub fn live_isolates(&self) -> usize {
         self.core.live_isolates()
+    }
+
+    /// Live isolates of the type at `type_index`, those whose `init` is pending included
+    /// (`live_count` counts only those with a state). O(1).
+    pub fn live_in_type(&self, type_index: usize) -> usize {
+        self.core.live_in_type(type_index)
     }
 
     /// The handle of the `n`-th live isolate in (type, slot) order, for `n` below

@@ -539,7 +539,7 @@ fn shard_main(start: ShardStart) {
             report.counters = *scheduler.counters();
             report.live_isolates = scheduler.live_isolates();
             report.live_by_type.clear();
-            report.live_by_type.extend((0..spec.type_count()).map(|t| scheduler.live_count(t)));
+            report.live_by_type.extend((0..spec.type_count()).map(|t| scheduler.live_in_type(t)));
             report.core = core;
             report.pin_failed = pin_failed;
             report.ticks = ticks;

@@ -233,6 +233,7 @@ impl ShardCore {
         slots.group[slot] = NO_GROUP;
         if slots.meta[slot].generation == GENERATION_MAX {
             slots.meta[slot].state = SlotState::Retired;
+            slots.retired += 1;
             self.counters.slots_retired += 1;
             self.trace(env, Event::Retire { handle });
         } else {

@@ -271,9 +271,17 @@ impl ShardCore {
         })
     }
 
-    /// Live (or reserved) isolates over every type.
+    /// Live (or reserved) isolates over every type. O(types): derived from the free lists
+    /// and the retired counts, so a runtime may ask at every park.
     pub(crate) fn live_isolates(&self) -> usize {
-        self.live_slots().count()
+        let live = self.types.iter().map(TypeSlots::live).sum();
+        debug_assert_eq!(live, self.live_slots().count(), "free lists and retired counts agree");
+        live
+    }
+
+    /// Live (or reserved) isolates of the type at `type_index`. O(1).
+    pub(crate) fn live_in_type(&self, type_index: usize) -> usize {
+        self.types.get(type_index).map_or(0, TypeSlots::live)
     }
 
     /// The handle of the `n`-th live isolate in (type, slot) order.

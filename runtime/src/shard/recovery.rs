@@ -54,9 +54,11 @@ impl ShardCore {
 
     /// Bumps the generation of a free slot, or retires it at the last generation.
     fn bump_free(&mut self, env: &mut dyn Env, type_index: usize, slot: usize) {
-        let meta = &mut self.types[type_index].meta[slot];
+        let slots = &mut self.types[type_index];
+        let meta = &mut slots.meta[slot];
         if meta.generation == crate::limits::GENERATION_MAX {
             meta.state = SlotState::Retired;
+            slots.retired += 1;
             self.counters.slots_retired += 1;
             let handle = self.handle_of(type_index, slot);
             self.trace(env, Event::Retire { handle });

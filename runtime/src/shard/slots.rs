@@ -125,6 +125,8 @@ pub(crate) struct TypeSlots {
     pub(super) buffers_held: Box<[u16]>,
     pub(super) free: Box<[u32]>,
     pub(super) free_len: u32,
+    /// Slots retired at the last generation (never free nor live again).
+    pub(super) retired: u32,
     pub(crate) ready: Ring<u32>,
     pub(crate) yielded: Ring<u32>,
 }
@@ -149,6 +151,7 @@ impl TypeSlots {
             // Reversed so that slot 0 is handed out first.
             free: (0..config.slot_count).rev().collect(),
             free_len: config.slot_count,
+            retired: 0,
             ready: Ring::new(slot_count, 0),
             yielded: Ring::new(slot_count, 0),
         }
@@ -193,6 +196,11 @@ impl TypeSlots {
         }
         // At most `slot_count` entries, which fits in u32.
         self.free_len = len as u32;
+    }
+
+    /// Live (or reserved) slots: neither on the free list nor retired. O(1).
+    pub(super) fn live(&self) -> usize {
+        self.meta.len() - self.free_len as usize - self.retired as usize
     }
 
     /// Spawn arguments kept for `slot`.
