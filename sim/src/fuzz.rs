@@ -235,16 +235,15 @@ impl FuzzCase {
     /// The case as a seed file (see [`crate::seedfile`]), expecting `expect` (`pass` or a
     /// failure class name).
     pub fn seed_file(&self, why: &str, expect: &str) -> String {
-        let mut text = format!("why: {why}\nseed: {}\nscenario: {}\n", self.seed, self.scenario);
-        for set in &self.sets {
-            text.push_str(&format!("set: {set}\n"));
+        crate::seedfile::SeedFile {
+            why: why.to_string(),
+            seed: self.seed.to_string(),
+            scenario: Some(self.scenario.to_string()),
+            sets: self.sets.clone(),
+            flags: self.flags(),
+            expect: crate::seedfile::parse_expect(expect).flatten(),
         }
-        let flags = self.flags();
-        if !flags.is_empty() {
-            text.push_str(&format!("flags: {}\n", flags.join(" ")));
-        }
-        text.push_str(&format!("expect: {expect}\n"));
-        text
+        .render()
     }
 }
 

@@ -65,6 +65,26 @@ impl SeedFile {
         args.extend(self.flags.iter().cloned());
         args
     }
+
+    /// The file's text, as `parse` reads it back: `why` (on one line), `seed`, `scenario`,
+    /// each `set`, the `flags` (if any) and `expect`.
+    pub fn render(&self) -> String {
+        let why: String =
+            self.why.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
+        let mut text = format!("why: {why}\nseed: {}\n", self.seed);
+        if let Some(scenario) = &self.scenario {
+            text.push_str(&format!("scenario: {scenario}\n"));
+        }
+        for set in &self.sets {
+            text.push_str(&format!("set: {set}\n"));
+        }
+        if !self.flags.is_empty() {
+            text.push_str(&format!("flags: {}\n", self.flags.join(" ")));
+        }
+        let expect = self.expect.map_or("pass", FailureClass::name);
+        text.push_str(&format!("expect: {expect}\n"));
+        text
+    }
 }
 
 /// What is wrong with a seed file, and where.
@@ -265,7 +285,7 @@ pub fn check_dir(dir: &Path, catalog: &[&'static dyn Scenario]) -> usize {
     replays.len()
 }
 
-fn parse_expect(value: &str) -> Option<Option<FailureClass>> {
+pub(crate) fn parse_expect(value: &str) -> Option<Option<FailureClass>> {
     Some(match value {
         "pass" => None,
         "correctness" => Some(FailureClass::Correctness),
@@ -307,5 +327,19 @@ mod tests {
         let file = parse("g.seed", text).expect("valid");
         assert_eq!(file.args(), ["--seed", "0x2a", "--set", "a=1", "--plant", "lose-message"]);
         assert_eq!(file.expect, Some(FailureClass::Correctness));
+    }
+
+    #[test]
+    fn render_is_what_parse_reads_back() {
+        let file = SeedFile {
+            why: "two\nlines".to_string(),
+            seed: "7".to_string(),
+            scenario: Some("bank".to_string()),
+            sets: vec!["transfers=5".to_string()],
+            flags: vec!["--faults".to_string(), "chaos".to_string()],
+            expect: Some(FailureClass::Liveness),
+        };
+        let back = parse("f.seed", &file.render()).expect("parses");
+        assert_eq!(back, SeedFile { why: "two lines".to_string(), ..file });
     }
 }

@@ -75,48 +75,35 @@ impl Eq for Candidate {}
 impl Candidate {
     /// The `sim` arguments (without the program name).
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec![
-            "--seed".to_string(),
-            self.seed.to_string(),
-            "--scenario".to_string(),
-            self.scenario.name().to_string(),
-            "--faults".to_string(),
-            self.profile.name().to_string(),
-        ];
-        if let Some(plant) = self.plant {
-            args.extend(["--plant".to_string(), plant.name.to_string()]);
-        }
-        for (flag, values) in
-            [("--set", &self.sets), ("--fault", &self.faults), ("--stream", &self.streams)]
-        {
-            for value in values {
-                args.extend([flag.to_string(), value.clone()]);
-            }
-        }
-        args.extend(self.flags.iter().cloned());
-        args
+        self.seed_file_of("", "pass").args()
     }
 
     /// The candidate as a seed file.
     pub fn seed_file(&self, why: &str, expect: &str) -> String {
-        let mut text =
-            format!("why: {why}\nseed: {}\nscenario: {}\n", self.seed, self.scenario.name());
-        for set in &self.sets {
-            text.push_str(&format!("set: {set}\n"));
-        }
+        self.seed_file_of(why, expect).render()
+    }
+
+    /// The candidate as a seed file's fields: seed, scenario, sets, and every other flag
+    /// (the profile always, then plant, faults, streams and the rest).
+    fn seed_file_of(&self, why: &str, expect: &str) -> crate::seedfile::SeedFile {
         let mut flags = vec!["--faults".to_string(), self.profile.name().to_string()];
         if let Some(plant) = self.plant {
             flags.extend(["--plant".to_string(), plant.name.to_string()]);
         }
-        for fault in &self.faults {
-            flags.extend(["--fault".to_string(), fault.clone()]);
-        }
-        for stream in &self.streams {
-            flags.extend(["--stream".to_string(), stream.clone()]);
+        for (flag, values) in [("--fault", &self.faults), ("--stream", &self.streams)] {
+            for value in values {
+                flags.extend([flag.to_string(), value.clone()]);
+            }
         }
         flags.extend(self.flags.iter().cloned());
-        text.push_str(&format!("flags: {}\nexpect: {expect}\n", flags.join(" ")));
-        text
+        crate::seedfile::SeedFile {
+            why: why.to_string(),
+            seed: self.seed.to_string(),
+            scenario: Some(self.scenario.name().to_string()),
+            sets: self.sets.clone(),
+            flags,
+            expect: crate::seedfile::parse_expect(expect).flatten(),
+        }
     }
 
     /// The settings the run uses: the plant's (for its own scenario), then the sets.

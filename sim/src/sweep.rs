@@ -451,21 +451,19 @@ pub(crate) fn seed_file(
     checker: &str,
     reason: &str,
 ) -> (String, String) {
-    // `why` is one line.
-    let reason: String =
-        reason.chars().map(|c| if c == '\n' || c == '\r' { ' ' } else { c }).collect();
     let mut text = String::from(
         "# Found by `sim sweep`. Copy it into seeds/; once the bug is fixed, say in `why` what\n\
          # went wrong and set `expect` to the outcome the fix gives (usually pass).\n",
     );
-    text.push_str(&format!("why: {class} failure, checker {checker}: {reason}\n"));
-    text.push_str(&format!("seed: {seed}\nscenario: {scenario}\n"));
-    for set in &replay.sets {
-        text.push_str(&format!("set: {set}\n"));
-    }
-    let flags: Vec<&str> = replay.before.iter().chain(&replay.after).map(String::as_str).collect();
-    text.push_str(&format!("flags: {}\n", flags.join(" ")));
-    text.push_str(&format!("expect: {class}\n"));
+    let file = crate::seedfile::SeedFile {
+        why: format!("{class} failure, checker {checker}: {reason}"),
+        seed: seed.to_string(),
+        scenario: Some(scenario.to_string()),
+        sets: replay.sets.clone(),
+        flags: replay.before.iter().chain(&replay.after).cloned().collect(),
+        expect: crate::seedfile::parse_expect(class).flatten(),
+    };
+    text.push_str(&file.render());
     (format!("sweep-{scenario}-{seed}.seed"), text)
 }
 
