@@ -163,3 +163,25 @@ fn bank_clients_all_finish_without_loss() {
     assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
     assert_eq!(facts(&sim).1, 0);
 }
+
+/// The test-API issue's pipeline, the very file of the user crate in `fixtures/pipeline/`
+/// (which is outside this workspace, so it is included rather than depended on).
+#[path = "../../fixtures/pipeline/src/lib.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pipeline;
+
+#[test]
+fn the_credit_pipeline_delivers_every_item_in_order() {
+    fn setup() -> Setup {
+        pipeline::setup(5_000, pipeline::Variant::Flow)
+    }
+    // The sink crashes on an item out of order or a wrong sum, and the source and the
+    // transform on a drop: three normal exits and no crash mean every item arrived, in
+    // order, with the right sum, on both backends.
+    let facts = |t: &Totals| {
+        (t["exits_normal"], t["crashes"], t["mailbox_full"] + t["pool_exhausted"] + t["ring_full"])
+    };
+    let (sim, real) = (on_sim("pipeline", setup), on_real(setup, "sink"));
+    assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
+    assert_eq!(facts(&sim), (3, 0, 0));
+}
