@@ -12,7 +12,9 @@
 //! stateless). Every wait is bounded by `Effect::io_within`. A connection isolate owns its
 //! socket (adopted from the listener), so the socket closes when it ends, crash included.
 
+use core::marker::PhantomData;
 use core::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use tina::io::{BufferId, IoError, IoHandle, IoOp, IoOpKind, IoResult};
 use tina::{
@@ -84,27 +86,39 @@ fn filled_buffer(ctx: &mut Ctx<'_>, bytes: &[u8]) -> Option<BufferId> {
     Some(buffer)
 }
 
-fn server_addr(port: u16) -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([10, 0, 0, 1], port))
+/// The server node's address in the simulator (node 0 of the virtual network).
+pub const SIM_SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
+fn server_addr(port: u16) -> SocketAddr {
+    SocketAddr::from((SIM_SERVER_IP, port))
+}
+
+/// An IPv4 address carried in spawn arguments (its bits in a `u64`).
+fn ip_from_bits(bits: u64) -> Ipv4Addr {
+    // The low 32 bits: every caller stores an `Ipv4Addr`'s bits.
+    Ipv4Addr::from_bits(bits as u32)
 }
 
 tina::spawn_args! {
-    /// A listener's port.
+    /// A listener's address: its port, and its IPv4 address as bits
+    /// (`u64::from(ip.to_bits())`).
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
-    pub struct ListenerArgs { pub port: u64 }
+    pub struct ListenerArgs { pub port: u64, pub ip: u64 }
 }
 
-/// Listens on its port and spawns a `Connection` per accepted socket.
+/// Listens on its address and spawns a connection isolate `C` (by default the echoing
+/// [`Connection`]) per accepted socket, handing the socket over.
 #[derive(Debug)]
-pub struct Listener {
-    port: u16,
+pub struct Listener<C = Connection> {
+    addr: SocketAddr,
     listener: IoHandle,
+    _connection: PhantomData<fn() -> C>,
 }
 
-impl Listener {
+impl<C> Listener<C> {
     fn listen(&self) -> Effect {
-        Effect::Io(IoOp::TcpListen { addr: server_addr(self.port), backlog: 64 })
+        Effect::Io(IoOp::TcpListen { addr: self.addr, backlog: 64 })
     }
 
     fn accept(&self) -> Effect {
@@ -112,12 +126,13 @@ impl Listener {
     }
 }
 
-impl Isolate for Listener {
+impl<C: Isolate<Args = ConnectionArgs>> Isolate for Listener<C> {
     type Args = ListenerArgs;
 
-    fn init(args: ListenerArgs, _ctx: &mut Ctx<'_>) -> (Listener, Effect) {
-        // Ports come from `PORT_BASE` plus a shard index below 256.
-        let listener = Listener { port: args.port as u16, listener: IoHandle::NONE };
+    fn init(args: ListenerArgs, _ctx: &mut Ctx<'_>) -> (Listener<C>, Effect) {
+        // Ports come from a port base plus a shard index below 256, within `u16`.
+        let addr = SocketAddr::from((ip_from_bits(args.ip), args.port as u16));
+        let listener = Listener { addr, listener: IoHandle::NONE, _connection: PhantomData };
         let effect = listener.listen();
         (listener, effect)
     }
@@ -136,7 +151,7 @@ impl Isolate for Listener {
                 // The connection isolate adopts the socket; if none can be spawned, the
                 // socket is closed with the listener's next operation left to the accept.
                 ctx.io_disown(socket);
-                if ctx.spawn::<Connection>(ConnectionArgs { socket: socket.to_raw() }).is_err() {
+                if ctx.spawn::<C>(ConnectionArgs { socket: socket.to_raw() }).is_err() {
                     return Effect::Io(IoOp::Close { handle: socket });
                 }
                 self.accept()
@@ -209,7 +224,8 @@ impl Isolate for Connection {
 
 tina::spawn_args! {
     /// A client: its number, its round trips, its server's port, whether it is the chaos
-    /// client, and the bytes of each packet (`PACKET_SIZE_MIN..=PACKET_SIZE_MAX`).
+    /// client, the bytes of each packet (`PACKET_SIZE_MIN..=PACKET_SIZE_MAX`), the planted
+    /// bug's patience (0: none), and its server's IPv4 address as bits.
     #[derive(Clone, Copy, Debug)]
     #[repr(C)]
     pub struct ClientArgs {
@@ -219,6 +235,7 @@ tina::spawn_args! {
         pub chaos: u64,
         pub size: u64,
         pub give_up: u64,
+        pub server_ip: u64,
     }
 }
 
@@ -259,7 +276,7 @@ impl Client {
     fn connect(&mut self) -> Effect {
         self.phase = Phase::Connecting;
         // Ports are below 65,536.
-        let addr = server_addr(self.args.port as u16);
+        let addr = SocketAddr::from((ip_from_bits(self.args.server_ip), self.args.port as u16));
         Effect::io_within(IoOp::TcpConnect { addr }, CLIENT_WAIT)
     }
 
@@ -649,6 +666,68 @@ const PARAMS: &[ParamSpec] = &[
     },
 ];
 
+/// The shape of an echo server node: what the `echo` scenario builds in the simulator and
+/// the `echo` example runs on real sockets.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerConfig {
+    /// Shards; shard `s` listens on `port_base + s`. At most 16.
+    pub shards: usize,
+    /// The address every listener binds (`SIM_SERVER_IP` in the simulator).
+    pub ip: Ipv4Addr,
+    /// The port of shard 0's listener.
+    pub port_base: u16,
+    /// Whether shard 0 also runs the UDP echo on `UDP_PORT` (simulator only: it binds
+    /// `SIM_SERVER_IP`).
+    pub udp: bool,
+}
+
+/// Connection isolates per shard of an echo server: each accepted socket beyond them is
+/// closed at once (the listener's spawn fails), so memory stays flat under a flood.
+pub const CONNECTIONS_PER_SHARD: u32 = 64;
+
+/// The echo server node: a root group per shard that tolerates a storm of restarts, a
+/// [`Listener`] on every shard spawning a connection isolate `C` per accepted socket (the
+/// echoing [`Connection`], or a type of the caller's that wraps it), and the I/O buffers
+/// its connections need.
+pub fn server_spec<C: Isolate<Args = ConnectionArgs>>(config: &ServerConfig) -> SystemSpec {
+    let mut server = SystemSpec::new(config.shards);
+    let listener = server.register::<Listener<C>>(TypeConfig::new("listener").slots(1));
+    server.register::<C>(TypeConfig::new("connection").slots(CONNECTIONS_PER_SHARD));
+    server.io_buffers(256, 256);
+    let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
+    let ip = u64::from(config.ip.to_bits());
+    for shard in 0..config.shards {
+        // Injected crashes restart listeners often; escalate only on a storm.
+        crate::storm_tolerant_root(&mut server, ShardId(shard as u8));
+        let port = u64::from(config.port_base) + shard as u64;
+        server.boot_child(ShardId(shard as u8), listener, ListenerArgs { port, ip });
+    }
+    if config.udp {
+        server.boot_child(ShardId(0), udp_echo, NoArgs { unused: 0 });
+    }
+    server
+}
+
+/// A client node of one shard running a TCP [`Client`] (if `tcp`) and a [`UdpPinger`] (if
+/// `udp`, simulator only) for each of `clients`.
+pub fn client_spec(clients: &[ClientArgs], tcp: bool, udp: bool) -> SystemSpec {
+    let mut spec = crate::client_node();
+    // Room for the largest packet (`size`) in every send buffer.
+    spec.io_buffers(16 * clients.len().max(1) as u32, PACKET_SIZE_MAX as u32);
+    let slots = clients.len().max(1) as u32;
+    let ty = spec.register::<Client>(TypeConfig::new("client").slots(slots));
+    let pinger = spec.register::<UdpPinger>(TypeConfig::new("udp-pinger").slots(slots));
+    for &args in clients {
+        if tcp {
+            spec.boot_child(ShardId(0), ty, args);
+        }
+        if udp {
+            spec.boot_child(ShardId(0), pinger, args);
+        }
+    }
+    spec
+}
+
 impl Scenario for EchoScenario {
     fn name(&self) -> &'static str {
         "echo"
@@ -666,28 +745,10 @@ impl Scenario for EchoScenario {
         let (clients, shards) = (params.get("clients"), params.get("server_shards"));
         // At most 16 shards and 64 clients (the parameters' bounds).
         let (clients, shards) = (clients as usize, shards as usize);
-        let mut server = SystemSpec::new(shards);
-        let listener = server.register::<Listener>(TypeConfig::new("listener").slots(1));
-        server.register::<Connection>(TypeConfig::new("connection").slots(64));
-        server.io_buffers(256, 256);
         let (tcp, udp) = (params.get("udp") != 2, params.get("udp") != 0);
-        let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
-        for shard in 0..shards {
-            // Injected crashes restart listeners often; escalate only on a storm.
-            crate::storm_tolerant_root(&mut server, ShardId(shard as u8));
-            let port = u64::from(PORT_BASE) + shard as u64;
-            server.boot_child(ShardId(shard as u8), listener, ListenerArgs { port });
-        }
-        if udp {
-            server.boot_child(ShardId(0), udp_echo, NoArgs { unused: 0 });
-        }
-        let mut nodes = vec![server];
+        let server = ServerConfig { shards, ip: SIM_SERVER_IP, port_base: PORT_BASE, udp };
+        let mut nodes = vec![server_spec::<Connection>(&server)];
         for client in 0..clients {
-            let mut spec = crate::client_node();
-            // Room for the largest packet (`size`) in every send buffer.
-            spec.io_buffers(16, PACKET_SIZE_MAX as u32);
-            let ty = spec.register::<Client>(TypeConfig::new("client").slots(1));
-            let pinger = spec.register::<UdpPinger>(TypeConfig::new("udp-pinger").slots(1));
             let args = ClientArgs {
                 client: client as u64,
                 round_trips: params.get("round_trips"),
@@ -695,14 +756,9 @@ impl Scenario for EchoScenario {
                 chaos: u64::from(client == 0 && params.get("chaos") == 1),
                 size: params.get("size"),
                 give_up: params.get("give_up"),
+                server_ip: u64::from(SIM_SERVER_IP.to_bits()),
             };
-            if tcp {
-                spec.boot_child(ShardId(0), ty, args);
-            }
-            if udp {
-                spec.boot_child(ShardId(0), pinger, args);
-            }
-            nodes.push(spec);
+            nodes.push(client_spec(&[args], tcp, udp));
         }
         Setup::nodes(nodes)
             .observer(Goal { clients: clients as u64, tcp, done: 0, udp, udp_done: 0 })
