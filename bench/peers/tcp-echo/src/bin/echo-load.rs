@@ -111,8 +111,10 @@ async fn connection(
     let mut message = vec![0u8; options.size];
     let mut echo = vec![0u8; options.size];
     // Each connection sends at rate / connections, offset so that sends spread evenly.
-    let period = options.rate.map(|rate| Duration::from_secs_f64(options.connections as f64 / rate));
-    let mut next = start + period.map_or(Duration::ZERO, |p| p.mul_f64(index as f64 / options.connections as f64));
+    let period =
+        options.rate.map(|rate| Duration::from_secs_f64(options.connections as f64 / rate));
+    let mut next = start
+        + period.map_or(Duration::ZERO, |p| p.mul_f64(index as f64 / options.connections as f64));
     let mut sequence = 0u64;
     loop {
         if let Some(period) = period {
@@ -125,9 +127,11 @@ async fn connection(
         }
         sequence += 1;
         for (offset, byte) in message.iter_mut().enumerate() {
-            *byte = (sequence as usize).wrapping_mul(31).wrapping_add(index).wrapping_add(offset) as u8;
+            *byte =
+                (sequence as usize).wrapping_mul(31).wrapping_add(index).wrapping_add(offset) as u8;
         }
-        if stream.write_all(&message).await.is_err() || stream.read_exact(&mut echo).await.is_err() {
+        if stream.write_all(&message).await.is_err() || stream.read_exact(&mut echo).await.is_err()
+        {
             tally.failures += 1;
             break;
         }
@@ -145,7 +149,8 @@ async fn connection(
 
 fn main() {
     let options: &'static Options = Box::leak(Box::new(options()));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let start = Instant::now() + Duration::from_millis(100);
     let counted_from = start + Duration::from_secs_f64(options.warmup);
     let end = counted_from + Duration::from_secs_f64(options.seconds);

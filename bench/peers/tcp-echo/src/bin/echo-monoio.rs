@@ -41,7 +41,8 @@ fn serve(port: u16) {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: echo-monoio PORT [THREADS]");
+    let port: u16 =
+        args.next().and_then(|p| p.parse().ok()).expect("usage: echo-monoio PORT [THREADS]");
     let threads: usize = args.next().and_then(|t| t.parse().ok()).unwrap_or(2);
     let handles: Vec<_> = (0..threads).map(|_| std::thread::spawn(move || serve(port))).collect();
     println!("listening on 127.0.0.1:{port}");

@@ -8,7 +8,8 @@ use tokio::net::TcpListener;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let port: u16 = args.next().and_then(|p| p.parse().ok()).expect("usage: echo-tokio PORT [WORKERS]");
+    let port: u16 =
+        args.next().and_then(|p| p.parse().ok()).expect("usage: echo-tokio PORT [WORKERS]");
     let workers: usize = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
