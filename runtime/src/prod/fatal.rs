@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn the_watchdog_finds_a_stall_only_past_the_limit() {
         let mut review = Review::new(2, Some(STALL_LIMIT_MIN));
-        let mut at = |review: &mut Review, ms: u64, beats: [u64; 2]| {
+        let at = |review: &mut Review, ms: u64, beats: [u64; 2]| {
             review.begin(ms * MS);
             [review.look(0, running(beats[0]), ms * MS), review.look(1, running(beats[1]), ms * MS)]
         };
@@ -861,7 +861,7 @@ mod tests {
 
     #[test]
     #[cfg_attr(miri, ignore = "eventfd and ppoll are not supported by Miri")]
-    fn the_board_reports_quarantines_and_the_watchdog_stops() {
+    fn the_board_reports_quarantines_in_shard_order() {
         let board = Arc::new(Board::new(3).expect("eventfd"));
         assert_eq!(board.first_fault(), None);
         assert!(!board.is_quarantined(1) && !board.is_quarantined(9));
