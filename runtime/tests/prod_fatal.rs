@@ -405,7 +405,8 @@ mod linux {
 
     fn provoked_signals_in_isolate_code_quarantine_only_their_shard() {
         for signal in FatalSignal::ALL {
-            let expected = format!("{signal} sent by the thread itself in isolate code");
+            let expected =
+                format!("{signal} sent to the thread (no fault address) in isolate code");
             check_contained(&signal.name()[3..].to_lowercase(), &expected);
         }
     }
@@ -426,7 +427,7 @@ mod linux {
     fn a_fault_inside_the_allocator_aborts_the_process() {
         let outcome = run_child(&["abort", "allocator"]);
         assert_eq!(outcome.status.signal(), Some(SIGABRT), "{outcome:?}");
-        let line = "tina: shard 1 took SIGSEGV sent by the thread itself in the allocator, which \
+        let line = "tina: shard 1 took SIGSEGV sent to the thread (no fault address) in the allocator, which \
                     quarantining the shard cannot contain: the allocator's state is shared by \
                     every thread";
         assert!(outcome.stderr.contains(line), "{outcome:?}");
@@ -470,7 +471,7 @@ mod linux {
     fn a_shard_quarantined_while_booting_fails_the_boot() {
         let outcome = run_child(&["boot"]);
         assert!(outcome.status.success(), "{outcome:?}");
-        let line = "boot: shard 1 was quarantined while booting: SIGBUS sent by the thread itself in isolate code";
+        let line = "boot: shard 1 was quarantined while booting: SIGBUS sent to the thread (no fault address) in isolate code";
         assert!(outcome.stdout.contains(line), "{outcome:?}");
     }
 

@@ -22,8 +22,8 @@
 //!   points a thread-local at its slot: atomics for the signal, the fault address, whether
 //!   isolate code was running (`contain`'s depth) and whether the allocator was running
 //!   ([`GuardedAlloc`]'s depth), and a quarantined flag.
-//! - On a fault (or a signal the thread sent itself, as [`provoke`] does), the handler
-//!   stores those atomics and then decides with [`FatalFault::contained`]:
+//! - On a fault (or a signal this process sent to the thread, as [`provoke`] does), the
+//!   handler stores those atomics and then decides with [`FatalFault::contained`]:
 //!   - in isolate code and not in the allocator: the shard is quarantined. The handler
 //!     wakes the watchdog (a `write(2)` to an eventfd) and parks forever in `pause(2)`.
 //!     Peers' sends to the shard fail as `TransportFull` (the core counts them as
@@ -38,10 +38,10 @@
 //!     aborts in the handler rather than in the watchdog so that no other thread runs on
 //!     with the broken state, and so that a core dump shows the faulting thread.
 //! - On any other thread (the main thread, an application's thread, a shard thread before
-//!   or after its loop), and for a signal sent from elsewhere (`kill`), the handler hands
-//!   the signal to the disposition it replaced: std's stack-overflow handler for SIGSEGV
-//!   and SIGBUS, another handler, or the default action, which ends the process with that
-//!   signal. A fatal signal is never swallowed.
+//!   it takes its slot or after its loop gives it back), and for a signal sent from
+//!   elsewhere (`kill`), the handler hands the signal to the disposition it replaced:
+//!   std's stack-overflow handler for SIGSEGV and SIGBUS, another handler, or the default
+//!   action, which ends the process with that signal. A fatal signal is never swallowed.
 //!
 //! # The watchdog
 //!
@@ -176,8 +176,8 @@ pub struct FatalFault {
     /// The signal.
     pub signal: FatalSignal,
     /// The address the kernel reported (the bad access for SIGSEGV and SIGBUS, the
-    /// instruction for SIGILL and SIGFPE); `None` for a signal the thread sent itself
-    /// ([`provoke`]), which has none.
+    /// instruction for SIGILL and SIGFPE); `None` for a signal this process sent to the
+    /// thread ([`provoke`], `pthread_kill`), which has none.
     pub address: Option<usize>,
     /// Whether isolate code (a handler, an `init`, a state's `Drop`, or core code a `Ctx`
     /// call ran for it) was running.
@@ -210,7 +210,7 @@ impl fmt::Display for FatalFault {
         write!(f, "{}", self.signal)?;
         match self.address {
             Some(address) => write!(f, " at {address:#x}")?,
-            None => f.write_str(" sent by the thread itself")?,
+            None => f.write_str(" sent to the thread (no fault address)")?,
         }
         f.write_str(if self.in_allocator {
             " in the allocator"
@@ -724,7 +724,10 @@ mod tests {
     fn faults_display_what_a_user_reads() {
         assert_eq!(fault(true, false).to_string(), "SIGSEGV at 0x0 in isolate code");
         let sent = FatalFault { signal: FatalSignal::Bus, address: None, ..fault(false, false) };
-        assert_eq!(sent.to_string(), "SIGBUS sent by the thread itself outside isolate code");
+        assert_eq!(
+            sent.to_string(),
+            "SIGBUS sent to the thread (no fault address) outside isolate code"
+        );
         let deep = FatalFault { address: Some(0xdead_beef), ..fault(true, true) };
         assert_eq!(deep.to_string(), "SIGSEGV at 0xdeadbeef in the allocator");
     }

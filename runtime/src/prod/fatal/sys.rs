@@ -93,7 +93,7 @@ extern "C" fn on_fatal(number: c_int, info: *mut libc::siginfo_t, context: *mut 
     let slot = CURRENT.with(Cell::get);
     if let Some(signal) = FatalSignal::from_number(number)
         && !slot.is_null()
-        && (raised || sent_by_this_thread(info_ref))
+        && (raised || sent_from_this_process(info_ref))
     {
         let address = if raised {
             // SAFETY: for a kernel-raised SIGSEGV, SIGBUS, SIGILL or SIGFPE, `si_addr` is
@@ -110,9 +110,9 @@ extern "C" fn on_fatal(number: c_int, info: *mut libc::siginfo_t, context: *mut 
     chain(number, info, context, raised);
 }
 
-/// Whether the signal was sent with `tgkill` by a thread of this process (as `provoke`
-/// sends it), rather than by `kill` from anywhere.
-fn sent_by_this_thread(info: &libc::siginfo_t) -> bool {
+/// Whether the signal was sent to this thread by a thread of this process (`tgkill`, as
+/// `provoke` sends it), rather than to the process by `kill` from anywhere.
+fn sent_from_this_process(info: &libc::siginfo_t) -> bool {
     // SAFETY: for SI_TKILL, `si_pid` is the field the kernel filled in; `getpid` has no
     // preconditions.
     info.si_code == libc::SI_TKILL && unsafe { info.si_pid() == libc::getpid() }
