@@ -28,6 +28,20 @@ thread_local! {
 
 static HOOK: Once = Once::new();
 
+/// How many `contain` calls are on this thread's stack: above 0 while isolate code (or core
+/// code a `Ctx` call runs for it) is running. Async-signal-safe: a const-initialised
+/// thread-local without a destructor is a plain load, so the fatal-signal handler of a
+/// shard thread (`prod::fatal`) reads it to tell a fault in isolate code from one in the
+/// core.
+#[cfg_attr(
+    any(loom, not(target_os = "linux")),
+    expect(dead_code, reason = "read by prod::fatal only")
+)]
+#[inline]
+pub(crate) fn isolate_depth() -> u32 {
+    IN_ISOLATE.with(Cell::get)
+}
+
 /// Installs the panic hook once per process, chaining the previous one.
 pub(crate) fn install_panic_hook() {
     HOOK.call_once(|| {

@@ -11,17 +11,22 @@
 //!
 //! The pieces that face the operating system, each usable on its own: [`memory`] (what a
 //! spec needs against what the machine can give), [`cpu`] (a process's CPU time),
-//! [`affinity`] (a core per shard) and [`signals`] (opt-in SIGINT/SIGTERM).
+//! [`affinity`] (a core per shard) and [`signals`] (opt-in SIGINT/SIGTERM). [`fatal`]
+//! catches a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE) on a shard thread: it
+//! quarantines the shard when isolate code faulted, else aborts with a clear line, and its
+//! watchdog aborts on a shard that stopped ticking.
 //!
-//! This is where the deterministic world ends: threads, atomics, `unsafe` (only in `spsc`
-//! and the facade) and syscalls live here, and nothing in the core (the scheduler, the
-//! shard) imports from it.
+//! This is where the deterministic world ends: threads, atomics, `unsafe` (only in `spsc`,
+//! the facade, `fatal::sys`, and the system calls of `signals`, `memory` and `cpu`) and
+//! syscalls live here, and nothing in the core (the scheduler, the shard) imports from it.
 
 #[cfg(target_os = "linux")]
 pub mod affinity;
 pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod cpu;
+#[cfg(all(target_os = "linux", not(loom)))]
+pub mod fatal;
 pub mod memory;
 #[cfg(any(target_os = "linux", all(loom, test)))]
 pub mod park;

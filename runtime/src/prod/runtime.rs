@@ -36,6 +36,12 @@
 //! From outside, an application reaches isolates through an [`Injector`]: a bounded,
 //! non-blocking, typed entry point (its own ring into one shard). `stop()` stops every
 //! shard and joins the threads; signal handling is opt-in (`run_until_signal`).
+//!
+//! A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE) in a shard's isolate code quarantines
+//! that shard and the others keep serving; one outside isolate code, or a shard that stops
+//! ticking for `RuntimeConfig::stall_limit`, aborts the process (see [`fatal`]).
+//!
+//! [`fatal`]: super::fatal
 
 use core::fmt;
 use core::time::Duration;
@@ -45,6 +51,7 @@ use std::thread::JoinHandle;
 
 use super::affinity::{AffinityError, CorePlan, available_cores};
 use super::clock::Clock;
+use super::fatal::{self, AltStack, Board, FatalFault, ShardSignals, Watchdog};
 use super::memory::{self, MemoryError};
 use super::park::{Parker, Unparker};
 use super::signals::{Ended, SignalError, SignalGuard};
@@ -69,11 +76,21 @@ pub struct RuntimeConfig {
     pub inject_capacity: usize,
     /// Injectors each shard can hand out (each is a ring of its own, made at boot).
     pub injectors_per_shard: usize,
+    /// How long a booted shard that is not parked may go without finishing a tick before
+    /// the watchdog aborts the process (an isolate handler that never returns);
+    /// `fatal::STALL_LIMIT_DEFAULT` (10 s) by default, at least `fatal::STALL_LIMIT_MIN`;
+    /// `None` turns stall detection off.
+    pub stall_limit: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
-        RuntimeConfig { ring_capacity: 1024, inject_capacity: 256, injectors_per_shard: 4 }
+        RuntimeConfig {
+            ring_capacity: 1024,
+            inject_capacity: 256,
+            injectors_per_shard: 4,
+            stall_limit: Some(fatal::STALL_LIMIT_DEFAULT),
+        }
     }
 }
 
@@ -104,6 +121,14 @@ pub enum RuntimeError {
         /// The shard asked for.
         shard: ShardId,
     },
+    /// A shard took a fatal signal in isolate code while booting (in an `init`) and was
+    /// quarantined; the other shards were stopped.
+    Quarantined {
+        /// The shard.
+        shard: ShardId,
+        /// What it took.
+        fault: FatalFault,
+    },
 }
 
 impl fmt::Display for RuntimeError {
@@ -123,6 +148,9 @@ impl fmt::Display for RuntimeError {
                 "shard {} has no injector left: raise RuntimeConfig::injectors_per_shard",
                 shard.index()
             ),
+            RuntimeError::Quarantined { shard, fault } => {
+                write!(f, "shard {} was quarantined while booting: {fault}", shard.index())
+            }
         }
     }
 }
@@ -151,6 +179,11 @@ pub struct ShardReport {
     pub failed: bool,
     /// Whether it has stopped.
     pub stopped: bool,
+    /// The fatal signal that quarantined it, if one did: its thread is parked for good, and
+    /// the rest of this report is what it published before.
+    pub quarantined: Option<FatalFault>,
+    /// Its sends to a quarantined shard, refused (each also counted as a `ring_full` drop).
+    pub sends_to_quarantined: u64,
 }
 
 /// What every thread and the handle share.
@@ -161,11 +194,15 @@ struct Shared {
     /// Shards booted, and the first boot failure; the boot waits on `booted_changed`.
     boot: Mutex<(usize, Option<(ShardId, BootError)>)>,
     booted_changed: Condvar,
+    /// Each shard's fatal-signal slot.
+    fatal: Arc<Board>,
 }
 
 impl Shared {
     fn report(&self, shard: usize) -> ShardReport {
-        self.reports[shard].lock().unwrap_or_else(PoisonError::into_inner).clone()
+        let mut report = self.reports[shard].lock().unwrap_or_else(PoisonError::into_inner).clone();
+        report.quarantined = self.fatal.fault(shard);
+        report
     }
 }
 
@@ -175,6 +212,8 @@ pub struct Runtime {
     threads: Vec<JoinHandle<()>>,
     injectors: Mutex<Vec<Vec<Producer<Message>>>>,
     stopped: bool,
+    /// Aborts on a stalled shard and announces quarantines; stopped after the shards.
+    watchdog: Option<Watchdog>,
 }
 
 impl fmt::Debug for Runtime {
@@ -194,6 +233,7 @@ struct ShardStart {
     parker: Parker,
     shared: Arc<Shared>,
     seed: u64,
+    signal_stack: AltStack,
 }
 
 impl Runtime {
@@ -206,6 +246,11 @@ impl Runtime {
         }
         if config.injectors_per_shard > 0 && config.inject_capacity == 0 {
             return Err(RuntimeError::Config("inject_capacity is 0; give at least 1"));
+        }
+        if config.stall_limit.is_some_and(|limit| limit < fatal::STALL_LIMIT_MIN) {
+            return Err(RuntimeError::Config(
+                "stall_limit is below fatal::STALL_LIMIT_MIN (500 ms); give more, or None",
+            ));
         }
         memory::check_spec(&spec, config.ring_capacity).map_err(RuntimeError::Memory)?;
         let plan = CorePlan::new(&spec, &available_cores()).map_err(RuntimeError::Affinity)?;
@@ -237,12 +282,19 @@ impl Runtime {
             .map(|_| Parker::new())
             .collect::<Result<_, _>>()
             .map_err(RuntimeError::Os)?;
+        fatal::install().map_err(RuntimeError::Os)?;
+        let signal_stacks: Vec<AltStack> = (0..shards)
+            .map(|_| AltStack::new())
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::Os)?;
+        let board = Arc::new(Board::new(shards).map_err(RuntimeError::Os)?);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             unparkers: parkers.iter().map(Parker::unparker).collect(),
             reports: (0..shards).map(|_| Mutex::new(ShardReport::default())).collect(),
             boot: Mutex::new((0, None)),
             booted_changed: Condvar::new(),
+            fatal: Arc::clone(&board),
         });
         let spec = Arc::new(spec);
         let plan = Arc::new(plan);
@@ -253,9 +305,10 @@ impl Runtime {
             threads: Vec::with_capacity(shards),
             injectors: Mutex::new(injectors),
             stopped: false,
+            watchdog: Some(Watchdog::start(board, config.stall_limit).map_err(RuntimeError::Os)?),
         };
-        for (index, ((outgoing, incoming), parker)) in
-            outgoing.into_iter().zip(incoming).zip(parkers).enumerate()
+        for (index, (((outgoing, incoming), parker), signal_stack)) in
+            outgoing.into_iter().zip(incoming).zip(parkers).zip(signal_stacks).enumerate()
         {
             // Shard indices fit in u8 (validated).
             let shard = ShardId(index as u8);
@@ -269,6 +322,7 @@ impl Runtime {
                 parker,
                 shared: Arc::clone(&shared),
                 seed: seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                signal_stack,
             };
             match spawn_shard(start) {
                 Ok(thread) => runtime.threads.push(thread),
@@ -278,17 +332,28 @@ impl Runtime {
                 }
             }
         }
-        // Every shard reports booted or failed; boot is bounded work on each.
-        let failure = {
+        // Every shard reports booted or failed, or is quarantined (it never reports, so
+        // look at the slots too); boot is bounded work on each.
+        let (booted, failure) = {
             let mut boot = shared.boot.lock().unwrap_or_else(PoisonError::into_inner);
-            while boot.0 < shards && boot.1.is_none() {
-                boot = shared.booted_changed.wait(boot).unwrap_or_else(PoisonError::into_inner);
+            while boot.0 < shards && boot.1.is_none() && shared.fatal.first_fault().is_none() {
+                boot = shared
+                    .booted_changed
+                    .wait_timeout(boot, WAIT_POLL)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
             }
-            boot.1.take()
+            (boot.0, boot.1.take())
         };
         if let Some((shard, error)) = failure {
             runtime.halt();
             return Err(RuntimeError::Boot { shard, error });
+        }
+        if booted < shards
+            && let Some((shard, fault)) = shared.fatal.first_fault()
+        {
+            runtime.halt();
+            return Err(RuntimeError::Quarantined { shard, fault });
         }
         Ok(runtime)
     }
@@ -337,10 +402,13 @@ impl Runtime {
         }
     }
 
-    /// Waits until no isolate is alive on any shard (as the shards last reported), or
-    /// `timeout` passes; returns whether they all finished.
+    /// Waits until no isolate is alive on any shard (as the shards last reported; a
+    /// quarantined shard's isolates never run again and count as finished), or `timeout`
+    /// passes; returns whether they all finished.
     pub fn wait_until_finished(&self, timeout: Duration) -> bool {
-        self.wait_until(timeout, |reports| reports.iter().all(|r| r.live_isolates == 0))
+        self.wait_until(timeout, |reports| {
+            reports.iter().all(|r| r.live_isolates == 0 || r.quarantined.is_some())
+        })
     }
 
     /// Installs SIGINT and SIGTERM handling, runs until a first signal or until `done`
@@ -363,7 +431,9 @@ impl Runtime {
         Summary { shards: self.reports() }
     }
 
-    /// Asks every shard to stop and joins them; harmless when done already.
+    /// Asks every shard to stop and joins them, except a quarantined shard's thread,
+    /// which is parked for good and left detached; then stops the watchdog. Harmless when
+    /// done already.
     fn halt(&mut self) {
         if self.stopped {
             return;
@@ -373,10 +443,22 @@ impl Runtime {
         for unparker in &self.shared.unparkers {
             unparker.stop();
         }
-        for thread in self.threads.drain(..) {
-            // A shard thread's panic outside an isolate is a broken invariant of the core;
-            // its report says how far it got.
-            let _ = thread.join();
+        for (index, thread) in self.threads.drain(..).enumerate() {
+            // Joining a thread that is quarantined meanwhile would never return: wait until
+            // it left its loop or is quarantined. A shard that never leaves is stalled, and
+            // the watchdog (still running) aborts.
+            let slot = self.shared.fatal.slot(index);
+            while !slot.settled() {
+                pause(WAIT_POLL);
+            }
+            if !slot.is_quarantined() {
+                // A shard thread's panic outside an isolate is a broken invariant of the
+                // core; its report says how far it got.
+                let _ = thread.join();
+            }
+        }
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.stop();
         }
     }
 }
@@ -395,6 +477,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The shards that were quarantined by a fatal signal, and what each took.
+    pub fn quarantined(&self) -> impl Iterator<Item = (ShardId, FatalFault)> + '_ {
+        self.shards.iter().enumerate().filter_map(|(index, report)| {
+            // Shard indices fit in u8 (the spec was validated).
+            report.quarantined.map(|fault| (ShardId(index as u8), fault))
+        })
+    }
+
     /// Every shard's counters added up, by name (as `Counters::entries` names them).
     pub fn total(&self) -> Vec<(&'static str, u64)> {
         let mut total = Counters::default().entries().to_vec();
@@ -414,6 +504,8 @@ pub enum InjectError {
     Full,
     /// The runtime has stopped.
     Stopped,
+    /// The shard was quarantined by a fatal signal: nothing will ever read the message.
+    Quarantined,
     /// The handle names an isolate of another shard than the injector's.
     WrongShard {
         /// The handle's shard.
@@ -430,6 +522,9 @@ impl fmt::Display for InjectError {
                 write!(f, "the injector's ring is full; retry after the shard catches up")
             }
             InjectError::Stopped => write!(f, "the runtime has stopped"),
+            InjectError::Quarantined => {
+                write!(f, "the shard was quarantined by a fatal signal; it reads nothing more")
+            }
             InjectError::WrongShard { handle, injector } => write!(
                 f,
                 "the handle is on shard {}, the injector feeds shard {}: take an injector of the handle's shard",
@@ -468,6 +563,9 @@ impl Injector {
         if to.shard() != self.shard {
             return Err(InjectError::WrongShard { handle: to.shard(), injector: self.shard });
         }
+        if self.shared.fatal.is_quarantined(self.shard.index()) {
+            return Err(InjectError::Quarantined);
+        }
         self.sequence += 1;
         let message = Message::injected(to, payload, self.sequence);
         self.producer.push(message).map_err(|_| InjectError::Full)?;
@@ -503,11 +601,27 @@ fn entropy() -> u64 {
     std::collections::hash_map::RandomState::new().hash_one(0x7469_6e61_7072_6f64u64)
 }
 
-/// A shard's thread: pin, boot the scheduler, tick until stopped, parking when idle.
+/// A shard's thread: pin, take its fatal-signal slot and stack, boot the scheduler, tick
+/// until stopped (a heartbeat per tick for the watchdog), parking when idle.
 fn shard_main(start: ShardStart) {
-    let ShardStart { shard, spec, plan, clock, outgoing, incoming, parker, shared, seed } = start;
+    let ShardStart {
+        shard,
+        spec,
+        plan,
+        clock,
+        outgoing,
+        incoming,
+        parker,
+        shared,
+        seed,
+        signal_stack,
+    } = start;
     let pinned = plan.pin_current(shard);
     let index = shard.index();
+    // Before any isolate code runs; dropped (the slot marked exited) when the loop ends.
+    let fatal = Arc::clone(&shared.fatal);
+    let slot = fatal.slot(index);
+    let _signals = ShardSignals::enter(slot, signal_stack);
     let mut backend = ProdBackend {
         clock,
         random_state: seed | 1,
@@ -519,6 +633,7 @@ fn shard_main(start: ShardStart) {
         shared: Arc::clone(&shared),
         failed: false,
         parks: 0,
+        sends_to_quarantined: 0,
     };
     let mut scheduler = match Scheduler::boot(&spec, shard, &mut backend) {
         Ok(scheduler) => scheduler,
@@ -546,6 +661,7 @@ fn shard_main(start: ShardStart) {
             report.parks = backend.parks;
             report.failed = backend.failed;
             report.stopped = stopped;
+            report.sends_to_quarantined = backend.sends_to_quarantined;
         };
     publish(&scheduler, &backend, 0, false);
     {
@@ -553,13 +669,17 @@ fn shard_main(start: ShardStart) {
         boot.0 += 1;
         shared.booted_changed.notify_all();
     }
+    slot.running();
     let mut ticks = 0u64;
     while !backend.stop_requested() {
         let report = scheduler.tick(&mut backend);
         ticks += 1;
+        slot.beat(ticks);
         if !report.has_work {
             publish(&scheduler, &backend, ticks, false);
+            slot.parking(ticks);
             backend.park(report.next_deadline);
+            slot.beat(ticks);
         } else if ticks.is_multiple_of(REPORT_EVERY_TICKS) {
             publish(&scheduler, &backend, ticks, false);
         }
@@ -583,6 +703,8 @@ struct ProdBackend {
     shared: Arc<Shared>,
     failed: bool,
     parks: u64,
+    /// Sends refused because their shard is quarantined.
+    sends_to_quarantined: u64,
 }
 
 impl Env for ProdBackend {
@@ -597,6 +719,12 @@ impl Env for ProdBackend {
     }
 
     fn send_remote(&mut self, to: ShardId, message: &Message) -> Result<(), TransportFull> {
+        // Nothing reads a quarantined shard's rings: refuse, so the core counts the drop
+        // (and sends a drop notice if asked) rather than filling the ring.
+        if self.shared.fatal.is_quarantined(to.index()) {
+            self.sends_to_quarantined += 1;
+            return Err(TransportFull);
+        }
         let ring =
             self.outgoing.get_mut(to.index()).and_then(Option::as_mut).ok_or(TransportFull)?;
         ring.push(*message).map_err(|_| TransportFull)?;
