@@ -11,7 +11,8 @@
 //!
 //! The pieces that face the operating system, each usable on its own: [`memory`] (what a
 //! spec needs against what the machine can give), [`cpu`] (a process's CPU time),
-//! [`affinity`] (a core per shard) and [`signals`] (opt-in SIGINT/SIGTERM).
+//! [`affinity`] (a core per shard), [`signals`] (opt-in SIGINT/SIGTERM) and [`io`] (each
+//! shard's I/O driver: io_uring, or epoll where io_uring is unavailable).
 //!
 //! This is where the deterministic world ends: threads, atomics, `unsafe` (only in `spsc`
 //! and the facade) and syscalls live here, and nothing in the core (the scheduler, the
@@ -22,6 +23,8 @@ pub mod affinity;
 pub mod clock;
 #[cfg(target_os = "linux")]
 pub mod cpu;
+#[cfg(all(target_os = "linux", not(loom)))]
+pub mod io;
 pub mod memory;
 #[cfg(any(target_os = "linux", all(loom, test)))]
 pub mod park;
@@ -37,6 +40,8 @@ pub use runtime::{
     InjectError, Injector, REPORT_EVERY_TICKS, Runtime, RuntimeConfig, RuntimeError, ShardReport,
     Summary, WAIT_POLL,
 };
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use io::{IoDriverChoice, IoDriverKind, IoReport};
 #[cfg(target_os = "linux")]
 pub use signals::Ended;
 pub use sync::{CACHE_LINE_PAIR_SIZE, CachePadded};

@@ -45,11 +45,13 @@ use std::thread::JoinHandle;
 
 use super::affinity::{AffinityError, CorePlan, available_cores};
 use super::clock::Clock;
+use super::io::{IO_HANDLES_DEFAULT, IO_HANDLES_MAX_LIMIT, IoDriver, IoDriverChoice, IoKernel, IoReport};
 use super::memory::{self, MemoryError};
 use super::park::{Parker, Unparker};
 use super::signals::{Ended, SignalError, SignalGuard};
 use super::spsc::{self, CapacityError, Consumer, Producer};
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
+use crate::io::{IoReaped, IoSubmission, IoToken};
 use crate::spec::{BootError, SpecErrors, SystemSpec};
 use crate::trace::{Counters, Event, ShardFailure};
 use crate::{Handle, Message, Payload, Scheduler, ShardId};
@@ -69,11 +71,25 @@ pub struct RuntimeConfig {
     pub inject_capacity: usize,
     /// Injectors each shard can hand out (each is a ring of its own, made at boot).
     pub injectors_per_shard: usize,
+    /// Which I/O driver the shards use (`prod::io`); default `Auto`: io_uring where the
+    /// kernel allows it, epoll otherwise.
+    pub io_driver: IoDriverChoice,
+    /// Open sockets and files per shard (its handle table, made at boot), 1 to
+    /// `prod::io::IO_HANDLES_MAX_LIMIT`; default `prod::io::IO_HANDLES_DEFAULT`. Past it,
+    /// opening fails with `IoError::TooManyHandles` and accepted connections are closed at
+    /// once (counted in `IoReport`).
+    pub io_handles_max: u32,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> RuntimeConfig {
-        RuntimeConfig { ring_capacity: 1024, inject_capacity: 256, injectors_per_shard: 4 }
+        RuntimeConfig {
+            ring_capacity: 1024,
+            inject_capacity: 256,
+            injectors_per_shard: 4,
+            io_driver: IoDriverChoice::Auto,
+            io_handles_max: IO_HANDLES_DEFAULT,
+        }
     }
 }
 
@@ -90,7 +106,9 @@ pub enum RuntimeError {
     Affinity(AffinityError),
     /// A ring could not be made.
     Ring(CapacityError),
-    /// A shard's eventfd or thread could not be created.
+    /// A shard's eventfd, I/O driver (its epoll instance or io_uring; a forced
+    /// `IoDriverChoice::IoUring` where io_uring is unavailable) or thread could not be
+    /// created.
     Os(std::io::Error),
     /// A shard's scheduler refused to boot.
     Boot {
@@ -151,6 +169,8 @@ pub struct ShardReport {
     pub failed: bool,
     /// Whether it has stopped.
     pub stopped: bool,
+    /// Its I/O driver and counters.
+    pub io: IoReport,
 }
 
 /// What every thread and the handle share.
@@ -194,6 +214,8 @@ struct ShardStart {
     parker: Parker,
     shared: Arc<Shared>,
     seed: u64,
+    io: IoKernel,
+    io_handles_max: u32,
 }
 
 impl Runtime {
@@ -206,6 +228,11 @@ impl Runtime {
         }
         if config.injectors_per_shard > 0 && config.inject_capacity == 0 {
             return Err(RuntimeError::Config("inject_capacity is 0; give at least 1"));
+        }
+        if config.io_handles_max == 0 || config.io_handles_max > IO_HANDLES_MAX_LIMIT {
+            return Err(RuntimeError::Config(
+                "io_handles_max must be 1 to prod::io::IO_HANDLES_MAX_LIMIT (65535)",
+            ));
         }
         memory::check_spec(&spec, config.ring_capacity).map_err(RuntimeError::Memory)?;
         let plan = CorePlan::new(&spec, &available_cores()).map_err(RuntimeError::Affinity)?;
@@ -237,6 +264,10 @@ impl Runtime {
             .map(|_| Parker::new())
             .collect::<Result<_, _>>()
             .map_err(RuntimeError::Os)?;
+        let io_kernels: Vec<IoKernel> = (0..shards)
+            .map(|_| IoKernel::open(config.io_driver, spec.io_in_flight_max))
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::Os)?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             unparkers: parkers.iter().map(Parker::unparker).collect(),
@@ -254,8 +285,8 @@ impl Runtime {
             injectors: Mutex::new(injectors),
             stopped: false,
         };
-        for (index, ((outgoing, incoming), parker)) in
-            outgoing.into_iter().zip(incoming).zip(parkers).enumerate()
+        for (index, (((outgoing, incoming), parker), io)) in
+            outgoing.into_iter().zip(incoming).zip(parkers).zip(io_kernels).enumerate()
         {
             // Shard indices fit in u8 (validated).
             let shard = ShardId(index as u8);
@@ -269,6 +300,8 @@ impl Runtime {
                 parker,
                 shared: Arc::clone(&shared),
                 seed: seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                io,
+                io_handles_max: config.io_handles_max,
             };
             match spawn_shard(start) {
                 Ok(thread) => runtime.threads.push(thread),
@@ -505,7 +538,19 @@ fn entropy() -> u64 {
 
 /// A shard's thread: pin, boot the scheduler, tick until stopped, parking when idle.
 fn shard_main(start: ShardStart) {
-    let ShardStart { shard, spec, plan, clock, outgoing, incoming, parker, shared, seed } = start;
+    let ShardStart {
+        shard,
+        spec,
+        plan,
+        clock,
+        outgoing,
+        incoming,
+        parker,
+        shared,
+        seed,
+        io,
+        io_handles_max,
+    } = start;
     let pinned = plan.pin_current(shard);
     let index = shard.index();
     let mut backend = ProdBackend {
@@ -519,6 +564,7 @@ fn shard_main(start: ShardStart) {
         shared: Arc::clone(&shared),
         failed: false,
         parks: 0,
+        io: IoDriver::new(io, spec.io_in_flight_max, io_handles_max),
     };
     let mut scheduler = match Scheduler::boot(&spec, shard, &mut backend) {
         Ok(scheduler) => scheduler,
@@ -546,6 +592,7 @@ fn shard_main(start: ShardStart) {
             report.parks = backend.parks;
             report.failed = backend.failed;
             report.stopped = stopped;
+            report.io = backend.io.report(scheduler.io_buffers_free());
         };
     publish(&scheduler, &backend, 0, false);
     {
@@ -583,6 +630,8 @@ struct ProdBackend {
     shared: Arc<Shared>,
     failed: bool,
     parks: u64,
+    /// Its sockets and files (`prod::io`).
+    io: IoDriver,
 }
 
 impl Env for ProdBackend {
@@ -652,11 +701,28 @@ impl Backend for ProdBackend {
         self.failed = true;
     }
 
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        self.io.submit(submission)
+    }
+
+    fn io_cancel(&mut self, token: IoToken) {
+        self.io.cancel(token);
+    }
+
+    fn io_reap(&mut self) -> Option<IoReaped> {
+        self.io.reap()
+    }
+
     fn park(&mut self, deadline: Option<Timestamp>) {
+        // Submissions reach the kernel, and what completed is collected, before any wait;
+        // then the I/O driver's descriptor wakes the shard like its eventfd does.
+        self.io.poll();
         let timeout = deadline.map(|deadline| self.clock.until(deadline));
-        let (incoming, stop) = (&mut self.incoming, &self.shared.stop);
-        self.parker.park(timeout, || {
-            stop.load(Ordering::Acquire) || incoming.iter_mut().any(|ring| !ring.is_empty())
+        let (incoming, stop, io) = (&mut self.incoming, &self.shared.stop, &self.io);
+        self.parker.park_with(timeout, Some(io.fd()), || {
+            stop.load(Ordering::Acquire)
+                || io.has_ready()
+                || incoming.iter_mut().any(|ring| !ring.is_empty())
         });
         self.parks += 1;
     }
