@@ -36,12 +36,12 @@ pub mod spsc;
 mod sync;
 
 #[cfg(all(target_os = "linux", not(loom)))]
+pub use io::{IoDriverChoice, IoDriverKind, IoReport};
+#[cfg(all(target_os = "linux", not(loom)))]
 pub use runtime::{
     InjectError, Injector, REPORT_EVERY_TICKS, Runtime, RuntimeConfig, RuntimeError, ShardReport,
     Summary, WAIT_POLL,
 };
-#[cfg(all(target_os = "linux", not(loom)))]
-pub use io::{IoDriverChoice, IoDriverKind, IoReport};
 #[cfg(target_os = "linux")]
 pub use signals::Ended;
 pub use sync::{CACHE_LINE_PAIR_SIZE, CachePadded};

@@ -45,7 +45,9 @@ use std::thread::JoinHandle;
 
 use super::affinity::{AffinityError, CorePlan, available_cores};
 use super::clock::Clock;
-use super::io::{IO_HANDLES_DEFAULT, IO_HANDLES_MAX_LIMIT, IoDriver, IoDriverChoice, IoKernel, IoReport};
+use super::io::{
+    IO_HANDLES_DEFAULT, IO_HANDLES_MAX_LIMIT, IoDriver, IoDriverChoice, IoKernel, IoReport,
+};
 use super::memory::{self, MemoryError};
 use super::park::{Parker, Unparker};
 use super::signals::{Ended, SignalError, SignalGuard};

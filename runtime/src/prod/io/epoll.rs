@@ -50,8 +50,10 @@ impl EpollEngine {
     /// Adds a socket to the interest list: both directions, edge-triggered, the handle as
     /// the event's data.
     pub(crate) fn register(&self, fd: BorrowedFd<'_>, handle: IoHandle) -> Result<(), Errno> {
-        let flags =
-            EpollFlags::EPOLLIN | EpollFlags::EPOLLOUT | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLET;
+        let flags = EpollFlags::EPOLLIN
+            | EpollFlags::EPOLLOUT
+            | EpollFlags::EPOLLRDHUP
+            | EpollFlags::EPOLLET;
         let event = EpollEvent::new(flags, u64::from(handle.to_raw()));
         self.epoll.add(fd, event).map_err(|error| error as Errno)
     }
@@ -139,15 +141,14 @@ impl EpollEngine {
         // Registered after `connect` started: an unconnected socket reports itself
         // writable and hung up, which would look like a finished connect.
         let started = sys::connect(fd, addr);
-        let result = match started {
+        match started {
             Ok(()) | Err(libc::EINPROGRESS) => match self.register(fd, handle) {
                 Ok(()) if started.is_ok() => Some(IoResult::Opened(handle)),
                 Ok(()) => None,
                 Err(error) => Some(IoResult::Failed(io_error(error))),
             },
             Err(error) => Some(IoResult::Failed(io_error(error))),
-        };
-        result
+        }
     }
 
     /// Tries a socket operation once; `None` if the socket is not ready for it.
@@ -258,7 +259,8 @@ fn file(t: &mut Tables, entry: u32) -> IoResult {
             let loan = submission.receive.as_mut().expect("checked at submission");
             let cap = receive_cap(op, loan.len());
             let into = &mut loan.bytes_mut().expect("a receive loan is writable")[..cap];
-            sys::pread(fd, into, offset).map(|len| IoResult::Received { len: len as u32, from: None })
+            sys::pread(fd, into, offset)
+                .map(|len| IoResult::Received { len: len as u32, from: None })
         }
         IoOp::FileWrite { offset, len, .. } => {
             let fd = t.fd(handle).expect("open");

@@ -194,7 +194,8 @@ pub fn io_uring_available() -> bool {
 
 /// A shard's kernel object, made at boot on the runtime's thread and moved to the shard.
 pub(crate) enum IoKernel {
-    Uring(io_uring::IoUring),
+    /// Boxed: a ring's handle is some 300 bytes, an epoll instance a descriptor.
+    Uring(Box<io_uring::IoUring>),
     Epoll(nix::sys::epoll::Epoll),
 }
 
@@ -203,10 +204,12 @@ impl IoKernel {
     /// and as many cancels.
     pub(crate) fn open(choice: IoDriverChoice, in_flight_max: u32) -> std::io::Result<IoKernel> {
         match choice {
-            IoDriverChoice::IoUring => uring::open(in_flight_max).map(IoKernel::Uring),
+            IoDriverChoice::IoUring => {
+                uring::open(in_flight_max).map(|ring| IoKernel::Uring(Box::new(ring)))
+            }
             IoDriverChoice::Epoll => epoll::open().map(IoKernel::Epoll),
             IoDriverChoice::Auto => match uring::open(in_flight_max) {
-                Ok(ring) => Ok(IoKernel::Uring(ring)),
+                Ok(ring) => Ok(IoKernel::Uring(Box::new(ring))),
                 Err(_) => epoll::open().map(IoKernel::Epoll),
             },
         }
@@ -325,7 +328,8 @@ pub(crate) enum Start {
 
 /// The kernel side of a driver.
 enum Engine {
-    Uring(uring::Uring),
+    /// Boxed, as in `IoKernel`.
+    Uring(Box<uring::Uring>),
     Epoll(epoll::EpollEngine),
 }
 
@@ -353,7 +357,9 @@ impl IoDriver {
     /// `io_in_flight_max`) and `handles_max` handles (validated by the runtime).
     pub(crate) fn new(kernel: IoKernel, in_flight_max: u32, handles_max: u32) -> IoDriver {
         let engine = match kernel {
-            IoKernel::Uring(ring) => Engine::Uring(uring::Uring::new(ring, in_flight_max)),
+            IoKernel::Uring(ring) => {
+                Engine::Uring(Box::new(uring::Uring::new(*ring, in_flight_max)))
+            }
             IoKernel::Epoll(epoll) => Engine::Epoll(epoll::EpollEngine::new(epoll)),
         };
         IoDriver {

@@ -76,19 +76,20 @@ pub(crate) fn decode_addr(
     storage: &libc::sockaddr_storage,
     len: libc::socklen_t,
 ) -> Option<SocketAddr> {
+    let family = i32::from(storage.ss_family);
     let storage: *const libc::sockaddr_storage = storage;
     let len = len as usize;
-    // SAFETY (both reads): `sockaddr_storage` is large and aligned enough for every socket
-    // address type, and every bit pattern of these integer structs is a valid value.
-    match i32::from(unsafe { (*storage).ss_family }) {
+    match family {
         libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: see above.
+            // SAFETY: `sockaddr_storage` is, by its definition, large and aligned enough for
+            // every socket address type, and every bit pattern of these integer structs is
+            // a valid value.
             let raw = unsafe { storage.cast::<libc::sockaddr_in>().read() };
             let ip = Ipv4Addr::from(raw.sin_addr.s_addr.to_ne_bytes());
             Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(raw.sin_port))))
         }
         libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: see above.
+            // SAFETY: as for IPv4.
             let raw = unsafe { storage.cast::<libc::sockaddr_in6>().read() };
             let ip = Ipv6Addr::from(raw.sin6_addr.s6_addr);
             let port = u16::from_be(raw.sin6_port);
@@ -226,14 +227,7 @@ pub(crate) fn recv_from(
     // SAFETY: `into` is a live, exclusive writable slice; `raw` a writable address buffer
     // whose size `len_raw` holds.
     let received = retry(|| unsafe {
-        libc::recvfrom(
-            fd.as_raw_fd(),
-            into.as_mut_ptr().cast(),
-            into.len(),
-            0,
-            raw.cast(),
-            len_raw,
-        )
+        libc::recvfrom(fd.as_raw_fd(), into.as_mut_ptr().cast(), into.len(), 0, raw.cast(), len_raw)
     })?;
     Ok((received as usize, decode_addr(&storage, len)))
 }

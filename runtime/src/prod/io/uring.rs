@@ -342,7 +342,8 @@ impl Uring {
         let op = t.ops.op(entry);
         let request = op.request();
         let progress = op.progress;
-        let fd = types::Fd(t.fd(op.handle).expect("a listed operation's handle is open").as_raw_fd());
+        let fd =
+            types::Fd(t.fd(op.handle).expect("a listed operation's handle is open").as_raw_fd());
         let submission = t.ops.op_mut(entry).submission_mut();
         let input = submission.input.as_ref().map(|loan| loan.as_ptr());
         let receive = submission.receive.as_mut().map(|loan| {
@@ -363,9 +364,9 @@ impl Uring {
                 let (addr, len) = self.scratch.address(entry, addr);
                 opcode::Connect::new(fd, addr, len).build()
             }
-            IoOp::TcpSend { .. } => opcode::Send::new(fd, rest(input), remaining)
-                .flags(libc::MSG_NOSIGNAL)
-                .build(),
+            IoOp::TcpSend { .. } => {
+                opcode::Send::new(fd, rest(input), remaining).flags(libc::MSG_NOSIGNAL).build()
+            }
             IoOp::TcpRecv { .. } => {
                 let (into, cap) = receive.expect("checked at submission");
                 opcode::Recv::new(fd, into, cap).build()
