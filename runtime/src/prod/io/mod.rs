@@ -172,7 +172,8 @@ pub struct IoReport {
     pub completed: u64,
     /// Operations the driver holds now (pending, or finished and not reaped yet).
     pub in_flight: usize,
-    /// Cancels of pending operations (timeouts of `Effect::io_within`).
+    /// Cancels of pending operations (timeouts of `Effect::io_within`; a cancel of an
+    /// operation already finished or being cancelled is not counted).
     pub cancels: u64,
     /// Connections accepted and closed at once because the handle table was full.
     pub accepts_refused: u64,
@@ -413,7 +414,9 @@ impl IoDriver {
     /// io_uring, once the kernel let go of it); anything else is ignored.
     pub(crate) fn cancel(&mut self, token: IoToken) {
         let Some(entry) = self.t.ops.find(token) else { return };
-        if matches!(self.t.ops.op(entry).stage, Stage::Waiting | Stage::Kernel) {
+        let op = self.t.ops.op(entry);
+        // A cancel under way already (a repeated timeout, a close) is not asked again.
+        if matches!(op.stage, Stage::Waiting | Stage::Kernel) && op.cancel.is_none() {
             self.t.stats.cancels += 1;
             self.engine_abort(entry, IoError::TimedOut);
         }
@@ -706,6 +709,15 @@ mod tests {
         IoToken { isolate: Handle::from_raw(0x42), sequence: 1, entry }
     }
 
+    impl From<IoDriverChoice> for IoDriverKind {
+        fn from(choice: IoDriverChoice) -> IoDriverKind {
+            match choice {
+                IoDriverChoice::Epoll => IoDriverKind::Epoll,
+                _ => IoDriverKind::IoUring,
+            }
+        }
+    }
+
     /// Refusals before anything is held: a send longer than its buffer, a missing loan,
     /// a file range past the kernel's offsets.
     #[test]
@@ -745,6 +757,100 @@ mod tests {
             receive: None,
         };
         assert_eq!(check(&open), Err(IoError::InvalidBuffer));
+    }
+
+    /// The next completion, polling for at most a few seconds.
+    #[expect(clippy::disallowed_methods, reason = "waits for a real kernel")]
+    fn reap_soon(driver: &mut IoDriver) -> IoReaped {
+        for _ in 0..5000 {
+            if let Some(reaped) = driver.reap() {
+                return reaped;
+            }
+            std::thread::sleep(core::time::Duration::from_millis(1));
+        }
+        panic!("no completion came: {driver:?}");
+    }
+
+    /// On each driver, directly: a close finishes the receive pending on its handle first
+    /// (`ConnectionAborted`), then itself; each completion comes once, with its loan; the
+    /// handle is stale afterwards; a timeout's cancel finishes a pending receive as
+    /// `TimedOut` and a second cancel of it, or of a token that names nothing, changes
+    /// nothing; an entry in use refuses another submission.
+    #[test]
+    #[cfg_attr(miri, ignore = "sockets, epoll and io_uring are system calls")]
+    fn close_and_cancel_finish_each_operation_exactly_once() {
+        for choice in [IoDriverChoice::Epoll, IoDriverChoice::IoUring] {
+            if choice == IoDriverChoice::IoUring && !io_uring_available() {
+                continue;
+            }
+            let mut driver = IoDriver::new(IoKernel::open(choice, 4).unwrap(), 4, 4);
+            let mut buffers = IoBuffers::new(4, 64);
+            let mut receive = |buffers: &mut IoBuffers| {
+                let id = buffers.alloc(Handle::NONE).unwrap();
+                (id, buffers.lend(id, true).unwrap())
+            };
+            let submission = |entry, op, receive| IoSubmission {
+                token: token(entry),
+                op,
+                input: None,
+                receive: Some(receive),
+            };
+            let bind = IoOp::UdpBind { addr: SocketAddr::from(([127, 0, 0, 1], 0)) };
+            driver
+                .submit(IoSubmission { token: token(0), op: bind, input: None, receive: None })
+                .unwrap();
+            let IoResult::Opened(socket) = reap_soon(&mut driver).result else {
+                panic!("{choice:?}: bound")
+            };
+
+            // A receive nobody answers, cancelled (twice), then one closed under it.
+            let (first_id, loan) = receive(&mut buffers);
+            let recv = IoOp::UdpRecvFrom { socket, len_max: 64 };
+            driver.submit(submission(1, recv, loan)).unwrap();
+            driver.poll();
+            assert!(!driver.has_ready(), "{choice:?}: nothing arrived");
+            let (_, loan) = receive(&mut buffers);
+            let refused = driver.submit(submission(1, recv, loan)).unwrap_err();
+            assert_eq!(refused.result, IoResult::Failed(IoError::SubmissionFull));
+            buffers.reclaim(refused.receive.unwrap());
+            driver.cancel(token(1));
+            driver.cancel(token(1));
+            driver.cancel(token(3));
+            let cancelled = reap_soon(&mut driver);
+            assert_eq!(
+                (cancelled.token, cancelled.result),
+                (token(1), IoResult::Failed(IoError::TimedOut))
+            );
+            assert_eq!(buffers.reclaim(cancelled.receive.unwrap()), first_id);
+
+            let (second_id, loan) = receive(&mut buffers);
+            driver.submit(submission(1, recv, loan)).unwrap();
+            driver.poll();
+            let close = IoOp::Close { handle: socket };
+            driver
+                .submit(IoSubmission { token: token(2), op: close, input: None, receive: None })
+                .unwrap();
+            let aborted = reap_soon(&mut driver);
+            assert_eq!(
+                (aborted.token, aborted.result),
+                (token(1), IoResult::Failed(IoError::ConnectionAborted)),
+                "{choice:?}"
+            );
+            assert_eq!(buffers.reclaim(aborted.receive.unwrap()), second_id);
+            let closed = reap_soon(&mut driver);
+            assert_eq!((closed.token, closed.result), (token(2), IoResult::Done), "{choice:?}");
+            driver.poll();
+            assert!(driver.reap().is_none(), "{choice:?}: each completion once");
+
+            let (_, loan) = receive(&mut buffers);
+            let stale = driver.submit(submission(3, recv, loan)).unwrap_err();
+            assert_eq!(stale.result, IoResult::Failed(IoError::InvalidHandle), "{choice:?}");
+            buffers.reclaim(stale.receive.unwrap());
+            let report = driver.report(0);
+            assert_eq!(report.driver, Some(IoDriverKind::from(choice)));
+            assert_eq!((report.submitted, report.completed, report.in_flight), (6, 6, 0));
+            assert_eq!((report.cancels, report.handles_in_use), (1, 0), "{report:?}");
+        }
     }
 
     /// A receive loan of its own buffer pool (dropped with the test).
