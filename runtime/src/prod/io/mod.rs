@@ -785,7 +785,7 @@ mod tests {
             }
             let mut driver = IoDriver::new(IoKernel::open(choice, 4).unwrap(), 4, 4);
             let mut buffers = IoBuffers::new(4, 64);
-            let mut receive = |buffers: &mut IoBuffers| {
+            let receive = |buffers: &mut IoBuffers| {
                 let id = buffers.alloc(Handle::NONE).unwrap();
                 (id, buffers.lend(id, true).unwrap())
             };
