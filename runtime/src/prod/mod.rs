@@ -11,7 +11,8 @@
 //!
 //! The pieces that face the operating system, each usable on its own: [`memory`] (what a
 //! spec needs against what the machine can give), [`cpu`] (a process's CPU time),
-//! [`affinity`] (a core per shard) and [`signals`] (opt-in SIGINT/SIGTERM). [`fatal`]
+//! [`affinity`] (a core per shard), [`signals`] (opt-in SIGINT/SIGTERM) and [`io`] (each
+//! shard's I/O driver: io_uring, or epoll where io_uring is unavailable). [`fatal`]
 //! catches a fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE) on a shard thread: it
 //! quarantines the shard when isolate code faulted, else aborts with a clear line, and its
 //! watchdog aborts on a shard that stopped ticking.
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod cpu;
 #[cfg(all(target_os = "linux", not(loom)))]
 pub mod fatal;
+pub mod io;
 pub mod memory;
 #[cfg(any(target_os = "linux", all(loom, test)))]
 pub mod park;
@@ -37,6 +39,8 @@ pub mod signals;
 pub mod spsc;
 mod sync;
 
+#[cfg(all(target_os = "linux", not(loom)))]
+pub use io::{IoDriverChoice, IoDriverKind, IoReport};
 #[cfg(all(target_os = "linux", not(loom)))]
 pub use runtime::{
     InjectError, Injector, REPORT_EVERY_TICKS, Runtime, RuntimeConfig, RuntimeError, ShardReport,

@@ -37,8 +37,11 @@
 //! ([`Parker::new`]), give every other shard an `Unparker`, call `unpark` on a target
 //! after `publish` put something new in its ring (in `flush_remote`), and implement
 //! `Backend::park(deadline)` as `parker.park(deadline - clock.now(), || any inbound ring
-//! non-empty)`. The eventfd is exposed ([`Parker::fd`]) so that an io_uring or epoll wait
-//! can include it later; such a wait must keep the same announce, re-check, block order.
+//! non-empty)`. A shard with an I/O driver waits on the driver's descriptor too
+//! ([`Parker::park_with`]: an epoll instance or an io_uring ring, readable when the kernel has
+//! something for the shard), in the same `ppoll` and after the same announce and re-check;
+//! a readable driver ends the wait as [`Wake::Io`]. The eventfd is exposed ([`Parker::fd`])
+//! for a wait built elsewhere, which must keep the same announce, re-check, block order.
 //!
 //! Under `cfg(all(loom, test))` the eventfd is replaced by a loom-modelled counting signal
 //! (a mutex and a condition variable), and a timed wait returns at once (the deadline may
@@ -80,6 +83,8 @@ pub enum Wake {
     Deadline,
     /// A signal interrupted the wait (`EINTR`).
     Interrupted,
+    /// The extra descriptor given to `park_with` (an I/O driver's) became readable.
+    Io,
     /// The runtime stopped this shard (`Unparker::stop`).
     Stopped,
 }
@@ -144,7 +149,20 @@ impl Parker {
     /// Waits until `work` answers true, a peer signals, `timeout` passes (`None`: no
     /// timeout) or the shard is stopped; see the module documentation for the order of
     /// the steps. `work` is called at most `SPIN_BUDGET + 1` times, on this thread.
-    pub fn park(&mut self, timeout: Option<Duration>, mut work: impl FnMut() -> bool) -> Wake {
+    pub fn park(&mut self, timeout: Option<Duration>, work: impl FnMut() -> bool) -> Wake {
+        self.park_with(timeout, None, work)
+    }
+
+    /// `park`, also woken when `io` (an I/O driver's descriptor) becomes readable, which
+    /// returns `Wake::Io`. The same steps in the same order: `io` is only waited on in the
+    /// final block, alongside the eventfd (a signal pending there wins, as `Signalled`).
+    /// Under loom, `io` is ignored: the model checks the handshake.
+    pub fn park_with(
+        &mut self,
+        timeout: Option<Duration>,
+        io: Option<std::os::fd::BorrowedFd<'_>>,
+        mut work: impl FnMut() -> bool,
+    ) -> Wake {
         if timeout.is_some_and(|timeout| timeout.is_zero()) {
             return Wake::Deadline;
         }
@@ -168,7 +186,7 @@ impl Parker {
         } else if work() {
             Wake::Work
         } else {
-            shared.signal.wait(timeout)
+            shared.signal.wait(timeout, io)
         };
         // Relaxed: a peer that still sees PARKED only sends a spurious signal.
         shared.state.store(RUNNING, Ordering::Relaxed);
@@ -284,15 +302,28 @@ impl Signal {
         }
     }
 
-    /// Blocks until a signal is pending or `timeout` passes (`ppoll(2)`, nanosecond
-    /// timeout), and consumes every pending signal.
-    fn wait(&self, timeout: Option<Duration>) -> Wake {
+    /// Blocks until a signal is pending, `io` (if any) is readable or `timeout` passes
+    /// (`ppoll(2)`, nanosecond timeout), and consumes every pending signal.
+    fn wait(&self, timeout: Option<Duration>, io: Option<std::os::fd::BorrowedFd<'_>>) -> Wake {
         use nix::poll::{PollFd, PollFlags, ppoll};
         use nix::sys::time::TimeSpec;
         use std::os::fd::AsFd;
-        let mut fds = [PollFd::new(self.event.as_fd(), PollFlags::POLLIN)];
-        match ppoll(&mut fds, timeout.map(TimeSpec::from_duration), None) {
+        let event = PollFd::new(self.event.as_fd(), PollFlags::POLLIN);
+        let mut both;
+        let mut one;
+        let fds: &mut [PollFd<'_>] = match io {
+            Some(io) => {
+                both = [event, PollFd::new(io, PollFlags::POLLIN)];
+                &mut both
+            }
+            None => {
+                one = [event];
+                &mut one
+            }
+        };
+        match ppoll(fds, timeout.map(TimeSpec::from_duration), None) {
             Ok(0) => Wake::Deadline,
+            Ok(_) if !fds[0].any().unwrap_or(true) => Wake::Io,
             Ok(_) => {
                 match self.event.read() {
                     // EAGAIN: nothing pending after all (the count was read already).
@@ -329,7 +360,8 @@ impl Signal {
     /// A wait with a timeout returns at once (the deadline may have passed already): loom
     /// has no time, and this is the case that needs the handshake to be right. A wait
     /// without one blocks until a signal; if none ever comes, loom reports the deadlock.
-    fn wait(&self, timeout: Option<Duration>) -> Wake {
+    /// An I/O descriptor is not modelled.
+    fn wait(&self, timeout: Option<Duration>, _io: Option<std::os::fd::BorrowedFd<'_>>) -> Wake {
         let mut pending = self.pending.lock().expect("not poisoned");
         if timeout.is_none() {
             while *pending == 0 {
@@ -454,6 +486,25 @@ mod tests {
         assert_eq!(parker.park(Some(timeout), || false), Wake::Deadline);
         assert!(clock.now().as_nanos() >= timeout.as_nanos() as u64);
         assert_eq!(parker.signal_count(), 0);
+    }
+
+    /// An I/O driver's descriptor that becomes readable ends the wait as `Io` (for as long
+    /// as it stays readable); a quiet one leaves the deadline to end the wait; stopping
+    /// still comes first.
+    #[test]
+    #[cfg_attr(miri, ignore = "ppoll is not supported by Miri")]
+    fn a_readable_io_descriptor_wakes_the_shard() {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        use std::os::fd::AsFd;
+        let io = EventFd::from_value_and_flags(0, EfdFlags::EFD_NONBLOCK).expect("an eventfd");
+        let mut parker = Parker::new().expect("an eventfd");
+        let short = Some(Duration::from_millis(5));
+        assert_eq!(parker.park_with(short, Some(io.as_fd()), || false), Wake::Deadline);
+        io.write(1).expect("a write");
+        assert_eq!(parker.park_with(None, Some(io.as_fd()), || false), Wake::Io);
+        assert_eq!(parker.park_with(None, Some(io.as_fd()), || false), Wake::Io, "still readable");
+        parker.unparker().stop();
+        assert_eq!(parker.park_with(None, Some(io.as_fd()), || false), Wake::Stopped);
     }
 
     /// `stop` wakes a shard blocked with no timeout, and every later park returns at once.

@@ -52,11 +52,15 @@ use std::thread::JoinHandle;
 use super::affinity::{AffinityError, CorePlan, available_cores};
 use super::clock::Clock;
 use super::fatal::{self, AltStack, Board, FatalFault, ShardSignals, Watchdog};
+use super::io::{
+    IO_HANDLES_DEFAULT, IO_HANDLES_MAX_LIMIT, IoDriver, IoDriverChoice, IoKernel, IoReport,
+};
 use super::memory::{self, MemoryError};
 use super::park::{Parker, Unparker};
 use super::signals::{Ended, SignalError, SignalGuard};
 use super::spsc::{self, CapacityError, Consumer, Producer};
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
+use crate::io::{IoReaped, IoSubmission, IoToken};
 use crate::spec::{BootError, SpecErrors, SystemSpec};
 use crate::trace::{Counters, Event, ShardFailure};
 use crate::{Handle, Message, Payload, Scheduler, ShardId};
@@ -81,6 +85,14 @@ pub struct RuntimeConfig {
     /// `fatal::STALL_LIMIT_DEFAULT` (10 s) by default, at least `fatal::STALL_LIMIT_MIN`;
     /// `None` turns stall detection off.
     pub stall_limit: Option<Duration>,
+    /// Which I/O driver the shards use (`prod::io`); default `Auto`: io_uring where the
+    /// kernel allows it, epoll otherwise.
+    pub io_driver: IoDriverChoice,
+    /// Open sockets and files per shard (its handle table, made at boot), 1 to
+    /// `prod::io::IO_HANDLES_MAX_LIMIT`; default `prod::io::IO_HANDLES_DEFAULT`. Past it,
+    /// opening fails with `IoError::TooManyHandles` and accepted connections are closed at
+    /// once (counted in `IoReport`).
+    pub io_handles_max: u32,
 }
 
 impl Default for RuntimeConfig {
@@ -90,6 +102,8 @@ impl Default for RuntimeConfig {
             inject_capacity: 256,
             injectors_per_shard: 4,
             stall_limit: Some(fatal::STALL_LIMIT_DEFAULT),
+            io_driver: IoDriverChoice::Auto,
+            io_handles_max: IO_HANDLES_DEFAULT,
         }
     }
 }
@@ -107,7 +121,9 @@ pub enum RuntimeError {
     Affinity(AffinityError),
     /// A ring could not be made.
     Ring(CapacityError),
-    /// A shard's eventfd or thread could not be created.
+    /// A shard's eventfd, I/O driver (its epoll instance or io_uring; a forced
+    /// `IoDriverChoice::IoUring` where io_uring is unavailable) or thread could not be
+    /// created.
     Os(std::io::Error),
     /// A shard's scheduler refused to boot.
     Boot {
@@ -184,6 +200,8 @@ pub struct ShardReport {
     pub quarantined: Option<FatalFault>,
     /// Its sends to a quarantined shard, refused (each also counted as a `ring_full` drop).
     pub sends_to_quarantined: u64,
+    /// Its I/O driver and counters.
+    pub io: IoReport,
 }
 
 /// What every thread and the handle share.
@@ -234,6 +252,8 @@ struct ShardStart {
     shared: Arc<Shared>,
     seed: u64,
     signal_stack: AltStack,
+    io: IoKernel,
+    io_handles_max: u32,
 }
 
 impl Runtime {
@@ -250,6 +270,11 @@ impl Runtime {
         if config.stall_limit.is_some_and(|limit| limit < fatal::STALL_LIMIT_MIN) {
             return Err(RuntimeError::Config(
                 "stall_limit is below fatal::STALL_LIMIT_MIN (500 ms); give more, or None",
+            ));
+        }
+        if config.io_handles_max == 0 || config.io_handles_max > IO_HANDLES_MAX_LIMIT {
+            return Err(RuntimeError::Config(
+                "io_handles_max must be 1 to prod::io::IO_HANDLES_MAX_LIMIT (65535)",
             ));
         }
         memory::check_spec(&spec, config.ring_capacity).map_err(RuntimeError::Memory)?;
@@ -288,6 +313,10 @@ impl Runtime {
             .collect::<Result<_, _>>()
             .map_err(RuntimeError::Os)?;
         let board = Arc::new(Board::new(shards).map_err(RuntimeError::Os)?);
+        let io_kernels: Vec<IoKernel> = (0..shards)
+            .map(|_| IoKernel::open(config.io_driver, spec.io_in_flight_max))
+            .collect::<Result<_, _>>()
+            .map_err(RuntimeError::Os)?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             unparkers: parkers.iter().map(Parker::unparker).collect(),
@@ -307,8 +336,13 @@ impl Runtime {
             stopped: false,
             watchdog: Some(Watchdog::start(board, config.stall_limit).map_err(RuntimeError::Os)?),
         };
-        for (index, (((outgoing, incoming), parker), signal_stack)) in
-            outgoing.into_iter().zip(incoming).zip(parkers).zip(signal_stacks).enumerate()
+        for (index, ((((outgoing, incoming), parker), signal_stack), io)) in outgoing
+            .into_iter()
+            .zip(incoming)
+            .zip(parkers)
+            .zip(signal_stacks)
+            .zip(io_kernels)
+            .enumerate()
         {
             // Shard indices fit in u8 (validated).
             let shard = ShardId(index as u8);
@@ -323,6 +357,8 @@ impl Runtime {
                 shared: Arc::clone(&shared),
                 seed: seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 signal_stack,
+                io,
+                io_handles_max: config.io_handles_max,
             };
             match spawn_shard(start) {
                 Ok(thread) => runtime.threads.push(thread),
@@ -615,6 +651,8 @@ fn shard_main(start: ShardStart) {
         shared,
         seed,
         signal_stack,
+        io,
+        io_handles_max,
     } = start;
     let pinned = plan.pin_current(shard);
     let index = shard.index();
@@ -634,6 +672,7 @@ fn shard_main(start: ShardStart) {
         failed: false,
         parks: 0,
         sends_to_quarantined: 0,
+        io: IoDriver::new(io, spec.io_in_flight_max, io_handles_max),
     };
     let mut scheduler = match Scheduler::boot(&spec, shard, &mut backend) {
         Ok(scheduler) => scheduler,
@@ -662,6 +701,7 @@ fn shard_main(start: ShardStart) {
             report.failed = backend.failed;
             report.stopped = stopped;
             report.sends_to_quarantined = backend.sends_to_quarantined;
+            report.io = backend.io.report(scheduler.io_buffers_free());
         };
     publish(&scheduler, &backend, 0, false);
     {
@@ -705,6 +745,8 @@ struct ProdBackend {
     parks: u64,
     /// Sends refused because their shard is quarantined.
     sends_to_quarantined: u64,
+    /// Its sockets and files (`prod::io`).
+    io: IoDriver,
 }
 
 impl Env for ProdBackend {
@@ -780,11 +822,28 @@ impl Backend for ProdBackend {
         self.failed = true;
     }
 
+    fn io_submit(&mut self, submission: IoSubmission) -> Result<(), IoReaped> {
+        self.io.submit(submission)
+    }
+
+    fn io_cancel(&mut self, token: IoToken) {
+        self.io.cancel(token);
+    }
+
+    fn io_reap(&mut self) -> Option<IoReaped> {
+        self.io.reap()
+    }
+
     fn park(&mut self, deadline: Option<Timestamp>) {
+        // Submissions reach the kernel, and what completed is collected, before any wait;
+        // then the I/O driver's descriptor wakes the shard like its eventfd does.
+        self.io.poll();
         let timeout = deadline.map(|deadline| self.clock.until(deadline));
-        let (incoming, stop) = (&mut self.incoming, &self.shared.stop);
-        self.parker.park(timeout, || {
-            stop.load(Ordering::Acquire) || incoming.iter_mut().any(|ring| !ring.is_empty())
+        let (incoming, stop, io) = (&mut self.incoming, &self.shared.stop, &self.io);
+        self.parker.park_with(timeout, Some(io.fd()), || {
+            stop.load(Ordering::Acquire)
+                || io.has_ready()
+                || incoming.iter_mut().any(|ring| !ring.is_empty())
         });
         self.parks += 1;
     }
