@@ -32,6 +32,11 @@
 //! got every echo), 2 for bad arguments, 1 when the runtime cannot boot or a client did
 //! not finish, 3 when a drain did not finish before `drain`.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a program on real threads: its report interval is wall-clock time"
+)]
+
 use std::cell::Cell;
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpStream};
