@@ -173,8 +173,11 @@ fn client(port: u16, id: u64, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> JoinH
     })
 }
 
-/// Clients on both shards of a server on `port`: (stop flag, tallies per shard, threads).
-fn load(port: u16) -> (Arc<AtomicBool>, [Vec<Arc<Tally>>; 2], Vec<JoinHandle<()>>) {
+/// The stop flag, the tallies per shard and the threads of `load`'s clients.
+type Load = (Arc<AtomicBool>, [Vec<Arc<Tally>>; 2], Vec<JoinHandle<()>>);
+
+/// Clients on both shards of a server on `port`.
+fn load(port: u16) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tallies: [Vec<Arc<Tally>>; 2] = [Vec::new(), Vec::new()];
     let mut threads = Vec::new();
