@@ -215,8 +215,8 @@ fn a_fatal_signal_quarantines_one_shard_and_the_other_keeps_serving() {
         let port = free_port_pair();
         let server = Server::start(port, io);
         let (stop, tallies, threads) = load(port);
-        each_makes_progress(&tallies[0], &vec![0; CLIENTS_PER_SHARD], "shard 0 serves");
-        each_makes_progress(&tallies[1], &vec![0; CLIENTS_PER_SHARD], "shard 1 serves");
+        each_makes_progress(&tallies[0], &[0; CLIENTS_PER_SHARD], "shard 0 serves");
+        each_makes_progress(&tallies[1], &[0; CLIENTS_PER_SHARD], "shard 1 serves");
 
         // A person's request on its own connection to shard 1.
         let mut fatal = TcpStream::connect(("127.0.0.1", port + 1)).expect("shard 1 accepts");
