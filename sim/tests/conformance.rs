@@ -185,3 +185,91 @@ fn the_credit_pipeline_delivers_every_item_in_order() {
     assert_eq!(facts(&sim), facts(&real), "{sim:?}\n{real:?}");
     assert_eq!(facts(&sim), (3, 0, 0));
 }
+
+/// Clients of the echo conformance test.
+const ECHO_CLIENTS: u64 = 4;
+/// Round trips of each.
+const ECHO_ROUND_TRIPS: u64 = 50;
+
+/// The `echo` scenario's client nodes' counters in the simulator (the server is node 0).
+fn echo_on_sim() -> Totals {
+    fn setup() -> Setup {
+        let sets = [
+            ("clients", ECHO_CLIENTS),
+            ("round_trips", ECHO_ROUND_TRIPS),
+            ("server_shards", 2),
+            ("chaos", 1),
+            ("udp", 0),
+            ("size", 64),
+        ];
+        scenario("echo", &sets)
+    }
+    let report = Simulation::new("echo", move |_| setup()).run(1).expect("a valid setup");
+    assert!(report.passed(), "echo passes in the simulator: {:?}", report.outcome);
+    let mut totals = Totals::new();
+    for shard in report.counters.iter().filter(|shard| shard.node != 0) {
+        for &(key, value) in &shard.entries {
+            *totals.entry(key).or_default() += value;
+        }
+    }
+    totals
+}
+
+/// The same server and clients on real loopback sockets with the I/O driver `io`: the
+/// server on two shard threads, the clients on a runtime of their own; the clients'
+/// counters.
+fn echo_on_real(io: tina::prod::IoDriverChoice) -> Totals {
+    use tina_scenarios::echo;
+    // Two consecutive free ports: the server's shards listen on `port` and `port + 1`.
+    let port = (0..100)
+        .find_map(|_| {
+            let first = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = first.local_addr().ok()?.port();
+            std::net::TcpListener::bind(("127.0.0.1", port.checked_add(1)?)).ok()?;
+            Some(port)
+        })
+        .expect("two consecutive free ports");
+    let ip = std::net::Ipv4Addr::LOCALHOST;
+    let config = RuntimeConfig { io_driver: io, ..RuntimeConfig::default() };
+    let server_config = echo::ServerConfig { shards: 2, ip, port_base: port, udp: false };
+    let server = Runtime::boot(echo::server_spec::<echo::Connection>(&server_config), config)
+        .expect("the server boots");
+    let clients: Vec<echo::ClientArgs> = (0..ECHO_CLIENTS)
+        .map(|client| echo::ClientArgs {
+            client,
+            round_trips: ECHO_ROUND_TRIPS,
+            port: u64::from(port) + client % 2,
+            chaos: u64::from(client == 0),
+            size: 64,
+            give_up: 0,
+            server_ip: u64::from(ip.to_bits()),
+        })
+        .collect();
+    let spec = echo::client_spec(&clients, true, false);
+    let client_type =
+        (0..spec.type_count()).find(|&t| spec.type_name(t) == Some("client")).expect("clients");
+    let runtime = Runtime::boot(spec, config).expect("the clients boot");
+    let finished = runtime.wait_until(PATIENCE, |reports| {
+        reports.iter().all(|r| r.live_by_type.get(client_type).copied().unwrap_or(0) == 0)
+    });
+    assert!(finished, "every client ended on real sockets ({io:?}): {:?}", runtime.reports());
+    let totals = runtime.stop().total().into_iter().collect();
+    drop(server.stop());
+    totals
+}
+
+#[test]
+fn echo_clients_get_every_echo_over_real_sockets_as_in_the_simulator() {
+    // Every client logs `echo.done` after its last echo (the simulator's run ends on the
+    // last of these, so before the last client's close completes: compare the logs, not
+    // the exits); a mismatched echo would log an error and crash the client again, and the
+    // chaos client crashes exactly once and is restarted once.
+    let facts = |t: &Totals| (t["logs"], t["crashes"], t["restarts"]);
+    let sim = echo_on_sim();
+    assert_eq!(facts(&sim), (ECHO_CLIENTS, 1, 1), "{sim:?}");
+    for io in [tina::prod::IoDriverChoice::IoUring, tina::prod::IoDriverChoice::Epoll] {
+        let real = echo_on_real(io);
+        assert_eq!(facts(&sim), facts(&real), "{io:?}\n{sim:?}\n{real:?}");
+        assert!(real["io_completed"] >= ECHO_CLIENTS * ECHO_ROUND_TRIPS * 2, "{real:?}");
+    }
+}
