@@ -82,6 +82,23 @@ impl<T: Copy> Ring<T> {
     }
 }
 
+impl<T: Copy + PartialEq> Ring<T> {
+    /// Removes the oldest value equal to `value`, keeping the others in order; whether one
+    /// was there. O(len): for rare removals from the middle, not for the FIFO path.
+    pub(crate) fn remove(&mut self, value: &T) -> bool {
+        let capacity = self.buffer.len();
+        let at = |offset: usize| (self.head + offset) % capacity;
+        let Some(found) = (0..self.len).find(|&offset| self.buffer[at(offset)] == *value) else {
+            return false;
+        };
+        for offset in found..self.len - 1 {
+            self.buffer[at(offset)] = self.buffer[at(offset + 1)];
+        }
+        self.len -= 1;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Ring;
@@ -104,5 +121,30 @@ mod tests {
             assert_eq!(ring.pop(), None);
             assert!(ring.is_empty());
         }
+    }
+
+    /// `remove` takes out the oldest equal value from anywhere in the ring (across the
+    /// wrap-around too), keeps the rest in FIFO order and frees its place; a value that is
+    /// not there changes nothing.
+    #[test]
+    fn remove_keeps_order() {
+        let mut ring = Ring::new(4, 0u32);
+        for value in [9, 9, 1, 2] {
+            ring.push(value).expect("room");
+        }
+        assert_eq!((ring.pop(), ring.pop()), (Some(9), Some(9)));
+        for value in [3, 2] {
+            ring.push(value).expect("room: the head moved, so these wrap around");
+        }
+        assert!(ring.remove(&2), "the oldest 2, before the wrap");
+        assert!(!ring.remove(&7));
+        assert_eq!(ring.len(), 3);
+        ring.push(4).expect("the removed value's place is free");
+        assert!(ring.is_full());
+        assert!(ring.remove(&4), "the newest value");
+        assert!(ring.remove(&1), "the oldest value");
+        let drained: Vec<u32> = core::iter::from_fn(|| ring.pop()).collect();
+        assert_eq!(drained, [3, 2]);
+        assert!(!ring.remove(&3), "an empty ring holds nothing");
     }
 }

@@ -554,3 +554,112 @@ fn a_panic_does_not_stop_the_rest_of_the_batch() {
     let counters = world.counters(S0);
     assert_eq!((counters.dispatched, counters.panics), (3, 1));
 }
+
+thread_local! {
+    /// What a restarted `Member` returns from `init` in the current case: `Done` or a crash.
+    static RESTARTED_INIT: std::cell::Cell<Effect> = const { std::cell::Cell::new(Effect::Done) };
+}
+
+const MEMBER_CRASH: Label = Label::new("member crashed");
+const RESTARTED_CRASH: Label = Label::new("restarted member crashed in init");
+
+/// A group member of its own type `K` (two types, one slot each): its first incarnation
+/// waits and crashes on any message; a restarted one (generation above 1) ends in `init`
+/// at once, as `RESTARTED_INIT` says.
+struct Member<const K: u8>;
+
+impl<const K: u8> Isolate for Member<K> {
+    type Args = ();
+
+    fn init(_args: (), ctx: &mut Ctx<'_>) -> (Self, Effect) {
+        if ctx.self_handle().generation() > 1 {
+            return (Member, RESTARTED_INIT.with(std::cell::Cell::get));
+        }
+        (Member, Effect::Receive)
+    }
+
+    fn handle(&mut self, _message: &Message, _ctx: &mut Ctx<'_>) -> Effect {
+        Effect::Crash(MEMBER_CRASH)
+    }
+}
+
+/// Restarted members whose `init` ends at once (`Done` or a crash, both an init failure),
+/// for every strategy and restart type, with either member crashing first. A restart
+/// stops siblings whose own `init` is still pending (the group restarted them, then the
+/// first restarted member failed before their turn); their pending inits must go with them,
+/// or the next restart overflows the queue of pending inits (a core panic, once). Each
+/// init failure is a restart decision until the group's intensity (3) is exceeded, which
+/// fails the shard: `(restarts, init failures, shutdowns)` counts each step.
+#[test]
+fn restarted_members_ending_in_init() {
+    use Restart::{Permanent, Temporary, Transient};
+    use Strategy::{OneForAll, OneForOne, RestForOne};
+    // A decision restarts the failed member, or both; the 4th within the window escalates,
+    // which stops the member still alive (or reserved). The members' own restart types
+    // only matter for Temporary: init failures are not normal exits.
+    let both = (6, 3, 4, true);
+    let alone = (3, 3, 1, true);
+    let never = (0, 0, 0, false);
+    let cases = [
+        (OneForOne, Permanent, 0, alone),
+        (OneForOne, Permanent, 1, alone),
+        (OneForOne, Transient, 0, alone),
+        (OneForOne, Transient, 1, alone),
+        (OneForOne, Temporary, 0, never),
+        (OneForOne, Temporary, 1, never),
+        (OneForAll, Permanent, 0, both),
+        (OneForAll, Permanent, 1, both),
+        (OneForAll, Transient, 0, both),
+        (OneForAll, Transient, 1, both),
+        (OneForAll, Temporary, 0, never),
+        (OneForAll, Temporary, 1, never),
+        (RestForOne, Permanent, 0, both),
+        (RestForOne, Permanent, 1, alone),
+        (RestForOne, Transient, 0, both),
+        (RestForOne, Transient, 1, alone),
+        (RestForOne, Temporary, 0, never),
+        (RestForOne, Temporary, 1, never),
+    ];
+    for (strategy, restart, crashed, expected) in cases {
+        for (effect, reason) in [
+            (Effect::Done, tina::crash::INIT_DONE),
+            (Effect::Crash(RESTARTED_CRASH), RESTARTED_CRASH),
+        ] {
+            let case = format!("{strategy:?} {restart:?} member {crashed} crashes, then {reason}");
+            RESTARTED_INIT.with(|cell| cell.set(effect));
+            let mut spec = SystemSpec::new(1);
+            let first = spec.register::<Member<0>>(TypeConfig::new("member0").slots(1));
+            let second = spec.register::<Member<1>>(TypeConfig::new("member1").slots(1));
+            let root = spec.root(S0);
+            spec.configure(root, GroupConfig::new(strategy).intensity(3, Duration::from_secs(1)));
+            let members = [
+                spec.add_child(root, first, (), restart),
+                spec.add_child(root, second, (), restart),
+            ];
+            let mut world = TestWorld::boot(&spec, TestConfig::default()).expect("valid spec");
+            world.backend_mut(S0).clear_events();
+            assert!(world.inject(members[crashed], &Job { seq: 1, finish: 0 }), "{case}");
+            world.run_until_idle(10);
+
+            let (restarts, init_failures, shutdowns, failed) = expected;
+            let counters = *world.counters(S0);
+            assert_eq!(
+                (counters.restarts, counters.init_failures, counters.shutdowns),
+                (restarts, init_failures, shutdowns),
+                "{case}"
+            );
+            assert_eq!(counters.crashes, 1, "{case}");
+            assert_eq!(world.scheduler(S0).failure().is_some(), failed, "{case}");
+            let scheduler = world.scheduler(S0);
+            assert!(scheduler.is_idle(), "{case}: no init left pending");
+            let live = if failed { 0 } else { 1 };
+            assert_eq!(scheduler.live_isolates(), live, "{case}");
+            assert_eq!(scheduler.live_count(0) + scheduler.live_count(1), live, "{case}");
+            for event in world.backend(S0).events() {
+                if let Event::Exit { kind: ExitKind::InitFailed, reason: got, .. } = *event {
+                    assert_eq!(got, reason, "{case}");
+                }
+            }
+        }
+    }
+}

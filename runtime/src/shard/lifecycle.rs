@@ -69,6 +69,9 @@ impl ShardCore {
         match result {
             Ok(child) => {
                 self.counters.spawned += 1;
+                // The queue holds exactly one entry per `Reserved` slot (see
+                // `pop_pending_init`), `child`'s included now, so never more than the
+                // shard's slots: its capacity.
                 self.pending_inits.push(child).expect("pending inits hold every slot");
                 self.trace(env, Event::Spawn { parent, child });
             }
@@ -153,23 +156,27 @@ impl ShardCore {
         Ok(child)
     }
 
-    /// Takes the next pending init that is still reserved, marks it running and returns
-    /// its (type, slot) and handle.
+    /// Takes the next pending init, marks its slot running and returns its (type, slot)
+    /// and handle.
+    ///
+    /// The queue holds exactly the handles of the `Reserved` slots, each once: a slot
+    /// becomes `Reserved` only in `try_reserve`, whose caller queues its init (boot requeues
+    /// the same handles in start order), and stops being `Reserved` only here (popped) or
+    /// in `teardown`, which takes its entry out. So the head always names a reserved slot
+    /// of the same generation, and the queue never holds more entries than the shard has
+    /// slots.
     #[inline]
     pub(crate) fn pop_pending_init(&mut self) -> Option<(usize, usize, Handle)> {
-        // Bounded by the ring's capacity, which is the shard's slot count.
-        while let Some(child) = self.pending_inits.pop() {
-            let type_index = child.type_index() as usize;
-            let slot = child.slot() as usize;
-            let slots = &mut self.types[type_index];
-            if slots.meta[slot].state == SlotState::Reserved
-                && slots.meta[slot].generation == child.generation()
-            {
-                slots.meta[slot].state = SlotState::Running;
-                return Some((type_index, slot, child));
-            }
-        }
-        None
+        let child = self.pending_inits.pop()?;
+        let type_index = child.type_index() as usize;
+        let slot = child.slot() as usize;
+        let meta = &mut self.types[type_index].meta[slot];
+        assert!(
+            meta.state == SlotState::Reserved && meta.generation == child.generation(),
+            "a pending init names a reserved slot: {child}"
+        );
+        meta.state = SlotState::Running;
+        Some((type_index, slot, child))
     }
 
     /// Ends the incarnation in `slot`: drops its queued messages, timers, pending call,
@@ -186,6 +193,13 @@ impl ShardCore {
         reason: Label,
     ) {
         let handle = self.handle_of(type_index, slot);
+        if self.types[type_index].meta[slot].state == SlotState::Reserved {
+            // Ended before its `init` ran (stopped by its supervisor while a sibling's
+            // restart ran first, killed, or the shard crashed): its pending init goes with
+            // it, or the slot, reserved again, would be queued twice. O(pending), rare.
+            let queued = self.pending_inits.remove(&handle);
+            debug_assert!(queued, "a reserved slot has its init queued");
+        }
         match kind {
             ExitKind::Normal => self.counters.exits_normal += 1,
             ExitKind::Crashed => self.counters.crashes += 1,
@@ -337,5 +351,32 @@ mod tests {
         assert_eq!(core.resolve(last), None);
         assert_eq!(core.locate(last.latest()), None, "a retired slot has no incarnation");
         assert!(backend.events().contains(&Event::Retire { handle: last }));
+    }
+
+    /// An incarnation torn down before its `init` ran takes its pending init with it: the
+    /// slot, reserved again, is queued once, so a full queue of pending inits never
+    /// overflows, and the only init left to run is the new incarnation's.
+    #[test]
+    fn teardown_of_a_reserved_slot_unqueues_its_init() {
+        let mut spec = SystemSpec::new(1);
+        spec.register::<Idle>(TypeConfig::new("idle").slots(2));
+        let mut core = ShardCore::new(&spec, ShardId(0));
+        let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
+        let idle = Some(0);
+
+        let other = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("slot");
+        let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("slot");
+        assert!(core.pending_inits.is_full());
+        let (type_index, slot) = core.resolve(first).expect("a reserved isolate is live");
+        core.teardown(&mut backend, type_index, slot, ExitKind::Shutdown, NO_REASON);
+        assert_eq!(core.pending_inits.len(), 1, "only the other init is left");
+        let again = core
+            .reserve_preferring(&mut backend, Handle::NONE, idle, Some(slot), &[], NO_GROUP)
+            .expect("the freed slot");
+        assert_eq!((again.slot(), again.generation()), (first.slot(), first.generation() + 1));
+        assert!(core.pending_inits.is_full());
+        assert_eq!(core.pop_pending_init().map(|(_, _, handle)| handle), Some(other));
+        assert_eq!(core.pop_pending_init().map(|(_, _, handle)| handle), Some(again));
+        assert_eq!(core.pop_pending_init(), None);
     }
 }
