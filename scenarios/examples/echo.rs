@@ -102,7 +102,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: echo [mode=server|client] [ip=127.0.0.1] [port=7000] [shards=2] \
-[io=auto|io_uring|epoll] [report=1s] [drain=5s] (server) [clients=8] [round_trips=1000] \
+[io=auto|io_uring|epoll] [report=1s, 0: never] [drain=5s] (server) [clients=8] [round_trips=1000] \
 [size=64] [chaos=0|1] [fatal=segv|bus|ill|fpe] (client)";
 
 fn options(args: &[String]) -> Result<Options, String> {
@@ -179,8 +179,11 @@ fn options(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// `250ms`, `2s`, `100us`: an integer and a unit.
+/// `250ms`, `2s`, `100us`: an integer and a unit; or `0`.
 fn duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().ok()?;
