@@ -7,7 +7,8 @@
 //! `spsc::Consumer::is_empty`). `park`:
 //!
 //! 1. spins, asking the closure, for at most [`SPIN_BUDGET`] rounds (a peer that publishes
-//!    within microseconds is seen without a syscall on either side);
+//!    within microseconds is seen without a syscall on either side); the budget adapts
+//!    down to [`SPIN_BUDGET_MIN`] while spins find nothing (see there);
 //! 2. announces that it is about to sleep (`state = PARKED`), then a SeqCst fence;
 //! 3. asks the closure once more, and returns if there is work;
 //! 4. only then blocks on the shard's eventfd until a peer signals, the timeout passes or
@@ -65,6 +66,17 @@ pub const SPIN_BUDGET: u32 = 1 << 10;
 #[cfg(all(loom, test))]
 pub const SPIN_BUDGET: u32 = 1;
 
+/// The fewest spin rounds a park makes. The budget adapts between this and
+/// `SPIN_BUDGET`: it doubles after a spin that found work and halves after one that did
+/// not, so a shard whose work arrives soon after it idles (a peer's reply) keeps spinning
+/// through the gap, and one whose work comes through the kernel (network completions,
+/// which only the final wait sees) stops burning a core on a spin that never pays.
+#[cfg(not(all(loom, test)))]
+pub const SPIN_BUDGET_MIN: u32 = 1 << 4;
+/// Under loom, the budget does not adapt.
+#[cfg(all(loom, test))]
+pub const SPIN_BUDGET_MIN: u32 = 1;
+
 /// The shard is running (or spinning): peers send no signal.
 const RUNNING: u32 = 0;
 /// The shard announced it is about to block: the next peer to publish signals it.
@@ -118,6 +130,8 @@ struct Shared {
 /// ```
 pub struct Parker {
     shared: Arc<Shared>,
+    /// This park's spin rounds, `SPIN_BUDGET_MIN..=SPIN_BUDGET` (see `SPIN_BUDGET_MIN`).
+    spin: u32,
     /// `Cell` is `Send + !Sync`: only the shard's thread parks.
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
@@ -138,7 +152,7 @@ impl Parker {
             signal_count: AtomicU64::new(0),
             signal: Signal::new()?,
         };
-        Ok(Parker { shared: Arc::new(shared), _not_sync: PhantomData })
+        Ok(Parker { shared: Arc::new(shared), spin: SPIN_BUDGET, _not_sync: PhantomData })
     }
 
     /// A waking side for a peer.
@@ -166,15 +180,17 @@ impl Parker {
         if timeout.is_some_and(|timeout| timeout.is_zero()) {
             return Wake::Deadline;
         }
-        for _ in 0..SPIN_BUDGET {
+        for _ in 0..self.spin {
             if self.is_stopped() {
                 return Wake::Stopped;
             }
             if work() {
+                self.spin = (self.spin * 2).min(SPIN_BUDGET);
                 return Wake::Work;
             }
             spin_loop();
         }
+        self.spin = (self.spin / 2).max(SPIN_BUDGET_MIN);
         let shared = &*self.shared;
         shared.state.store(PARKED, Ordering::Relaxed);
         // Orders the announcement before the re-check against the peers' fence between
@@ -428,6 +444,32 @@ mod tests {
         assert_eq!(calls, SPIN_BUDGET + 1);
         assert!(!unparker.is_parked());
         assert_eq!(parker.signal_count(), 0);
+    }
+
+    /// The spin budget halves after a spin that found nothing, down to `SPIN_BUDGET_MIN`,
+    /// and doubles after one that found work, up to `SPIN_BUDGET`.
+    #[test]
+    fn the_spin_budget_adapts() {
+        let mut parker = Parker::new().expect("an eventfd");
+        let unparker = parker.unparker();
+        // Parks once; work shows up at call `at` of the spin, or at the re-check after the
+        // announcement when `at` is `None`. Returns the calls made.
+        let park = |parker: &mut Parker, at: Option<u32>| {
+            let mut calls = 0;
+            parker.park(None, || {
+                calls += 1;
+                at.map_or(unparker.is_parked(), |at| calls >= at)
+            });
+            calls
+        };
+        assert_eq!(park(&mut parker, None), SPIN_BUDGET + 1);
+        assert_eq!(park(&mut parker, None), SPIN_BUDGET / 2 + 1, "halved");
+        for _ in 0..32 {
+            let _ = park(&mut parker, None);
+        }
+        assert_eq!(park(&mut parker, None), SPIN_BUDGET_MIN + 1, "down to the floor");
+        assert_eq!(park(&mut parker, Some(1)), 1);
+        assert_eq!(park(&mut parker, None), 2 * SPIN_BUDGET_MIN + 1, "doubled");
     }
 
     /// A peer that publishes between the shard's announcement and its block signals it

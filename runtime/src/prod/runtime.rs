@@ -838,6 +838,11 @@ impl Backend for ProdBackend {
         // Submissions reach the kernel, and what completed is collected, before any wait;
         // then the I/O driver's descriptor wakes the shard like its eventfd does.
         self.io.poll();
+        if self.io.has_ready() {
+            // Completions to hand over: no park (and no spin, whose budget adapts to what
+            // spinning finds, which this is not).
+            return;
+        }
         let timeout = deadline.map(|deadline| self.clock.until(deadline));
         let (incoming, stop, io) = (&mut self.incoming, &self.shared.stop, &self.io);
         self.parker.park_with(timeout, Some(io.fd()), || {
