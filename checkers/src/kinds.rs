@@ -91,9 +91,9 @@ impl EventKinds {
             Event::Escalate { .. } => EventKinds::ESCALATE,
             Event::ShardFailed => EventKinds::SHARD_FAILED,
             Event::Log { .. } => EventKinds::LOG,
-            Event::ShutdownBegin { .. }
-            | Event::ShutdownDrained
-            | Event::ShutdownForced { .. } => EventKinds::SHUTDOWN,
+            Event::ShutdownBegin { .. } | Event::ShutdownDrained | Event::ShutdownForced { .. } => {
+                EventKinds::SHUTDOWN
+            }
         }
     }
 

@@ -332,7 +332,7 @@ impl<B: Backend> Scheduler<B> {
     /// first, as for every stop) and the shutdown ends forced.
     fn drain_check(&mut self, backend: &mut B, force: bool) {
         let Some(state) = self.core.shutdown.filter(|state| state.draining()) else { return };
-        let live = self.core.live_isolates();
+        let live = self.core.live_for_drain();
         if live == 0 {
             self.core.trace(backend, Event::ShutdownDrained);
             self.finish_shutdown(0);
@@ -554,7 +554,11 @@ impl<B: Backend> Scheduler<B> {
             if let Some(notice) = self.core.exits.pop() {
                 if self.core.shutdown.is_some() {
                     let groups = &mut self.core.groups;
-                    supervision::isolate_stopped_during_shutdown(groups, notice.group, notice.handle);
+                    supervision::isolate_stopped_during_shutdown(
+                        groups,
+                        notice.group,
+                        notice.handle,
+                    );
                     continue;
                 }
                 let mut actions =

@@ -329,11 +329,7 @@ fn spawns_are_refused() {
     let mut world = boot(&spec);
     world.begin_shutdown(DRAIN);
     world.run_until_idle(100);
-    assert_eq!(
-        take_log(),
-        ["spawn Err(ShuttingDown) child Err(ShuttingDown)"],
-        "both refused"
-    );
+    assert_eq!(take_log(), ["spawn Err(ShuttingDown) child Err(ShuttingDown)"], "both refused");
     assert_eq!(world.counters(S0).spawn_failed, 2);
     let refused = world
         .backend(S0)
@@ -363,20 +359,15 @@ fn receives_are_cancelled_and_other_io_finishes() {
 
     let cancels = world.backend(S0).io_cancels().to_vec();
     assert_eq!(cancels.len(), 3, "the three receives, not the write");
-    let timeouts = world
-        .backend(S0)
-        .events()
-        .iter()
-        .filter(|e| matches!(e, Event::IoTimeout { .. }))
-        .count();
+    let timeouts =
+        world.backend(S0).events().iter().filter(|e| matches!(e, Event::IoTimeout { .. })).count();
     assert_eq!(timeouts, 3, "each cancel is traced");
     let failed = IoResult::Failed(IoError::TimedOut);
     let mut log = take_log();
     assert_eq!(log.len(), 6, "{log:?}");
     let receives: Vec<String> = log.drain(..6).collect();
-    for (slot, op) in [IoOpKind::TcpRecv, IoOpKind::UdpRecvFrom, IoOpKind::TcpAccept]
-        .into_iter()
-        .enumerate()
+    for (slot, op) in
+        [IoOpKind::TcpRecv, IoOpKind::UdpRecvFrom, IoOpKind::TcpAccept].into_iter().enumerate()
     {
         let line = format!("waiter {slot} {op:?} {failed:?}");
         let completed = receives.iter().position(|l| *l == line).expect("cancelled");

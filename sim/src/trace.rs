@@ -752,6 +752,9 @@ pub struct Sink {
     verdict: Verdict,
     violation_index: Option<u64>,
     divergence: Option<Divergence>,
+    /// Whether an observer's `Done` stops the run (not in a run that shuts down: it ends
+    /// when its shutdown does).
+    stop_at_done: bool,
 }
 
 impl core::fmt::Debug for Sink {
@@ -789,9 +792,17 @@ impl Sink {
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
+            stop_at_done: true,
         };
         sink.refresh_plain();
         sink
+    }
+
+    /// An observer's `Done` no longer stops the run (it is kept as the verdict); a
+    /// violation still does. For a run that ends with its shutdown.
+    pub fn run_past_done(mut self) -> Sink {
+        self.stop_at_done = false;
+        self
     }
 
     /// Recomputes `plain` after a change to the mutator, the log, the tape, the causal
@@ -1073,11 +1084,16 @@ impl Sink {
         &self.verdict
     }
 
-    /// Whether the run must stop: goal reached, property violated, the runs diverged, or
-    /// a window of events is complete.
+    /// Whether the run must stop: goal reached (unless `run_past_done`), property violated,
+    /// the runs diverged, or a window of events is complete.
     pub fn stop(&self) -> bool {
         let window_done = matches!(self.tape, Tape::Window { to, .. } if self.hash.events() > to);
-        !matches!(self.verdict, Verdict::Continue) || self.divergence.is_some() || window_done
+        let verdict = match self.verdict {
+            Verdict::Continue => false,
+            Verdict::Done => self.stop_at_done,
+            Verdict::Violated(_) => true,
+        };
+        verdict || self.divergence.is_some() || window_done
     }
 
     /// The first divergence from the recording, if any.

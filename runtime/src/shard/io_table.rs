@@ -184,15 +184,14 @@ impl ShardCore {
         let isolate = self.handle_of(type_index, slot);
         let io = &self.types[type_index].io[slot];
         let token = IoToken { isolate, sequence: io.sequence, entry: io.entry };
-        let receiving = self.in_flight.get(token.entry as usize).copied().flatten().is_some_and(
-            |entry| {
+        let receiving =
+            self.in_flight.get(token.entry as usize).copied().flatten().is_some_and(|entry| {
                 entry.token == token
                     && matches!(
                         entry.op,
                         IoOpKind::TcpAccept | IoOpKind::TcpRecv | IoOpKind::UdpRecvFrom
                     )
-            },
-        );
+            });
         if !receiving || io.cancel_asked {
             return;
         }

@@ -50,6 +50,12 @@ impl ShardCore {
         }
     }
 
+    /// Live (or reserved) isolates over every type, O(types) in every build: the drain asks
+    /// at every tick (`live_isolates` also checks itself against a scan in debug builds).
+    pub(crate) fn live_for_drain(&self) -> usize {
+        self.types.iter().map(super::slots::TypeSlots::live).sum()
+    }
+
     /// Whether the shard is shutting down and its drain is not finished yet.
     #[inline]
     pub(crate) fn draining(&self) -> bool {

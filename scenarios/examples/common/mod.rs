@@ -137,8 +137,12 @@ pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
     if ended == tina::prod::Ended::Condition {
         return ExitCode::SUCCESS;
     }
-    let left: usize =
-        summary.shards.iter().filter_map(|r| r.shutdown).map(|s| s.remaining_isolates as usize).sum();
+    let left: usize = summary
+        .shards
+        .iter()
+        .filter_map(|r| r.shutdown)
+        .map(|s| s.remaining_isolates as usize)
+        .sum();
     if summary.drained() {
         println!("drain: finished, every isolate ended before the deadline");
         ExitCode::SUCCESS
