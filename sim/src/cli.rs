@@ -32,6 +32,8 @@ Exit codes:
   2   invalid arguments or configuration
   10  correctness failure: a checker saw a property violated
   11  liveness failure: quiescence, --time-max, --events-max or liveness_time before the goal
+      (with --shutdown-at: a limit before the shutdown finished, or a shard torn down at its
+      deadline in a scenario that promises to drain)
   12  crash: the framework broke (a panic outside an isolate)
   13  nondeterminism: --check-determinism saw two runs of one seed differ
 
@@ -49,6 +51,7 @@ Examples:
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
   sim --seed 1 --scenario dispatcher --trace-out run.json
+  sim --seed 7 --scenario kv --faults chaos --shutdown-at 700ms --shutdown-drain 500ms
   sim list --json
   sim sweep --scenario bank --seeds 1..10001     (see `sim sweep --help`)";
 
