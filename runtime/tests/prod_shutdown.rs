@@ -104,6 +104,7 @@ impl Isolate for Stayer {
 
 #[test]
 #[cfg_attr(miri, ignore)]
+#[expect(clippy::disallowed_methods, reason = "real shard threads, timed on the real clock")]
 fn shutdown_drains_isolates_that_end_on_the_notice() {
     let mut spec = SystemSpec::new(3);
     let leaver = spec.register::<Leaver>(TypeConfig::new("leaver").slots(4));
@@ -139,6 +140,7 @@ fn shutdown_drains_isolates_that_end_on_the_notice() {
 
 #[test]
 #[cfg_attr(miri, ignore)]
+#[expect(clippy::disallowed_methods, reason = "real shard threads, timed on the real clock")]
 fn shutdown_reports_a_drain_that_did_not_finish() {
     let mut spec = SystemSpec::new(2);
     let leaver = spec.register::<Leaver>(TypeConfig::new("leaver").slots(1));
