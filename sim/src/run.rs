@@ -740,7 +740,8 @@ fn write_footer(out: &mut LogOut, report: &RunReport) {
     out.line(&format!("trace={:016x}", report.trace));
 }
 
-/// Each shard's shutdown as `n0/s0=drained@2013000000ns`, `n1/s0=forced(2)`, `n2/s0=down`.
+/// Each shard's shutdown as `n0/s0=drained@2013000000ns` (when, on its node's clock),
+/// `n1/s0=forced(2)` (isolates left at the deadline), `n2/s0=down`.
 pub fn shutdown_line(shards: &[ShardShutdown]) -> String {
     let entries: Vec<String> = shards
         .iter()
