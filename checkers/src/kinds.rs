@@ -60,6 +60,9 @@ impl EventKinds {
     pub const LOG: EventKinds = EventKinds(1 << 21);
     /// `Event::IoTimeout`.
     pub const IO_TIMEOUT: EventKinds = EventKinds(1 << 22);
+    /// `Event::ShutdownBegin`, `Event::ShutdownDrained` and `Event::ShutdownForced`: the
+    /// phases of a shard's graceful shutdown.
+    pub const SHUTDOWN: EventKinds = EventKinds(1 << 23);
 
     /// The kind of `event`, as a one-element set.
     #[inline(always)]
@@ -88,6 +91,9 @@ impl EventKinds {
             Event::Escalate { .. } => EventKinds::ESCALATE,
             Event::ShardFailed => EventKinds::SHARD_FAILED,
             Event::Log { .. } => EventKinds::LOG,
+            Event::ShutdownBegin { .. } | Event::ShutdownDrained | Event::ShutdownForced { .. } => {
+                EventKinds::SHUTDOWN
+            }
         }
     }
 

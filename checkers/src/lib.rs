@@ -129,6 +129,18 @@ pub struct ShardView {
     pub live: Vec<usize>,
 }
 
+/// A file on a node's disk as the run left it: what any crash would leave of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DurableFile {
+    /// The node whose disk holds it.
+    pub node: u16,
+    /// Its path.
+    pub path: String,
+    /// Its durable contents: everything fsynced (and whatever the disk wrote back on its
+    /// own), not what is still only in the page cache.
+    pub bytes: Vec<u8>,
+}
+
 /// The system at the end of a run, whichever way it ended (goal, quiescence or a limit):
 /// besides each shard's pools, every message, call and I/O operation still under way, so
 /// that end-of-run checks judge every run, not only the ones that went quiet.
@@ -149,9 +161,18 @@ pub struct EndView {
     /// I/O operations submitted and not yet reaped, as the backends hold them: (node,
     /// isolate, sequence), sorted.
     pub io: Vec<(u16, Handle, u32)>,
+    /// Every file on every node's disk with its durable contents, by node then path: what
+    /// a scenario that promises durability checks its acknowledgements against.
+    pub files: Vec<DurableFile>,
 }
 
 impl EndView {
+    /// The durable contents of `path` on `node`'s disk, if the file exists.
+    pub fn durable(&self, node: u16, path: &str) -> Option<&[u8]> {
+        let file = self.files.iter().find(|file| file.node == node && file.path == path)?;
+        Some(&file.bytes)
+    }
+
     /// Whether message `id` of `node` is still on its way to a shard.
     pub fn is_in_transit(&self, node: u16, id: MessageId) -> bool {
         self.in_transit.binary_search(&(node, id)).is_ok()

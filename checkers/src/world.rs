@@ -123,6 +123,14 @@ pub enum WorldEvent {
         /// The other end of the link.
         peer: u16,
     },
+    /// The run's graceful shutdown began (`sim --shutdown-at`): fault injection stopped,
+    /// nothing that is down comes back, and every shard that is up began its shutdown, its
+    /// drain ending `drain_ns` later on its node's clock. Stamped with node 0, for the world
+    /// as a whole.
+    Shutdown {
+        /// The drain's length, in nanoseconds.
+        drain_ns: u64,
+    },
     /// The node crashed with writes its disk had not made durable: each was lost, torn at
     /// sector boundaries, or kept (fsynced data always survives).
     DiskCrash {

@@ -327,7 +327,7 @@ impl Model {
         }
         queued.sort();
         calls.sort();
-        EndView { quiescent: quiet, shards, in_transit, queued, calls, io: Vec::new() }
+        EndView { quiescent: quiet, shards, in_transit, queued, calls, ..EndView::default() }
     }
 }
 

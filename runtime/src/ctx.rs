@@ -56,6 +56,42 @@ impl<'a> Ctx<'a> {
         self.core.now
     }
 
+    /// Whether the shard is shutting down (`Scheduler::begin_shutdown`; true from then on,
+    /// through the drain). An isolate gets a `Tag::SHUTDOWN` message once
+    /// (`Message::is_shutdown`) at its next wait for messages; this answers at any point, for
+    /// example in the handler of a completion that arrived first, or before starting work
+    /// that the drain could not finish. While it is true, `spawn` and `spawn_child` fail with
+    /// `SpawnError::ShuttingDown` and no supervisor restarts anything.
+    ///
+    /// ```
+    /// use tina::{Ctx, Effect, Isolate, Message};
+    ///
+    /// /// Serves until the shard shuts down, then ends: the drain finishes without it.
+    /// struct Worker;
+    ///
+    /// impl Isolate for Worker {
+    ///     type Args = ();
+    ///     fn init(_: (), _ctx: &mut Ctx<'_>) -> (Self, Effect) {
+    ///         (Worker, Effect::Receive)
+    ///     }
+    ///     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+    ///         if message.is_shutdown() || ctx.shutting_down() {
+    ///             return Effect::Done;
+    ///         }
+    ///         Effect::Receive
+    ///     }
+    /// }
+    /// ```
+    pub fn shutting_down(&self) -> bool {
+        self.core.shutdown.is_some()
+    }
+
+    /// The deadline of the shard's shutdown drain on its clock (the `now` timeline), while
+    /// it shuts down: isolates still alive then are torn down.
+    pub fn shutdown_deadline(&self) -> Option<Timestamp> {
+        self.core.shutdown.map(|state| state.deadline)
+    }
+
     /// Sends `payload` to `to`. Returns at once; a failure is counted and traced.
     ///
     /// For an isolate on another shard, `Ok` means a slot in the outbound transport was

@@ -83,6 +83,7 @@ mod recovery;
 mod ring;
 mod scheduler;
 mod shard;
+mod shutdown;
 mod spec;
 mod supervision;
 pub mod testing;
@@ -100,6 +101,7 @@ pub use payload::{DecodeError, Outgoing, Payload, Tag};
 pub use recovery::{Recovery, RestartBudget, ShardRecovery};
 pub use scheduler::{Scheduler, TickReport};
 pub use shard::{ReplyError, SendError};
+pub use shutdown::ShutdownReport;
 pub use spec::{
     BootError, GroupConfig, GroupRef, Restart, SpecError, SpecErrors, Strategy, SystemSpec,
     TypeConfig, TypeIndex,

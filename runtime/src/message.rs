@@ -6,6 +6,7 @@
 
 use core::fmt;
 
+use crate::backend::Timestamp;
 use crate::handle::{Handle, ShardId};
 use crate::io::IoCompletion;
 use crate::isolate::ReplyToken;
@@ -346,6 +347,12 @@ impl Message {
         Message::system_with(destination, tag, &[], id)
     }
 
+    /// The shutdown notice to `destination`: `Tag::SHUTDOWN`, carrying the drain's deadline.
+    pub(crate) fn shutdown_notice(destination: Handle, deadline: Timestamp) -> Message {
+        let bytes = deadline.as_nanos().to_le_bytes();
+        Message::system_with(destination, Tag::SHUTDOWN, &bytes, MessageId::NONE)
+    }
+
     /// A system message carrying `bytes` (timer fired, call timeout, I/O completion).
     pub(crate) fn system_with(
         destination: Handle,
@@ -450,6 +457,25 @@ impl Message {
             return None;
         }
         DropNotice::decode(self.payload_bytes())
+    }
+
+    /// Whether this is the shard's shutdown notice (`Tag::SHUTDOWN`): the shard began its
+    /// graceful shutdown, and this isolate should finish what it has under way and end
+    /// (`Effect::Done`) before the deadline, after which whatever is still alive is torn
+    /// down. Only the core sends it, once per isolate; `ctx.shutting_down()` tells the same
+    /// at any point of the drain.
+    pub fn is_shutdown(&self) -> bool {
+        self.tag == Tag::SHUTDOWN
+    }
+
+    /// For the shutdown notice (`is_shutdown`), the deadline of the drain on the shard's
+    /// clock (the `ctx.now()` timeline): isolates still alive then are torn down.
+    pub fn shutdown_deadline(&self) -> Option<Timestamp> {
+        if self.tag != Tag::SHUTDOWN || self.len != 8 {
+            return None;
+        }
+        let bytes: [u8; 8] = self.payload[..8].try_into().unwrap_or([0; 8]);
+        Some(Timestamp::from_nanos(u64::from_le_bytes(bytes)))
     }
 
     /// For a `Tag::IO` message, the completed operation and its result.

@@ -16,7 +16,8 @@ use crate::label::fnv1a_64;
 use crate::limits::{PAYLOAD_ALIGN_MAX, PAYLOAD_SIZE_MAX, USER_TAG_MIN};
 
 /// A message tag. Values below [`USER_TAG_MIN`] are system tags (resume, timers, call
-/// failures, I/O completions, drop notices) and cannot be produced through the user API.
+/// failures, I/O completions, drop notices, shutdown) and cannot be produced through the
+/// user API.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Tag(u16);
 
@@ -33,6 +34,10 @@ impl Tag {
     pub const IO: Tag = Tag(0x0004);
     /// A message sent with `ctx.send_notify` was dropped (`Message::drop_notice`).
     pub const DROP_NOTICE: Tag = Tag(0x0005);
+    /// The shard is shutting down (`Scheduler::begin_shutdown`): finish what is under way
+    /// and end before the deadline the message carries (`Message::shutdown_deadline`).
+    /// Delivered once to every isolate alive when the shutdown began.
+    pub const SHUTDOWN: Tag = Tag(0x0006);
 
     /// The stable tag of a payload type whose path is `path`: FNV-1a folded into the user
     /// range. Two types that fold to the same tag are rejected by `SystemSpec::validate`.
@@ -75,6 +80,7 @@ impl fmt::Display for Tag {
             Tag::CALL_TIMEOUT => f.write_str("call-timeout"),
             Tag::IO => f.write_str("io"),
             Tag::DROP_NOTICE => f.write_str("drop-notice"),
+            Tag::SHUTDOWN => f.write_str("shutdown"),
             Tag(raw) => write!(f, "{raw:#06x}"),
         }
     }

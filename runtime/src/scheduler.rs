@@ -9,7 +9,8 @@
 //! Between ticks, its driver may also crash the shard as a whole (`crash`), drop what
 //! arrives while it is down (`discard_inbound`) and bring it back (`restart`): the
 //! mechanism of Level-2 recovery, whose policy is `ShardRecovery`. It may kill one isolate
-//! too (`kill`).
+//! too (`kill`), and begin the shard's graceful shutdown (`begin_shutdown`), whose drain
+//! the ticks then carry on and end (`shutdown_report`).
 //!
 //! The scheduler owns the arenas and the `ShardCore`; it does not decide how time passes or
 //! when to tick; its driver (the simulator world, a production thread, a test) does.
@@ -25,6 +26,7 @@ use crate::label::Label;
 use crate::limits::{INBOUND_PER_TICK_MAX, IO_COMPLETIONS_PER_TICK_MAX};
 use crate::message::MessageId;
 use crate::shard::{ShardCore, Stop};
+use crate::shutdown::ShutdownReport;
 use crate::spec::{ArgsBytes, BootError, SystemSpec};
 use crate::supervision::{self, Actions, Groups};
 use crate::trace::{Counters, Event, ExitKind, ShardFailure};
@@ -38,7 +40,8 @@ pub struct TickReport {
     pub inbound: u32,
     /// Whether isolates are still queued to run: the next tick should not wait.
     pub has_work: bool,
-    /// When the next timer may be due, if any is pending.
+    /// When the next timer may be due, if any is pending, or the shutdown's deadline while
+    /// the shard drains (the tick at that time tears down what is left).
     pub next_deadline: Option<Timestamp>,
     /// I/O operations the backend holds.
     pub io_in_flight: u32,
@@ -253,6 +256,9 @@ impl<B: Backend> Scheduler<B> {
     pub fn tick(&mut self, backend: &mut B) -> TickReport {
         assert!(!self.down, "a down shard does not tick; restart it first");
         self.sync(backend);
+        if self.core.draining() {
+            self.drain_check(backend, true);
+        }
         let inbound = self.drain_inbound(backend);
         self.reap_io(backend);
         self.core.start_dispatch();
@@ -262,13 +268,112 @@ impl<B: Backend> Scheduler<B> {
         self.core.fire_timers(backend);
         self.cancel_io(backend);
         self.report_failure(backend);
+        let mut next_deadline = self.core.next_timer_deadline();
+        if self.core.draining() {
+            self.drain_check(backend, false);
+            next_deadline = self.drain_deadline(next_deadline);
+        }
         TickReport {
             dispatched,
             inbound,
             has_work: self.core.has_work(),
-            next_deadline: self.core.next_timer_deadline(),
+            next_deadline,
             // In flight is bounded by the spec's `io_in_flight_max` (a u32).
             io_in_flight: self.core.io_in_flight() as u32,
+        }
+    }
+
+    /// Begins the shard's graceful shutdown (see `crate::shutdown`), whose drain ends at
+    /// `deadline` on the backend's clock. Call it between ticks.
+    ///
+    /// Phase 1, notify: every isolate alive gets one `Tag::SHUTDOWN` message (carrying the
+    /// deadline) at its next wait for messages, after the reply or I/O completion it may be
+    /// waiting for, and ahead of its timers and mailbox; it takes no envelope, so it cannot
+    /// be dropped. Receives in flight (`TcpAccept`, `TcpRecv`, `UdpRecvFrom`) are cancelled
+    /// and complete as `Failed(TimedOut)`. From now on `ctx.shutting_down()` is true, spawns
+    /// from isolates fail with `SpawnError::ShuttingDown`, and supervisors restart nothing
+    /// (a child that ends is forgotten; a crash is counted and traced, not restarted).
+    ///
+    /// Phase 2, drain: ticks go on as ever; the drain is finished (`Event::ShutdownDrained`)
+    /// when no isolate of the shard is alive, checked at the end of each tick. Phase 3,
+    /// stop: the first tick at or after `deadline` tears down whatever is still alive
+    /// (`Event::ShutdownForced`, then each an `Exit` of kind `Shutdown`, its handles closed
+    /// as on any teardown). While it drains, `TickReport::next_deadline` is at most the
+    /// deadline, so a parked shard wakes for it. `shutdown_report` says how it ended.
+    ///
+    /// A shard with no isolate alive is drained at once. Returns false, and does nothing, if
+    /// a shutdown began already or the shard is down (a crashed shard has nothing to drain;
+    /// one restarted while shutting down notifies the isolates its restart started).
+    pub fn begin_shutdown(&mut self, deadline: Timestamp, backend: &mut B) -> bool {
+        if self.down {
+            return false;
+        }
+        self.sync(backend);
+        if !self.core.begin_shutdown(backend, deadline) {
+            return false;
+        }
+        self.drain_check(backend, false);
+        true
+    }
+
+    /// Whether the shard's shutdown began (draining, or finished).
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutdown.is_some()
+    }
+
+    /// How the shard's shutdown ended, once it did (drained, or forced at its deadline);
+    /// `None` before `begin_shutdown` and while the drain goes on.
+    pub fn shutdown_report(&self) -> Option<ShutdownReport> {
+        self.core.shutdown.and_then(|state| state.report)
+    }
+
+    /// Ends the drain if it is over: drained when no isolate is alive; else, when `force`
+    /// and the deadline has passed, every live isolate is torn down (its state dropped
+    /// first, as for every stop) and the shutdown ends forced.
+    fn drain_check(&mut self, backend: &mut B, force: bool) {
+        let Some(state) = self.core.shutdown.filter(|state| state.draining()) else { return };
+        let live = self.core.live_for_drain();
+        if live == 0 {
+            self.core.trace(backend, Event::ShutdownDrained);
+            self.finish_shutdown(0);
+            return;
+        }
+        if !force || self.core.now < state.deadline {
+            return;
+        }
+        // At most the shard's slot count, which fits in u32.
+        let remaining = live as u32;
+        self.core.trace(backend, Event::ShutdownForced { remaining });
+        // Bounded by the slots of every type; rare (once per shutdown).
+        for type_index in 0..self.arenas.len() {
+            for slot in 0..self.core.types[type_index].slot_count() {
+                let handle = self.core.handle_of(type_index, slot);
+                if self.core.resolve(handle).is_none() {
+                    continue;
+                }
+                let drop_panic = self.arenas[type_index].drop_state(slot);
+                self.core.stopped(backend, type_index, slot, Stop::SHUTDOWN, drop_panic);
+            }
+        }
+        // A teardown of kind `Shutdown` asks no supervisor; this only clears what the torn
+        // down left pending (inits of reserved slots).
+        self.settle(backend);
+        debug_assert_eq!(self.core.live_isolates(), 0, "a forced stop leaves nothing alive");
+        self.finish_shutdown(remaining);
+    }
+
+    fn finish_shutdown(&mut self, remaining: u32) {
+        let now = self.core.now;
+        if let Some(state) = self.core.shutdown.as_mut() {
+            state.finish(now, remaining);
+        }
+    }
+
+    /// `next` (the next timer's deadline), or the drain's deadline if it is earlier.
+    fn drain_deadline(&self, next: Option<Timestamp>) -> Option<Timestamp> {
+        match self.core.shutdown.filter(|state| state.draining()) {
+            Some(state) => Some(next.map_or(state.deadline, |next| next.min(state.deadline))),
+            None => next,
         }
     }
 
@@ -357,6 +462,10 @@ impl<B: Backend> Scheduler<B> {
         self.failure_reported = false;
         self.down = false;
         self.start_tree(spec, backend);
+        if self.core.draining() {
+            // The isolates the restart started are as alive as any: they drain too.
+            self.core.notify_shutdown(backend);
+        }
         self.report_failure(backend);
     }
 
@@ -443,6 +552,15 @@ impl<B: Backend> Scheduler<B> {
     fn settle(&mut self, backend: &mut B) {
         loop {
             if let Some(notice) = self.core.exits.pop() {
+                if self.core.shutdown.is_some() {
+                    let groups = &mut self.core.groups;
+                    supervision::isolate_stopped_during_shutdown(
+                        groups,
+                        notice.group,
+                        notice.handle,
+                    );
+                    continue;
+                }
                 let mut actions =
                     ShardActions { core: &mut self.core, arenas: &mut self.arenas, env: backend };
                 supervision::isolate_stopped(

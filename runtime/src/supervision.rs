@@ -7,7 +7,8 @@
 //! `Permanent` children always restart, `Transient` ones after a crash or failed `init`,
 //! `Temporary` ones never (and are removed, also when a sibling's restart stops them). The
 //! (MaxR+1)-th restart within MaxT escalates: the group stops all its children and fails as
-//! a member of its parent; the root's escalation is a shard failure.
+//! a member of its parent; the root's escalation is a shard failure. While the shard shuts
+//! down, no child is restarted and no group escalates (`isolate_stopped_during_shutdown`).
 //!
 //! This module decides; stopping and starting isolates goes through `Actions`, which the
 //! scheduler implements with the core and the arenas.
@@ -236,6 +237,17 @@ impl Groups {
             .position(|child| matches!(child.member, Member::Group(g) if g == group))
     }
 
+    /// The member at `position` of `group` stopped and is not restarted: a dynamic or
+    /// `Temporary` child is removed, a static one keeps its place with no incarnation.
+    fn forget(&mut self, group: u16, position: usize) {
+        let child = &mut self.groups[group as usize].children[position];
+        if child.dynamic || child.member.restart() == Restart::Temporary {
+            self.remove(group, position);
+        } else if let Member::Isolate { handle, .. } = &mut child.member {
+            *handle = Handle::NONE;
+        }
+    }
+
     fn remove(&mut self, group: u16, position: usize) {
         let group = &mut self.groups[group as usize];
         let child = group.children.remove(position);
@@ -284,6 +296,16 @@ pub(crate) fn isolate_stopped(
     }
 }
 
+/// A supervised isolate stopped by itself while its shard shuts down: its group decides
+/// nothing (no restart, whatever its restart type, and no escalation, whatever its
+/// intensity: the drain must converge); the member is forgotten as one that is not
+/// restarted. The `Exit` event and the counters already recorded how it stopped.
+pub(crate) fn isolate_stopped_during_shutdown(groups: &mut Groups, group: u16, handle: Handle) {
+    if let Some(position) = groups.position_of(group, handle) {
+        groups.forget(group, position);
+    }
+}
+
 /// The member at `position` of `group` stopped with `kind`. Recursion (through escalation to
 /// the parent) is bounded by the tree's depth.
 fn member_stopped(actions: &mut impl Actions, group: u16, position: usize, kind: ExitKind) {
@@ -295,12 +317,7 @@ fn member_stopped(actions: &mut impl Actions, group: u16, position: usize, kind:
         Restart::Temporary => false,
     };
     if !restart {
-        let child = &mut groups.groups[group as usize].children[position];
-        if child.dynamic || member.restart() == Restart::Temporary {
-            groups.remove(group, position);
-        } else if let Member::Isolate { handle, .. } = &mut child.member {
-            *handle = Handle::NONE;
-        }
+        groups.forget(group, position);
         return;
     }
     let now = actions.now().as_nanos();

@@ -20,6 +20,7 @@ use crate::message::{Message, MessageId};
 use crate::payload::{Outgoing, Payload, Tag};
 use crate::ring::Ring;
 use crate::scheduler::{Scheduler, TickReport};
+use crate::shutdown::ShutdownReport;
 use crate::spec::{BootError, SystemSpec};
 use crate::trace::{Counters, Event, ShardFailure};
 
@@ -376,6 +377,24 @@ impl TestWorld {
         let killed = scheduler.kill(handle, reason, backend);
         self.route();
         killed
+    }
+
+    /// Begins the graceful shutdown of every shard that is up (`Scheduler::begin_shutdown`),
+    /// its drain ending `drain` from its clock's now; returns how many began. Ticks then
+    /// carry the drain on: `run_with_timers` jumps to the deadline if isolates are left.
+    pub fn begin_shutdown(&mut self, drain: Duration) -> usize {
+        let mut began = 0;
+        for (scheduler, backend) in self.schedulers.iter_mut().zip(self.backends.iter_mut()) {
+            let deadline = backend.now.saturating_add(drain);
+            began += usize::from(scheduler.begin_shutdown(deadline, backend));
+        }
+        self.route();
+        began
+    }
+
+    /// How `shard`'s shutdown ended, once it did (`Scheduler::shutdown_report`).
+    pub fn shutdown_report(&self, shard: ShardId) -> Option<ShutdownReport> {
+        self.schedulers[shard.index()].shutdown_report()
     }
 
     /// Counters of `shard`.

@@ -106,7 +106,9 @@ pub enum ExitKind {
     Crashed = 1,
     /// Its `init` failed.
     InitFailed = 2,
-    /// Its supervisor stopped it (a sibling's restart or an escalation).
+    /// It was stopped from outside its own code: by its supervisor (a sibling's restart or
+    /// an escalation), or by its shard's shutdown, still alive at the drain's deadline
+    /// (`Scheduler::begin_shutdown`). No supervisor decides anything about it.
     Shutdown = 3,
     /// Its shard crashed (`Scheduler::crash`): every isolate of the shard ended at once,
     /// and no supervisor decides anything about it (the shard's restart rebuilds the tree).
@@ -138,6 +140,9 @@ pub enum SpawnError {
     NotSupervised = 2,
     /// The caller's group already holds its maximum of dynamic children.
     GroupFull = 3,
+    /// The shard is shutting down (`Scheduler::begin_shutdown`): no new isolate may start,
+    /// so that the drain converges.
+    ShuttingDown = 4,
 }
 
 impl SpawnError {
@@ -148,6 +153,7 @@ impl SpawnError {
             SpawnError::NotRegistered => "not-registered",
             SpawnError::NotSupervised => "not-supervised",
             SpawnError::GroupFull => "group-full",
+            SpawnError::ShuttingDown => "shutting-down",
         }
     }
 }
@@ -159,6 +165,7 @@ impl fmt::Display for SpawnError {
             SpawnError::NotRegistered => "the isolate type is not registered in the system spec",
             SpawnError::NotSupervised => "the caller has no supervision group to add a child to",
             SpawnError::GroupFull => "the caller's group holds its maximum of dynamic children",
+            SpawnError::ShuttingDown => "the shard is shutting down and starts no new isolate",
         })
     }
 }
@@ -400,8 +407,10 @@ pub enum Event {
         /// Whether it succeeded.
         ok: bool,
     },
-    /// An operation submitted with a timeout (`Effect::IoWithin`) did not complete in time:
-    /// the shard asked the backend to cancel it. Its completion follows.
+    /// An operation submitted with a timeout (`Effect::IoWithin`) did not complete in time,
+    /// or a receive (`TcpAccept`, `TcpRecv`, `UdpRecvFrom`) was in flight when the shard's
+    /// shutdown began: the shard asked the backend to cancel it. Its completion follows
+    /// (`Failed(TimedOut)`, unless it finished first).
     IoTimeout {
         /// The isolate.
         isolate: Handle,
@@ -453,6 +462,25 @@ pub enum Event {
     },
     /// The root group escalated: the shard has failed and is reported to the backend.
     ShardFailed,
+    /// The shard began its graceful shutdown (`Scheduler::begin_shutdown`): each of the
+    /// `live` isolates alive gets a `Tag::SHUTDOWN` message at its next wait, receives in
+    /// flight are cancelled (each an `IoTimeout`), no new isolate may start and no
+    /// supervisor restarts anything. Whatever is alive at `deadline_ns` is torn down.
+    ShutdownBegin {
+        /// The drain's deadline on the shard's clock, in nanoseconds.
+        deadline_ns: u64,
+        /// Isolates alive (or spawned, not yet started) when it began.
+        live: u32,
+    },
+    /// Every isolate of the shutting-down shard ended before the deadline: the drain is
+    /// finished.
+    ShutdownDrained,
+    /// The drain's deadline passed with `remaining` isolates alive: each is torn down next
+    /// (an `Exit` of kind `Shutdown`), and the shutdown is finished, not drained.
+    ShutdownForced {
+        /// Isolates still alive at the deadline.
+        remaining: u32,
+    },
     /// An isolate logged a record.
     Log {
         /// The isolate.

@@ -210,9 +210,17 @@ fn main() -> ExitCode {
 /// The per-shard line of the server's report.
 fn shard_line(index: usize, report: &ShardReport, connection_type: usize) -> String {
     let c = &report.counters;
-    let state = match report.quarantined {
-        Some(fault) => format!("QUARANTINED ({fault})"),
-        None => "serving".to_string(),
+    let state = match (report.quarantined, report.shutdown) {
+        (Some(fault), _) => format!("QUARANTINED ({fault})"),
+        (None, Some(shutdown)) if shutdown.drained => format!(
+            "drained ({} isolates in {} us)",
+            shutdown.isolates_at_start,
+            shutdown.ended_at.as_nanos().saturating_sub(shutdown.began_at.as_nanos()) / 1_000
+        ),
+        (None, Some(shutdown)) => {
+            format!("drain forced ({} isolates torn down)", shutdown.remaining_isolates)
+        }
+        (None, None) => "serving".to_string(),
     };
     format!(
         "shard {index}: {state} io={} connections={} io_completed={} accepts_refused={} crashes={} restarts={}",
@@ -275,19 +283,23 @@ fn server(options: &Options) -> ExitCode {
         let _ = std::io::stdout().flush();
         false
     };
-    let (summary, _ended) = match runtime.run_until_signal(watch) {
+    let (summary, _ended) = match runtime.run_until_signal(options.drain, watch) {
         Ok(ended) => ended,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(1);
         }
     };
-    println!("stopped");
+    let drained = summary.drained();
+    println!("stopped: {}", if drained { "drain finished" } else { "drain did not finish" });
     for (index, report) in summary.shards.iter().enumerate() {
         println!("{}", shard_line(index, report, connection_type));
     }
-    ExitCode::SUCCESS
+    if drained { ExitCode::SUCCESS } else { ExitCode::from(EXIT_NOT_DRAINED) }
 }
+
+/// Exit status of a server whose drain did not finish before `drain`.
+const EXIT_NOT_DRAINED: u8 = 3;
 
 fn client(options: &Options) -> ExitCode {
     // Shards that serve the clients: all, or all but the last when it is asked to fault.
@@ -339,7 +351,7 @@ fn client(options: &Options) -> ExitCode {
     let done = |reports: &[ShardReport]| {
         reports.iter().all(|r| r.live_by_type.get(client_type).copied().unwrap_or(0) == 0)
     };
-    let (summary, ended) = match runtime.run_until_signal(done) {
+    let (summary, ended) = match runtime.run_until_signal(options.drain, done) {
         Ok(ended) => ended,
         Err(error) => {
             eprintln!("error: {error}");

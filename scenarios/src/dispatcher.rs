@@ -9,6 +9,10 @@
 //! (`Handle::latest`) at init and again every `check_in_every`, and the dispatcher calls
 //! them at theirs, so restarts on either side heal; a restarted dispatcher starts its jobs
 //! over (the goal judges the last incarnation's counts).
+//!
+//! On a shutdown, workers end at once (a job queued behind the notice fails, as a lost
+//! job) and the dispatcher hands out no new job: it waits for the one in flight, logs its
+//! counts (`STOPPED`) and ends, so the drain finishes.
 
 use core::time::Duration;
 
@@ -29,6 +33,9 @@ pub const COMPLETED: Label = Label::new("dispatcher.job-completed");
 pub const LOST: Label = Label::new("dispatcher.job-lost");
 /// Every job is accounted for (values: completed, lost).
 pub const FINISHED: Label = Label::new("dispatcher.finished");
+/// The shard shut down before every job went out; the jobs that did are accounted for
+/// (values: completed, lost).
+pub const STOPPED: Label = Label::new("dispatcher.stopped");
 /// A worker crashed on its job (the crash reason).
 pub const WORKER_CRASH: Label = Label::new("worker crashes on every nth job");
 /// The worker's `buggify` site: it crashes on a job.
@@ -96,6 +103,9 @@ impl Isolate for Worker {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.is_shutdown() {
+            return Effect::Done;
+        }
         if message.timer().is_some() {
             self.check_in(ctx);
             return Effect::Receive;
@@ -125,6 +135,8 @@ pub struct Dispatcher {
     lost: u64,
     /// Whether the next job may go: always without pacing, else once per interval.
     due: bool,
+    /// The shard shuts down: no new job goes out.
+    stopping: bool,
 }
 
 impl Isolate for Dispatcher {
@@ -144,12 +156,15 @@ impl Isolate for Dispatcher {
             completed: 0,
             lost: 0,
             due: args.job_interval_ns == 0,
+            stopping: false,
         };
         (dispatcher, Effect::Receive)
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
-        if let Ok(check_in) = message.decode::<CheckIn>() {
+        if message.is_shutdown() {
+            self.stopping = true;
+        } else if let Ok(check_in) = message.decode::<CheckIn>() {
             if let Some(slot) = self.workers.get_mut(check_in.index as usize) {
                 // The slot's address reaches the worker's later incarnations too.
                 *slot = message.source().latest();
@@ -183,6 +198,10 @@ impl Dispatcher {
         }
         if self.next_job == self.args.jobs {
             ctx.log(Level::Info, FINISHED, [self.completed, self.lost]);
+            return Effect::Done;
+        }
+        if self.stopping {
+            ctx.log(Level::Info, STOPPED, [self.completed, self.lost]);
             return Effect::Done;
         }
         if !self.due {
@@ -252,6 +271,15 @@ impl Observer for Goal {
             self.completed += 1;
         } else if *tag == LOST {
             self.lost += 1;
+        } else if *tag == STOPPED {
+            // A shutdown: the jobs that went out are accounted for, the goal is not reached.
+            let (completed, lost) = (values[0], values[1]);
+            if (completed, lost) != (self.completed, self.lost) {
+                return self.violated(format!(
+                    "dispatcher stopped with {completed} completed and {lost} lost, the trace shows {} and {}",
+                    self.completed, self.lost
+                ));
+            }
         } else if *tag == FINISHED {
             let (completed, lost) = (values[0], values[1]);
             if (completed, lost) != (self.completed, self.lost) {

@@ -121,6 +121,25 @@ impl<C> Listener<C> {
         Effect::Io(IoOp::TcpListen { addr: self.addr, backlog: 64 })
     }
 
+    /// The shard shuts down: accept no more (the accept in flight was cancelled), close
+    /// the listening socket and end. A socket accepted meanwhile is closed first.
+    fn shut_down(&mut self, message: &Message) -> Effect {
+        if let Some(io) = message.io() {
+            match (io.op, io.result) {
+                (IoOpKind::TcpListen, IoResult::Opened(listener)) => self.listener = listener,
+                (IoOpKind::TcpAccept, IoResult::Accepted { socket, .. }) => {
+                    return Effect::Io(IoOp::Close { handle: socket });
+                }
+                _ => {}
+            }
+        }
+        if self.listener == IoHandle::NONE {
+            return Effect::Done;
+        }
+        let listener = core::mem::replace(&mut self.listener, IoHandle::NONE);
+        Effect::Io(IoOp::Close { handle: listener })
+    }
+
     fn accept(&self) -> Effect {
         Effect::Io(IoOp::TcpAccept { listener: self.listener })
     }
@@ -138,6 +157,9 @@ impl<C: Isolate<Args = ConnectionArgs>> Isolate for Listener<C> {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if ctx.shutting_down() {
+            return self.shut_down(message);
+        }
         if message.timer().is_some() {
             return self.listen();
         }
@@ -203,6 +225,9 @@ impl Isolate for Connection {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        // Its receive in flight was cancelled when the shutdown began (a completion
+        // `Failed(TimedOut)`, which closes below); a notice can only come while it waits
+        // for messages, which it never does.
         let Some(io) = message.io() else { return Effect::Receive };
         match (io.op, io.result) {
             (IoOpKind::TcpRecv, IoResult::Received { len, .. }) if len > 0 => {
@@ -213,6 +238,10 @@ impl Isolate for Connection {
                     return Effect::Io(IoOp::Close { handle: self.socket });
                 };
                 Effect::io_within(IoOp::TcpSend { socket: self.socket, buffer, len }, SERVER_WAIT)
+            }
+            // The echo in hand is answered; when the shard shuts down, that was the last.
+            (IoOpKind::TcpSend, IoResult::Transferred(_)) if ctx.shutting_down() => {
+                Effect::Io(IoOp::Close { handle: self.socket })
             }
             (IoOpKind::TcpSend, IoResult::Transferred(_)) => self.recv(),
             (IoOpKind::Close, _) => Effect::Done,
@@ -354,6 +383,21 @@ impl Isolate for Client {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if ctx.shutting_down() {
+            // Send no more: close the connection if one is open (a connect that completes
+            // now brings one), then end. Nothing else is in flight while this runs.
+            if let Some(io) = message.io()
+                && let (IoOpKind::TcpConnect, IoResult::Opened(socket)) = (io.op, io.result)
+            {
+                self.socket = socket;
+            }
+            if self.socket == IoHandle::NONE {
+                return Effect::Done;
+            }
+            self.phase = Phase::Finishing;
+            let socket = core::mem::replace(&mut self.socket, IoHandle::NONE);
+            return Effect::Io(IoOp::Close { handle: socket });
+        }
         if message.timer().is_some() {
             self.backoff = None;
             if self.phase != Phase::BackingOff {
@@ -411,6 +455,20 @@ impl Isolate for Client {
     }
 }
 
+/// A UDP isolate's shutdown: close its socket (one a bind just opened, too), then end.
+fn udp_shut_down(socket: &mut IoHandle, message: &Message) -> Effect {
+    if let Some(io) = message.io()
+        && let (IoOpKind::UdpBind, IoResult::Opened(opened)) = (io.op, io.result)
+    {
+        *socket = opened;
+    }
+    if *socket == IoHandle::NONE {
+        return Effect::Done;
+    }
+    let handle = core::mem::replace(socket, IoHandle::NONE);
+    Effect::Io(IoOp::Close { handle })
+}
+
 tina::spawn_args! {
     /// Nothing: the UDP echo has no arguments.
     #[derive(Clone, Copy, Debug)]
@@ -442,6 +500,9 @@ impl Isolate for UdpEcho {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if ctx.shutting_down() {
+            return udp_shut_down(&mut self.socket, message);
+        }
         if message.timer().is_some() {
             return UdpEcho::bind();
         }
@@ -515,6 +576,9 @@ impl Isolate for UdpPinger {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if ctx.shutting_down() {
+            return udp_shut_down(&mut self.socket, message);
+        }
         if message.timer().is_some() {
             // A backoff ended: bind again, or ping again on the bound socket.
             return if self.socket == IoHandle::NONE { UdpPinger::bind() } else { self.send(ctx) };
@@ -763,5 +827,6 @@ impl Scenario for EchoScenario {
         Setup::nodes(nodes)
             .observer(Goal { clients: clients as u64, tcp, done: 0, udp, udp_done: 0 })
             .goal(crate::Goal::Observed)
+            .drains_on_shutdown()
     }
 }

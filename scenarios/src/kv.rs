@@ -13,19 +13,32 @@
 //! failure leaves the operation unanswered (it may or may not have happened), and the
 //! client reconnects and goes on with a new one.
 //!
+//! Shutdown (`sim --shutdown-at`): the store finishes the put in progress and the requests
+//! already queued for it, then closes its log and ends; the listener stops accepting and
+//! closes; a session whose receive the shutdown cancelled closes, and one with a request
+//! under way answers it first; a client issues nothing new: it takes the answer of the
+//! operation under way if it comes, then closes and ends. The setup promises to drain
+//! (`Setup::drains_on_shutdown`). At the end of a run that shut down, the `kv.durable`
+//! observer checks that every put a client saw acknowledged is in the log's durable
+//! contents (what fsync made stable, as the virtual disk keeps it), and the history is
+//! checked for linearizability even if a client did not finish.
+//!
 //! Planted bugs (scenario parameters): `ack_before_fsync=1` acknowledges a put before its
-//! fsync (a crash can lose an acknowledged write); `stale_cache=1` answers gets from a cache
-//! that puts do not update.
+//! fsync (a crash can lose an acknowledged write, and so can a shutdown after a failed
+//! fsync: the record stays unsynced); `stale_cache=1` answers gets from a cache that puts
+//! do not update.
 
 use core::time::Duration;
 
 use tina::io::{IoHandle, IoOp, IoOpKind, IoResult, OpenMode};
 use tina::{
     Ctx, Effect, Event, Handle, Isolate, Label, Level, Message, ReplyToken, ShardId, SystemSpec,
-    TypeConfig,
+    Tag, TypeConfig,
 };
 use tina_checkers::linearizability::{self, History, Kv, KvInput, KvOutput, OpId, Options};
-use tina_checkers::{EventKinds, FailureClass, Observer, Stamp, Verdict, Violation};
+use tina_checkers::{
+    EndView, EventKinds, FailureClass, Observer, Stamp, Verdict, Violation, WorldEvent,
+};
 
 use crate::{ParamKind, ParamSpec, Params, Scenario, Setup};
 
@@ -40,6 +53,8 @@ pub const ABSENT: u64 = u64::MAX;
 
 /// The store's port.
 pub const PORT: u16 = 6000;
+/// The store's write-ahead log on its node's disk.
+pub const LOG_PATH: &str = "/kv.log";
 /// Bytes of a request and of a response on the wire.
 pub const FRAME_SIZE: usize = 32;
 /// Bytes of one log record: key, value, checksum.
@@ -122,6 +137,8 @@ enum StorePhase {
     Serving,
     Writing,
     Syncing,
+    /// Shutting down: closing the log.
+    Closing,
 }
 
 /// Owns the keys and the write-ahead log.
@@ -137,16 +154,38 @@ pub struct Store {
     rereads: u32,
     /// The put being made durable, and who waits for it.
     put: Option<(ReplyToken, u64, u64)>,
+    /// The shard shuts down: serve what is queued, then close the log and end.
+    stopping: bool,
 }
 
 impl Store {
+    /// Shutting down, and nothing under way: serves the requests still queued, one per
+    /// tick (`Yield` hands over the mailbox's head, or a resume once it is empty), then
+    /// closes the log (`step`).
+    fn drain(&mut self) -> Effect {
+        self.stopping = true;
+        Effect::Yield
+    }
+
+    /// Closes the log (if it is open) and ends once it is closed.
+    fn close(&mut self) -> Effect {
+        self.phase = StorePhase::Closing;
+        if self.file == IoHandle::NONE {
+            return Effect::Done;
+        }
+        let file = core::mem::replace(&mut self.file, IoHandle::NONE);
+        Effect::Io(IoOp::Close { handle: file })
+    }
+
     fn open(&mut self, ctx: &mut Ctx<'_>) -> Effect {
         self.phase = StorePhase::Opening;
         let Ok(path) = ctx.buffer_alloc() else { return Effect::Crash(Label::new("kv.buffers")) };
-        if ctx.buffer_write(path, 0, b"/kv.log").is_err() {
+        if ctx.buffer_write(path, 0, LOG_PATH.as_bytes()).is_err() {
             return Effect::Crash(Label::new("kv.buffers"));
         }
-        Effect::Io(IoOp::FileOpen { path, path_len: 7, mode: OpenMode::Create })
+        // The path is a few bytes.
+        let path_len = LOG_PATH.len() as u32;
+        Effect::Io(IoOp::FileOpen { path, path_len, mode: OpenMode::Create })
     }
 
     fn read_chunk(&mut self) -> Effect {
@@ -235,14 +274,46 @@ impl Isolate for Store {
             phase: StorePhase::Opening,
             rereads: 0,
             put: None,
+            stopping: false,
         };
         let effect = store.open(ctx);
         (store, effect)
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        let effect = self.step(message, ctx);
+        if !ctx.shutting_down() {
+            return effect;
+        }
+        // An isolate that chains I/O is not waiting for messages, so its shutdown notice
+        // waits: the store looks for itself whenever it would wait for the next request.
+        match effect {
+            Effect::Receive => self.drain(),
+            // Opening or replaying: nothing to finish, the log is closed at once.
+            Effect::Io(op) if matches!(self.phase, StorePhase::Opening | StorePhase::Replaying) => {
+                if let IoOp::FileOpen { path, .. } = op {
+                    let _ = ctx.buffer_free(path);
+                }
+                self.close()
+            }
+            other => other,
+        }
+    }
+}
+
+impl Store {
+    fn step(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.is_shutdown() {
+            // `handle` drains from here.
+            return Effect::Receive;
+        }
+        if self.stopping && self.phase == StorePhase::Serving && message.tag() == Tag::RESUME {
+            // Everything queued was served: the log is closed, then the store ends.
+            return self.close();
+        }
         if let Some(io) = message.io() {
             return match (self.phase, io.op, io.result) {
+                (StorePhase::Closing, IoOpKind::Close, _) => Effect::Done,
                 (StorePhase::Opening, IoOpKind::FileOpen, IoResult::Opened(file)) => {
                     self.file = file;
                     self.read_chunk()
@@ -313,6 +384,25 @@ impl Isolate for Listener {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        let effect = self.step(message, ctx);
+        if !ctx.shutting_down() || matches!(effect, Effect::Done) {
+            return effect;
+        }
+        // Shutting down (the accept in flight was cancelled): accept no more. A socket
+        // accepted just before is closed first (no session may start now).
+        match effect {
+            Effect::Io(IoOp::Close { .. }) => effect,
+            _ if self.listener != IoHandle::NONE => {
+                let listener = core::mem::replace(&mut self.listener, IoHandle::NONE);
+                Effect::Io(IoOp::Close { handle: listener })
+            }
+            _ => Effect::Done,
+        }
+    }
+}
+
+impl Listener {
+    fn step(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         if message.timer().is_some() {
             return Effect::Io(IoOp::TcpListen { addr: server_addr(), backlog: 64 });
         }
@@ -330,6 +420,7 @@ impl Isolate for Listener {
                     return Effect::Io(IoOp::Close { handle: socket });
                 }
             }
+            (IoOpKind::Close, _) if self.listener == IoHandle::NONE => return Effect::Done,
             _ => {}
         }
         Effect::Io(IoOp::TcpAccept { listener: self.listener })
@@ -399,6 +490,19 @@ impl Isolate for Session {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        let effect = self.step(message, ctx);
+        // Shutting down: once the request under way is answered (its send done), no next
+        // request is read; a receive the shutdown cancelled fails, which closes too.
+        let receiving = matches!(effect, Effect::IoWithin { op: IoOp::TcpRecv { .. }, .. });
+        if ctx.shutting_down() && !self.closing && (receiving || message.is_shutdown()) {
+            return self.close();
+        }
+        effect
+    }
+}
+
+impl Session {
+    fn step(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
         if message.call_failure().is_some() {
             // The store did not answer in time: the client learns nothing.
             return self.respond(Answer { ok: 0, value: ABSENT }, ctx);
@@ -471,12 +575,16 @@ impl Client {
         Effect::io_within(IoOp::TcpConnect { addr: server_addr() }, CLIENT_WAIT)
     }
 
-    /// Invokes the next operation, or finishes.
+    /// Invokes the next operation, or finishes (every operation ran, or the shard shuts
+    /// down: no new operation then).
     fn next(&mut self, ctx: &mut Ctx<'_>) -> Effect {
-        if self.started == self.args.ops {
+        if self.started == self.args.ops || ctx.shutting_down() {
             ctx.log(Level::Info, DONE, [self.args.client]);
             self.phase = ClientPhase::Finishing;
             let socket = core::mem::replace(&mut self.socket, IoHandle::NONE);
+            if socket == IoHandle::NONE {
+                return Effect::Done;
+            }
             return Effect::Io(IoOp::Close { handle: socket });
         }
         self.started += 1;
@@ -529,6 +637,10 @@ impl Client {
     }
 
     fn back_off(&mut self, ctx: &mut Ctx<'_>) -> Effect {
+        if ctx.shutting_down() {
+            // No reconnect: the client is done.
+            return self.next(ctx);
+        }
         self.phase = ClientPhase::BackingOff;
         if ctx.timer_set(BACKOFF, 0).is_ok() { Effect::Receive } else { self.connect() }
     }
@@ -564,6 +676,14 @@ impl Isolate for Client {
     }
 
     fn handle(&mut self, message: &Message, ctx: &mut Ctx<'_>) -> Effect {
+        if message.is_shutdown() {
+            // Only delivered while it waits for messages: backing off between connections.
+            return if self.phase == ClientPhase::Finishing {
+                Effect::Receive
+            } else {
+                self.next(ctx)
+            };
+        }
         if message.timer().is_some() {
             return if self.phase == ClientPhase::BackingOff {
                 self.connect()
@@ -598,7 +718,8 @@ impl Isolate for Client {
     }
 }
 
-/// Builds the history from the clients' logs and checks it when every client is done.
+/// Builds the history from the clients' logs and checks it when every client is done (in
+/// a run that shut down, at the latest when the run ends).
 #[derive(Debug)]
 struct Linearizable {
     clients: u64,
@@ -606,6 +727,8 @@ struct Linearizable {
     history: History<KvInput, KvOutput>,
     /// Each client's operation awaiting its answer.
     open: Vec<Option<(OpId, u64)>>,
+    /// Whether the run shut down (`WorldEvent::Shutdown`).
+    shut_down: bool,
 }
 
 impl Linearizable {
@@ -695,6 +818,100 @@ impl Observer for Linearizable {
             }
         }
         Verdict::Continue
+    }
+
+    fn observe_world(&mut self, _stamp: &Stamp, event: &WorldEvent) -> Verdict {
+        if let WorldEvent::Shutdown { .. } = event {
+            self.shut_down = true;
+        }
+        Verdict::Continue
+    }
+
+    fn finish(&mut self, _view: &EndView) -> Verdict {
+        // A run that shut down judges what its clients did, finished or not (one torn down
+        // at the deadline leaves its operation unanswered). Otherwise the check ran when
+        // every client was done, or the run failed for its goal.
+        if self.shut_down && u64::from(self.done.count_ones()) < self.clients {
+            return self.check();
+        }
+        Verdict::Continue
+    }
+}
+
+/// At the end of a run that shut down: every put a client saw acknowledged is in the
+/// durable contents of the store's log (a correct store fsyncs before it acknowledges, and
+/// finishes the put under way before it ends), parsed as the store replays it.
+#[derive(Debug)]
+struct Durable {
+    keys: u64,
+    /// Each client's operation under way: (kind, key, value).
+    open: Vec<Option<(u64, u64, u64)>>,
+    /// Puts acknowledged: (key, value, client, true time of the answer).
+    acknowledged: Vec<(u64, u64, u64, u64)>,
+    shut_down: bool,
+}
+
+impl Observer for Durable {
+    fn name(&self) -> &'static str {
+        "kv.durable"
+    }
+
+    fn kinds(&self) -> EventKinds {
+        EventKinds::LOG
+    }
+
+    fn observe(&mut self, stamp: &Stamp, event: &Event) -> Verdict {
+        let Event::Log { tag, values, .. } = event else { return Verdict::Continue };
+        // Clients are numbered below CLIENT_COUNT_MAX.
+        let client = values[0] as usize;
+        if *tag == INVOKE {
+            self.open[client] = Some((values[1], values[2], values[3]));
+        } else if *tag == COMPLETE
+            && let Some((PUT, key, value)) = self.open[client].take()
+        {
+            self.acknowledged.push((key, value, values[0], stamp.time_ns));
+        }
+        Verdict::Continue
+    }
+
+    fn observe_world(&mut self, _stamp: &Stamp, event: &WorldEvent) -> Verdict {
+        if let WorldEvent::Shutdown { .. } = event {
+            self.shut_down = true;
+        }
+        Verdict::Continue
+    }
+
+    fn finish(&mut self, view: &EndView) -> Verdict {
+        if !self.shut_down {
+            return Verdict::Continue;
+        }
+        let log = view.durable(0, LOG_PATH).unwrap_or(&[]);
+        let mut durable = Vec::new();
+        for bytes in log.chunks_exact(RECORD_SIZE) {
+            let (key, value) = (word(bytes, 0), word(bytes, 8));
+            // The store's replay stops at the first record that fails its checksum.
+            if word(bytes, 16) != checksum(key, value) || key >= self.keys {
+                break;
+            }
+            durable.push((key, value));
+        }
+        durable.sort_unstable();
+        let lost = self
+            .acknowledged
+            .iter()
+            .find(|(key, value, ..)| durable.binary_search(&(*key, *value)).is_err());
+        match lost {
+            Some((key, value, client, at)) => Verdict::Violated(Violation {
+                class: FailureClass::Correctness,
+                checker: "kv.durable",
+                explanation: format!(
+                    "client {client}'s put of key {key} (value {value:#x}) was acknowledged at {at}ns but is not in the log's durable contents ({} valid records of {} bytes) after the shutdown",
+                    durable.len(),
+                    log.len()
+                ),
+            }),
+            None => Verdict::Continue,
+        }
     }
 }
 
@@ -788,7 +1005,18 @@ impl Scenario for KvScenario {
             history: History::new(),
             // At most CLIENT_COUNT_MAX clients.
             open: vec![None; clients as usize],
+            shut_down: false,
         };
-        Setup::nodes(nodes).observer(observer).goal(crate::Goal::Observed)
+        let durable = Durable {
+            keys,
+            open: vec![None; clients as usize],
+            acknowledged: Vec::new(),
+            shut_down: false,
+        };
+        Setup::nodes(nodes)
+            .observer(observer)
+            .observer(durable)
+            .goal(crate::Goal::Observed)
+            .drains_on_shutdown()
     }
 }

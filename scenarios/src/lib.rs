@@ -122,6 +122,11 @@ pub struct Setup {
     pub observers: Vec<Box<dyn Observer>>,
     /// When the run has reached its goal.
     pub goal: Goal,
+    /// Whether every isolate ends by itself when its shard shuts down (on its
+    /// `Tag::SHUTDOWN` message, within the drain): then a run that shuts down (`sim
+    /// --shutdown-at`) in which a shard is torn down at its deadline fails as liveness.
+    /// False by default: a forced stop is reported, not judged.
+    pub drains_on_shutdown: bool,
 }
 
 impl Setup {
@@ -132,7 +137,7 @@ impl Setup {
 
     /// Several nodes (node ids are positions), no observer, the default goal.
     pub fn nodes(nodes: Vec<SystemSpec>) -> Setup {
-        Setup { nodes, observers: Vec::new(), goal: Goal::AllFinished }
+        Setup { nodes, observers: Vec::new(), goal: Goal::AllFinished, drains_on_shutdown: false }
     }
 
     /// Adds an observer (a property to check, or a goal to declare).
@@ -144,6 +149,13 @@ impl Setup {
     /// Sets the goal.
     pub fn goal(mut self, goal: Goal) -> Setup {
         self.goal = goal;
+        self
+    }
+
+    /// Promises that every isolate ends by itself within the drain when its shard shuts
+    /// down (see `drains_on_shutdown`).
+    pub fn drains_on_shutdown(mut self) -> Setup {
+        self.drains_on_shutdown = true;
         self
     }
 
@@ -172,6 +184,7 @@ impl fmt::Debug for Setup {
             .field("nodes", &self.nodes.len())
             .field("observers", &self.observers.len())
             .field("goal", &self.goal)
+            .field("drains_on_shutdown", &self.drains_on_shutdown)
             .finish()
     }
 }

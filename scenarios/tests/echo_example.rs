@@ -242,7 +242,55 @@ fn a_fatal_signal_quarantines_one_shard_and_the_other_keeps_serving() {
             "{output}"
         );
         assert!(output.contains("shard 0: serving"), "{output}");
+        // The healthy shard drains; the quarantined one has nothing to drain and does not
+        // hold the stop up.
+        assert!(output.contains("stopped: drain finished"), "{output}");
+        assert!(output.contains("shard 0: drained ("), "{output}");
         assert!(output.contains("shard 1: QUARANTINED (SIGSEGV"), "{output}");
         assert_eq!(code, Some(0), "a clean stop ({io}):\n{output}");
+    }
+}
+
+fn failures(tallies: &[Arc<Tally>]) -> Vec<u64> {
+    tallies.iter().map(|tally| tally.failures.load(Ordering::Relaxed)).collect()
+}
+
+/// SIGTERM while 16 clients keep both shards busy: the listeners close, every connection
+/// answers the request in hand byte for byte and closes, and the server exits 0 saying
+/// its drain finished.
+#[test]
+fn sigterm_under_load_drains_and_every_echo_stays_byte_exact() {
+    for io in ["io_uring", "epoll"] {
+        let port = free_port_pair();
+        let server = Server::start(port, io);
+        let (stop, tallies, threads) = load(port);
+        each_makes_progress(&tallies[0], &[0; CLIENTS_PER_SHARD], "shard 0 serves");
+        each_makes_progress(&tallies[1], &[0; CLIENTS_PER_SHARD], "shard 1 serves");
+        let failed_before: Vec<Vec<u64>> = tallies.iter().map(|t| failures(t)).collect();
+
+        server.signal("TERM");
+        let (code, output) = server.finish();
+        // The clients ran on through the drain; stop them now that the server is gone.
+        stop.store(true, Ordering::Relaxed);
+        for thread in threads {
+            thread.join().expect("client");
+        }
+        assert_eq!(mismatched(std::slice::from_ref(&tallies)), 0, "every echo byte-exact ({io})");
+        // Every client saw its connection end: the drain closed them, it did not wait for
+        // the clients to leave.
+        for (shard, tallies) in tallies.iter().enumerate() {
+            for (client, (now, then)) in
+                failures(tallies).iter().zip(&failed_before[shard]).enumerate()
+            {
+                assert!(
+                    now > then,
+                    "shard {shard} client {client} was never closed ({io}):\n{output}"
+                );
+            }
+        }
+        assert!(output.contains("stopped: drain finished"), "{io}:\n{output}");
+        assert!(output.contains("shard 0: drained ("), "{io}:\n{output}");
+        assert!(output.contains("shard 1: drained ("), "{io}:\n{output}");
+        assert_eq!(code, Some(0), "a drained stop ({io}):\n{output}");
     }
 }

@@ -1,5 +1,6 @@
-//! The examples as a person runs them: child processes on real threads, stopped by SIGINT,
-//! idle at close to no CPU.
+//! The examples as a person runs them: child processes on real threads, shut down by SIGINT
+//! (exit 0 when the drain finishes, 3 when isolates were torn down at its deadline), idle at
+//! close to no CPU.
 #![cfg(target_os = "linux")]
 #![allow(
     clippy::disallowed_methods,
@@ -101,6 +102,20 @@ fn sigint_during_dispatcher_stops_it_cleanly() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("stopped: by a signal"), "{out}");
     assert!(out.contains("shard 0: core="), "{out}");
+    // The dispatcher and its workers end on their shutdown notice: the drain finishes.
+    assert!(out.contains("drain: finished"), "{out}");
+}
+
+#[test]
+fn sigint_during_endless_ping_pong_drains_in_vain_and_exits_3() {
+    // Ping-pong's isolates ignore the shutdown notice: they are torn down at the deadline.
+    let (child, _) = start("ping_pong", &["round_trips=1000000000000"]);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "INT");
+    let (code, out) = finish(child, Duration::from_secs(20));
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("stopped: by a signal"), "{out}");
+    assert!(out.contains("drain: not finished, 2 isolates torn down at the deadline"), "{out}");
 }
 
 #[test]

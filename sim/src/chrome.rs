@@ -124,6 +124,7 @@ fn flow_name(id: MessageId, tag: Tag) -> Option<&'static str> {
         Tag::TIMER => Some("timer"),
         Tag::IO => Some("io"),
         Tag::CALL_TIMEOUT => Some("call-failure"),
+        Tag::SHUTDOWN => Some("shutdown"),
         _ => None,
     }
 }
@@ -135,7 +136,9 @@ fn world_category(event: &WorldEvent) -> &'static str {
         | WorldEvent::ShardQuarantine
         | WorldEvent::ShardRevive
         | WorldEvent::NodeRestart => "recovery",
-        WorldEvent::Phase { .. } | WorldEvent::BuggifyActive { .. } => "world",
+        WorldEvent::Phase { .. }
+        | WorldEvent::BuggifyActive { .. }
+        | WorldEvent::Shutdown { .. } => "world",
         _ => "fault",
     }
 }
@@ -159,6 +162,9 @@ fn core_instant(event: &Event) -> Option<(String, &'static str)> {
             (format!("call-failed {}", failure.name()), "call")
         }
         Event::Log { tag, .. } => (tag.text().to_string(), "log"),
+        Event::ShutdownBegin { .. } => ("shutdown-begin".to_string(), "shutdown"),
+        Event::ShutdownDrained => ("shutdown-drained".to_string(), "shutdown"),
+        Event::ShutdownForced { .. } => ("shutdown-forced".to_string(), "shutdown"),
         _ => return None,
     })
 }

@@ -15,16 +15,16 @@ use tina_scenarios::{ParamKind, ParamSpec, Scenario};
 
 use crate::chain::causal_chain_lines;
 use crate::config::{
-    ConfigError, SIM_PARAMS, Settings, format_duration, format_value, parse_duration, parse_seed,
-    pick_scenario,
+    ConfigError, SHUTDOWN_DRAIN_DEFAULT_NS, SIM_PARAMS, Settings, format_duration, format_value,
+    parse_duration, parse_seed, pick_scenario, shutdown_plan,
 };
 use crate::faults::knobs::{PROFILES, profile_value};
 use crate::faults::{FAULT_KINDS, FaultConfig, KNOBS, Profile};
 use crate::json::Json;
 use crate::plant::{PLANTS, Plant, PlantKind};
 
-use crate::run::{LogRequest, Outcome, RunConfig, RunReport, run};
-use crate::world::Limits;
+use crate::run::{LogRequest, Outcome, RunConfig, RunReport, run, shutdown_line};
+use crate::world::{Limits, ShutdownOutcome, ShutdownPlan};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -32,6 +32,8 @@ Exit codes:
   2   invalid arguments or configuration
   10  correctness failure: a checker saw a property violated
   11  liveness failure: quiescence, --time-max, --events-max or liveness_time before the goal
+      (with --shutdown-at: a limit before the shutdown finished, or a shard torn down at its
+      deadline in a scenario that promises to drain)
   12  crash: the framework broke (a panic outside an isolate)
   13  nondeterminism: --check-determinism saw two runs of one seed differ
 
@@ -49,6 +51,7 @@ Examples:
   sim --seed 0x2a --scenario dispatcher --set jobs=500 --set crash_every=5
   sim --seed 7 --scenario ping-pong --log run.log --check-determinism
   sim --seed 1 --scenario dispatcher --trace-out run.json
+  sim --seed 7 --scenario kv --faults chaos --shutdown-at 700ms --shutdown-drain 500ms
   sim list --json
   sim sweep --scenario bank --seeds 1..10001     (see `sim sweep --help`)";
 
@@ -178,6 +181,18 @@ pub(crate) struct RunFlags {
     /// the fault model injects are excused
     #[arg(long)]
     pub(crate) fail_on_crash: bool,
+    /// Shut the run down gracefully at this virtual time: <integer><ns|us|ms|s|m|h>. Fault
+    /// injection stops (nothing down comes back), every shard that is up begins its
+    /// shutdown (each isolate gets a shutdown message; no spawn, no restart), and the world
+    /// runs on through the drain; the run ends when every shard has drained or its deadline
+    /// passed. It passes if no checker objects (the scenario's goal is not required) and,
+    /// for a scenario that promises to drain (kv), if every shard drained
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) shutdown_at: Option<u64>,
+    /// How long the shards may drain after --shutdown-at, on each node's clock, before what
+    /// is still alive is torn down: <integer><ns|us|ms|s|m|h> [default: 1s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) shutdown_drain: Option<u64>,
 }
 
 impl RunFlags {
@@ -195,6 +210,8 @@ impl RunFlags {
             no_checkers,
             fail_on_drop,
             fail_on_crash,
+            shutdown_at,
+            shutdown_drain,
         } = self;
         sets.is_empty()
             && faults.is_none()
@@ -207,6 +224,8 @@ impl RunFlags {
             && !no_checkers
             && !fail_on_drop
             && !fail_on_crash
+            && shutdown_at.is_none()
+            && shutdown_drain.is_none()
     }
 }
 
@@ -708,6 +727,8 @@ pub(crate) struct Shape<'f> {
     /// The fault profile: `--faults`, else the plant's, else swarm without `--scenario`
     /// and default with it.
     pub(crate) profile: Profile,
+    /// The graceful shutdown (`--shutdown-at`, `--shutdown-drain`), checked.
+    pub(crate) shutdown: Option<ShutdownPlan>,
 }
 
 impl<'f> Shape<'f> {
@@ -753,7 +774,9 @@ impl<'f> Shape<'f> {
             if named.is_empty() { Profile::Swarm.name() } else { Profile::Default.name() },
         );
         let profile = Profile::parse(profile_name).map_err(|error| error.to_string())?;
-        Ok(Shape { flags, plant, choice, profile })
+        let shutdown = shutdown_plan(flags.shutdown_at, flags.shutdown_drain, flags.time_max)
+            .map_err(|error| error.to_string())?;
+        Ok(Shape { flags, plant, choice, profile, shutdown })
     }
 
     /// The scenario of `seed`: the `at`-th named one, or the seed's pick from `catalog`.
@@ -824,6 +847,7 @@ impl<'f> Shape<'f> {
             faults,
             fail_on_drop: flags.fail_on_drop,
             fail_on_crash: flags.fail_on_crash,
+            shutdown: self.shutdown,
         }
     }
 
@@ -848,6 +872,12 @@ impl<'f> Shape<'f> {
         }
         if flags.events_max != EVENTS_MAX_DEFAULT {
             tail.extend(["--events-max".to_string(), flags.events_max.to_string()]);
+        }
+        if let Some(plan) = self.shutdown {
+            tail.extend(["--shutdown-at".to_string(), format_duration(plan.at_ns)]);
+            if plan.drain_ns != SHUTDOWN_DRAIN_DEFAULT_NS {
+                tail.extend(["--shutdown-drain".to_string(), format_duration(plan.drain_ns)]);
+            }
         }
         let switches = [
             (flags.check_determinism, "--check-determinism"),
@@ -955,6 +985,15 @@ fn report_result(
     if !notable.is_empty() {
         let fields: Vec<String> = notable.iter().map(|(k, v)| format!("{k}={v}")).collect();
         io.say(&format!("counters: {}", fields.join(" ")));
+    }
+    if let Some(shards) = &report.shutdown {
+        let drained =
+            shards.iter().filter(|s| matches!(s.outcome, ShutdownOutcome::Drained(_))).count();
+        io.say(&format!(
+            "shutdown: {drained} of {} shards drained: {}",
+            shards.len(),
+            shutdown_line(shards)
+        ));
     }
     let code = match &report.outcome {
         Outcome::Pass => {
@@ -1083,7 +1122,7 @@ pub(crate) fn report_json(config: &RunConfig, report: &RunReport, wall: Duration
             ("second", d.second.clone().map_or(Json::Null, Json::String)),
         ])
     });
-    Json::object([
+    let mut fields = vec![
         ("seed", Json::Number(seed)),
         ("scenario", Json::string(scenario.name())),
         ("parameters", Json::Object(parameters)),
@@ -1103,6 +1142,44 @@ pub(crate) fn report_json(config: &RunConfig, report: &RunReport, wall: Duration
         ("buggify", Json::Array(report.buggify_sites.iter().map(|s| Json::string(*s)).collect())),
         ("divergence", divergence),
         ("causal_chain", Json::Array(report.causal_chain.lines.iter().map(Json::string).collect())),
+    ];
+    // Only a run that shut down has the key: other runs' objects stay as they were.
+    if let Some(shards) = report.shutdown.as_deref() {
+        fields.push(("shutdown", shutdown_json(shards)));
+    }
+    Json::object(fields)
+}
+
+/// A run's shutdown as JSON: counts by outcome and one object per shard.
+fn shutdown_json(shards: &[crate::world::ShardShutdown]) -> Json {
+    let count = |name: &str| {
+        Json::Number(shards.iter().filter(|s| s.outcome.name() == name).count() as u64)
+    };
+    let entries = shards
+        .iter()
+        .map(|shard| {
+            let (ended, left) = match shard.outcome {
+                ShutdownOutcome::Drained(report) | ShutdownOutcome::Forced(report) => (
+                    Json::Number(report.ended_at.as_nanos()),
+                    Json::Number(u64::from(report.remaining_isolates)),
+                ),
+                ShutdownOutcome::Down | ShutdownOutcome::Unfinished => (Json::Null, Json::Null),
+            };
+            Json::object([
+                ("node", Json::Number(u64::from(shard.node))),
+                ("shard", Json::Number(u64::from(shard.shard.0))),
+                ("outcome", Json::string(shard.outcome.name())),
+                ("ended_ns", ended),
+                ("remaining", left),
+            ])
+        })
+        .collect();
+    Json::object([
+        ("drained", count("drained")),
+        ("forced", count("forced")),
+        ("down", count("down")),
+        ("unfinished", count("unfinished")),
+        ("shards", Json::Array(entries)),
     ])
 }
 

@@ -8,7 +8,12 @@ use core::fmt;
 use tina_scenarios::{ParamKind, ParamSpec, Params, Scenario};
 
 use crate::prng::{StreamOverrideError, StreamOverrides};
-use crate::world::WorldConfig;
+use crate::world::{ShutdownPlan, WorldConfig};
+
+/// `--shutdown-drain`'s default: one second of each node's clock.
+pub const SHUTDOWN_DRAIN_DEFAULT_NS: u64 = 1_000_000_000;
+/// The longest drain `--shutdown-drain` takes: one hour.
+pub const SHUTDOWN_DRAIN_MAX_NS: u64 = 3_600_000_000_000;
 
 /// The simulator's own parameters, settable with `--set` like a scenario's.
 pub const SIM_PARAMS: &[ParamSpec] = &[
@@ -90,6 +95,17 @@ pub enum ConfigError {
     StreamSyntax(String),
     /// A `--stream` the PRNG tree cannot take.
     Stream(StreamOverrideError),
+    /// `--shutdown-at` at or past `--time-max`: the run would stop before it shuts down.
+    ShutdownPastTimeMax {
+        /// `--shutdown-at`, as nanoseconds.
+        at_ns: u64,
+        /// `--time-max`, as nanoseconds.
+        time_max_ns: u64,
+    },
+    /// `--shutdown-drain` above `SHUTDOWN_DRAIN_MAX_NS`.
+    ShutdownDrainTooLong(u64),
+    /// `--shutdown-drain` without `--shutdown-at`.
+    ShutdownDrainAlone,
 }
 
 impl fmt::Display for ConfigError {
@@ -133,11 +149,49 @@ impl fmt::Display for ConfigError {
                 "invalid --stream {text:?}: write SITE=VALUE with a u64 value, for example --stream scheduler.pick=7"
             ),
             ConfigError::Stream(error) => write!(f, "invalid --stream: {error}"),
+            ConfigError::ShutdownPastTimeMax { at_ns, time_max_ns } => write!(
+                f,
+                "--shutdown-at {} is not before --time-max {}: shut down earlier, or raise --time-max",
+                format_duration(*at_ns),
+                format_duration(*time_max_ns)
+            ),
+            ConfigError::ShutdownDrainTooLong(drain_ns) => write!(
+                f,
+                "--shutdown-drain {} is too long; use at most {}",
+                format_duration(*drain_ns),
+                format_duration(SHUTDOWN_DRAIN_MAX_NS)
+            ),
+            ConfigError::ShutdownDrainAlone => {
+                write!(f, "--shutdown-drain needs --shutdown-at: say when the run shuts down")
+            }
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The shutdown of a run that shuts down at `at_ns` (if given) with a drain of `drain_ns`
+/// (if given: else `SHUTDOWN_DRAIN_DEFAULT_NS`), checked against the run's `time_max_ns`.
+pub fn shutdown_plan(
+    at_ns: Option<u64>,
+    drain_ns: Option<u64>,
+    time_max_ns: u64,
+) -> Result<Option<ShutdownPlan>, ConfigError> {
+    let Some(at_ns) = at_ns else {
+        return match drain_ns {
+            Some(_) => Err(ConfigError::ShutdownDrainAlone),
+            None => Ok(None),
+        };
+    };
+    let drain_ns = drain_ns.unwrap_or(SHUTDOWN_DRAIN_DEFAULT_NS);
+    if drain_ns > SHUTDOWN_DRAIN_MAX_NS {
+        return Err(ConfigError::ShutdownDrainTooLong(drain_ns));
+    }
+    if at_ns >= time_max_ns {
+        return Err(ConfigError::ShutdownPastTimeMax { at_ns, time_max_ns });
+    }
+    Ok(Some(ShutdownPlan { at_ns, drain_ns }))
+}
 
 /// The scenario a bare seed runs: the index in `names` whose SplitMix64 of (seed, FNV-1a of
 /// the name) is highest (rendezvous hashing). Adding a scenario to a catalog moves only the
@@ -294,6 +348,7 @@ impl Settings {
             faults: crate::faults::FaultConfig::new(crate::faults::Profile::None, 0),
             bug: None,
             streams: self.overrides,
+            shutdown: None,
         }
     }
 

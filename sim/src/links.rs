@@ -61,11 +61,21 @@ struct Track<T> {
     recovery: Option<T>,
     /// The shard's last crash (the cause of its `shard-crashed` exits and its restart).
     crash: Option<T>,
+    /// The shard's shutdown's beginning (the cause of its notices and of its end).
+    shutdown: Option<T>,
 }
 
 impl<T> Track<T> {
     fn new(tick_ns: u64) -> Track<T> {
-        Track { tick_ns, handler: None, trigger: None, drop: None, recovery: None, crash: None }
+        Track {
+            tick_ns,
+            handler: None,
+            trigger: None,
+            drop: None,
+            recovery: None,
+            crash: None,
+            shutdown: None,
+        }
     }
 
     /// Forgets what belonged to the previous instant.
@@ -97,6 +107,8 @@ pub struct Links<T> {
     tracks: BTreeMap<(u16, u8), Track<T>>,
     /// Each node's last crash, the cause of its restart.
     node_crashes: BTreeMap<u16, T>,
+    /// The world's shutdown, the cause of every shard's shutdown beginning.
+    shutdown: Option<T>,
     /// Messages sent and not yet delivered or dropped: (node, id) to the send.
     sends: BTreeMap<(u16, u64), T>,
     /// Timers set and not yet fired or cancelled: (node, owner, timer) to the setting.
@@ -127,6 +139,7 @@ impl<T> Default for Links<T> {
         Links {
             tracks: BTreeMap::new(),
             node_crashes: BTreeMap::new(),
+            shutdown: None,
             sends: BTreeMap::new(),
             timers: BTreeMap::new(),
             fired: BTreeMap::new(),
@@ -233,6 +246,9 @@ impl<T: Copy> Links<T> {
             Event::Send { from, .. } if from.is_none() => track.drop,
             Event::Send { from, .. } => self.acted(stamp, from),
             Event::Enqueue { id, .. } => self.sends.get(&(node, id.to_raw())).copied(),
+            Event::Deliver { id, tag: Tag::SHUTDOWN, .. } if id == MessageId::NONE => {
+                track.shutdown
+            }
             Event::Deliver { id, to, tag } => self.delivery_cause(node, id, to, tag),
             Event::Drop { id, .. } => self.sends.remove(&(node, id.to_raw())),
             Event::Exit { kind: ExitKind::ShardCrashed, .. } => track.crash,
@@ -267,6 +283,8 @@ impl<T: Copy> Links<T> {
             Event::Panic { handle, .. } | Event::Log { handle, .. } => self.acted(stamp, handle),
             Event::Restart { old, .. } => self.actor(node, old),
             Event::Rebuild { .. } | Event::Escalate { .. } | Event::ShardFailed => track.trigger,
+            Event::ShutdownBegin { .. } => self.shutdown,
+            Event::ShutdownDrained | Event::ShutdownForced { .. } => track.shutdown,
         }
     }
 
@@ -352,6 +370,9 @@ impl<T: Copy> Links<T> {
                 // The root escalated: the shard crashes next, without a world event.
                 track.crash = Some(payload);
             }
+            Event::ShutdownBegin { .. } => track.shutdown = Some(payload),
+            // The teardowns that follow at the deadline.
+            Event::ShutdownForced { .. } => track.trigger = Some(payload),
             Event::Enqueue { .. }
             | Event::SpawnFailed { .. }
             | Event::Retire { .. }
@@ -362,6 +383,7 @@ impl<T: Copy> Links<T> {
             | Event::Restart { .. }
             | Event::Rebuild { .. }
             | Event::Escalate { .. }
+            | Event::ShutdownDrained
             | Event::Log { .. } => {}
         }
     }
@@ -412,6 +434,7 @@ impl<T: Copy> Links<T> {
             | WorldEvent::NodeCrash
             | WorldEvent::BuggifyActive { .. }
             | WorldEvent::Phase { .. }
+            | WorldEvent::Shutdown { .. }
             | WorldEvent::NetFault { .. } => None,
         }
     }
@@ -459,6 +482,13 @@ impl<T: Copy> Links<T> {
                 for track in self.tracks.values_mut() {
                     track.interrupt(stamp.time_ns);
                 }
+            }
+            WorldEvent::Shutdown { .. } => {
+                // Every shard's shutdown begins next, between its ticks.
+                for track in self.tracks.values_mut() {
+                    track.interrupt(stamp.time_ns);
+                }
+                self.shutdown = payload;
             }
             WorldEvent::ClockSkew { .. }
             | WorldEvent::DelayTail { .. }

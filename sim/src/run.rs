@@ -20,7 +20,9 @@ use crate::config::Settings;
 use crate::faults::{FaultConfig, FaultCounts};
 use crate::plant::{Bug, Mutator, Plant};
 use crate::trace::{Divergence, LogOut, Names, Sink, Tape};
-use crate::world::{Ending, Limits, ShardCounters, World};
+use crate::world::{
+    Ending, Limits, ShardCounters, ShardShutdown, ShutdownOutcome, ShutdownPlan, World,
+};
 
 /// Where the replay log goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +95,9 @@ pub struct RunConfig {
     pub fail_on_drop: bool,
     /// Any isolate crash (or failed init) fails the run (for systems where a crash is a bug).
     pub fail_on_crash: bool,
+    /// Shut the run down gracefully (`--shutdown-at`, `--shutdown-drain`): the run then ends
+    /// with its shutdown, not at its goal (see `classify`).
+    pub shutdown: Option<ShutdownPlan>,
 }
 
 /// How a run ended.
@@ -143,6 +148,9 @@ pub struct RunReport {
     pub last_events: Vec<String>,
     /// The chain of causes that led to the violating event, oldest first.
     pub causal_chain: CausalChain,
+    /// How each shard's shutdown went, for a run that shut down (`None` otherwise, or when
+    /// the run ended before its shutdown began).
+    pub shutdown: Option<Vec<ShardShutdown>>,
 }
 
 /// Events shown before a violation.
@@ -292,6 +300,7 @@ fn run_once(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport,
             violation_index: None,
             last_events: Vec::new(),
             causal_chain: CausalChain::default(),
+            shutdown: None,
         };
         (report, Tape::Off)
     })
@@ -333,6 +342,13 @@ fn header(config: &RunConfig, report: &RunReport) -> Vec<String> {
         report.buggify_sites.join(",")
     };
     lines.push(format!("buggify {sites}"));
+    if let Some(plan) = config.shutdown {
+        lines.push(format!(
+            "shutdown at={} drain={}",
+            crate::config::format_duration(plan.at_ns),
+            crate::config::format_duration(plan.drain_ns)
+        ));
+    }
     lines.push("# index time_ns node/shard[@node_time_ns] kind fields".to_string());
     lines
 }
@@ -342,7 +358,7 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
     if let Some(problem) = setup.problem() {
         return (invalid(problem), Tape::Off);
     }
-    let tina_scenarios::Setup { nodes, mut observers, goal } = setup;
+    let tina_scenarios::Setup { nodes, mut observers, goal, drains_on_shutdown } = setup;
     if config.fail_on_drop {
         observers.push(Box::new(tina_checkers::drops::NoDrops));
     }
@@ -378,10 +394,14 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
     if outputs.causes {
         sink = sink.with_causes();
     }
+    if config.shutdown.is_some() {
+        sink = sink.run_past_done();
+    }
     if let Some(chrome) = chrome {
         sink = sink.with_chrome(chrome);
     }
     world_config.faults = config.faults.clone();
+    world_config.shutdown = config.shutdown;
     match config.plant.map(|plant| plant.bug) {
         Some(Bug::World(bug)) => world_config.bug = Some(bug),
         Some(Bug::Trace(bug)) => sink.plant(Mutator::new(bug)),
@@ -402,6 +422,7 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
     let faults = world.fault_counts();
     let buggify_sites = world.buggify_sites();
     let shard_failures = world.failures();
+    let shutdown = world.shutdown_outcomes();
     let view = world.end_view(ending == Ending::Quiescent);
     let accounting = world.net_accounting();
     let mut sink = world.into_sink();
@@ -409,7 +430,12 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
     // violation or a divergence there is nothing more to learn.
     sink.finish_observers(&view);
     sink.finish_compare();
-    let mut outcome = classify(ending, &sink, config, &goal, &view, &type_names);
+    let mut outcome = match (config.shutdown, &shutdown) {
+        (Some(plan), Some(shards)) => {
+            classify_shutdown(ending, &sink, config, plan, drains_on_shutdown, shards)
+        }
+        _ => classify(ending, &sink, config, &goal, &view, &type_names),
+    };
     if let (Outcome::Pass, Err(reason)) = (&outcome, accounting) {
         // Every byte the network took is delivered, buffered, in flight or dropped for a
         // named reason; a run that loses one silently fails, whatever its goal said.
@@ -433,6 +459,7 @@ fn run_world(config: &RunConfig, outputs: Outputs<'_>, tape: Tape) -> (RunReport
         violation_index: sink.violation().and(sink.violation_index()),
         last_events: Vec::new(),
         causal_chain: CausalChain::default(),
+        shutdown,
     };
     if let Some(index) = report.violation_index {
         report.causal_chain = sink.causal_chain(index);
@@ -477,6 +504,7 @@ fn failed_before_start(reason: String) -> RunReport {
         violation_index: None,
         last_events: Vec::new(),
         causal_chain: CausalChain::default(),
+        shutdown: None,
     }
 }
 
@@ -538,10 +566,81 @@ fn classify(
                     )
                 ),
                 Ending::Stopped => "stopped without a verdict".to_string(),
+                Ending::ShutDown => "the run shut down before the goal".to_string(),
             };
             Outcome::Fail { class: FailureClass::Liveness, checker: "goal".to_string(), reason }
         }
     }
+}
+
+/// The outcome of a run that shut down (its shutdown began). Its goal is the shutdown's,
+/// not the scenario's: the scenario's goal may or may not have been reached by then (an
+/// observer's `Done` did not stop the run), and a goal an observer would only declare at
+/// quiescence is not asked for. It passes when no checker objected and the run reached the
+/// end of its shutdown (every shard drained, or torn down at its deadline); a setup that
+/// promises to drain (`Setup::drains_on_shutdown`) also fails, as liveness (checker
+/// `shutdown`), if a shard was torn down at its deadline. End-of-run checkers judge it as
+/// any run (a scenario's durability check, for one, sees the disks as the shutdown left
+/// them).
+fn classify_shutdown(
+    ending: Ending,
+    sink: &Sink,
+    config: &RunConfig,
+    plan: ShutdownPlan,
+    drains: bool,
+    shards: &[ShardShutdown],
+) -> Outcome {
+    if let Some(divergence) = sink.divergence() {
+        return Outcome::Fail {
+            class: FailureClass::Nondeterminism,
+            checker: "determinism".to_string(),
+            reason: format!("the second run differs from event {} on", divergence.index),
+        };
+    }
+    if let Verdict::Violated(violation) = sink.verdict() {
+        return Outcome::Fail {
+            class: violation.class,
+            checker: violation.checker.to_string(),
+            reason: violation.explanation.clone(),
+        };
+    }
+    let liveness = |reason: String| Outcome::Fail {
+        class: FailureClass::Liveness,
+        checker: "shutdown".to_string(),
+        reason,
+    };
+    if ending != Ending::ShutDown {
+        let what = match ending {
+            Ending::TimeMax => format!(
+                "time-max ({}) reached",
+                crate::config::format_duration(config.limits.time_max_ns)
+            ),
+            Ending::EventsMax => format!("events-max ({}) reached", config.limits.events_max),
+            _ => "the run stopped".to_string(),
+        };
+        return liveness(format!(
+            "{what} before every shard finished its shutdown (drain {})",
+            crate::config::format_duration(plan.drain_ns)
+        ));
+    }
+    let forced: Vec<String> = shards
+        .iter()
+        .filter_map(|shard| match shard.outcome {
+            ShutdownOutcome::Forced(report) => Some(format!(
+                "n{}/s{} ({} of {} isolates left)",
+                shard.node, shard.shard.0, report.remaining_isolates, report.isolates_at_start
+            )),
+            _ => None,
+        })
+        .collect();
+    if drains && !forced.is_empty() {
+        return liveness(format!(
+            "the drain ({}) did not finish: torn down at the deadline: {}",
+            crate::config::format_duration(plan.drain_ns),
+            forced.join(", ")
+        ));
+    }
+    Outcome::Pass
 }
 
 /// Whether the end-state goal holds for a run that went quiet.
@@ -635,5 +734,29 @@ fn write_footer(out: &mut LogOut, report: &RunReport) {
         "faults {}",
         if faults.is_empty() { "-".to_string() } else { faults.join(" ") }
     ));
+    if let Some(shards) = &report.shutdown {
+        out.line(&format!("shutdown {}", shutdown_line(shards)));
+    }
     out.line(&format!("trace={:016x}", report.trace));
+}
+
+/// Each shard's shutdown as `n0/s0=drained@2013000000ns` (when, on its node's clock),
+/// `n1/s0=forced(2)` (isolates left at the deadline), `n2/s0=down`.
+pub fn shutdown_line(shards: &[ShardShutdown]) -> String {
+    let entries: Vec<String> = shards
+        .iter()
+        .map(|shard| {
+            let place = format!("n{}/s{}", shard.node, shard.shard.0);
+            match shard.outcome {
+                ShutdownOutcome::Drained(report) => {
+                    format!("{place}=drained@{}", report.ended_at)
+                }
+                ShutdownOutcome::Forced(report) => {
+                    format!("{place}=forced({})", report.remaining_isolates)
+                }
+                outcome => format!("{place}={}", outcome.name()),
+            }
+        })
+        .collect();
+    entries.join(" ")
 }

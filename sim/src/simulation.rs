@@ -170,6 +170,8 @@ pub struct Simulation {
     fail_on_crash: bool,
     plant: Option<&'static Plant>,
     seeds: u64,
+    shutdown_at: Option<u64>,
+    shutdown_drain: Option<u64>,
 }
 
 impl Simulation {
@@ -216,6 +218,8 @@ impl Simulation {
             fail_on_crash: false,
             plant: None,
             seeds: SEEDS_DEFAULT,
+            shutdown_at: None,
+            shutdown_drain: None,
         }
     }
 
@@ -298,6 +302,26 @@ impl Simulation {
         Ok(self)
     }
 
+    /// Shuts every run down gracefully at `at` (virtual time), as `sim --shutdown-at` does:
+    /// faults stop, every shard begins its shutdown (each isolate gets a `Tag::SHUTDOWN`
+    /// message), the world runs on through the drain (`shutdown_drain`, one second unless
+    /// set), and the run ends when every shard has drained or its deadline passed. Such a
+    /// run passes when no checker objects (the setup's goal is not required) and, if the
+    /// setup promises it (`Setup::drains_on_shutdown`), every shard drained;
+    /// `RunReport::shutdown` says how each shard's shutdown went. Checked when the
+    /// simulation runs: a time at or past the time limit is a `SimError`.
+    pub fn shutdown_at(mut self, at: Duration) -> Simulation {
+        self.shutdown_at = Some(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// How long the shards may drain after `shutdown_at` (on each node's clock) before
+    /// what is still alive is torn down; one second unless set, at most an hour.
+    pub fn shutdown_drain(mut self, drain: Duration) -> Simulation {
+        self.shutdown_drain = Some(u64::try_from(drain.as_nanos()).unwrap_or(u64::MAX));
+        self
+    }
+
     /// How many seeds `check` runs (1 to n), unless `TINA_SEEDS` or `TINA_SEED` says.
     pub fn seeds(mut self, count: u64) -> Simulation {
         self.seeds = count;
@@ -320,6 +344,12 @@ impl Simulation {
             faults.set(set).map_err(SimError::Faults)?;
         }
         faults.validate().map_err(SimError::Faults)?;
+        let shutdown = crate::config::shutdown_plan(
+            self.shutdown_at,
+            self.shutdown_drain,
+            self.limits.time_max_ns,
+        )
+        .map_err(SimError::Param)?;
         Ok(RunConfig {
             seed,
             scenario: self.scenario.clone(),
@@ -335,6 +365,7 @@ impl Simulation {
             faults,
             fail_on_drop: self.fail_on_drop,
             fail_on_crash: self.fail_on_crash,
+            shutdown,
         })
     }
 

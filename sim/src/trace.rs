@@ -77,6 +77,9 @@ mod code {
     pub(super) const LOG: u64 = 21;
     pub(super) const REBUILD: u64 = 22;
     pub(super) const IO_TIMEOUT: u64 = 23;
+    pub(super) const SHUTDOWN_BEGIN: u64 = 24;
+    pub(super) const SHUTDOWN_DRAINED: u64 = 25;
+    pub(super) const SHUTDOWN_FORCED: u64 = 26;
 }
 
 /// The kind code and name of every core event.
@@ -105,6 +108,9 @@ fn kind(event: &Event) -> (u64, &'static str) {
         Event::Escalate { .. } => (code::ESCALATE, "escalate"),
         Event::ShardFailed => (code::SHARD_FAILED, "shard-failed"),
         Event::Log { .. } => (code::LOG, "log"),
+        Event::ShutdownBegin { .. } => (code::SHUTDOWN_BEGIN, "shutdown-begin"),
+        Event::ShutdownDrained => (code::SHUTDOWN_DRAINED, "shutdown-drained"),
+        Event::ShutdownForced { .. } => (code::SHUTDOWN_FORCED, "shutdown-forced"),
     }
 }
 
@@ -134,6 +140,7 @@ pub(crate) fn world_kind(event: &WorldEvent) -> (u64, &'static str) {
         WorldEvent::DiskFull => (83, "disk-full"),
         WorldEvent::DiskCrash { .. } => (84, "disk-crash"),
         WorldEvent::NetFault { .. } => (85, "net-fault"),
+        WorldEvent::Shutdown { .. } => (86, "shutdown"),
     }
 }
 
@@ -257,6 +264,13 @@ pub fn encode(stamp: &Stamp, event: &Event, mut put: impl FnMut(&[u64])) {
             values[2],
             values[3],
         ]),
+        Event::ShutdownBegin { deadline_ns, live } => {
+            put(&[word0(SHUTDOWN_BEGIN, s), t, l, deadline_ns, u64::from(live)])
+        }
+        Event::ShutdownDrained => put(&[word0(SHUTDOWN_DRAINED, s), t, l]),
+        Event::ShutdownForced { remaining } => {
+            put(&[word0(SHUTDOWN_FORCED, s), t, l, u64::from(remaining)])
+        }
     }
 }
 
@@ -297,6 +311,7 @@ pub fn encode_world(stamp: &Stamp, event: &WorldEvent, mut put: impl FnMut(&[u64
             put(&[w0, t, l, site.fingerprint()])
         }
         WorldEvent::Phase { phase } => put(&[w0, t, l, phase as u64]),
+        WorldEvent::Shutdown { drain_ns } => put(&[w0, t, l, drain_ns]),
     }
 }
 
@@ -470,6 +485,7 @@ fn world_fields(line: &mut String, event: &WorldEvent) {
             write!(line, " site={}", label_text(&site))
         }
         WorldEvent::Phase { phase } => write!(line, " phase={}", phase.name()),
+        WorldEvent::Shutdown { drain_ns } => write!(line, " drain={drain_ns}"),
     };
 }
 
@@ -537,6 +553,11 @@ fn core_fields(line: &mut String, event: &Event, names: &Names) {
                 label(&tag)
             )
         }
+        Event::ShutdownBegin { deadline_ns, live } => {
+            write!(line, " deadline={deadline_ns} live={live}")
+        }
+        Event::ShutdownDrained => Ok(()),
+        Event::ShutdownForced { remaining } => write!(line, " remaining={remaining}"),
     };
 }
 
@@ -731,6 +752,9 @@ pub struct Sink {
     verdict: Verdict,
     violation_index: Option<u64>,
     divergence: Option<Divergence>,
+    /// Whether an observer's `Done` stops the run (not in a run that shuts down: it ends
+    /// when its shutdown does).
+    stop_at_done: bool,
 }
 
 impl core::fmt::Debug for Sink {
@@ -768,9 +792,17 @@ impl Sink {
             verdict: Verdict::Continue,
             violation_index: None,
             divergence: None,
+            stop_at_done: true,
         };
         sink.refresh_plain();
         sink
+    }
+
+    /// An observer's `Done` no longer stops the run (it is kept as the verdict); a
+    /// violation still does. For a run that ends with its shutdown.
+    pub fn run_past_done(mut self) -> Sink {
+        self.stop_at_done = false;
+        self
     }
 
     /// Recomputes `plain` after a change to the mutator, the log, the tape, the causal
@@ -1052,11 +1084,16 @@ impl Sink {
         &self.verdict
     }
 
-    /// Whether the run must stop: goal reached, property violated, the runs diverged, or
-    /// a window of events is complete.
+    /// Whether the run must stop: goal reached (unless `run_past_done`), property violated,
+    /// the runs diverged, or a window of events is complete.
     pub fn stop(&self) -> bool {
         let window_done = matches!(self.tape, Tape::Window { to, .. } if self.hash.events() > to);
-        !matches!(self.verdict, Verdict::Continue) || self.divergence.is_some() || window_done
+        let verdict = match self.verdict {
+            Verdict::Continue => false,
+            Verdict::Done => self.stop_at_done,
+            Verdict::Violated(_) => true,
+        };
+        verdict || self.divergence.is_some() || window_done
     }
 
     /// The first divergence from the recording, if any.

@@ -35,7 +35,9 @@
 //!
 //! From outside, an application reaches isolates through an [`Injector`]: a bounded,
 //! non-blocking, typed entry point (its own ring into one shard). `stop()` stops every
-//! shard and joins the threads; signal handling is opt-in (`run_until_signal`).
+//! shard and joins the threads; `shutdown(drain)` first lets every shard drain (each
+//! isolate is told, and the shards run on until no isolate is left or the deadline);
+//! signal handling is opt-in (`run_until_signal`: the first signal shuts down gracefully).
 //!
 //! A fatal signal (SIGSEGV, SIGBUS, SIGILL, SIGFPE) in a shard's isolate code quarantines
 //! that shard and the others keep serving; one outside isolate code, or a shard that stops
@@ -45,7 +47,7 @@
 
 use core::fmt;
 use core::time::Duration;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -61,6 +63,7 @@ use super::signals::{Ended, SignalError, SignalGuard};
 use super::spsc::{self, CapacityError, Consumer, Producer};
 use crate::backend::{Backend, Env, Timestamp, TransportFull};
 use crate::io::{IoReaped, IoSubmission, IoToken};
+use crate::shutdown::ShutdownReport;
 use crate::spec::{BootError, SpecErrors, SystemSpec};
 use crate::trace::{Counters, Event, ShardFailure};
 use crate::{Handle, Message, Payload, Scheduler, ShardId};
@@ -70,6 +73,12 @@ use crate::{Handle, Message, Payload, Scheduler, ShardId};
 pub const REPORT_EVERY_TICKS: u64 = 1024;
 /// How often `wait_until` looks at the shards' reports.
 pub const WAIT_POLL: Duration = Duration::from_millis(1);
+/// How long `Runtime::shutdown` waits past the drain's deadline for every shard to report
+/// its shutdown finished (each tears down what is left at its first tick after the
+/// deadline) before it stops them anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+/// `Shared::shutdown_at` before any shutdown is asked for.
+const NO_SHUTDOWN: u64 = u64::MAX;
 
 /// How the runtime sizes what the spec does not say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,11 +211,18 @@ pub struct ShardReport {
     pub sends_to_quarantined: u64,
     /// Its I/O driver and counters.
     pub io: IoReport,
+    /// Whether its graceful shutdown began (`Runtime::shutdown`).
+    pub shutting_down: bool,
+    /// How its shutdown ended, once it did: drained, or forced at the deadline.
+    pub shutdown: Option<ShutdownReport>,
 }
 
 /// What every thread and the handle share.
 struct Shared {
     stop: AtomicBool,
+    /// The drain's deadline on the runtime's clock, in nanoseconds, once a shutdown was
+    /// asked for (`NO_SHUTDOWN` before): each shard begins its shutdown at its next tick.
+    shutdown_at: AtomicU64,
     unparkers: Vec<Unparker>,
     reports: Vec<Mutex<ShardReport>>,
     /// Shards booted, and the first boot failure; the boot waits on `booted_changed`.
@@ -227,6 +243,8 @@ impl Shared {
 /// A running system: one thread per shard. See the module documentation.
 pub struct Runtime {
     shared: Arc<Shared>,
+    /// The shards' clock (one epoch for all), for the shutdown's deadline.
+    clock: Clock,
     threads: Vec<JoinHandle<()>>,
     injectors: Mutex<Vec<Vec<Producer<Message>>>>,
     stopped: bool,
@@ -319,6 +337,7 @@ impl Runtime {
             .map_err(RuntimeError::Os)?;
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
+            shutdown_at: AtomicU64::new(NO_SHUTDOWN),
             unparkers: parkers.iter().map(Parker::unparker).collect(),
             reports: (0..shards).map(|_| Mutex::new(ShardReport::default())).collect(),
             boot: Mutex::new((0, None)),
@@ -331,6 +350,7 @@ impl Runtime {
         let seed = entropy();
         let mut runtime = Runtime {
             shared: Arc::clone(&shared),
+            clock,
             threads: Vec::with_capacity(shards),
             injectors: Mutex::new(injectors),
             stopped: false,
@@ -447,18 +467,67 @@ impl Runtime {
         })
     }
 
-    /// Installs SIGINT and SIGTERM handling, runs until a first signal or until `done`
-    /// holds, then stops (a second signal exits the process at once). Returns the summary
-    /// and what ended the run.
+    /// Installs SIGINT and SIGTERM handling and runs until a first signal or until `done`
+    /// holds. After a signal it shuts down gracefully with `drain` as the drain's length
+    /// (`shutdown`: `Summary::drained` says whether every shard drained in time); a second
+    /// signal meanwhile exits the process at once (`128 + signal`). When `done` holds it
+    /// stops at once, as `stop` does. Returns the summary and what ended the run.
     pub fn run_until_signal(
         self,
+        drain: Duration,
         done: impl Fn(&[ShardReport]) -> bool,
     ) -> Result<(Summary, Ended), SignalError> {
         let guard = SignalGuard::install()?;
         let ended = guard.wait_until(|| done(&self.reports()), WAIT_POLL * 10);
-        let summary = self.stop();
+        let summary = match ended {
+            // The guard stays installed through the drain: a second signal still exits.
+            Ended::Signal => self.shutdown(drain),
+            Ended::Condition => self.stop(),
+        };
         drop(guard);
         Ok((summary, ended))
+    }
+
+    /// Shuts down gracefully, in three phases (see `Scheduler::begin_shutdown`): every
+    /// shard begins its shutdown at its next tick (a parked shard is woken) with one
+    /// deadline, `drain` from now; each isolate gets a `Tag::SHUTDOWN` message, and the
+    /// shards run on (messages, timers, I/O) until each has no isolate left or the deadline
+    /// passes, when each tears down what is still alive. Then every shard is stopped and
+    /// joined, as by `stop`. Each shard's report says how its shutdown ended
+    /// (`ShardReport::shutdown`), and `Summary::drained` whether all of them drained.
+    ///
+    /// Waits at most `drain` plus `SHUTDOWN_GRACE` for the shards to report (a shard stuck
+    /// in a handler that never returns still cannot be joined).
+    pub fn shutdown(mut self, drain: Duration) -> Summary {
+        let deadline = self.clock.now().saturating_add(drain);
+        // A second request keeps the first deadline.
+        let _ = self.shared.shutdown_at.compare_exchange(
+            NO_SHUTDOWN,
+            deadline.as_nanos(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        let give_up = deadline.saturating_add(SHUTDOWN_GRACE);
+        // Bounded by the deadline: each round sleeps `WAIT_POLL`.
+        loop {
+            let reports = self.reports();
+            for (shard, report) in reports.iter().enumerate() {
+                // The request does not come through a ring, so a parked shard's re-check
+                // cannot see it: wake it, again each round until it has begun.
+                if !report.shutting_down && !report.stopped {
+                    self.shared.unparkers[shard].unpark();
+                }
+            }
+            // A quarantined shard's thread is parked for good: there is nothing to drain.
+            if reports.iter().all(|r| r.shutdown.is_some() || r.stopped || r.quarantined.is_some())
+                || self.clock.now() >= give_up
+            {
+                break;
+            }
+            pause(WAIT_POLL);
+        }
+        self.halt();
+        Summary { shards: self.reports() }
     }
 
     /// Stops every shard, joins the threads and returns their final reports.
@@ -518,6 +587,17 @@ impl Summary {
         self.shards.iter().enumerate().filter_map(|(index, report)| {
             // Shard indices fit in u8 (the spec was validated).
             report.quarantined.map(|fault| (ShardId(index as u8), fault))
+        })
+    }
+
+    /// Whether every shard shut down and drained: each isolate ended by itself before the
+    /// deadline. False when no shutdown ran (`stop`), or a shard was forced at the deadline
+    /// or did not report its shutdown finished. A quarantined shard is left out (its thread
+    /// is parked for good and its memory abandoned: there is nothing it could drain); see
+    /// `quarantined`.
+    pub fn drained(&self) -> bool {
+        self.shards.iter().all(|report| {
+            report.quarantined.is_some() || report.shutdown.is_some_and(|s| s.drained)
         })
     }
 
@@ -702,6 +782,8 @@ fn shard_main(start: ShardStart) {
             report.stopped = stopped;
             report.sends_to_quarantined = backend.sends_to_quarantined;
             report.io = backend.io.report(scheduler.io_buffers_free());
+            report.shutting_down = scheduler.is_shutting_down();
+            report.shutdown = scheduler.shutdown_report();
         };
     publish(&scheduler, &backend, 0, false);
     {
@@ -712,6 +794,9 @@ fn shard_main(start: ShardStart) {
     slot.running();
     let mut ticks = 0u64;
     while !backend.stop_requested() {
+        if begin_shutdown_if_asked(&shared, &mut scheduler, &mut backend) {
+            publish(&scheduler, &backend, ticks, false);
+        }
         let report = scheduler.tick(&mut backend);
         ticks += 1;
         slot.beat(ticks);
@@ -725,6 +810,21 @@ fn shard_main(start: ShardStart) {
         }
     }
     publish(&scheduler, &backend, ticks, true);
+}
+
+/// Begins the shard's graceful shutdown if the runtime asked for one (`Runtime::shutdown`)
+/// and it has not begun yet; whether it began now. One atomic load per tick.
+fn begin_shutdown_if_asked(
+    shared: &Shared,
+    scheduler: &mut Scheduler<ProdBackend>,
+    backend: &mut ProdBackend,
+) -> bool {
+    let deadline = shared.shutdown_at.load(Ordering::Acquire);
+    if deadline == NO_SHUTDOWN || scheduler.is_shutting_down() {
+        return false;
+    }
+    scheduler.begin_shutdown(Timestamp::from_nanos(deadline), backend);
+    true
 }
 
 /// One shard's world on a thread: the monotonic clock, its rings and its parker.

@@ -1,5 +1,6 @@
-//! Dispatch: what a ready slot is handed (a call's resolution, an I/O completion, a fired
-//! timer, the mailbox head, or a resume after `Yield`, in that order), applying the effect
+//! Dispatch: what a ready slot is handed (a call's resolution, an I/O completion, the
+//! shutdown notice, a fired timer, the mailbox head, or a resume after `Yield`, in that
+//! order), applying the effect
 //! its handler returned (a stop is decided here and completed, once the arena dropped the
 //! state, by `stopped`), and the per-tick bookkeeping of the ready queues and budgets.
 //!
@@ -86,8 +87,8 @@ impl ShardCore {
     /// The message to hand to a slot popped from the ready queue, or `None` if it has
     /// nothing to do (it stopped, or was woken spuriously). Marks the slot `Running`.
     ///
-    /// Priority: a call's resolution, an I/O completion, fired timers, the mailbox, then a
-    /// resume after `Yield`.
+    /// Priority: a call's resolution, an I/O completion, the shutdown notice, fired timers,
+    /// the mailbox, then a resume after `Yield`.
     #[inline(always)]
     pub(crate) fn take_message(
         &mut self,
@@ -141,8 +142,8 @@ impl ShardCore {
         true
     }
 
-    /// Something besides the mailbox may be due: a call's resolution, an I/O completion or
-    /// a fired timer, in that order.
+    /// Something besides the mailbox may be due: a call's resolution, an I/O completion, the
+    /// shutdown notice or a fired timer, in that order.
     fn take_pending(&mut self, type_index: usize, slot: usize, handle: Handle) -> Option<Message> {
         let key = self.key_of(type_index, slot);
         let slots = &mut self.types[type_index];
@@ -187,6 +188,11 @@ impl ShardCore {
                 &completion.encode(),
                 MessageId::NONE,
             ));
+        }
+        if flags & pending::SHUTDOWN != 0 {
+            slots.meta[slot].pending &= !pending::SHUTDOWN;
+            let deadline = self.shutdown.map_or(self.now, |state| state.deadline);
+            return Some(Message::shutdown_notice(handle, deadline));
         }
         if let Some(Fired::User { id, tag }) = self.timers.pop_fired(key) {
             if !self.timers.has_fired(key) {

@@ -28,6 +28,9 @@ pub(super) struct IoSlot {
     /// Whether the outstanding operation's timeout is armed (in the slot's call entry of the
     /// timer wheel: a slot waits for a reply or for I/O, never both).
     deadline_armed: bool,
+    /// Whether the shard asked the backend to cancel the outstanding operation (its timeout
+    /// passed, or the shutdown began while it received), so it asks once.
+    cancel_asked: bool,
     /// A completion waiting for delivery, with its received data.
     pub(super) completion: Option<(IoCompletion, Option<BufferId>)>,
     /// The sockets and files this incarnation owns (`IoHandle::NONE`: a free entry); the
@@ -71,6 +74,7 @@ impl IoSlot {
     pub(super) fn deadline_passed(&mut self, isolate: Handle) -> IoToken {
         debug_assert!(self.deadline_armed, "only an armed deadline fires");
         self.deadline_armed = false;
+        self.cancel_asked = true;
         IoToken { isolate, sequence: self.sequence, entry: self.entry }
     }
 }
@@ -79,6 +83,7 @@ pub(super) const IO_IDLE: IoSlot = IoSlot {
     sequence: 0,
     entry: 0,
     deadline_armed: false,
+    cancel_asked: false,
     completion: None,
     handles: [IoHandle::NONE; IO_HANDLES_PER_ISOLATE_MAX],
 };
@@ -130,6 +135,7 @@ impl ShardCore {
         let isolate = self.handle_of(type_index, slot);
         let io = &mut self.types[type_index].io[slot];
         io.sequence = io.sequence.wrapping_add(1);
+        io.cancel_asked = false;
         let sequence = io.sequence;
         if let IoOp::Close { handle } = op {
             // Closing gives the handle up, whatever the close's result.
@@ -162,6 +168,42 @@ impl ShardCore {
         let key = self.key_of(type_index, slot);
         self.timers.set_call(key, now_tick, deadline_tick);
         self.types[type_index].io[slot].deadline_armed = true;
+    }
+
+    /// The shard's shutdown began while the isolate in `slot` waits for a receive
+    /// (`TcpAccept`, `TcpRecv`, `UdpRecvFrom`: input from outside that may never come):
+    /// asks the backend to cancel it at the end of the next tick (after that tick's
+    /// submissions, so an operation still queued is cancelled too) and disarms its timeout.
+    /// It completes as `Failed(TimedOut)` unless it finished first, and the isolate gets its
+    /// shutdown notice after that completion. Traced as an `IoTimeout`. Anything else in
+    /// flight (a write, an fsync, a connect, a send) goes on: finishing it is the drain.
+    pub(super) fn cancel_receive(&mut self, env: &mut dyn Env, type_index: usize, slot: usize) {
+        if self.types[type_index].meta[slot].state != SlotState::WaitingIo {
+            return;
+        }
+        let isolate = self.handle_of(type_index, slot);
+        let io = &self.types[type_index].io[slot];
+        let token = IoToken { isolate, sequence: io.sequence, entry: io.entry };
+        let receiving =
+            self.in_flight.get(token.entry as usize).copied().flatten().is_some_and(|entry| {
+                entry.token == token
+                    && matches!(
+                        entry.op,
+                        IoOpKind::TcpAccept | IoOpKind::TcpRecv | IoOpKind::UdpRecvFrom
+                    )
+            });
+        if !receiving || io.cancel_asked {
+            return;
+        }
+        let io = &mut self.types[type_index].io[slot];
+        io.cancel_asked = true;
+        if core::mem::take(&mut io.deadline_armed) {
+            let key = self.key_of(type_index, slot);
+            self.timers.cancel_call(key);
+        }
+        // One cancel per operation in flight, and the ring holds one per entry.
+        self.io_cancels.push(token).expect("a cancel per operation in flight");
+        self.trace(env, Event::IoTimeout { isolate, sequence: token.sequence });
     }
 
     /// The next operation to cancel, for the backend.

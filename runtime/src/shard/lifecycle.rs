@@ -63,6 +63,9 @@ impl ShardCore {
         group: u16,
     ) -> Result<Handle, SpawnError> {
         let result = match type_index {
+            // An isolate may not spawn while the shard shuts down, so the drain converges;
+            // the shard's own reservations (a restart's boot children) still go.
+            _ if self.shutdown.is_some() && !parent.is_none() => Err(SpawnError::ShuttingDown),
             Some(type_index) => self.try_reserve(type_index, preferred, args, group),
             None => Err(SpawnError::NotRegistered),
         };
@@ -138,7 +141,9 @@ impl ShardCore {
         let group = self.resolve(parent).map_or(NO_GROUP, |(parent_type, parent_slot)| {
             self.types[parent_type].group[parent_slot]
         });
-        let refusal = if group == NO_GROUP {
+        let refusal = if self.shutdown.is_some() {
+            Some(SpawnError::ShuttingDown)
+        } else if group == NO_GROUP {
             Some(SpawnError::NotSupervised)
         } else if !self.groups.dynamic_room(group) {
             Some(SpawnError::GroupFull)

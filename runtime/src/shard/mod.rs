@@ -10,8 +10,9 @@
 //! timer keys, message ids); the rest is one file per noun: `slots` (the slot tables of
 //! each type), `routing` (sends, replies, their errors), `calls`, `notices` (drop notices),
 //! `timers`, `io_table` (I/O in flight and buffers), `lifecycle` (from spawn to teardown),
-//! `recovery` (a whole shard crashing and restarting) and `dispatch` (what a ready slot is
-//! handed, and applying its effect). Each adds its own `impl ShardCore`.
+//! `recovery` (a whole shard crashing and restarting), `shutdown` (notifying every isolate
+//! and cancelling receives when the shard's shutdown begins) and `dispatch` (what a ready
+//! slot is handed, and applying its effect). Each adds its own `impl ShardCore`.
 //!
 //! This module routes and accounts; it never calls isolate code and never decides
 //! supervision (see `supervision`).
@@ -23,6 +24,7 @@ mod lifecycle;
 mod notices;
 mod recovery;
 mod routing;
+mod shutdown;
 mod slots;
 mod timers;
 
@@ -35,6 +37,7 @@ use crate::message::{Message, MessageId};
 use crate::payload::Tag;
 use crate::pool::MessagePool;
 use crate::ring::Ring;
+use crate::shutdown::ShutdownState;
 use crate::spec::SystemSpec;
 use crate::supervision::{Groups, NO_GROUP};
 use crate::timer::Timers;
@@ -80,6 +83,8 @@ pub(crate) struct ShardCore {
     pub(crate) buggify_on: bool,
     pub(crate) now: Timestamp,
     pub(crate) failure: Option<ShardFailure>,
+    /// The shard's graceful shutdown, once it began (`Scheduler::begin_shutdown`).
+    pub(crate) shutdown: Option<ShutdownState>,
     /// Depth of core code running inside isolate code (`Ctx` calls). A panic while it is
     /// above zero is a broken core invariant, not the isolate's fault.
     pub(crate) in_core: u32,
@@ -129,6 +134,7 @@ impl ShardCore {
             buggify_on: false,
             now: Timestamp::ZERO,
             failure: None,
+            shutdown: None,
             in_core: 0,
         }
     }

@@ -53,6 +53,8 @@ pub(super) mod pending {
     pub(in crate::shard) const IO: u8 = 1 << 1;
     /// A timer may have fired for the slot (its fired list is checked when delivering).
     pub(in crate::shard) const FIRED: u8 = 1 << 2;
+    /// The shard's shutdown notice awaits delivery (`Tag::SHUTDOWN`, once per isolate).
+    pub(in crate::shard) const SHUTDOWN: u8 = 1 << 3;
 }
 
 /// The hot metadata of one slot: everything a send, a wake-up and a dispatch look at, kept
@@ -201,6 +203,11 @@ impl TypeSlots {
     /// Live (or reserved) slots: neither on the free list nor retired. O(1).
     pub(super) fn live(&self) -> usize {
         self.meta.len() - self.free_len as usize - self.retired as usize
+    }
+
+    /// Slots of the type.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.meta.len()
     }
 
     /// Spawn arguments kept for `slot`.

@@ -55,9 +55,17 @@ fn parse_duration(text: &str) -> Option<u64> {
     number.parse::<u64>().ok()?.checked_mul(scale)
 }
 
+/// How long a signalled example lets its isolates drain before it tears them down.
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// Exit code of an example whose shutdown, after a signal, did not drain in time.
+pub const EXIT_NOT_DRAINED: u8 = 3;
+
 /// Boots `scenario_name`'s first node on real threads with the process's arguments as
-/// parameters, runs until no isolate of type `finisher` is alive (or a signal), stops and
-/// prints a summary with counters. Exit 0 after a clean stop, 2 for bad arguments, 1 when
+/// parameters, runs until no isolate of type `finisher` is alive (or a signal: then it
+/// shuts down gracefully, `DRAIN` at most), stops and prints a summary with counters.
+/// Exit 0 after a clean stop or a drained shutdown, 3 when the shutdown's drain did not
+/// finish in time (isolates were torn down at its deadline), 2 for bad arguments, 1 when
 /// the runtime cannot boot.
 pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -96,7 +104,7 @@ pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
     let done = |reports: &[ShardReport]| {
         reports.iter().all(|r| r.live_by_type.get(finisher_type).copied().unwrap_or(0) == 0)
     };
-    let (summary, ended) = match runtime.run_until_signal(done) {
+    let (summary, ended) = match runtime.run_until_signal(DRAIN, done) {
         Ok(ended) => ended,
         Err(error) => {
             eprintln!("error: {error}");
@@ -126,6 +134,20 @@ pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
             c.drops()
         );
     }
-    let _ = Duration::ZERO;
-    ExitCode::SUCCESS
+    if ended == tina::prod::Ended::Condition {
+        return ExitCode::SUCCESS;
+    }
+    let left: usize = summary
+        .shards
+        .iter()
+        .filter_map(|r| r.shutdown)
+        .map(|s| s.remaining_isolates as usize)
+        .sum();
+    if summary.drained() {
+        println!("drain: finished, every isolate ended before the deadline");
+        ExitCode::SUCCESS
+    } else {
+        println!("drain: not finished, {left} isolates torn down at the deadline ({DRAIN:?})");
+        ExitCode::from(EXIT_NOT_DRAINED)
+    }
 }

@@ -46,7 +46,7 @@ impl World {
     /// A timed fault is due on `node`: inject it (if the safety phase goes on) and plan
     /// the next one.
     pub(super) fn apply_fault(&mut self, node: u16, timed: Timed) {
-        if self.phase != Phase::Safety {
+        if self.phase != Phase::Safety || self.shutting_down {
             return;
         }
         self.plan_next(node, timed);

@@ -278,6 +278,7 @@ impl World {
         matches!(submission.op, IoOp::FileWrite { .. })
             && chance.numerator() > 0
             && self.phase == tina_checkers::Phase::Safety
+            && !self.shutting_down
             && self.disk_full_streams[node].chance(chance)
     }
 

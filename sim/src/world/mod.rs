@@ -29,12 +29,15 @@ mod inject;
 mod io;
 mod queue;
 mod recovery;
+mod shutdown;
+
+pub use shutdown::{ShardShutdown, ShutdownOutcome, ShutdownPlan};
 
 use tina::{
     BootError, Counters, RestartBudget, Scheduler, ShardFailure, ShardId, ShardRecovery,
     SystemSpec, Timestamp,
 };
-use tina_checkers::{EndView, Phase, ShardView, WorldEvent};
+use tina_checkers::{DurableFile, EndView, Phase, ShardView, WorldEvent};
 
 use crate::backend::{Flights, Lent, SimBackend};
 use crate::clock::NodeClock;
@@ -74,6 +77,8 @@ pub struct WorldConfig {
     pub bug: Option<WorldBug>,
     /// Decision streams perturbed (the fuzzer's steering, `--stream`).
     pub streams: StreamOverrides,
+    /// The run's graceful shutdown, if it has one (`sim --shutdown-at`).
+    pub shutdown: Option<ShutdownPlan>,
 }
 
 impl Default for WorldConfig {
@@ -86,6 +91,7 @@ impl Default for WorldConfig {
             faults: FaultConfig::new(Profile::None, 0),
             bug: None,
             streams: StreamOverrides::NONE,
+            shutdown: None,
         }
     }
 }
@@ -112,6 +118,8 @@ pub enum Ending {
     EventsMax,
     /// The liveness phase's bound passed before the goal.
     LivenessBound,
+    /// Every shard finished its graceful shutdown (drained, or forced at its deadline).
+    ShutDown,
 }
 
 /// One shard's counters, summed over its incarnations (a node crash loses the scheduler,
@@ -163,6 +171,8 @@ struct Cell {
     network: Stream,
     /// Counters of incarnations lost to node crashes, summed.
     counters_before: Vec<(&'static str, u64)>,
+    /// Whether its finished shutdown was counted (`World::shutdown_left`).
+    shutdown_counted: bool,
 }
 
 /// One node: a spec, its shards (a range of cells), its clock.
@@ -220,6 +230,10 @@ pub struct World {
     /// Each node's partition and clog in progress, if any (`inject::net_fault`).
     partitions: Vec<Option<inject::NetLink>>,
     clogs: Vec<Option<inject::NetLink>>,
+    /// Whether the run's shutdown began: no fault, restart or phase change from then on.
+    shutting_down: bool,
+    /// Shards whose shutdown began and is not finished.
+    shutdown_left: usize,
 }
 
 impl core::fmt::Debug for World {
@@ -296,6 +310,8 @@ impl World {
             net_events: Vec::new(),
             partitions: vec![None; usize::from(node_count)],
             clogs: vec![None; usize::from(node_count)],
+            shutting_down: false,
+            shutdown_left: 0,
             config,
         };
         world.routing_plain = world.delays.is_plain() && world.planted.is_none();
@@ -316,6 +332,9 @@ impl World {
             world.reschedule(index, Some(0));
         }
         world.plan_faults();
+        if let Some(plan) = world.config.shutdown {
+            world.queue.push(plan.at_ns, Entry::Shutdown);
+        }
         Ok(world)
     }
 
@@ -370,6 +389,7 @@ impl World {
                 last_arrival: vec![0; shard_count].into_boxed_slice(),
                 network: tree.stream(scope, "net.delay"),
                 counters_before: Counters::default().entries().to_vec(),
+                shutdown_counted: false,
             });
         }
         self.nodes.push(Node {
@@ -435,6 +455,9 @@ impl World {
             if self.sink().events() >= limits.events_max {
                 return Ending::EventsMax;
             }
+            if self.shutdown_complete() {
+                return Ending::ShutDown;
+            }
             self.apply_due();
             // Every jump moves time forward (bounded by `time_max`) or applies a queued
             // item (each was pushed by a tick or by the fault plan, which is bounded by the
@@ -447,6 +470,9 @@ impl World {
                     self.world_recorded = false;
                     if self.sink().stop() {
                         return Ending::Stopped;
+                    }
+                    if self.shutdown_complete() {
+                        return Ending::ShutDown;
                     }
                 }
                 match self.next_live_time() {
@@ -484,12 +510,18 @@ impl World {
     /// Whether an entry due at `time` would do nothing.
     fn is_dead(&self, entry: &Entry, time: u64) -> bool {
         match *entry {
-            Entry::Deliver { .. } | Entry::SafetyEnd | Entry::IoDone { .. } => false,
+            Entry::Deliver { .. } | Entry::IoDone { .. } | Entry::Shutdown => false,
             Entry::NetPoll => self.net_poll_at != time,
             Entry::Wake { cell } => self.cells[cell as usize].wake_at != time,
-            Entry::Fault { .. } => self.phase != Phase::Safety,
-            Entry::ShardRestart { cell, epoch } => self.cells[cell as usize].epoch != epoch,
-            Entry::NodeRestart { node, epoch } => self.nodes[usize::from(node)].epoch != epoch,
+            // While shutting down: no fault, no restart, no phase change.
+            Entry::SafetyEnd => self.shutting_down,
+            Entry::Fault { .. } => self.phase != Phase::Safety || self.shutting_down,
+            Entry::ShardRestart { cell, epoch } => {
+                self.cells[cell as usize].epoch != epoch || self.shutting_down
+            }
+            Entry::NodeRestart { node, epoch } => {
+                self.nodes[usize::from(node)].epoch != epoch || self.shutting_down
+            }
         }
     }
 
@@ -528,16 +560,24 @@ impl World {
             }
             Entry::Fault { node, timed } => self.apply_fault(node, timed),
             Entry::ShardRestart { cell, epoch } => {
-                if self.cells[cell as usize].epoch == epoch {
+                if self.cells[cell as usize].epoch == epoch && !self.shutting_down {
                     self.restart_shard(cell as usize);
                 }
             }
             Entry::NodeRestart { node, epoch } => {
-                if self.nodes[usize::from(node)].epoch == epoch {
+                if self.nodes[usize::from(node)].epoch == epoch && !self.shutting_down {
                     self.restart_node(node);
                 }
             }
-            Entry::SafetyEnd => self.end_safety(),
+            Entry::SafetyEnd => {
+                if !self.shutting_down {
+                    self.end_safety();
+                }
+            }
+            Entry::Shutdown => {
+                let drain = self.config.shutdown.map_or(0, |plan| plan.drain_ns);
+                self.begin_shutdown(drain);
+            }
             Entry::IoDone { pending, cell } => self.complete_io(pending, cell),
         }
     }
@@ -653,6 +693,9 @@ impl World {
         if failed {
             // The root group escalated: the shard failed, and recovers like a crashed one.
             self.crash_shard(index, false);
+        }
+        if self.shutting_down {
+            self.note_shutdown(index);
         }
     }
 
@@ -867,6 +910,15 @@ impl World {
             }
             for reaped in &cell.backend.io_ready {
                 held(index, reaped.token);
+            }
+        }
+        for disk in &self.disks {
+            let mut paths: Vec<&str> = disk.paths().collect();
+            paths.sort_unstable();
+            for path in paths {
+                let bytes = disk.durable(path).unwrap_or(&[]).to_vec();
+                let file = DurableFile { node: disk.node(), path: path.to_string(), bytes };
+                view.files.push(file);
             }
         }
         view.in_transit.sort();

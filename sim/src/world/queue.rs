@@ -1,7 +1,7 @@
 //! The world's one queue: what happens next, ordered by (time, sequence).
 //!
 //! Entries are a typed enum: message deliveries, shard wake-ups, timed faults, restarts of
-//! crashed shards and nodes, and the end of the safety phase. Ties at one instant keep the
+//! crashed shards and nodes, the end of the safety phase and the run's shutdown. Ties at one instant keep the
 //! order they were pushed in (the sequence), so the order is a function of the seed alone.
 //! An entry may go dead before its time (a wake-up superseded by another, a fault after the
 //! safety phase, a restart of something that crashed again); the world recognises those
@@ -50,6 +50,8 @@ pub(crate) enum Entry {
     },
     /// The safety phase ends: faults stop, what can heal heals.
     SafetyEnd,
+    /// The run's graceful shutdown begins (`WorldConfig::shutdown`).
+    Shutdown,
     /// An I/O operation of shard `cell` (pending slot `pending` of `world::io`) completes.
     IoDone { pending: u32, cell: u32 },
     /// The virtual network has something due: packets arrive, operations complete.
@@ -90,6 +92,7 @@ impl Entry {
             Entry::ShardRestart { cell, epoch } => (3, u64::from(cell), u64::from(epoch)),
             Entry::NodeRestart { node, epoch } => (4, u64::from(node), u64::from(epoch)),
             Entry::SafetyEnd => (5, 0, 0),
+            Entry::Shutdown => (5, 1, 0),
             Entry::IoDone { pending, cell } => (6, u64::from(cell), u64::from(pending)),
             Entry::NetPoll => (7, 0, 0),
         };
@@ -117,6 +120,8 @@ impl Entry {
             4 => Entry::NodeRestart { node: middle as u16, epoch: low },
             6 => Entry::IoDone { pending: low, cell: middle },
             7 => Entry::NetPoll,
+            // Kind 5 holds the entries without fields, told apart by the middle field.
+            _ if middle == 1 => Entry::Shutdown,
             _ => Entry::SafetyEnd,
         }
     }

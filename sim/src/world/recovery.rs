@@ -90,7 +90,8 @@ impl World {
 
     /// Quarantined shard `index` is revived: a fresh restart budget, and it restarts now.
     pub(super) fn revive_shard(&mut self, index: usize) {
-        if self.cells[index].status != Status::Quarantined {
+        // A shutting-down world brings nothing back.
+        if self.cells[index].status != Status::Quarantined || self.shutting_down {
             return;
         }
         self.lent_mut().faults.counts.shard_revivals += 1;
@@ -271,7 +272,7 @@ impl World {
         }
     }
 
-    fn lent_mut(&mut self) -> &mut crate::backend::Lent {
+    pub(super) fn lent_mut(&mut self) -> &mut crate::backend::Lent {
         self.lent.as_deref_mut().expect("the lent store is home between ticks")
     }
 }

@@ -28,6 +28,7 @@ pub fn config(scenario: &str, seed: u64, sets: &[&str]) -> RunConfig {
         faults: FaultConfig::new(Profile::None, seed),
         fail_on_drop: false,
         fail_on_crash: false,
+        shutdown: None,
     }
 }
 
