@@ -213,7 +213,7 @@ fn shard_line(index: usize, report: &ShardReport, connection_type: usize) -> Str
     let state = match (report.quarantined, report.shutdown) {
         (Some(fault), _) => format!("QUARANTINED ({fault})"),
         (None, Some(shutdown)) if shutdown.drained => format!(
-            "drained ({} isolates in {} us)",
+            "drained ({} isolate(s) ended in {} us)",
             shutdown.isolates_at_start,
             shutdown.ended_at.as_nanos().saturating_sub(shutdown.began_at.as_nanos()) / 1_000
         ),
