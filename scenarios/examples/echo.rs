@@ -94,6 +94,8 @@ struct Options {
     io: IoDriverChoice,
     report: Duration,
     drain: Duration,
+    connections: u32,
+    pin: bool,
     clients: u64,
     round_trips: u64,
     size: u64,
@@ -102,8 +104,8 @@ struct Options {
 }
 
 const USAGE: &str = "usage: echo [mode=server|client] [ip=127.0.0.1] [port=7000] [shards=2] \
-[io=auto|io_uring|epoll] [report=1s, 0: never] [drain=5s] (server) [clients=8] [round_trips=1000] \
-[size=64] [chaos=0|1] [fatal=segv|bus|ill|fpe] (client)";
+[io=auto|io_uring|epoll] [pin=1|0] [report=1s, 0: never] [drain=5s] [connections=64 per shard] \
+(server) [clients=8] [round_trips=1000] [size=64] [chaos=0|1] [fatal=segv|bus|ill|fpe] (client)";
 
 fn options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
@@ -114,6 +116,8 @@ fn options(args: &[String]) -> Result<Options, String> {
         io: IoDriverChoice::Auto,
         report: Duration::from_secs(1),
         drain: Duration::from_secs(5),
+        connections: echo::CONNECTIONS_PER_SHARD,
+        pin: true,
         clients: 8,
         round_trips: 1000,
         size: 64,
@@ -142,6 +146,14 @@ fn options(args: &[String]) -> Result<Options, String> {
             "clients" => options.clients = value.parse().map_err(|_| bad())?,
             "round_trips" => options.round_trips = value.parse().map_err(|_| bad())?,
             "size" => options.size = value.parse().map_err(|_| bad())?,
+            "connections" => options.connections = value.parse().map_err(|_| bad())?,
+            "pin" => {
+                options.pin = match value {
+                    "0" => false,
+                    "1" => true,
+                    _ => return Err(format!("pin={value}: write 0 or 1")),
+                }
+            }
             "chaos" => {
                 options.chaos = match value {
                     "0" => false,
@@ -163,6 +175,13 @@ fn options(args: &[String]) -> Result<Options, String> {
     }
     if usize::from(options.port) + options.shards > usize::from(u16::MAX) + 1 || options.port == 0 {
         return Err(format!("port={}: shard ports port..port+shards must be valid", options.port));
+    }
+    if !(1..=echo::CONNECTIONS_PER_SHARD_MAX).contains(&options.connections) {
+        return Err(format!(
+            "connections={}: use 1 to {} per shard",
+            options.connections,
+            echo::CONNECTIONS_PER_SHARD_MAX
+        ));
     }
     if !(1..=echo::CLIENT_COUNT_MAX).contains(&options.clients) {
         return Err(format!("clients={}: use 1 to {}", options.clients, echo::CLIENT_COUNT_MAX));
@@ -223,11 +242,12 @@ fn shard_line(index: usize, report: &ShardReport, connection_type: usize) -> Str
         (None, None) => "serving".to_string(),
     };
     format!(
-        "shard {index}: {state} io={} connections={} io_completed={} accepts_refused={} crashes={} restarts={}",
+        "shard {index}: {state} io={} connections={} io_completed={} accepts_refused={} spawn_failed={} crashes={} restarts={}",
         report.io.driver.map_or("-", |driver| driver.name()),
         report.live_by_type.get(connection_type).copied().unwrap_or(0),
         c.io_completed,
         report.io.accepts_refused,
+        c.spawn_failed,
         c.crashes,
         c.restarts,
     )
@@ -239,12 +259,14 @@ fn server(options: &Options) -> ExitCode {
         ip: options.ip,
         port_base: options.port,
         udp: false,
+        connections: options.connections,
     };
     let spec = echo::server_spec::<DemoConnection>(&config);
     let connection_type = (0..spec.type_count())
         .find(|&t| spec.type_name(t) == Some("connection"))
         .expect("the echo server registers its connections");
-    let runtime_config = RuntimeConfig { io_driver: options.io, ..RuntimeConfig::default() };
+    let runtime_config =
+        RuntimeConfig { io_driver: options.io, pin: options.pin, ..RuntimeConfig::default() };
     let runtime = match Runtime::boot(spec, runtime_config) {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -331,7 +353,8 @@ fn client(options: &Options) -> ExitCode {
     let client_type = (0..spec.type_count())
         .find(|&t| spec.type_name(t) == Some("client"))
         .expect("the client node registers its clients");
-    let runtime_config = RuntimeConfig { io_driver: options.io, ..RuntimeConfig::default() };
+    let runtime_config =
+        RuntimeConfig { io_driver: options.io, pin: options.pin, ..RuntimeConfig::default() };
     let runtime = match Runtime::boot(spec, runtime_config) {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -743,11 +743,19 @@ pub struct ServerConfig {
     /// Whether shard 0 also runs the UDP echo on `UDP_PORT` (simulator only: it binds
     /// `SIM_SERVER_IP`).
     pub udp: bool,
+    /// Connection isolates per shard, 1 to `CONNECTIONS_PER_SHARD_MAX` (clamped); the
+    /// scenario uses `CONNECTIONS_PER_SHARD`. Each has one receive or send in flight and
+    /// one I/O buffer, so the shard's buffers and in-flight table grow with it.
+    pub connections: u32,
 }
 
-/// Connection isolates per shard of an echo server: each accepted socket beyond them is
-/// closed at once (the listener's spawn fails), so memory stays flat under a flood.
+/// Connection isolates per shard of an echo server by default (`ServerConfig::
+/// connections`): each accepted socket beyond them is closed at once (the listener's
+/// spawn fails), so memory stays flat under a flood.
 pub const CONNECTIONS_PER_SHARD: u32 = 64;
+
+/// The most connection isolates per shard a `ServerConfig` may ask for.
+pub const CONNECTIONS_PER_SHARD_MAX: u32 = 4096;
 
 /// The echo server node: a root group per shard that tolerates a storm of restarts, a
 /// [`Listener`] on every shard spawning a connection isolate `C` per accepted socket (the
@@ -756,8 +764,13 @@ pub const CONNECTIONS_PER_SHARD: u32 = 64;
 pub fn server_spec<C: Isolate<Args = ConnectionArgs>>(config: &ServerConfig) -> SystemSpec {
     let mut server = SystemSpec::new(config.shards);
     let listener = server.register::<Listener<C>>(TypeConfig::new("listener").slots(1));
-    server.register::<C>(TypeConfig::new("connection").slots(CONNECTIONS_PER_SHARD));
-    server.io_buffers(256, 256);
+    let connections = config.connections.clamp(1, CONNECTIONS_PER_SHARD_MAX);
+    server.register::<C>(TypeConfig::new("connection").slots(connections));
+    // One buffer and one operation per connection, and room for the listener and the UDP
+    // echo; never fewer than the scenario has always had.
+    let per_shard = (connections + 64).max(256);
+    server.io_buffers(per_shard, 256);
+    server.io_in_flight_max(per_shard.max(SystemSpec::IO_IN_FLIGHT_MAX_DEFAULT));
     let udp_echo = server.register::<UdpEcho>(TypeConfig::new("udp-echo").slots(1));
     let ip = u64::from(config.ip.to_bits());
     for shard in 0..config.shards {
@@ -810,7 +823,13 @@ impl Scenario for EchoScenario {
         // At most 16 shards and 64 clients (the parameters' bounds).
         let (clients, shards) = (clients as usize, shards as usize);
         let (tcp, udp) = (params.get("udp") != 2, params.get("udp") != 0);
-        let server = ServerConfig { shards, ip: SIM_SERVER_IP, port_base: PORT_BASE, udp };
+        let server = ServerConfig {
+            shards,
+            ip: SIM_SERVER_IP,
+            port_base: PORT_BASE,
+            udp,
+            connections: CONNECTIONS_PER_SHARD,
+        };
         let mut nodes = vec![server_spec::<Connection>(&server)];
         for client in 0..clients {
             let args = ClientArgs {

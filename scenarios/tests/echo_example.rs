@@ -58,8 +58,15 @@ struct Server {
 
 impl Server {
     fn start(port: u16, io: &str) -> Server {
+        Server::start_with(port, io, &[])
+    }
+
+    /// Starts the server with `extra` settings after the port, driver and report interval.
+    fn start_with(port: u16, io: &str, extra: &[&str]) -> Server {
+        let mut args = vec![format!("port={port}"), format!("io={io}"), "report=200ms".to_string()];
+        args.extend(extra.iter().map(|arg| (*arg).to_string()));
         let mut child = Command::new(example())
-            .args([format!("port={port}"), format!("io={io}"), "report=200ms".to_string()])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -82,6 +89,17 @@ impl Server {
         let server = Server { child, lines, readers };
         server.wait_for(&format!("shard 1 listens on 127.0.0.1:{}", port + 1));
         server
+    }
+
+    /// The server's resident memory in KiB, from `/proc/<pid>/status`.
+    fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmRSS line")
     }
 
     fn output(&self) -> String {
@@ -292,5 +310,93 @@ fn sigterm_under_load_drains_and_every_echo_stays_byte_exact() {
         assert!(output.contains("shard 0: drained ("), "{io}:\n{output}");
         assert!(output.contains("shard 1: drained ("), "{io}:\n{output}");
         assert_eq!(code, Some(0), "a drained stop ({io}):\n{output}");
+    }
+}
+
+/// A flood of connections far beyond the server's limit (8 connection isolates per shard
+/// here): the excess is closed at once and counted, the resident memory stays flat, and a
+/// client that comes afterwards is served.
+#[test]
+fn a_connection_flood_beyond_the_limit_is_refused_and_memory_stays_flat() {
+    const LIMIT: usize = 8;
+    const FLOOD: usize = 2_000;
+    for io in ["io_uring", "epoll"] {
+        let port = free_port_pair();
+        let server = Server::start_with(port, io, &[&format!("connections={LIMIT}")]);
+        // Warm up: a full set of connections, each echoed once, so every page the limit
+        // allows has been touched before the baseline.
+        let mut held: Vec<TcpStream> = (0..LIMIT)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("shard 0 accepts"))
+            .collect();
+        for stream in &mut held {
+            stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+            stream.write_all(&[7u8; SIZE]).expect("sent");
+            let mut echo = [0u8; SIZE];
+            stream.read_exact(&mut echo).expect("echoed");
+            assert_eq!(echo, [7u8; SIZE]);
+        }
+        let before = server.resident_kib();
+        // The flood, while the limit's worth of connections stays open: every one of these
+        // is refused (closed by the server at once).
+        let mut refused = 0;
+        for chunk in 0..FLOOD / 100 {
+            let flood: Vec<TcpStream> =
+                (0..100).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+            for mut stream in flood {
+                stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                let mut byte = [0u8; 1];
+                match stream.read(&mut byte) {
+                    Ok(0) => refused += 1,
+                    Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                        refused += 1
+                    }
+                    other => panic!("{io} chunk {chunk}: a connection past the limit: {other:?}"),
+                }
+            }
+        }
+        let after = server.resident_kib();
+        assert_eq!(refused, FLOOD, "{io}: every connection past the limit was closed");
+        assert!(
+            after <= before + 1024,
+            "{io}: resident memory grew from {before} KiB to {after} KiB under the flood"
+        );
+        // The held connections still echo; a newcomer is served once one of them leaves.
+        for stream in &mut held {
+            stream.write_all(&[9u8; SIZE]).expect("sent");
+            let mut echo = [0u8; SIZE];
+            stream.read_exact(&mut echo).expect("still echoed");
+            assert_eq!(echo, [9u8; SIZE]);
+        }
+        drop(held.pop());
+        let started = Instant::now();
+        loop {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("shard 0 accepts");
+            stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+            let mut echo = [0u8; SIZE];
+            if stream.write_all(&[5u8; SIZE]).is_ok() && stream.read_exact(&mut echo).is_ok() {
+                assert_eq!(echo, [5u8; SIZE]);
+                break;
+            }
+            // The freed slot is not back yet (its close is still under way).
+            assert!(started.elapsed() < PATIENCE, "{io}: no slot came back");
+        }
+        drop(held);
+        server.signal("TERM");
+        let (code, output) = server.finish();
+        let refusals: u64 = output
+            .lines()
+            .filter(|line| line.starts_with("shard 0: drained"))
+            .filter_map(|line| {
+                let field = |name: &str| {
+                    line.split_whitespace()
+                        .find_map(|word| word.strip_prefix(name))
+                        .and_then(|value| value.parse::<u64>().ok())
+                };
+                Some(field("spawn_failed=")? + field("accepts_refused=")?)
+            })
+            .next()
+            .expect("shard 0's final line");
+        assert!(refusals >= FLOOD as u64, "{io}: {refusals} refusals counted:\n{output}");
+        assert_eq!(code, Some(0), "{io}:\n{output}");
     }
 }

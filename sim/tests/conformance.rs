@@ -231,7 +231,13 @@ fn echo_on_real(io: tina::prod::IoDriverChoice) -> Totals {
         .expect("two consecutive free ports");
     let ip = std::net::Ipv4Addr::LOCALHOST;
     let config = RuntimeConfig { io_driver: io, ..RuntimeConfig::default() };
-    let server_config = echo::ServerConfig { shards: 2, ip, port_base: port, udp: false };
+    let server_config = echo::ServerConfig {
+        shards: 2,
+        ip,
+        port_base: port,
+        udp: false,
+        connections: echo::CONNECTIONS_PER_SHARD,
+    };
     let server = Runtime::boot(echo::server_spec::<echo::Connection>(&server_config), config)
         .expect("the server boots");
     let clients: Vec<echo::ClientArgs> = (0..ECHO_CLIENTS)

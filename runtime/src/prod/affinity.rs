@@ -136,6 +136,17 @@ impl CorePlan {
         Ok(CorePlan { cores })
     }
 
+    /// Only the cores `spec` names (checked against `available` as by `new`); every other
+    /// shard unpinned.
+    pub fn unpinned(spec: &SystemSpec, available: &[CoreId]) -> Result<CorePlan, AffinityError> {
+        let mut plan = CorePlan::new(spec, available)?;
+        let named = spec.core_ids().len();
+        for core in plan.cores.iter_mut().skip(named) {
+            *core = None;
+        }
+        Ok(plan)
+    }
+
     /// The core `shard` runs on, if the plan pins it.
     pub fn core(&self, shard: ShardId) -> Option<CoreId> {
         self.cores.get(shard.index()).copied().flatten()
@@ -184,6 +195,21 @@ mod tests {
                 .join(" "),
             Err(error) => error.to_string(),
         }
+    }
+
+    /// Unpinned, only the named cores are kept (and still checked).
+    #[test]
+    fn unpinned_keeps_only_named_cores() {
+        let plan = |shards: usize, named: &[usize]| {
+            let mut spec = SystemSpec::new(shards);
+            spec.cores(named);
+            CorePlan::unpinned(&spec, &cores(&[0, 1, 2, 3])).map(|plan| {
+                (0..shards).map(|s| plan.core(ShardId(s as u8)).map(|c| c.0)).collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(plan(3, &[]).unwrap(), vec![None, None, None]);
+        assert_eq!(plan(3, &[2]).unwrap(), vec![Some(2), None, None]);
+        assert!(plan(2, &[9]).is_err());
     }
 
     /// Without named cores, shard `i` takes the `i % n`-th available core, on sparse ids

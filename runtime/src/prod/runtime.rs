@@ -102,6 +102,13 @@ pub struct RuntimeConfig {
     /// opening fails with `IoError::TooManyHandles` and accepted connections are closed at
     /// once (counted in `IoReport`).
     pub io_handles_max: u32,
+    /// Whether shards the spec names no core for are pinned, shard `i` to the `i % n`-th
+    /// core the process may use (default `true`: one core per shard, the usual shape on a
+    /// machine the runtime has to itself). `false` leaves them to the operating system's
+    /// scheduler, which can move a shard away from a busy process that shares its cores
+    /// (a load generator on the same small machine, for one). Cores the spec names
+    /// (`SystemSpec::cores`) are pinned either way.
+    pub pin: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -113,6 +120,7 @@ impl Default for RuntimeConfig {
             stall_limit: Some(fatal::STALL_LIMIT_DEFAULT),
             io_driver: IoDriverChoice::Auto,
             io_handles_max: IO_HANDLES_DEFAULT,
+            pin: true,
         }
     }
 }
@@ -296,7 +304,13 @@ impl Runtime {
             ));
         }
         memory::check_spec(&spec, config.ring_capacity).map_err(RuntimeError::Memory)?;
-        let plan = CorePlan::new(&spec, &available_cores()).map_err(RuntimeError::Affinity)?;
+        let available = available_cores();
+        let plan = if config.pin {
+            CorePlan::new(&spec, &available)
+        } else {
+            CorePlan::unpinned(&spec, &available)
+        }
+        .map_err(RuntimeError::Affinity)?;
         let shards = spec.shard_count();
         // Rings: outgoing[from][to] and incoming[to] (peers in shard order, then injectors).
         let mut outgoing: Vec<Vec<Option<Producer<Message>>>> =
