@@ -24,6 +24,14 @@ const CLIENTS_PER_SHARD: usize = 8;
 /// How long anything here may take before the test calls it stuck.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The tests here run one at a time: each is a server with two pinned shards and up to 16
+/// busy client threads, and the machine may have two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The example binary, built by the cargo running this test, in this test's profile.
 fn example() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -227,14 +235,29 @@ fn each_makes_progress(tallies: &[Arc<Tally>], before: &[u64], what: &str) {
     }
 }
 
+/// A server on `io` with both shards busy: every client has had at least one echo.
+fn busy_server(io: &str) -> (u16, Server, Load) {
+    let port = free_port_pair();
+    let server = Server::start(port, io);
+    let load = load(port);
+    each_makes_progress(&load.1[0], &[0; CLIENTS_PER_SHARD], "shard 0 serves");
+    each_makes_progress(&load.1[1], &[0; CLIENTS_PER_SHARD], "shard 1 serves");
+    (port, server, load)
+}
+
+/// Stops the clients and waits for their threads.
+fn end_load(stop: &AtomicBool, threads: Vec<JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().expect("client");
+    }
+}
+
 #[test]
 fn a_fatal_signal_quarantines_one_shard_and_the_other_keeps_serving() {
+    let _serial = one_at_a_time();
     for io in ["io_uring", "epoll"] {
-        let port = free_port_pair();
-        let server = Server::start(port, io);
-        let (stop, tallies, threads) = load(port);
-        each_makes_progress(&tallies[0], &[0; CLIENTS_PER_SHARD], "shard 0 serves");
-        each_makes_progress(&tallies[1], &[0; CLIENTS_PER_SHARD], "shard 1 serves");
+        let (port, server, (stop, tallies, threads)) = busy_server(io);
 
         // A person's request on its own connection to shard 1.
         let mut fatal = TcpStream::connect(("127.0.0.1", port + 1)).expect("shard 1 accepts");
@@ -248,10 +271,7 @@ fn a_fatal_signal_quarantines_one_shard_and_the_other_keeps_serving() {
         let again = echoed(&tallies[0]);
         each_makes_progress(&tallies[0], &again, "shard 0 keeps serving");
 
-        stop.store(true, Ordering::Relaxed);
-        for thread in threads {
-            thread.join().expect("client");
-        }
+        end_load(&stop, threads);
         assert_eq!(mismatched(std::slice::from_ref(&tallies)), 0, "every echo byte-exact ({io})");
         server.signal("TERM");
         let (code, output) = server.finish();
@@ -278,21 +298,15 @@ fn failures(tallies: &[Arc<Tally>]) -> Vec<u64> {
 /// its drain finished.
 #[test]
 fn sigterm_under_load_drains_and_every_echo_stays_byte_exact() {
+    let _serial = one_at_a_time();
     for io in ["io_uring", "epoll"] {
-        let port = free_port_pair();
-        let server = Server::start(port, io);
-        let (stop, tallies, threads) = load(port);
-        each_makes_progress(&tallies[0], &[0; CLIENTS_PER_SHARD], "shard 0 serves");
-        each_makes_progress(&tallies[1], &[0; CLIENTS_PER_SHARD], "shard 1 serves");
+        let (_port, server, (stop, tallies, threads)) = busy_server(io);
         let failed_before: Vec<Vec<u64>> = tallies.iter().map(|t| failures(t)).collect();
 
         server.signal("TERM");
         let (code, output) = server.finish();
         // The clients ran on through the drain; stop them now that the server is gone.
-        stop.store(true, Ordering::Relaxed);
-        for thread in threads {
-            thread.join().expect("client");
-        }
+        end_load(&stop, threads);
         assert_eq!(mismatched(std::slice::from_ref(&tallies)), 0, "every echo byte-exact ({io})");
         // Every client saw its connection end: the drain closed them, it did not wait for
         // the clients to leave.
@@ -313,13 +327,23 @@ fn sigterm_under_load_drains_and_every_echo_stays_byte_exact() {
     }
 }
 
+/// Sends `SIZE` bytes of `byte` and checks they come back.
+fn echo_once(stream: &mut TcpStream, byte: u8) {
+    stream.write_all(&[byte; SIZE]).expect("sent");
+    let mut echo = [0u8; SIZE];
+    stream.read_exact(&mut echo).expect("echoed");
+    assert_eq!(echo, [byte; SIZE]);
+}
+
 /// A flood of connections far beyond the server's limit (8 connection isolates per shard
 /// here): the excess is closed at once and counted, the resident memory stays flat, and a
 /// client that comes afterwards is served.
 #[test]
 fn a_connection_flood_beyond_the_limit_is_refused_and_memory_stays_flat() {
+    let _serial = one_at_a_time();
     const LIMIT: usize = 8;
-    const FLOOD: usize = 2_000;
+    const FLOOD: usize = 2_048;
+    const FLOOD_CHUNK: usize = 32;
     for io in ["io_uring", "epoll"] {
         let port = free_port_pair();
         let server = Server::start_with(port, io, &[&format!("connections={LIMIT}")]);
@@ -330,18 +354,18 @@ fn a_connection_flood_beyond_the_limit_is_refused_and_memory_stays_flat() {
             .collect();
         for stream in &mut held {
             stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
-            stream.write_all(&[7u8; SIZE]).expect("sent");
-            let mut echo = [0u8; SIZE];
-            stream.read_exact(&mut echo).expect("echoed");
-            assert_eq!(echo, [7u8; SIZE]);
+            echo_once(stream, 7);
         }
         let before = server.resident_kib();
-        // The flood, while the limit's worth of connections stays open: every one of these
-        // is refused (closed by the server at once).
+        // The flood, while the limit's worth of connections stays open and busy (each echoes
+        // once per chunk, so the server's idle timeout never closes one): every one of these
+        // is refused (closed by the server at once). Chunks stay below the listen backlog,
+        // so no connect waits out a SYN retransmission on a slow machine.
         let mut refused = 0;
-        for chunk in 0..FLOOD / 100 {
-            let flood: Vec<TcpStream> =
-                (0..100).filter_map(|_| TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+        for chunk in 0..FLOOD / FLOOD_CHUNK {
+            let flood: Vec<TcpStream> = (0..FLOOD_CHUNK)
+                .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("the kernel accepts"))
+                .collect();
             for mut stream in flood {
                 stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
                 let mut byte = [0u8; 1];
@@ -353,6 +377,9 @@ fn a_connection_flood_beyond_the_limit_is_refused_and_memory_stays_flat() {
                     other => panic!("{io} chunk {chunk}: a connection past the limit: {other:?}"),
                 }
             }
+            for stream in &mut held {
+                echo_once(stream, chunk as u8);
+            }
         }
         let after = server.resident_kib();
         assert_eq!(refused, FLOOD, "{io}: every connection past the limit was closed");
@@ -362,10 +389,7 @@ fn a_connection_flood_beyond_the_limit_is_refused_and_memory_stays_flat() {
         );
         // The held connections still echo; a newcomer is served once one of them leaves.
         for stream in &mut held {
-            stream.write_all(&[9u8; SIZE]).expect("sent");
-            let mut echo = [0u8; SIZE];
-            stream.read_exact(&mut echo).expect("still echoed");
-            assert_eq!(echo, [9u8; SIZE]);
+            echo_once(stream, 9);
         }
         drop(held.pop());
         let started = Instant::now();
