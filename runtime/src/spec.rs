@@ -543,6 +543,26 @@ impl SystemSpec {
         self.types.get(index).map(|entry| entry.config.name)
     }
 
+    /// The index of the first isolate type registered under `name` (as `type_name` gives
+    /// it back), for reports indexed by type such as `live_by_type`.
+    ///
+    /// ```
+    /// # use tina::{Ctx, Effect, Isolate, Message, SystemSpec, TypeConfig};
+    /// # struct Worker;
+    /// # impl Isolate for Worker {
+    /// #     type Args = ();
+    /// #     fn init(_: (), _: &mut Ctx<'_>) -> (Worker, Effect) { (Worker, Effect::Receive) }
+    /// #     fn handle(&mut self, _: &Message, _: &mut Ctx<'_>) -> Effect { Effect::Receive }
+    /// # }
+    /// let mut spec = SystemSpec::new(1);
+    /// spec.register::<Worker>(TypeConfig::new("worker").slots(4));
+    /// assert_eq!(spec.type_named("worker"), Some(0));
+    /// assert_eq!(spec.type_named("nobody"), None);
+    /// ```
+    pub fn type_named(&self, name: &str) -> Option<usize> {
+        self.types.iter().position(|entry| entry.config.name == name)
+    }
+
     /// Total slots of every type on one shard.
     pub(crate) fn slots_per_shard(&self) -> usize {
         self.types.iter().map(|entry| entry.config.slot_count as usize).sum()

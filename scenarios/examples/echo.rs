@@ -244,13 +244,24 @@ fn shard_line(index: usize, report: &ShardReport, connection_type: usize) -> Str
     format!(
         "shard {index}: {state} io={} connections={} io_completed={} accepts_refused={} spawn_failed={} crashes={} restarts={}",
         report.io.driver.map_or("-", |driver| driver.name()),
-        report.live_by_type.get(connection_type).copied().unwrap_or(0),
+        report.live_in_type(connection_type),
         c.io_completed,
         report.io.accepts_refused,
         c.spawn_failed,
         c.crashes,
         c.restarts,
     )
+}
+
+/// Boots `spec` with the driver and pinning of `options`; exit status 1, said on stderr,
+/// when it cannot.
+fn boot(spec: tina::SystemSpec, options: &Options) -> Result<Runtime, ExitCode> {
+    let config =
+        RuntimeConfig { io_driver: options.io, pin: options.pin, ..RuntimeConfig::default() };
+    Runtime::boot(spec, config).map_err(|error| {
+        eprintln!("error: {error}");
+        ExitCode::from(1)
+    })
 }
 
 fn server(options: &Options) -> ExitCode {
@@ -262,17 +273,11 @@ fn server(options: &Options) -> ExitCode {
         connections: options.connections,
     };
     let spec = echo::server_spec::<DemoConnection>(&config);
-    let connection_type = (0..spec.type_count())
-        .find(|&t| spec.type_name(t) == Some("connection"))
-        .expect("the echo server registers its connections");
-    let runtime_config =
-        RuntimeConfig { io_driver: options.io, pin: options.pin, ..RuntimeConfig::default() };
-    let runtime = match Runtime::boot(spec, runtime_config) {
+    let connection_type =
+        spec.type_named("connection").expect("the echo server registers its connections");
+    let runtime = match boot(spec, options) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let reports = runtime.reports();
     let driver = reports[0].io.driver.map_or("-", |driver| driver.name());
@@ -350,17 +355,10 @@ fn client(options: &Options) -> ExitCode {
         })
         .collect();
     let spec = echo::client_spec(&clients, true, false);
-    let client_type = (0..spec.type_count())
-        .find(|&t| spec.type_name(t) == Some("client"))
-        .expect("the client node registers its clients");
-    let runtime_config =
-        RuntimeConfig { io_driver: options.io, pin: options.pin, ..RuntimeConfig::default() };
-    let runtime = match Runtime::boot(spec, runtime_config) {
+    let client_type = spec.type_named("client").expect("the client node registers its clients");
+    let runtime = match boot(spec, options) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     println!(
         "{} clients x {} round trips of {} bytes against {}:{}..{}",
@@ -371,9 +369,7 @@ fn client(options: &Options) -> ExitCode {
         options.port,
         options.port as usize + serving - 1
     );
-    let done = |reports: &[ShardReport]| {
-        reports.iter().all(|r| r.live_by_type.get(client_type).copied().unwrap_or(0) == 0)
-    };
+    let done = |reports: &[ShardReport]| reports.iter().all(|r| r.live_in_type(client_type) == 0);
     let (summary, ended) = match runtime.run_until_signal(options.drain, done) {
         Ok(ended) => ended,
         Err(error) => {

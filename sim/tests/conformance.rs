@@ -40,15 +40,11 @@ fn on_real(setup: fn() -> Setup, finisher: &str) -> Totals {
 /// (`None`: until no isolate at all is), then stops it and returns its counters.
 fn on_real_until(setup: fn() -> Setup, finisher: Option<&str>) -> Totals {
     let spec = setup().nodes.into_iter().next().expect("one node");
-    let finisher = finisher.map(|finisher| {
-        (0..spec.type_count())
-            .find(|&t| spec.type_name(t) == Some(finisher))
-            .expect("the finisher's type")
-    });
+    let finisher = finisher.map(|finisher| spec.type_named(finisher).expect("the finisher's type"));
     let runtime = Runtime::boot(spec, RuntimeConfig::default()).expect("boots");
     let finished = runtime.wait_until(PATIENCE, |reports| {
         reports.iter().all(|r| match finisher {
-            Some(finisher) => r.live_by_type.get(finisher).copied().unwrap_or(0) == 0,
+            Some(finisher) => r.live_in_type(finisher) == 0,
             None => r.live_isolates == 0,
         })
     });
@@ -265,12 +261,10 @@ fn echo_on_real(io: tina::prod::IoDriverChoice) -> Totals {
         })
         .collect();
     let spec = echo::client_spec(&clients, true, false);
-    let client_type =
-        (0..spec.type_count()).find(|&t| spec.type_name(t) == Some("client")).expect("clients");
+    let client_type = spec.type_named("client").expect("clients");
     let runtime = Runtime::boot(spec, config).expect("the clients boot");
-    let finished = runtime.wait_until(PATIENCE, |reports| {
-        reports.iter().all(|r| r.live_by_type.get(client_type).copied().unwrap_or(0) == 0)
-    });
+    let finished = runtime
+        .wait_until(PATIENCE, |reports| reports.iter().all(|r| r.live_in_type(client_type) == 0));
     assert!(finished, "every client ended on real sockets ({io:?}): {:?}", runtime.reports());
     let totals = runtime.stop().total().into_iter().collect();
     drop(server.stop());

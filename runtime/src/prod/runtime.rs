@@ -225,6 +225,14 @@ pub struct ShardReport {
     pub shutdown: Option<ShutdownReport>,
 }
 
+impl ShardReport {
+    /// Live isolates of type `type_index` (`SystemSpec::type_named` finds it by name); 0 for
+    /// an index the spec does not have.
+    pub fn live_in_type(&self, type_index: usize) -> usize {
+        self.live_by_type.get(type_index).copied().unwrap_or(0)
+    }
+}
+
 /// What every thread and the handle share.
 struct Shared {
     stop: AtomicBool,

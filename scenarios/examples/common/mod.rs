@@ -85,7 +85,7 @@ pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
         eprintln!("error: scenario {scenario_name} has no node");
         return ExitCode::from(2);
     };
-    let finisher_type = (0..spec.type_count()).find(|&t| spec.type_name(t) == Some(finisher));
+    let finisher_type = spec.type_named(finisher);
     let Some(finisher_type) = finisher_type else {
         eprintln!("error: scenario {scenario_name} has no isolate type {finisher}");
         return ExitCode::from(2);
@@ -101,9 +101,7 @@ pub fn run_example(scenario_name: &str, finisher: &str) -> ExitCode {
     let settings: Vec<String> =
         params.entries().iter().map(|(key, value)| format!("{key}={value}")).collect();
     println!("{scenario_name} on {shards} shard threads: {}", settings.join(" "));
-    let done = |reports: &[ShardReport]| {
-        reports.iter().all(|r| r.live_by_type.get(finisher_type).copied().unwrap_or(0) == 0)
-    };
+    let done = |reports: &[ShardReport]| reports.iter().all(|r| r.live_in_type(finisher_type) == 0);
     let (summary, ended) = match runtime.run_until_signal(DRAIN, done) {
         Ok(ended) => ended,
         Err(error) => {
