@@ -321,18 +321,14 @@ mod tests {
     use crate::testing::{TestBackend, TestConfig};
     use crate::trace::NO_REASON;
 
-    use super::super::test_support::Idle;
+    use super::super::test_support::{Idle, idle_core};
 
     /// A slot that ends an incarnation at the last generation is retired: never handed out
     /// again, counted and traced, and its last handle is stale, as is the slot's address.
     /// The last generation is one below the latest-handle marker, which no incarnation gets.
     #[test]
     fn slot_at_last_generation_is_retired() {
-        let mut spec = SystemSpec::new(1);
-        spec.register::<Idle>(TypeConfig::new("idle").slots(1));
-        let mut core = ShardCore::new(&spec, ShardId(0));
-        let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
-        core.trace_on = true;
+        let (mut core, mut backend) = idle_core(1);
         let idle = Some(0);
 
         core.types[0].meta[0].generation = GENERATION_MAX - 1;

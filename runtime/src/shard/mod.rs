@@ -300,8 +300,22 @@ impl ShardCore {
 /// What the unit tests of the shard's files share.
 #[cfg(test)]
 pub(super) mod test_support {
+    use super::ShardCore;
+    use crate::handle::ShardId;
     use crate::isolate::{Effect, Isolate};
     use crate::message::Message;
+    use crate::spec::{SystemSpec, TypeConfig};
+    use crate::testing::{TestBackend, TestConfig};
+
+    /// Shard 0 of a one-shard spec whose only type (index 0) is `Idle` with `slots` slots,
+    /// tracing on, and a test backend for it.
+    pub(crate) fn idle_core(slots: u32) -> (ShardCore, TestBackend) {
+        let mut spec = SystemSpec::new(1);
+        spec.register::<Idle>(TypeConfig::new("idle").slots(slots));
+        let mut core = ShardCore::new(&spec, ShardId(0));
+        core.trace_on = true;
+        (core, TestBackend::new(ShardId(0), &TestConfig::default()))
+    }
 
     /// An isolate that only waits.
     pub(crate) struct Idle;

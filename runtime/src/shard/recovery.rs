@@ -127,25 +127,19 @@ impl ShardCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handle::{Handle, ShardId};
+    use crate::handle::Handle;
     use crate::limits::GENERATION_MAX;
-    use crate::spec::TypeConfig;
     use crate::supervision::NO_GROUP;
-    use crate::testing::{TestBackend, TestConfig};
     use crate::trace::SpawnError;
 
-    use super::super::test_support::Idle;
+    use super::super::test_support::idle_core;
 
     /// A crash bumps every slot's generation, free slots' too, so no handle from before the
     /// crash names anything after it; a free slot already at the last generation is retired
     /// (counted, traced, off the free list); the free list is rebuilt lowest slot first.
     #[test]
     fn crash_bumps_every_generation_and_resets_the_free_list() {
-        let mut spec = SystemSpec::new(1);
-        spec.register::<Idle>(TypeConfig::new("idle").slots(3));
-        let mut core = ShardCore::new(&spec, ShardId(0));
-        let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
-        core.trace_on = true;
+        let (mut core, mut backend) = idle_core(3);
         let idle = Some(0);
         let live = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("a slot");
         assert_eq!(core.pop_pending_init(), Some((0, 0, live)));

@@ -66,24 +66,18 @@ impl ShardCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handle::{Handle, ShardId};
-    use crate::spec::{SystemSpec, TypeConfig};
+    use crate::handle::Handle;
     use crate::supervision::NO_GROUP;
-    use crate::testing::{TestBackend, TestConfig};
     use crate::trace::SpawnError;
 
-    use super::super::test_support::Idle;
+    use super::super::test_support::idle_core;
 
     /// Beginning a shutdown sets the notice on every live slot (and wakes the waiting
     /// ones) once; a second begin does nothing; spawns from isolates are refused from then
     /// on, while the shard's own reservations (a restart's boot children) are not.
     #[test]
     fn begin_notifies_every_live_slot_once_and_refuses_spawns() {
-        let mut spec = SystemSpec::new(1);
-        spec.register::<Idle>(TypeConfig::new("idle").slots(3));
-        let mut core = ShardCore::new(&spec, ShardId(0));
-        let mut backend = TestBackend::new(ShardId(0), &TestConfig::default());
-        core.trace_on = true;
+        let (mut core, mut backend) = idle_core(3);
         let idle = Some(0);
         let first = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("slot");
         let second = core.reserve(&mut backend, Handle::NONE, idle, &[], NO_GROUP).expect("slot");
